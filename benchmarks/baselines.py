@@ -1,0 +1,182 @@
+"""Vanilla baselines on the bundled CIFAR-10 subset, on CPU, under a documented shortened protocol.
+
+Measures, side by side in one process:
+  * accuracy of the random real subset and of vanilla DM (pixels) at IPC 1 and 10;
+  * ConvNet-D3 trained on the whole subset (the ceiling);
+  * CPU time per DM iteration and per evaluation epoch, so users can plan runs.
+Writes docs/BENCHMARKS.md (the baselines section) and docs/benchmarks/baselines.json.
+
+    python benchmarks/baselines.py            # about 45 minutes on 2 cores
+    python benchmarks/baselines.py --quick    # a few minutes, for checking the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ddcodec import __version__, api  # noqa: E402
+from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.evaluate import EvalConfig, accuracy, train_network  # noqa: E402
+
+
+def timed_hook(stamps: list[float]):
+    def hook(*_):
+        stamps.append(time.perf_counter())
+    return hook
+
+
+def per_step(stamps: list[float], start: float) -> float:
+    times = [b - a for a, b in zip([start] + stamps[:-1], stamps)]
+    return statistics.median(times[1:] if len(times) > 1 else times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dm-iterations", type=int, default=500)
+    parser.add_argument("--batch-real", type=int, default=64)
+    parser.add_argument("--full-epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="tiny settings, to test the script")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.runs, args.dm_iterations, args.full_epochs = 4, 1, 3, 1
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    results, timings = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for ipc in (1, 10):
+            for loss, label in (("none", "random real"), ("dm", "DM (pixels)")):
+                path = Path(tmp) / f"{loss}_ipc{ipc}.pt"
+                stamps: list[float] = []
+                t0 = time.perf_counter()
+                api.distill("cifar10-subset", path, device="cpu", loss=loss, ipc=ipc,
+                            iterations=args.dm_iterations, batch_real=args.batch_real,
+                            on_iteration=timed_hook(stamps))
+                if loss == "dm":
+                    timings[f"dm_iteration_ipc{ipc}_s"] = per_step(stamps, t0)
+                epoch_stamps: list[float] = []
+                t0 = time.perf_counter()
+                report = api.measure(path, epochs=args.epochs, runs=args.runs, device="cpu",
+                                     on_epoch=timed_hook(epoch_stamps))
+                timings[f"eval_epoch_ipc{ipc}_s"] = per_step(epoch_stamps, t0)
+                report["label"], report["ipc"] = label, ipc
+                results.append(report)
+                print(f"{label:12s} IPC {ipc:2d}: {100 * report['accuracy_mean']:.2f} ± "
+                      f"{100 * report['accuracy_std']:.2f} %  ({report['bpc']:,.0f} bpc)",
+                      flush=True)
+        # reference DM settings (256 real images per class), timed only
+        stamps = []
+        t0 = time.perf_counter()
+        api.distill("cifar10-subset", None, device="cpu", loss="dm", ipc=10, iterations=3,
+                    batch_real=256, on_iteration=timed_hook(stamps))
+        timings["dm_iteration_ipc10_batch256_s"] = per_step(stamps, t0)
+
+    dataset = load_dataset("cifar10-subset")
+    full_config = EvalConfig(epochs=args.full_epochs, batch_size=64, dsa_strategy="flip")
+    stamps = []
+    t0 = time.perf_counter()
+    net = train_network(dataset.train_images(), dataset.y_train, dataset.num_classes,
+                        full_config, seed=0, device=torch.device("cpu"),
+                        on_epoch=timed_hook(stamps))
+    full_acc = accuracy(net, dataset.test_images(), dataset.y_test, torch.device("cpu"))
+    timings["full_subset_epoch_s"] = per_step(stamps, t0)
+    print(f"whole subset: {100 * full_acc:.2f} %", flush=True)
+
+    record = {
+        "date": dt.date.today().isoformat(), "ddcodec_version": __version__,
+        "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch threads",
+        "torch": torch.__version__, "args": vars(args), "results": results,
+        "full_subset": {"accuracy": full_acc, "config": full_config.to_dict(),
+                        "train_images": int(dataset.x_train.shape[0])},
+        "timings": timings, "wall_s": time.perf_counter() - started,
+    }
+    write_outputs(record, Path(args.out))
+
+
+def write_outputs(record: dict, out: Path) -> None:
+    json_path = out.parent / "benchmarks" / "baselines.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(record, indent=1))
+    a, t = record["args"], record["timings"]
+    lines = [
+        "## Vanilla baselines (CIFAR-10 subset, CPU)",
+        "",
+        f"Produced by `python benchmarks/baselines.py` on {record['date']} (ddcodec "
+        f"{record['ddcodec_version']}, torch {record['torch']}, {record['machine']}); "
+        f"took {record['wall_s'] / 60:.0f} min. Raw numbers: `docs/benchmarks/baselines.json`.",
+        "",
+        f"Shortened protocol: ConvNet-D3, SGD lr 0.01 momentum 0.9 wd 5e-4, batch 256, "
+        f"**{a['epochs']} epochs** (lr x0.1 at {a['epochs'] // 2}), DSA, final-epoch accuracy "
+        f"on the 1,017 test images, mean ± std over **{a['runs']} networks** (seeds 0..{a['runs'] - 1}). "
+        f"DM: {a['dm_iterations']} iterations, {a['batch_real']} real images per class per "
+        f"iteration, lr 1, momentum 0.5, initialised from the same random real images as the "
+        f"random baseline (seed 0). The field's protocol is 1000 epochs, 5 networks and 20,000 DM "
+        f"iterations with 256 real images per class; the subset has about 10% of CIFAR-10, so "
+        f"compare rows with each other, not with paper tables.",
+        "",
+        "| set | IPC | accuracy (%) | runs (%) | file bytes | bits per class |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for r in record["results"]:
+        lines.append(
+            f"| {r['label']} | {r['ipc']} | {100 * r['accuracy_mean']:.2f} ± "
+            f"{100 * r['accuracy_std']:.2f} | {', '.join(f'{100 * x:.1f}' for x in r['accuracies'])}"
+            f" | {r['file_bytes']:,} | {r['bpc']:,.0f} |")
+    f = record["full_subset"]
+    lines += [
+        f"| whole subset (ceiling) | ~{f['train_images'] // 10} | {100 * f['accuracy']:.2f} | 1 run "
+        f"| | |",
+        "",
+        f"The whole-subset row trains one ConvNet-D3 for {f['config']['epochs']} epochs on all "
+        f"{f['train_images']:,} training images (batch 64, random flips only, lr 0.01 with x0.1 "
+        "at half-time), as a ceiling. File sizes are the `set.pt` files (float32 pixels plus "
+        "metadata), i.e. the papers' float32 convention plus a few hundred bytes.",
+        "",
+        "### CPU time, for planning runs (median per step)",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+        f"| DM iteration, IPC 1, {a['batch_real']} real/class | {t['dm_iteration_ipc1_s']:.2f} |",
+        f"| DM iteration, IPC 10, {a['batch_real']} real/class | {t['dm_iteration_ipc10_s']:.2f} |",
+        f"| DM iteration, IPC 10, 256 real/class (reference) | "
+        f"{t['dm_iteration_ipc10_batch256_s']:.2f} |",
+        f"| evaluation epoch, IPC 1 (10 images) | {t['eval_epoch_ipc1_s']:.3f} |",
+        f"| evaluation epoch, IPC 10 (100 images) | {t['eval_epoch_ipc10_s']:.3f} |",
+        f"| training epoch on the whole subset (batch 64) | {t['full_subset_epoch_s']:.1f} |",
+        "",
+        f"So the field's full protocol (1000 epochs x 5 networks) at IPC 10 takes about "
+        f"{t['eval_epoch_ipc10_s'] * 5000 / 60:.0f} min on this CPU, and 20,000 reference DM "
+        f"iterations about {t['dm_iteration_ipc10_batch256_s'] * 20000 / 3600:.1f} h.",
+        "",
+    ]
+    section = "\n".join(lines)
+    header = "# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated.\n\n"
+    text = out.read_text() if out.exists() else header
+    start = text.find("## Vanilla baselines")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    out.write_text(text)
+    print(f"wrote {out} and {json_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The Python API: the same verbs as the command line, returning Python objects."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ddcodec.data import DEFAULT_SPEC, load_dataset
+from ddcodec.errors import DDCodecError
+from ddcodec.evaluate import EvalConfig, evaluate_set
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    name = name.lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DDCodecError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise DDCodecError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *,
+            data_root: str | None = None, download: bool = False,
+            resize: tuple[int, int] | None = None, force: bool = False, device: str = "auto",
+            on_iteration: Callable[[int, float], None] | None = None, **config):
+    """Distil `data` under DistillConfig(**config); write it to `output` if given."""
+    from ddcodec.distillation import DistillConfig, distill as run
+    from ddcodec.fileio import check_writable
+    from ddcodec.setfile import save_set
+
+    cfg = DistillConfig(**config)
+    if output is not None:
+        check_writable(output, force)  # fail before the expensive part
+    dataset = load_dataset(data, data_root, download, resize)
+    distilled = run(dataset, cfg, resolve_device(device), on_iteration)
+    if resize is not None:
+        distilled.provenance["resize"] = list(resize)
+    if output is not None:
+        save_set(distilled, output, force=force)
+    return distilled
+
+
+def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
+            arch: str = "convnet", seed: int = 0, device: str = "auto", lr: float | None = None,
+            batch_size: int = 256, dsa: bool = True, data: str | None = None,
+            data_root: str | None = None,
+            on_epoch: Callable[[int, int], None] | None = None) -> dict:
+    """Train `runs` fresh networks on the set under the standard protocol; return the report."""
+    from ddcodec.setfile import load_set
+
+    if runs < 1:
+        raise DDCodecError("--runs must be at least 1")
+    path = Path(set_path)
+    distilled = load_set(path)
+    spec = data or distilled.provenance.get("data")
+    if not spec:
+        raise DDCodecError(f"{path} does not say which data it came from; pass --data")
+    resize = distilled.provenance.get("resize")
+    dataset = load_dataset(spec, data_root, resize=tuple(resize) if resize else None)
+    if dataset.image_shape != distilled.image_shape or dataset.num_classes != distilled.num_classes:
+        raise DDCodecError(
+            f"{path} holds {distilled.num_classes} classes of {distilled.image_shape} images but "
+            f"{spec} has {dataset.num_classes} classes of {dataset.image_shape}")
+    stored_lr = distilled.provenance.get("syn_lr")
+    try:
+        config = EvalConfig(arch=arch, epochs=epochs, batch_size=batch_size, dsa=dsa,
+                            lr=lr if lr is not None else float(stored_lr or 0.01))
+    except ValueError as exc:
+        raise DDCodecError(str(exc)) from exc
+    dev = resolve_device(device)
+    test_images = distilled.normalization.normalize(dataset.x_test)
+    started = time.perf_counter()
+    result = evaluate_set(distilled.images, distilled.labels, test_images, dataset.y_test,
+                          distilled.num_classes, config, runs, seed, dev, on_epoch)
+    seconds = time.perf_counter() - started
+    file_bytes = path.stat().st_size
+    return {
+        "file": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "file_bytes": file_bytes,
+        "bits": 8 * file_bytes,
+        "bpc": 8 * file_bytes / distilled.num_classes,
+        "num_images": distilled.num_images,
+        "num_classes": distilled.num_classes,
+        "images_per_class": distilled.num_images / distilled.num_classes,
+        "image_shape": list(distilled.image_shape),
+        "accuracy_mean": result.mean,
+        "accuracy_std": result.std,
+        "accuracies": list(result.accuracies),
+        "runs": runs,
+        "epochs": epochs,
+        "arch": config.arch,
+        "seeds": list(result.seeds),
+        "protocol": {
+            "optimizer": "sgd", "lr": config.lr, "momentum": config.momentum,
+            "weight_decay": config.weight_decay, "batch_size": config.batch_size,
+            "lr_schedule": f"x0.1 at epoch {epochs // 2}", "dsa": config.dsa,
+            "dsa_strategy": config.dsa_strategy if config.dsa else None,
+            "accuracy": "final epoch, whole test set",
+        },
+        "test_data": spec,
+        "num_test": int(dataset.x_test.shape[0]),
+        "method": distilled.provenance.get("method"),
+        "device": str(dev),
+        "seconds": seconds,
+    }

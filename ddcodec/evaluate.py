@@ -1,0 +1,120 @@
+"""The field's standard evaluation protocol: train fresh networks on a set, test on real data.
+
+SGD (lr 0.01, momentum 0.9, weight decay 5e-4), batch 256, E epochs with the learning rate x0.1
+(and a fresh optimiser, as in the reference) at epoch E/2, DSA on, and the accuracy of the final
+epoch on the whole test set (no best-epoch picking). Each run's network initialisation, shuffling
+and augmentation depend only on its seed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ddcodec.augment import DEFAULT_STRATEGY, DSA, DSAParams
+from ddcodec.networks import canonical_arch, seeded_network
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    arch: str = "convnet"
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_strategy: str = DEFAULT_STRATEGY
+
+    def __post_init__(self):
+        object.__setattr__(self, "arch", canonical_arch(self.arch))
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalResult:
+    config: EvalConfig
+    accuracies: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+
+def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                  config: EvalConfig, seed: int, device: torch.device,
+                  on_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """Train one fresh network on (images, labels); labels are class indices or soft rows."""
+    _, c, h, w = images.shape
+    net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
+    net.train()
+    images, labels = images.to(device), labels.to(device)
+    generator = torch.Generator().manual_seed(seed + 1_000_003)
+    augment = DSA(DSAParams(strategy=config.dsa_strategy)) if config.dsa else None
+    optimizer = _sgd(net, config.lr, config)
+    n = images.shape[0]
+    for epoch in range(config.epochs):
+        if epoch == config.epochs // 2 and config.epochs > 1:
+            optimizer = _sgd(net, config.lr * 0.1, config)
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, config.batch_size):
+            batch = order[start:start + config.batch_size]
+            x, y = images[batch], labels[batch]
+            if augment is not None:
+                x = augment(x, generator)
+            loss = F.cross_entropy(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if on_epoch is not None:
+            on_epoch(epoch)
+    return net
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             device: torch.device, batch_size: int = 500) -> float:
+    net.eval()
+    correct = 0
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = labels[start:start + batch_size].to(device)
+        correct += int((net(x).argmax(1) == y).sum())
+    net.train()
+    return correct / images.shape[0]
+
+
+def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
+                 test_labels: torch.Tensor, num_classes: int, config: EvalConfig, runs: int,
+                 seed: int, device: torch.device,
+                 on_epoch: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch."""
+    result = EvalResult(config)
+    for run in range(runs):
+        run_seed = seed + run
+        callback = (lambda e, r=run: on_epoch(r, e)) if on_epoch else None
+        net = train_network(images, labels, num_classes, config, run_seed, device, callback)
+        result.accuracies.append(accuracy(net, test_images, test_labels, device))
+        result.seeds.append(run_seed)
+    return result
+
+
+def _sgd(net: nn.Module, lr: float, config: EvalConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)

@@ -1,0 +1,42 @@
+"""Atomic output files: a failed or interrupted run never leaves a partial file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from ddcodec.errors import DDCodecError
+
+
+def check_writable(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse to overwrite an existing output unless forced, before any expensive work starts."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise DDCodecError(f"{path} already exists; use -f/--force to overwrite it")
+    if path.is_dir():
+        raise DDCodecError(f"{path} is a directory, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DDCodecError(f"cannot write {path}: directory {parent} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
