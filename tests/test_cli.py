@@ -1,0 +1,114 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import ddcodec
+
+REQUIRED_MEASURE_KEYS = {"accuracy_mean", "accuracy_std", "accuracies", "runs", "epochs", "arch",
+                         "num_images", "num_classes", "file_bytes", "bpc"}
+
+
+def test_help_and_version(run_cli):
+    code, out, _ = run_cli("--help")
+    assert code == 0 and "distill" in out and "measure" in out
+    code, out, _ = run_cli("--version")
+    assert code == 0 and ddcodec.__version__ in out
+    code, out, _ = run_cli("measure", "--help")
+    assert code == 0 and "--epochs" in out and "--json" in out
+
+
+def test_console_script_and_module_entry_points():
+    proc = subprocess.run([sys.executable, "-m", "ddcodec", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and ddcodec.__version__ in proc.stdout
+    script = os.path.join(os.path.dirname(sys.executable), "ddcodec")
+    if os.path.exists(script):
+        proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and ddcodec.__version__ in proc.stdout
+
+
+def test_usage_errors_exit_2(run_cli):
+    assert run_cli("frobnicate")[0] == 2
+    assert run_cli("distill", "--ipc", "0", "-o", "x.pt")[0] == 2
+    code, _, err = run_cli("distill")  # -o is required
+    assert code == 2 and "--output" in err
+
+
+def test_distill_refuses_to_overwrite_without_force(run_cli, tmp_path, tiny_npz):
+    out = tmp_path / "set.pt"
+    out.write_bytes(b"precious")
+    code, stdout, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none",
+                                "--ipc", "2", "-o", str(out))
+    assert code == 1 and "already exists" in err and "-f" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out.read_bytes() == b"precious"
+    code, _, _ = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none", "--ipc", "2",
+                         "-o", str(out), "-f", "-q")
+    assert code == 0 and out.read_bytes() != b"precious"
+
+
+def test_bad_input_is_one_line_and_exit_1(run_cli, tmp_path):
+    code, out, err = run_cli("distill", "--data", "npz:/no/such.npz", "-o", str(tmp_path / "s.pt"))
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("ddcodec: error:") and "not found" in err
+    assert not (tmp_path / "s.pt").exists()
+    code, _, err = run_cli("distill", "-v", "--data", "npz:/no/such.npz",
+                           "-o", str(tmp_path / "s.pt"))
+    assert code == 1 and "Traceback" in err  # -v shows where it came from
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"garbage")
+    code, _, err = run_cli("measure", str(junk))
+    assert code == 1 and "not a ddcodec set file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("measure", str(tmp_path / "missing.pt"))
+    assert code == 1 and "not found" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(run_cli, tmp_path, tiny_npz):
+    code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--device", "cuda",
+                           "-o", str(tmp_path / "s.pt"))
+    assert code == 1 and "no CUDA GPU" in err
+
+
+def test_failed_write_leaves_no_partial_file(run_cli, tmp_path, tiny_npz, monkeypatch):
+    def broken_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none",
+                           "-o", str(tmp_path / "s.pt"), "--ipc", "2")
+    assert code == 1 and "disk full" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.npz"]  # no output, no temp file
+
+
+def test_distill_and_measure_json(run_cli, tmp_path, tiny_npz):
+    out = tmp_path / "set.pt"
+    code, stdout, _ = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "dm",
+                              "--ipc", "2", "--iterations", "2", "--batch-real", "4",
+                              "-o", str(out), "--json")
+    summary = json.loads(stdout)
+    assert code == 0 and summary["num_images"] == 6 and summary["file_bytes"] == out.stat().st_size
+    code, stdout, err = run_cli("measure", str(out), "--epochs", "3", "--runs", "2", "--json")
+    assert code == 0 and err == ""  # no progress bar off a terminal
+    report = json.loads(stdout)  # exactly one JSON object
+    assert REQUIRED_MEASURE_KEYS <= set(report)
+    assert report["runs"] == 2 and report["epochs"] == 3 and report["arch"] == "convnet"
+    assert len(report["accuracies"]) == 2 and report["num_classes"] == 3
+    assert report["bpc"] == pytest.approx(8 * out.stat().st_size / 3)
+
+
+def test_measure_human_output_and_arch_option(run_cli, tmp_path, tiny_npz):
+    out = tmp_path / "set.pt"
+    assert run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none", "--ipc", "2",
+                   "-o", str(out), "-q")[0] == 0
+    code, stdout, _ = run_cli("measure", str(out), "--epochs", "1", "--runs", "1",
+                              "--arch", "resnet18")
+    assert code == 0 and "accuracy" in stdout and "bits per class" in stdout and "resnet18" in stdout
+    code, _, err = run_cli("measure", str(out), "--arch", "nope")
+    assert code == 1 and "unknown architecture" in err
