@@ -29,8 +29,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *,
             data_root: str | None = None, download: bool = False,
             resize: tuple[int, int] | None = None, force: bool = False, device: str = "auto",
-            on_iteration: Callable[[int, float], None] | None = None, **config):
-    """Distil `data` under DistillConfig(**config); write it to `output` if given."""
+            on_iteration: Callable[[int, float], None] | None = None,
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
+            resume: bool = False, on_progress: Callable | None = None, **config):
+    """Distil `data` under DistillConfig(**config); write it to `output` if given.
+
+    Latent runs keep their state in `checkpoint` (default: OUTPUT.ckpt) every
+    `checkpoint_every` steps and on Ctrl-C; `resume=True` continues from it. The checkpoint is
+    removed once the set is written.
+    """
     from ddcodec.distillation import DistillConfig, distill as run
     from ddcodec.fileio import check_writable
     from ddcodec.setfile import save_set
@@ -38,12 +45,20 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     cfg = DistillConfig(**config)
     if output is not None:
         check_writable(output, force)  # fail before the expensive part
+    if checkpoint is None and output is not None:
+        checkpoint = Path(f"{output}.ckpt")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if resume and cfg.param != "latent":
+        raise DDCodecError("--resume applies to --param latent runs")
     dataset = load_dataset(data, data_root, download, resize)
-    distilled = run(dataset, cfg, resolve_device(device), on_iteration)
+    distilled = run(dataset, cfg, resolve_device(device), on_iteration, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, resume=resume, on_progress=on_progress)
     if resize is not None:
         distilled.provenance["resize"] = list(resize)
     if output is not None:
         save_set(distilled, output, force=force)
+    if checkpoint is not None and cfg.param == "latent" and checkpoint.exists():
+        checkpoint.unlink()
     return distilled
 
 
@@ -108,6 +123,15 @@ def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
         "test_data": spec,
         "num_test": int(dataset.x_test.shape[0]),
         "method": distilled.provenance.get("method"),
+        **_estimate(distilled),
         "device": str(dev),
         "seconds": seconds,
     }
+
+
+def _estimate(distilled) -> dict:
+    """The model's own bit estimate, for sets that carry one (latent sets)."""
+    bits = distilled.provenance.get("estimated_bits")
+    if not bits:
+        return {}
+    return {"estimated_bits": bits, "estimated_bpc": bits["total"] / distilled.num_classes}

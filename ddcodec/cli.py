@@ -15,7 +15,7 @@ import traceback
 import click
 
 from ddcodec import __version__
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, Interrupted
 
 _state = {"verbose": 0}
 
@@ -72,63 +72,139 @@ def cli():
     and measure its size in bits per class and the accuracy it trains to."""
 
 
+def latent_options(func):
+    """Options of the rate-utility model (--param latent)."""
+    options = [
+        click.option("--spc", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Latent: synthetic samples per class."),
+        click.option("--decoder", default="v0", show_default=True,
+                     help="Latent: synthesis preset (v0, v3-2, v4, v5, v6, ...)."),
+        click.option("--arm-context", type=click.Choice(["8", "16", "24", "32"]), default="16",
+                     show_default=True, help="Latent: causal neighbours the ARM sees."),
+        click.option("--arm-hidden", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Latent: residual hidden layers of the ARM."),
+        click.option("--levels", type=click.IntRange(min=1), default=None,
+                     help="Latent: grids per image [default: log2(min(H, W)) + 1]."),
+        click.option("--shared-decoder", is_flag=True,
+                     help="Latent: one decoder for all classes instead of one per class."),
+        click.option("--fit-iterations", type=click.IntRange(min=0), default=1000,
+                     show_default=True, help="Latent phase 1: iterations fitting real images."),
+        click.option("--fit-candidates", type=click.IntRange(min=1), default=5,
+                     show_default=True, help="Latent phase 1: warm-up candidates per decoder."),
+        click.option("--fit-lr", type=float, default=1e-2, show_default=True,
+                     help="Latent phase 1: Adam learning rate."),
+        click.option("--fit-rate-weight", type=float, default=1e-3, show_default=True,
+                     help="Latent phase 1: weight of bits per pixel next to the MSE."),
+        click.option("--lmbda", type=float, default=100.0, show_default=True,
+                     help="Latent phase 2: weight of the utility loss (rate + lmbda x utility)."),
+        click.option("--lmbda-stage2", type=float, default=None,
+                     help="Latent phase 2: lambda from --stage2-at on (two-stage schedule)."),
+        click.option("--stage2-at", type=float, default=0.5, show_default=True,
+                     help="Latent phase 2: fraction of --iterations where stage 2 starts."),
+        click.option("--lr", type=float, default=1e-3, show_default=True,
+                     help="Latent phase 2: Adam learning rate."),
+        click.option("--quant-mse", type=float, default=5e-6, show_default=True,
+                     help="Latent phase 3: largest MSE ([0, 1] pixels) weight quantisation may "
+                          "add to the decoded images."),
+        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                     help="Latent: checkpoint file [default: OUTPUT.ckpt]."),
+        click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
+                     show_default=True, help="Latent: save a checkpoint every N steps (0: only "
+                                             "on Ctrl-C)."),
+        click.option("--resume", is_flag=True, help="Latent: continue from the checkpoint."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @cli.command()
 @data_options
-@click.option("--param", type=click.Choice(["pixels"]), default="pixels", show_default=True,
-              help="How synthetic images are parameterised.")
+@click.option("--param", type=click.Choice(["pixels", "latent"]), default="pixels",
+              show_default=True, help="Synthetic images as free pixels, or as latent grids "
+                                      "decoded by a tiny decoder and priced in bits.")
 @click.option("--loss", type=click.Choice(["dm", "none"]), default="dm", show_default=True,
               help="dm: distribution matching; none: a random real subset.")
 @click.option("--ipc", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Images per class.")
+              help="Pixels: images per class.")
 @click.option("--iterations", type=click.IntRange(min=0), default=20000, show_default=True,
-              help="Distillation iterations (reference DM: 20000).")
+              help="DM iterations (reference: 20000); latent: phase-2 iterations.")
 @click.option("--lr-img", type=float, default=1.0, show_default=True,
-              help="Learning rate of the synthetic pixels (SGD, momentum 0.5).")
+              help="Pixels: SGD learning rate of the synthetic pixels (momentum 0.5).")
 @click.option("--batch-real", type=click.IntRange(min=1), default=256, show_default=True,
               help="Real images per class per iteration.")
 @click.option("--arch", default="convnet", show_default=True,
-              help="Network whose features are matched.")
+              help="Network whose features DM matches.")
 @click.option("--init", type=click.Choice(["real", "noise"]), default="real", show_default=True,
-              help="Start from random real images or from noise.")
+              help="Pixels: start from random real images or from noise.")
+@latent_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Distilled-set file to write (set.pt).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations, lr_img,
-            batch_real, arch, init, output, force, as_json, quiet, verbose, seed, device):
+            batch_real, arch, init, spc, decoder, arm_context, arm_hidden, levels,
+            shared_decoder, fit_iterations, fit_candidates, fit_lr, fit_rate_weight, lmbda,
+            lmbda_stage2, stage2_at, lr, quant_mse, checkpoint, checkpoint_every, resume,
+            output, force, as_json, quiet, verbose, seed, device):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
     from ddcodec.progress import progress_bar, progress_enabled
 
     started = time.perf_counter()
+    show = progress_enabled(quiet or as_json)
     steps = iterations if loss == "dm" else 0
-    with progress_bar(progress_enabled(quiet or as_json) and steps > 0) as bar:
+    with progress_bar(show and (steps > 0 or param == "latent")) as bar:
         task = bar.add_task(f"distill {loss}", total=steps, info="")
 
         def on_iteration(i: int, value: float) -> None:
             bar.update(task, completed=i + 1, info=f"loss {value:.4g}")
 
+        def on_progress(phase: int, step: int, total: int, info: dict) -> None:
+            if phase == 1:
+                text = f"fit loss {info['loss']:.3g}"
+            else:
+                text = f"{info['latent_bpc']:,.0f} latent bits/class, DM {info['utility']:.3g}"
+            bar.update(task, completed=step, total=total,
+                       description=f"phase {phase}/3", info=f"{text}, {info['seconds']:.2f} s/it")
+
         distilled = api.distill(
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+            on_progress=on_progress,
             param=param, loss=loss, ipc=ipc, iterations=iterations, lr_img=lr_img,
-            batch_real=batch_real, arch=arch, init=init, seed=seed)
+            batch_real=batch_real, arch=arch, init=init, spc=spc, decoder=decoder,
+            arm_context=int(arm_context), arm_hidden=arm_hidden, levels=levels,
+            shared_decoder=shared_decoder, fit_iterations=fit_iterations,
+            fit_candidates=fit_candidates, fit_lr=fit_lr, fit_rate_weight=fit_rate_weight,
+            lmbda=lmbda, lmbda_stage2=lmbda_stage2, stage2_at=stage2_at, lr=lr,
+            quant_mse=quant_mse, seed=seed)
     seconds = time.perf_counter() - started
     size = _file_size(output)
+    estimated = distilled.provenance.get("estimated_bits")
     summary = {
         "output": output, "file_bytes": size, "bpc": 8 * size / distilled.num_classes,
         "num_images": distilled.num_images, "num_classes": distilled.num_classes,
         "method": distilled.provenance.get("method"), "seconds": seconds,
         "provenance": distilled.provenance,
     }
+    if estimated:
+        summary["estimated_bpc"] = estimated["total"] / distilled.num_classes
     if as_json:
         click.echo(json.dumps(summary))
+        return
+    _info(quiet, f"wrote {output}: {distilled.num_images} images ({distilled.num_classes} "
+                 f"classes), {size:,} bytes, {seconds:.1f} s")
+    if estimated:
+        parts = ", ".join(f"{k} {v / distilled.num_classes:,.0f}" for k, v in estimated.items()
+                          if k != "total")
+        _info(quiet, f"estimated {summary['estimated_bpc']:,.0f} bits/class ({parts}); "
+                     f"phase-1 fit {distilled.provenance['fit_psnr']:.1f} dB PSNR")
     else:
-        _info(quiet, f"wrote {output}: {distilled.num_images} images ({distilled.num_classes} "
-                     f"classes), {size:,} bytes = {summary['bpc']:,.0f} bits/class, "
-                     f"{seconds:.1f} s")
+        _info(quiet, f"{summary['bpc']:,.0f} bits/class as stored")
 
 
 @cli.command()
@@ -218,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted; no output was written", 130)
+    except Interrupted as exc:
+        _fail(str(exc), 130)
     except BrokenPipeError:
         sys.stderr.close()  # a closed pipe (e.g. `| head`) is not an error of ours
         sys.exit(0)

@@ -42,7 +42,10 @@ class Normalization:
     std: tuple[float, ...]
 
     def normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        x = images_uint8.to(torch.float32) / 255.0
+        return self.from_unit(images_uint8.to(torch.float32) / 255.0)
+
+    def from_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels (differentiably) to the normalised space."""
         return (x - self._column(self.mean, x)) / self._column(self.std, x)
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:

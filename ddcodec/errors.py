@@ -7,3 +7,7 @@ traceback.
 
 class DDCodecError(Exception):
     """An input, data or runtime problem that the user can act on."""
+
+
+class Interrupted(DDCodecError):
+    """The user stopped a run (Ctrl-C); what could be saved was saved. Exit status 130."""

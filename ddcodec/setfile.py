@@ -3,7 +3,9 @@
 Keys: `format`, `format_version`, `images` (float32 N x C x H x W, in the normalised space that
 `normalization` describes), `labels` (int64 N), `class_names`, `num_classes`, `image_shape`,
 `normalization` ({space, mean, std}), `provenance` (how it was made: method, data, seed,
-iterations, ...). Nothing in it needs ddcodec's classes to load.
+iterations, ...) and, for latent sets, `codec`: every integer the bitstream needs (latents,
+quantised decoder and ARM weights with their steps, the architecture) and the estimated bits per
+part. Nothing in it needs ddcodec's classes to load.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class DistilledSet:
     class_names: list[str]
     normalization: Normalization
     provenance: dict = field(default_factory=dict)
+    codec: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -53,6 +56,7 @@ class DistilledSet:
             "image_shape": list(self.image_shape),
             "normalization": self.normalization.to_dict(),
             "provenance": dict(self.provenance),
+            **({"codec": self.codec} if self.codec is not None else {}),
         }
 
 
@@ -93,4 +97,8 @@ def load_set(path: str | os.PathLike) -> DistilledSet:
         raise DDCodecError(f"{path}: normalisation does not match the image channels")
     if not torch.isfinite(images).all():
         raise DDCodecError(f"{path}: images contain NaN or infinite values")
-    return DistilledSet(images.to(torch.float32), labels, class_names, normalization, provenance)
+    codec = raw.get("codec")
+    if codec is not None and not isinstance(codec, dict):
+        raise DDCodecError(f"{path}: 'codec' must be a dict")
+    return DistilledSet(images.to(torch.float32), labels, class_names, normalization, provenance,
+                        codec)

@@ -1,0 +1,36 @@
+"""Laplace bin probabilities and bits, the rate that training minimises.
+
+The ARM's second output o gives log b = clamp(o - LOG_SCALE_SHIFT, LOG_SCALE_MIN, LOG_SCALE_MAX);
+both bounds lie on the 2^-8 grid that the integer entropy coder will index. The probability of
+an integer x is CDF(x + 1/2) - CDF(x - 1/2), floored at 2^-16 while training, computed on the side
+of the mean where it does not cancel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+LOG_SCALE_MIN = -4.5  # b >= 0.011
+LOG_SCALE_MAX = 5.0  # b <= 148
+LOG_SCALE_SHIFT = 4.0
+PROB_FLOOR = 2.0 ** -16
+
+
+def log_scale_from_output(raw: torch.Tensor) -> torch.Tensor:
+    return (raw - LOG_SCALE_SHIFT).clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+
+
+def bin_probability(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    inv_b = torch.exp(-log_scale)
+    lo = (x - 0.5 - mu) * inv_b
+    hi = (x + 0.5 - mu) * inv_b
+    below = 0.5 * (torch.exp(hi.clamp(max=0)) - torch.exp(lo.clamp(max=0)))  # bin left of mu
+    above = 0.5 * (torch.exp(-lo.clamp(min=0)) - torch.exp(-hi.clamp(min=0)))  # right of mu
+    across = 1 - 0.5 * torch.exp(lo.clamp(max=0)) - 0.5 * torch.exp(-hi.clamp(min=0))
+    p = torch.where(hi <= 0, below, torch.where(lo >= 0, above, across))
+    return p.clamp_min(PROB_FLOOR)
+
+
+def bits(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(x) per symbol."""
+    return -torch.log2(bin_probability(x, mu, log_scale))

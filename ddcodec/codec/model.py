@@ -1,0 +1,148 @@
+"""A bank of G decoder groups, computed in one batch.
+
+A group is a set of synthetic images that share one decoder (upsampler, synthesis, ARM): a class
+by default, or all images with a shared decoder; during the warm-up, each candidate is a group
+too. Every parameter has a leading group axis, so the whole bank runs as grouped convolutions and
+batched matmuls instead of a Python loop over small modules. Adam is elementwise, so training the
+bank equals training each group on its own. Decoded images are in [0, 1] pixel space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from ddcodec.codec import arm, synthesis, upsampling
+from ddcodec.codec.latents import DEFAULT_GAIN, DEFAULT_K, LatentLayout, quantize
+
+LATENT_INIT = 0.05  # latents start uniform in [-0.05, 0.05] (in 1/gain units)
+MODULES = ("arm", "synthesis", "upsampler")
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    decoder: str = "v0"
+    arm_context: int = 16
+    arm_hidden: int = 2
+    levels: int | None = None  # default log2(min(H, W)) + 1
+    channels_per_level: int = 1
+    gain: float = DEFAULT_GAIN
+    k: int = DEFAULT_K
+    shared_decoder: bool = False
+
+    def __post_init__(self):
+        synthesis.preset_widths(self.decoder)  # validates the name
+        arm.causal_offsets(self.arm_context)  # validates the context size
+        if self.arm_hidden < 0 or self.channels_per_level < 1:
+            raise ValueError("ARM hidden layers must be >= 0 and channels per level >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Proxy:
+    """How latents are quantised in a forward pass."""
+
+    mode: str = "hard"  # hard | proxy | ste
+    temperature: float = 0.3
+    noise: float = 1.0
+    generator: torch.Generator | None = None
+
+
+def module_shapes(config: CodecConfig, layout: LatentLayout, image_channels: int):
+    """Per-decoder parameter shapes of each module, in a fixed order."""
+    widths = synthesis.preset_widths(config.decoder)
+    return {
+        "arm": arm.parameter_shapes(config.arm_context, config.arm_hidden),
+        "synthesis": synthesis.parameter_shapes(layout.total_channels, image_channels, widths),
+        "upsampler": {"kernel_weight": (upsampling.TAPS, upsampling.TAPS)},
+    }
+
+
+class LatentBank(nn.Module):
+    def __init__(self, groups: int, images_per_group: int, image_channels: int,
+                 layout: LatentLayout, config: CodecConfig, generator: torch.Generator):
+        super().__init__()
+        self.layout, self.config, self.image_channels = layout, config, image_channels
+        self.offsets = arm.causal_offsets(config.arm_context)
+        self.n_pointwise = len(synthesis.preset_widths(config.decoder)) + 1
+        g, n = groups, images_per_group
+        self.latents = nn.ParameterList(
+            nn.Parameter((torch.rand(g, n, layout.channels_per_level, h, w, generator=generator)
+                          * 2 - 1) * LATENT_INIT)
+            for h, w in layout.grid_sizes())
+        shapes = module_shapes(config, layout, image_channels)
+        self.modules_ = nn.ModuleDict({
+            name: nn.ParameterDict({key: nn.Parameter(value) for key, value
+                                    in _initial_module(shapes[name], g, generator).items()})
+            for name in MODULES})
+
+    @property
+    def groups(self) -> int:
+        return self.latents[0].shape[0]
+
+    @property
+    def images_per_group(self) -> int:
+        return self.latents[0].shape[1]
+
+    def module(self, name: str) -> nn.ParameterDict:
+        return self.modules_[name]
+
+    def params(self, name: str) -> dict[str, torch.Tensor]:
+        return dict(self.modules_[name].items())
+
+    def quantized_latents(self, proxy: Proxy) -> list[torch.Tensor]:
+        return [quantize(self.config.gain * y, self.config.k, proxy.mode, proxy.temperature,
+                         proxy.noise, proxy.generator) for y in self.latents]
+
+    def synthesize(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """G x N x C x H x W images from quantised grids."""
+        stack = upsampling.upsample_stack(grids, self.modules_["upsampler"]["kernel_weight"])
+        return synthesis.synthesize(stack, self.params("synthesis"), self.n_pointwise)
+
+    def latent_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """Bits of each group's latents under its ARM: G."""
+        params = self.params("arm")
+        return sum(arm.grid_bits(grid, params, self.offsets, self.config.arm_hidden)
+                   for grid in grids)
+
+    def forward(self, proxy: Proxy) -> tuple[torch.Tensor, torch.Tensor]:
+        grids = self.quantized_latents(proxy)
+        return self.synthesize(grids), self.latent_bits(grids)
+
+    @torch.no_grad()
+    def keep(self, indices: list[int]) -> None:
+        """Keep only the given groups (candidate selection), in that order."""
+        index = torch.tensor(indices, device=self.latents[0].device)
+        for p in self.parameters():
+            p.data = p.data.index_select(0, index)
+
+    def clip_grad_norm_per_group(self, max_norm: float) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads or max_norm <= 0:
+            return
+        norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+
+
+def _initial_module(shapes: dict[str, tuple[int, ...]], groups: int,
+                    generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Linear-layer default init (weights and biases uniform in +-1/sqrt(fan_in)); residual
+    convs start at zero (the identity), the upsampler at bicubic."""
+    values = {}
+    for key, shape in shapes.items():
+        if key == "kernel_weight":
+            values[key] = upsampling.bicubic_kernel().expand(groups, *shape).clone()
+        elif key.startswith("residual"):
+            values[key] = torch.zeros(groups, *shape)
+        else:
+            weight_shape = shapes[key.replace("_bias", "_weight")]
+            bound = 1 / math.sqrt(math.prod(weight_shape[1:]))
+            values[key] = (torch.rand(groups, *shape, generator=generator) * 2 - 1) * bound
+    return values

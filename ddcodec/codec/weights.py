@@ -1,0 +1,139 @@
+"""Post-training quantisation of decoder weights (phase 3) and their bit cost.
+
+Each decoder's tensor groups (a module's weights, its biases) become integers q with one
+power-of-two step 2^s, chosen by search as in Cool-chic: for the upsampler and synthesis, the
+pair of steps with the fewest bits whose decoded images stay within an MSE threshold of the
+unquantised decoder's; for the ARM, which never changes the images, the pair that minimises its
+own bits plus the latents' bits. Bits are the ideal code length under one zero-mean Laplace per
+group (how the bitstream codes them). ARM steps stay within 2^-8 (weights) and 2^-16 (biases), so
+an exact fixed-point ARM can use them. All decoders of a bank are searched at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ddcodec.codec.laplace import bits as laplace_bits
+
+MAX_ABS_INT = 65535
+SCALE_BITS = 32  # each group's Laplace scale travels as a float32
+STEP_RANGES: dict[str, tuple[range, range | None]] = {
+    "arm": (range(-8, 1), range(-16, 1)),
+    "synthesis": (range(-15, 1), range(-15, 1)),
+    "upsampler": (range(-15, 1), None),  # no bias
+}
+
+
+@dataclass
+class QuantizedGroup:
+    """One decoder's integers of one tensor group and their step (value = q * 2^step_log2)."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    q: torch.Tensor  # int32, the group's tensors flattened in order
+    step_log2: int
+
+    @property
+    def bits(self) -> float:
+        return float(zero_mean_laplace_bits(self.q[None])[0])
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
+                "q": self.q.to(torch.int32), "step_log2": int(self.step_log2)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "QuantizedGroup":
+        return QuantizedGroup(list(d["names"]), [tuple(s) for s in d["shapes"]],
+                              d["q"].to(torch.int32), int(d["step_log2"]))
+
+
+def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
+    """Ideal bits of each row of integers under a zero-mean Laplace with b = mean|q| (at least
+    0.05), plus the bits of b itself: G x n -> G."""
+    q = q.double()
+    if q.shape[1] == 0:
+        return torch.zeros(q.shape[0], dtype=torch.float64)
+    b = q.abs().mean(1, keepdim=True).clamp_min(0.05)
+    per_symbol = laplace_bits(q, torch.zeros_like(q), torch.log(b).expand_as(q))
+    return per_symbol.sum(1) + SCALE_BITS
+
+
+def tensor_kinds(module: nn.ParameterDict) -> dict[str, list[str]]:
+    """Parameter names of the 'weight' and 'bias' groups, in a stable order."""
+    kinds: dict[str, list[str]] = {"weight": [], "bias": []}
+    for name in module.keys():
+        kinds["bias" if name.endswith("bias") else "weight"].append(name)
+    return {k: v for k, v in kinds.items() if v}
+
+
+def _flat(module: nn.ParameterDict, names: list[str]) -> torch.Tensor:
+    return torch.cat([module[n].detach().flatten(1) for n in names], dim=1).double()
+
+
+@torch.no_grad()
+def _load(module: nn.ParameterDict, names: list[str], values: torch.Tensor,
+          rows: torch.Tensor | None = None) -> None:
+    """Write flat per-decoder values (G x n, or len(rows) x n) into the named parameters."""
+    offset = 0
+    for name in names:
+        p = module[name]
+        n = p[0].numel()
+        block = values[:, offset:offset + n].reshape(-1, *p.shape[1:]).to(p.dtype)
+        if rows is None:
+            p.copy_(block)
+        else:
+            p[rows] = block
+        offset += n
+
+
+@torch.no_grad()
+def search_module(module: nn.ParameterDict, kind: str,
+                  cost: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+                  ) -> list[dict[str, QuantizedGroup]]:
+    """Try every (weight step, bias step) pair for all decoders at once; keep, per decoder, the
+    accepted pair of least total bits (the finest pair if none is accepted).
+
+    `cost()` evaluates the module as currently loaded and returns, per decoder, whether it is
+    acceptable and the bits of everything else that depends on the choice.
+    """
+    kinds = tensor_kinds(module)
+    flats = {k: _flat(module, names) for k, names in kinds.items()}
+    groups = next(iter(flats.values())).shape[0]
+    weight_steps, bias_steps = STEP_RANGES[kind]
+    pairs = [(ws, bs) for ws in weight_steps
+             for bs in (bias_steps if "bias" in kinds and bias_steps else [None])]
+    best = torch.full((groups,), float("inf"), dtype=torch.float64)
+    chosen: list[tuple | None] = [None] * groups
+    finest: list[tuple | None] = [None] * groups
+    for pair in pairs:
+        steps = dict(zip(("weight", "bias"), pair))
+        ints = {k: torch.round(flats[k] / 2.0 ** steps[k]) for k in kinds}
+        valid = torch.stack([q.abs().amax(1) <= MAX_ABS_INT for q in ints.values()]).all(0)
+        for k in kinds:
+            _load(module, kinds[k], ints[k] * 2.0 ** steps[k])
+        ok, other_bits = cost()
+        total = other_bits.double().cpu() + sum(zero_mean_laplace_bits(q) for q in ints.values())
+        for g in range(groups):
+            if not valid[g]:
+                continue
+            finest[g] = finest[g] or pair
+            if bool(ok[g]) and total[g] < best[g]:
+                best[g], chosen[g] = total[g], pair
+    result = []
+    for g in range(groups):
+        pair = chosen[g] or finest[g]
+        if pair is None:
+            raise RuntimeError(f"no quantisation step keeps the {kind} weights within range")
+        steps = dict(zip(("weight", "bias"), pair))
+        entry = {}
+        for k, names in kinds.items():
+            q = torch.round(flats[k][g:g + 1] / 2.0 ** steps[k])
+            _load(module, names, q * 2.0 ** steps[k], rows=torch.tensor([g]))
+            entry[k] = QuantizedGroup(names, [tuple(module[n].shape[1:]) for n in names],
+                                      q[0].to(torch.int32), steps[k])
+        result.append(entry)
+    return result

@@ -1,0 +1,324 @@
+"""Latent distillation (`--param latent`): the rate-utility model, trained in three phases.
+
+1. Overfitted compression: each group's latents and decoder are fitted to `spc` real images per
+   class (MSE in [0, 1] pixels + a small weight on bits per pixel). Warm-up as in C3: several
+   random candidates for 1/8 of the iterations, the best two for another 1/8, the best one for the
+   rest.
+2. Joint: bits per pixel + lambda x utility (distribution matching on the decoded, normalised
+   images), Adam on latents and every decoder part, gradient clipping; optionally a second lambda
+   from a given fraction of the iterations on (the paper's two-stage schedule).
+3. Post-quantisation of ARM, synthesis and upsampler weights (see `ddcodec.codec.weights`), then
+   the final images are decoded with hard-rounded latents and the quantised decoder, as the
+   bitstream will decode them (clamped to [0, 1] and rounded to 8 bits).
+
+Checkpoints hold the whole state (parameters, optimiser, generator states, phase and step), so a
+resumed run gives exactly the result of an uninterrupted one with the same seed. Ctrl-C finishes
+the current step, saves a checkpoint and stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ddcodec.codec.latents import LatentLayout
+from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy
+from ddcodec.codec.weights import search_module
+from ddcodec.data import Dataset
+from ddcodec.distillation.objectives import DistributionMatching
+from ddcodec.distillation.random_subset import sample_class_indices
+from ddcodec.errors import DDCodecError, Interrupted
+from ddcodec.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from ddcodec.distillation import DistillConfig
+
+CHECKPOINT_FORMAT = "ddcodec-checkpoint"
+LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
+
+ProgressHook = Callable[[int, int, int, dict], None]  # (phase, step, steps in phase, info)
+
+
+def codec_config(config: "DistillConfig") -> CodecConfig:
+    return CodecConfig(decoder=config.decoder, arm_context=config.arm_context,
+                       arm_hidden=config.arm_hidden, levels=config.levels,
+                       shared_decoder=config.shared_decoder)
+
+
+class LatentTrainer:
+    def __init__(self, dataset: Dataset, config: "DistillConfig", device: torch.device,
+                 checkpoint: Path | None = None, checkpoint_every: int = 0,
+                 on_progress: ProgressHook | None = None):
+        self.dataset, self.config, self.device = dataset, config, device
+        self.codec = codec_config(config)
+        c, h, w = dataset.image_shape
+        self.layout = LatentLayout.for_image(h, w, self.codec.levels, self.codec.channels_per_level)
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.on_progress = on_progress
+        k = dataset.num_classes
+        self.group_classes = [list(range(k))] if self.codec.shared_decoder else [[c] for c in range(k)]
+        self.targets = self._real_targets()
+        self.counts = [config.spc] * k
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ set-up and state
+    def _real_targets(self) -> torch.Tensor:
+        """spc random real images per class, in [0, 1]: groups x images x C x H x W."""
+        generator = torch.Generator().manual_seed(self.config.seed)
+        per_class = [self.dataset.x_train[sample_class_indices(self.dataset, c, self.config.spc,
+                                                               generator)]
+                     for c in range(self.dataset.num_classes)]
+        return torch.stack([torch.cat([per_class[c] for c in classes])
+                            for classes in self.group_classes]).float().div(255).to(self.device)
+
+    def _new_bank(self, groups: int, generator: torch.Generator) -> LatentBank:
+        return LatentBank(groups, self.targets.shape[1], self.dataset.channels, self.layout,
+                          self.codec, generator).to(self.device)
+
+    def _stage_plan(self) -> list[tuple[int, int]]:
+        """(candidates kept per group, iterations) for each phase-1 stage."""
+        n, c = self.config.fit_iterations, self.config.fit_candidates
+        if c <= 1 or n < 8:
+            return [(1, n)]
+        warm = n // 8
+        return [(c, warm), (min(2, c), warm), (1, n - 2 * warm)]
+
+    def _start(self) -> None:
+        generator = torch.Generator().manual_seed(self.config.seed + 17)
+        keep = self._stage_plan()[0][0]
+        self.owner = [g for g in range(len(self.group_classes)) for _ in range(keep)]
+        self.bank = self._new_bank(len(self.owner), generator)
+        self.phase, self.stage, self.step, self.global_step = 1, 0, 0, 0
+        self.proxy_generator = torch.Generator().manual_seed(self.config.seed + 31)
+        self.objective: DistributionMatching | None = None
+        self.fit_psnr: float | None = None
+        self.optimizer = self._optimizer(self.config.fit_lr)
+
+    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.bank.parameters(), lr=lr)
+
+    def _make_objective(self) -> DistributionMatching:
+        cfg = self.config
+        return DistributionMatching(self.dataset, cfg.arch, cfg.batch_real, cfg.dsa_strategy,
+                                    cfg.seed, self.device)
+
+    def _state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(self.config),
+            "data": self.dataset.spec,
+            "phase": self.phase, "stage": self.stage, "step": self.step,
+            "global_step": self.global_step, "owner": list(self.owner),
+            "bank": self.bank.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "proxy_generator": self.proxy_generator.get_state(),
+            "objective": self.objective.state() if self.objective else None,
+            "fit_psnr": self.fit_psnr,
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        with atomic_path(self.checkpoint) as tmp:
+            torch.save(self._state(), tmp)
+
+    def _load_checkpoint(self) -> None:
+        path = self.checkpoint
+        if path is None or not path.is_file():
+            raise DDCodecError(f"no checkpoint to resume from at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DDCodecError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from exc
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise DDCodecError(f"{path} is not a ddcodec checkpoint")
+        mine = asdict(self.config)
+        if state["config"] != mine or state["data"] != self.dataset.spec:
+            changed = sorted(k for k in mine if state["config"].get(k) != mine[k])
+            raise DDCodecError(f"{path} was made with other settings ({', '.join(changed) or 'data'}"
+                               "); resume with the same options or start afresh")
+        generator = torch.Generator().manual_seed(0)  # shapes only; values come from the state
+        self.owner = list(state["owner"])
+        self.bank = self._new_bank(len(self.owner), generator)
+        self.bank.load_state_dict(state["bank"])
+        self.phase, self.stage, self.step = state["phase"], state["stage"], state["step"]
+        self.global_step, self.fit_psnr = state["global_step"], state["fit_psnr"]
+        self.proxy_generator = torch.Generator()
+        self.proxy_generator.set_state(state["proxy_generator"])
+        self.objective = None
+        if state["objective"] is not None:
+            self.objective = self._make_objective()
+            self.objective.load_state(state["objective"])
+        self.optimizer = self._optimizer(self.config.fit_lr if self.phase == 1 else self.config.lr)
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    # ------------------------------------------------------------------ training
+    def run(self, resume: bool = False):
+        self._load_checkpoint() if resume else self._start()
+        with self._sigint_finishes_step():
+            while self.phase in (1, 2):
+                if self._advance_if_done():
+                    continue
+                started = time.perf_counter()
+                info = self._phase1_step() if self.phase == 1 else self._phase2_step()
+                self.step += 1
+                self.global_step += 1
+                info["seconds"] = time.perf_counter() - started
+                if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.on_progress is not None:
+                    self.on_progress(self.phase, self._phase_step(), self._phase_length(), info)
+                if self._stop_requested:
+                    self.save_checkpoint()
+                    raise Interrupted(f"interrupted in phase {self.phase} at step {self.step}; "
+                                      f"checkpoint saved to {self.checkpoint}: rerun with --resume")
+        return self._post_quantize()
+
+    def _phase_step(self) -> int:
+        """Steps done in the current phase (phase 1 counts across its warm-up stages)."""
+        if self.phase == 1:
+            return sum(n for _, n in self._stage_plan()[:self.stage]) + self.step
+        return self.step
+
+    def _phase_length(self) -> int:
+        if self.phase == 1:
+            return sum(n for _, n in self._stage_plan())
+        return self.config.iterations
+
+    def _advance_if_done(self) -> bool:
+        if self.phase == 1:
+            plan = self._stage_plan()
+            if self.step < plan[self.stage][1]:
+                return False
+            if self.stage + 1 < len(plan):
+                self._select_candidates(plan[self.stage + 1][0])
+                self.stage += 1
+                self.step = 0
+                self.optimizer = self._optimizer(self.config.fit_lr)
+                return True
+            self._select_candidates(1)
+            self.fit_psnr = self._fit_psnr()
+            self.phase, self.step = 2, 0
+            self.objective = self._make_objective()
+            self.optimizer = self._optimizer(self.config.lr)
+            return True
+        if self.step >= self.config.iterations:
+            self.phase = 3
+            return True
+        return False
+
+    def _proxy(self) -> Proxy:
+        return Proxy("proxy", self.config.temperature, self.config.noise, self.proxy_generator)
+
+    def _fit_losses(self, proxy: Proxy) -> torch.Tensor:
+        """Per candidate: MSE to its class's real images + weight x bits per pixel."""
+        images, bits = self.bank(proxy)
+        targets = self.targets[self.owner]
+        mse = ((images - targets) ** 2).flatten(1).mean(1)
+        bpp = bits / (images.shape[1] * images.shape[-2] * images.shape[-1])
+        return mse + self.config.fit_rate_weight * bpp
+
+    def _phase1_step(self) -> dict:
+        losses = self._fit_losses(self._proxy())
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.bank.clip_grad_norm_per_group(self.config.grad_clip)
+        self.optimizer.step()
+        return {"loss": float(losses.detach().mean())}
+
+    @torch.no_grad()
+    def _select_candidates(self, keep: int) -> None:
+        losses = self._fit_losses(Proxy("hard")).tolist()
+        survivors = []
+        for g in range(len(self.group_classes)):
+            mine = sorted((losses[i], i) for i, o in enumerate(self.owner) if o == g)
+            survivors += [i for _, i in mine[:keep]]
+        survivors.sort()
+        self.owner = [self.owner[i] for i in survivors]
+        self.bank.keep(survivors)
+
+    @torch.no_grad()
+    def _fit_psnr(self) -> float:
+        images = self.bank(Proxy("hard"))[0].clamp(0, 1)
+        mse = ((images - self.targets[self.owner]) ** 2).flatten(2).mean(2).clamp_min(1e-10)
+        return float((10 * torch.log10(1 / mse)).mean())
+
+    def lmbda_at(self, step: int) -> float:
+        cfg = self.config
+        if cfg.lmbda_stage2 is not None and step >= cfg.stage2_at * cfg.iterations:
+            return cfg.lmbda_stage2
+        return cfg.lmbda
+
+    def _phase2_step(self) -> dict:
+        images, bits = self.bank(self._proxy())
+        unit = images.flatten(0, 1).clamp(0, 1)  # class-ordered: group by group
+        synthetic = self.dataset.normalization.from_unit(unit)
+        utility = self.objective(synthetic, self.counts, self.step)
+        bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
+        loss = bpp + self.lmbda_at(self.step) * utility
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.bank.clip_grad_norm_per_group(self.config.grad_clip)
+        self.optimizer.step()
+        return {"utility": float(utility.detach()),
+                "latent_bpc": float(bits.detach().sum()) / self.dataset.num_classes}
+
+    @contextlib.contextmanager
+    def _sigint_finishes_step(self):
+        def handler(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    # ------------------------------------------------------------------ phase 3
+    @torch.no_grad()
+    def _post_quantize(self) -> tuple[torch.Tensor, dict]:
+        """Quantise every decoder; return the decoded uint8 images and the codec payload."""
+        bank, threshold = self.bank, self.config.quant_mse
+        hard = bank.quantized_latents(Proxy("hard"))
+        everyone = torch.ones(bank.groups, dtype=torch.bool)
+
+        def latent_bits():
+            return everyone, bank.latent_bits(hard)
+
+        chosen = {"arm": search_module(bank.module("arm"), "arm", latent_bits)}
+        for name in ("synthesis", "upsampler"):
+            reference = bank.synthesize(hard)
+
+            def within_threshold(ref=reference):
+                mse = ((bank.synthesize(hard) - ref) ** 2).flatten(1).mean(1)
+                return (mse <= threshold).cpu(), torch.zeros(bank.groups)
+
+            chosen[name] = search_module(bank.module(name), name, within_threshold)
+        bits = {"latents": float(bank.latent_bits(hard).sum())}
+        for name in MODULES:
+            bits[name] = sum(q.bits for entry in chosen[name] for q in entry.values())
+        bits["labels"] = float(LABEL_BITS_PER_CLASS * self.dataset.num_classes)
+        bits["total"] = sum(bits.values())
+        decoded = bank.synthesize(hard).clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+        groups = [{
+            "classes": list(self.group_classes[g]),
+            "n_images": bank.images_per_group,
+            "latents": [grid[g].to(torch.int16).cpu() for grid in hard],
+            **{name: {k: v.to_dict() for k, v in chosen[name][g].items()} for name in MODULES},
+        } for g in range(bank.groups)]
+        payload = {"config": self.codec.to_dict(), "layout": self.layout.to_dict(),
+                   "groups": groups, "estimated_bits": bits, "fit_psnr": self.fit_psnr}
+        return decoded.flatten(0, 1), payload
