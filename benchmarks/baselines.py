@@ -26,8 +26,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
+from report import replace_section  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.evaluate import EvalConfig, accuracy, train_network  # noqa: E402
 
@@ -165,16 +167,7 @@ def write_outputs(record: dict, out: Path) -> None:
         f"iterations about {t['dm_iteration_ipc10_batch256_s'] * 20000 / 3600:.1f} h.",
         "",
     ]
-    section = "\n".join(lines)
-    header = "# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated.\n\n"
-    text = out.read_text() if out.exists() else header
-    start = text.find("## Vanilla baselines")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    out.write_text(text)
+    replace_section(out, "## Vanilla baselines", "\n".join(lines))
     print(f"wrote {out} and {json_path}")
 
 

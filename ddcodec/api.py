@@ -68,12 +68,10 @@ def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
             data_root: str | None = None,
             on_epoch: Callable[[int, int], None] | None = None) -> dict:
     """Train `runs` fresh networks on the set under the standard protocol; return the report."""
-    from ddcodec.setfile import load_set
-
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     path = Path(set_path)
-    distilled = load_set(path)
+    distilled, raw, estimate = _load_for_measure(path)
     spec = data or distilled.provenance.get("data")
     if not spec:
         raise DDCodecError(f"{path} does not say which data it came from; pass --data")
@@ -95,10 +93,10 @@ def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
     result = evaluate_set(distilled.images, distilled.labels, test_images, dataset.y_test,
                           distilled.num_classes, config, runs, seed, dev, on_epoch)
     seconds = time.perf_counter() - started
-    file_bytes = path.stat().st_size
+    file_bytes = len(raw)
     return {
         "file": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(raw).hexdigest(),
         "file_bytes": file_bytes,
         "bits": 8 * file_bytes,
         "bpc": 8 * file_bytes / distilled.num_classes,
@@ -123,15 +121,78 @@ def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
         "test_data": spec,
         "num_test": int(dataset.x_test.shape[0]),
         "method": distilled.provenance.get("method"),
-        **_estimate(distilled),
+        **estimate,
         "device": str(dev),
         "seconds": seconds,
     }
 
 
-def _estimate(distilled) -> dict:
-    """The model's own bit estimate, for sets that carry one (latent sets)."""
+def _load_for_measure(path: Path):
+    """A set file or a .ddz -> (set, the file's bytes, the model's bit estimate if any)."""
+    from ddcodec import ddz
+    from ddcodec.setfile import load_set
+
+    if str(path) != "-" and not path.is_file():
+        raise DDCodecError(f"{path} not found")
+    if ddz.is_ddz(path):
+        raw = ddz.read_input(path)
+        decoded = ddz.decode(raw)
+        bits = decoded.estimated_bits
+        return decoded.to_set(), raw, {
+            "format": "ddz", "estimated_bits": {**bits, "total": sum(bits.values())},
+            "estimated_bpc": sum(bits.values()) / decoded.header.num_classes}
+    distilled = load_set(path)
+    raw = path.read_bytes()
     bits = distilled.provenance.get("estimated_bits")
-    if not bits:
-        return {}
-    return {"estimated_bits": bits, "estimated_bpc": bits["total"] / distilled.num_classes}
+    estimate = {"format": "set"}
+    if bits:
+        estimate.update(estimated_bits=bits, estimated_bpc=bits["total"] / distilled.num_classes)
+    return distilled, raw, estimate
+
+
+def encode(set_path: str | os.PathLike, output: str | os.PathLike | None = None,
+           force: bool = False) -> tuple[bytes, dict]:
+    """Encode a set file to .ddz bytes; write them to `output` ("-": stdout) if given."""
+    from ddcodec import ddz
+
+    if output is not None and str(output) != "-":
+        from ddcodec.fileio import check_writable
+
+        check_writable(output, force)
+    data, report = ddz.encode(set_path)
+    if output is not None:
+        ddz.write_bytes(data, output, force)
+    return data, report
+
+
+def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None = None,
+           format: str = "pt", force: bool = False):
+    """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given."""
+    from ddcodec import ddz
+
+    data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
+    if output is not None and format == "pt":
+        from ddcodec.fileio import check_writable
+
+        check_writable(output, force)
+    decoded = ddz.decode(bytes(data))
+    if output is not None:
+        ddz.export(decoded, output, format, force)
+    return decoded
+
+
+def info(source: str | os.PathLike | bytes) -> dict:
+    from ddcodec import ddz
+
+    data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
+    return ddz.info(bytes(data), name="<bytes>" if isinstance(source, (bytes, bytearray))
+                    else str(source))
+
+
+def test(source: str | os.PathLike | bytes) -> bool:
+    """Full integrity check; raises DDCodecError on any problem, returns True otherwise."""
+    from ddcodec import ddz
+
+    data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
+    ddz.test(bytes(data))
+    return True

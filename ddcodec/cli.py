@@ -246,6 +246,125 @@ def measure(set_file, epochs, runs, arch, lr, batch_size, no_dsa, data_spec, dat
     _print_measure(report)
 
 
+def _default_output(source: str, suffix: str) -> str:
+    if source == "-":
+        raise click.UsageError("reading from stdin needs -o OUTPUT (or -c)")
+    from pathlib import Path
+
+    return str(Path(source).with_suffix(suffix))
+
+
+@cli.command()
+@click.argument("set_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default=None,
+              help="The .ddz to write; '-' for stdout [default: SET with suffix .ddz].")
+@click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
+@click.option("-f", "--force", is_flag=True,
+              help="Overwrite an existing output; allow binary output to a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout "
+                                                      "(not with output on stdout).")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
+    """Write a distilled set (set.pt) as a range-coded .ddz file."""
+    from ddcodec import api
+
+    output = "-" if to_stdout else (output or _default_output(set_file, ".ddz"))
+    if output == "-":
+        if as_json:
+            raise click.UsageError("--json and output on stdout exclude each other")
+        if sys.stdout.isatty() and not force:
+            raise DDCodecError("refusing to write a binary .ddz to a terminal; use -o FILE, "
+                               "a pipe, or -f")
+    data, report = api.encode(set_file, output, force=force)
+    report["output"] = output
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    bits = report["estimated_bits"]
+    _info(quiet, f"wrote {output}: {len(data):,} bytes = {report['bpc']:,.0f} bits/class "
+                 f"(estimated {sum(bits.values()) / report['num_classes']:,.0f} + framing), "
+                 f"{report['seconds']:.2f} s")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", default=None,
+              help="Where to write [default: SOURCE with suffix .pt, or its stem as a folder].")
+@click.option("--format", "form", type=click.Choice(["pt", "imagefolder", "mtt"]), default="pt",
+              show_default=True, help="pt: a ddcodec set file (plain tensors); imagefolder: "
+                                      "one folder of PNGs per class; mtt: images_best.pt + "
+                                      "labels_best.pt.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+def decode(source, output, form, force, as_json, quiet, verbose):
+    """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
+    from ddcodec import api
+
+    output = output or _default_output(source, ".pt" if form == "pt" else "")
+    started = time.perf_counter()
+    decoded = api.decode(source, output, format=form, force=force)
+    seconds = time.perf_counter() - started
+    summary = {"output": output, "format": form, "num_images": decoded.header.num_images,
+               "num_classes": decoded.header.num_classes, "seconds": seconds}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        _info(quiet, f"wrote {output} ({form}): {summary['num_images']} images of "
+                     f"{summary['num_classes']} classes, {seconds:.2f} s")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+def info(source, as_json, verbose):
+    """Sizes and bits per section of a .ddz file, its bpc, estimated against actual."""
+    from ddcodec import api
+
+    report = api.info(source)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ddcodec info {source}")
+    table.add_column("part")
+    table.add_column("bytes", justify="right")
+    table.add_column("estimated bits", justify="right")
+    parts = report["estimated_bits_parts"]
+    for name, size in report["sections"].items():
+        table.add_row(name, f"{size:,}", f"{parts.get(name, 8 * size):,.0f}")
+    table.add_row("framing", "", f"{parts.get('framing', 0):,.0f}")
+    table.add_row("total", f"{report['file_bytes']:,}", f"{report['estimated_bits']:,.0f}",
+                  style="bold")
+    console = Console()
+    console.print(table)
+    kind = report["kind"]
+    extra = (f"decoder {report['decoder']['preset']} {'shared' if report['decoder']['shared'] else 'per class'}"
+             if kind == "latent" else "lossless 8-bit pixels")
+    console.print(f"{report['num_images']} images of {report['num_classes']} classes "
+                  f"{tuple(report['image_shape'])}, {kind} ({extra}); "
+                  f"{report['bpc']:,.0f} bits/class from the file "
+                  f"({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} vs estimate); "
+                  f"as float32 pixels: {report['float32_bits_per_class']:,.0f} bits/class")
+
+
+@cli.command(name="test")
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+def test_command(source, quiet, verbose):
+    """Check a .ddz completely (checksums, every section, a full decode); exit 0 or 1."""
+    from ddcodec import api
+
+    api.test(source)
+    _info(quiet, f"{source}: OK")
+
+
 def _print_measure(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -10,6 +10,7 @@ part. Nothing in it needs ddcodec's classes to load.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,15 @@ class DistilledSet:
 def save_set(distilled: DistilledSet, path: str | os.PathLike, force: bool = False) -> Path:
     path = check_writable(path, force)
     with atomic_path(path) as tmp:
-        torch.save(distilled.to_dict(), tmp)
+        tmp.write_bytes(set_bytes(distilled))
     return path
+
+
+def set_bytes(distilled: DistilledSet) -> bytes:
+    """The file's bytes; saving through a buffer keeps them independent of the file's name."""
+    buffer = io.BytesIO()
+    torch.save(distilled.to_dict(), buffer)
+    return buffer.getvalue()
 
 
 def load_set(path: str | os.PathLike) -> DistilledSet:

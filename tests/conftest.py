@@ -25,9 +25,10 @@ def make_arrays(per_class: int = 12, classes: int = 3, size: int = 8, channels: 
     return x, y.astype(np.uint8)
 
 
-def write_npz(path: Path, layout: str = "hwc", **kwargs) -> Path:
-    x_train, y_train = make_arrays(seed=0, **kwargs)
-    x_test, y_test = make_arrays(per_class=6, seed=1, **kwargs)
+def write_npz(path: Path, layout: str = "hwc", per_class: int = 12, test_per_class: int = 6,
+              **kwargs) -> Path:
+    x_train, y_train = make_arrays(per_class=per_class, seed=0, **kwargs)
+    x_test, y_test = make_arrays(per_class=test_per_class, seed=1, **kwargs)
     if layout == "chw":
         x_train, x_test = x_train.transpose(0, 3, 1, 2), x_test.transpose(0, 3, 1, 2)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)

@@ -75,12 +75,14 @@ def test_cuda_without_a_gpu_is_a_clear_error(run_cli, tmp_path, tiny_npz):
 
 
 def test_failed_write_leaves_no_partial_file(run_cli, tmp_path, tiny_npz, monkeypatch):
-    def broken_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"half a file")
+    from pathlib import Path
+
+    def disk_full(self, data):
+        with open(self, "wb") as handle:
+            handle.write(data[:len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none",
                            "-o", str(tmp_path / "s.pt"), "--ipc", "2")
     assert code == 1 and "disk full" in err

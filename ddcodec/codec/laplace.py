@@ -2,8 +2,9 @@
 
 The ARM's second output o gives log b = clamp(o - LOG_SCALE_SHIFT, LOG_SCALE_MIN, LOG_SCALE_MAX);
 both bounds lie on the 2^-8 grid that the integer entropy coder will index. The probability of
-an integer x is CDF(x + 1/2) - CDF(x - 1/2), floored at 2^-16 while training, computed on the side
-of the mean where it does not cancel.
+an integer x is CDF(x + 1/2) - CDF(x - 1/2), floored at 2^-24 as the range coder floors it (so
+training and phase 3 price improbable latents as the file will), computed on the side of the mean
+where it does not cancel.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 LOG_SCALE_MIN = -4.5  # b >= 0.011
 LOG_SCALE_MAX = 5.0  # b <= 148
 LOG_SCALE_SHIFT = 4.0
-PROB_FLOOR = 2.0 ** -16
+PROB_FLOOR = 2.0 ** -24  # the range coder gives every symbol at least 2^-24
 
 
 def log_scale_from_output(raw: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,21 @@
+"""Shared by the benchmark scripts: replace one '## ' section of docs/BENCHMARKS.md in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated; "
+          "each section says which script and how long it took.\n\n")
+
+
+def replace_section(out: Path, heading: str, section: str) -> None:
+    """Put `section` (which starts with `heading`) in place of the old one, or append it."""
+    text = out.read_text() if out.exists() else HEADER
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)

@@ -1,0 +1,83 @@
+"""The ARM in exact integer arithmetic (numpy int64, any summation order gives the same result).
+
+Weights arrive as integers q with power-of-two steps 2^s (s >= -8 for weights, >= -16 for
+biases), so fixed point is an exact shift: weights in Q.16, biases in Q.32, latents in Q.16.
+Each hidden layer computes ReLU((W + I) h + b) (the residual folded into the matrix) and shifts
+back to Q.16; the output layer gives mu and log b in Q.8, the log-scale offset folded into its
+bias. Every accumulator is bounded before it is computed, identically at both ends, so an
+overflow is reported rather than wrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.tables import FRACTION_BITS, LOG_SCALE_MAX_Q, LOG_SCALE_MIN_Q
+from ddcodec.codec.laplace import LOG_SCALE_SHIFT
+
+W_SHIFT = 16
+ACCUMULATOR_LIMIT = 1 << 62
+
+
+@dataclass
+class IntegerARM:
+    hidden_w: list[np.ndarray]  # each G x d x d, Q.16, residual folded in
+    hidden_b: list[np.ndarray]  # each G x d, Q.32
+    out_w: np.ndarray  # G x 2 x d, Q.16
+    out_b: np.ndarray  # G x 2, Q.32, log-scale offset folded in
+    k: int
+
+    @staticmethod
+    def from_groups(per_decoder: list[dict], hidden: int, n_ctx: int, k: int) -> "IntegerARM":
+        """per_decoder[g] = {"weight": (q, step), "bias": (q, step)} in the ARM's order:
+        hidden0_weight, hidden1_weight, ..., out_weight (and the biases likewise)."""
+        hw, hb, ow, ob = [], [], [], []
+        for entry in per_decoder:
+            wq, ws = entry["weight"]
+            bq, bs = entry["bias"]
+            w = _shifted(wq, ws + W_SHIFT)
+            b = _shifted(bq, bs + 2 * W_SHIFT)
+            d = n_ctx
+            layers_w = [w[i * d * d:(i + 1) * d * d].reshape(d, d) + (np.eye(d, dtype=np.int64)
+                        << W_SHIFT) for i in range(hidden)]
+            layers_b = [b[i * d:(i + 1) * d] for i in range(hidden)]
+            out_w = w[hidden * d * d:].reshape(2, d)
+            out_b = b[hidden * d:].copy()
+            out_b[1] -= int(LOG_SCALE_SHIFT * (1 << (2 * W_SHIFT)))
+            hw.append(layers_w)
+            hb.append(layers_b)
+            ow.append(out_w)
+            ob.append(out_b)
+        return IntegerARM([np.stack([x[i] for x in hw]) for i in range(hidden)],
+                          [np.stack([x[i] for x in hb]) for i in range(hidden)],
+                          np.stack(ow), np.stack(ob), k)
+
+    def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """contexts G x M x d (integer latents) -> (mu, log b) in Q.8, each G x M, clamped."""
+        h = contexts.astype(np.int64) << W_SHIFT
+        for w, b in zip(self.hidden_w, self.hidden_b):
+            acc = _affine(h, w, b)
+            h = np.maximum(acc, 0) >> W_SHIFT
+        raw = _affine(h, self.out_w, self.out_b) >> (2 * W_SHIFT - FRACTION_BITS)
+        mu = np.clip(raw[..., 0], -self.k << FRACTION_BITS, self.k << FRACTION_BITS)
+        log_scale = np.clip(raw[..., 1], LOG_SCALE_MIN_Q, LOG_SCALE_MAX_Q)
+        return mu, log_scale
+
+
+def _shifted(q: np.ndarray, shift: int) -> np.ndarray:
+    if shift < 0:
+        raise FormatError("ARM quantisation step too fine for the fixed-point ARM")
+    return q.astype(np.int64) << shift
+
+
+def _affine(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """h G x M x d_in, w G x d_out x d_in, b G x d_out -> G x M x d_out, overflow-checked."""
+    if h.size:
+        bound = (np.abs(h).max(axis=1)[:, None, :].astype(np.float64)
+                 * np.abs(w).astype(np.float64)).sum(-1) + np.abs(b).astype(np.float64)
+        if bound.max() >= ACCUMULATOR_LIMIT:
+            raise FormatError("ARM weights too large for exact 64-bit integer decoding")
+    return np.matmul(h, np.swapaxes(w, 1, 2)) + b[:, None, :]

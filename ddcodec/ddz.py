@@ -1,0 +1,182 @@
+"""File-level verbs on .ddz files: encode, decode (to pt, ImageFolder or MTT files), info, test.
+
+Inputs may be a path or `-` (stdin); outputs are written atomically and never overwrite
+without `force`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ddcodec.bitstream import format as fmt
+from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set
+from ddcodec.errors import DDCodecError
+from ddcodec.fileio import atomic_path, check_writable
+from ddcodec.setfile import DistilledSet, load_set, save_set
+
+FORMATS = ("pt", "imagefolder", "mtt")
+
+
+def is_ddz(path: str | os.PathLike) -> bool:
+    if str(path) == "-":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == fmt.MAGIC
+    except OSError:
+        return False
+
+
+def read_input(path: str | os.PathLike) -> bytes:
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    path = Path(path)
+    if not path.is_file():
+        raise DDCodecError(f"{path} not found")
+    return path.read_bytes()
+
+
+def encode(set_path: str | os.PathLike) -> tuple[bytes, dict]:
+    """A set file -> (.ddz bytes, report with estimated bits per part)."""
+    distilled = load_set(set_path)
+    started = time.perf_counter()
+    try:
+        data, bits = encode_set(distilled)
+    except ValueError as exc:
+        raise DDCodecError(f"cannot encode {set_path}: {exc}") from exc
+    seconds = time.perf_counter() - started
+    return data, {"file_bytes": len(data), "estimated_bits": bits, "seconds": seconds,
+                  "num_classes": distilled.num_classes,
+                  "bpc": 8 * len(data) / distilled.num_classes,
+                  "training_estimate_bits": distilled.provenance.get("estimated_bits")}
+
+
+def decode(data: bytes) -> Decoded:
+    return decode_bytes(data)
+
+
+def write_bytes(data: bytes, output: str | os.PathLike, force: bool) -> None:
+    if str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = check_writable(output, force)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) -> Path:
+    """Write decoded images as a ddcodec set file, an ImageFolder tree or MTT tensors."""
+    if form not in FORMATS:
+        raise DDCodecError(f"unknown --format {form!r}; choose {', '.join(FORMATS)}")
+    distilled = decoded.to_set()
+    if form == "pt":
+        return save_set(distilled, output, force=force)
+    out = Path(output)
+    if out.exists() and not force:
+        raise DDCodecError(f"{out} already exists; use -f/--force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise DDCodecError(f"cannot write {out}: directory {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        if form == "imagefolder":
+            _write_imagefolder(decoded, tmp)
+        else:
+            _write_mtt(distilled, tmp)
+        _write_normalization(distilled, tmp, form)
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _folder_name(name: str, index: int) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+    return f"{index:03d}_{safe}"
+
+
+def _write_imagefolder(decoded: Decoded, root: Path) -> None:
+    from PIL import Image
+
+    names = decoded.header.class_names
+    folders = [_folder_name(n, i) for i, n in enumerate(names)]
+    counters = [0] * len(names)
+    for image, label in zip(decoded.images, decoded.labels.tolist()):
+        folder = root / folders[label]
+        folder.mkdir(exist_ok=True)
+        array = image.permute(1, 2, 0).numpy()
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[2])
+        if mode is None:
+            raise DDCodecError(f"ImageFolder export needs 1, 3 or 4 channels, not {array.shape[2]}")
+        Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(
+            folder / f"{counters[label]:05d}.png")
+        counters[label] += 1
+    (root / "classes.json").write_text(json.dumps(
+        {"folders": folders, "class_names": names}, indent=1))
+
+
+def _write_mtt(distilled: DistilledSet, root: Path) -> None:
+    torch.save(distilled.images.contiguous(), root / "images_best.pt")
+    torch.save(distilled.labels.contiguous(), root / "labels_best.pt")
+    if "syn_lr" in distilled.provenance:
+        torch.save(torch.tensor(distilled.provenance["syn_lr"]), root / "lr_best.pt")
+
+
+def _write_normalization(distilled: DistilledSet, root: Path, form: str) -> None:
+    n = distilled.normalization
+    note = ("PNG pixels are 0..255; networks expect (pixel / 255 - mean) / std"
+            if form == "imagefolder" else
+            "tensors are already normalised: pixel / 255 = images * std + mean")
+    (root / "normalization.json").write_text(json.dumps(
+        {"mean": list(n.mean), "std": list(n.std), "note": note,
+         "class_names": distilled.class_names}, indent=1))
+
+
+def info(data: bytes, name: str = "-") -> dict:
+    decoded = decode_bytes(data)
+    h = decoded.header
+    estimated = sum(decoded.estimated_bits.values())
+    report = {
+        "file": name, "file_bytes": len(data), "format_version": fmt.FORMAT_VERSION,
+        "kind": "latent" if h.latent else "pixels",
+        "num_classes": h.num_classes, "num_images": h.num_images,
+        "image_shape": [h.channels, h.height, h.width],
+        "samples_per_class": h.samples_per_class, "class_names": h.class_names,
+        "normalization": {"mean": h.mean, "std": h.std},
+        "bpc": 8 * len(data) / h.num_classes,
+        "bpp": 8 * len(data) / (h.num_images * h.height * h.width),
+        "estimated_bits": estimated,
+        "estimated_bits_parts": decoded.estimated_bits,
+        "sections": decoded.section_bytes,
+        "float32_bits_per_class": 32 * h.num_images * h.channels * h.height * h.width
+                                  / h.num_classes,
+        "meta": h.meta,
+    }
+    if h.latent:
+        report["decoder"] = {"preset": h.latent.decoder, "arm_context": h.latent.arm_context,
+                             "arm_hidden": h.latent.arm_hidden, "levels": h.latent.levels,
+                             "shared": h.shared_decoder, "gain": h.latent.gain,
+                             "k": h.latent.k}
+    return report
+
+
+def test(data: bytes) -> Decoded:
+    """Full integrity check: header and payload CRCs, every section, latent CRC, the images."""
+    decoded = decode_bytes(data)
+    if decoded.images.shape[0] != decoded.header.num_images:
+        raise FormatError("decoded image count does not match the header")
+    return decoded
