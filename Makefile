@@ -17,14 +17,19 @@ demo: $(STAMP)
 	mkdir -p out
 	$(BIN)/ddcodec distill --loss dm --ipc 10 --iterations 100 --batch-real 64 -o out/dm_ipc10.pt -f
 	$(BIN)/ddcodec distill --loss none --ipc 10 -o out/random_ipc10.pt -f
-	$(BIN)/ddcodec measure out/random_ipc10.pt --epochs 300 --runs 2
-	$(BIN)/ddcodec measure out/dm_ipc10.pt --epochs 300 --runs 2
+	$(BIN)/ddcodec encode out/dm_ipc10.pt -f
+	$(BIN)/ddcodec encode out/random_ipc10.pt -f
+	$(BIN)/ddcodec info out/dm_ipc10.ddz
+	$(BIN)/ddcodec measure out/random_ipc10.ddz --epochs 300 --runs 2
+	$(BIN)/ddcodec measure out/dm_ipc10.ddz --epochs 300 --runs 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baselines.py
+	$(BIN)/python benchmarks/latent.py
+	$(BIN)/python benchmarks/codec_speed.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

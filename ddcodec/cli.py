@@ -95,7 +95,7 @@ def latent_options(func):
                      help="Latent phase 1: Adam learning rate."),
         click.option("--fit-rate-weight", type=float, default=1e-3, show_default=True,
                      help="Latent phase 1: weight of bits per pixel next to the MSE."),
-        click.option("--lmbda", type=float, default=100.0, show_default=True,
+        click.option("--lmbda", type=float, default=0.1, show_default=True,
                      help="Latent phase 2: weight of the utility loss (rate + lmbda x utility)."),
         click.option("--lmbda-stage2", type=float, default=None,
                      help="Latent phase 2: lambda from --stage2-at on (two-stage schedule)."),

@@ -71,7 +71,8 @@ def tensor_kinds(module: nn.ParameterDict) -> dict[str, list[str]]:
 
 
 def _flat(module: nn.ParameterDict, names: list[str]) -> torch.Tensor:
-    return torch.cat([module[n].detach().flatten(1) for n in names], dim=1).double()
+    """The group's values per decoder, on the CPU (the search's arithmetic stays there)."""
+    return torch.cat([module[n].detach().cpu().flatten(1) for n in names], dim=1).double()
 
 
 @torch.no_grad()
@@ -82,11 +83,11 @@ def _load(module: nn.ParameterDict, names: list[str], values: torch.Tensor,
     for name in names:
         p = module[name]
         n = p[0].numel()
-        block = values[:, offset:offset + n].reshape(-1, *p.shape[1:]).to(p.dtype)
+        block = values[:, offset:offset + n].reshape(-1, *p.shape[1:]).to(p.device, p.dtype)
         if rows is None:
             p.copy_(block)
         else:
-            p[rows] = block
+            p[rows.to(p.device)] = block
         offset += n
 
 
@@ -116,6 +117,7 @@ def search_module(module: nn.ParameterDict, kind: str,
         for k in kinds:
             _load(module, kinds[k], ints[k] * 2.0 ** steps[k])
         ok, other_bits = cost()
+        ok = ok.cpu()
         total = other_bits.double().cpu() + sum(zero_mean_laplace_bits(q) for q in ints.values())
         for g in range(groups):
             if not valid[g]:

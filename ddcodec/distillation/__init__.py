@@ -55,7 +55,7 @@ class DistillConfig:
     fit_lr: float = 1e-2
     fit_rate_weight: float = 1e-3
     # latent: phase 2 (rate + lambda * utility)
-    lmbda: float = 100.0
+    lmbda: float = 0.1
     lmbda_stage2: float | None = None
     stage2_at: float = 0.5
     lr: float = 1e-3

@@ -177,8 +177,10 @@ class LatentTrainer:
                     self.on_progress(self.phase, self._phase_step(), self._phase_length(), info)
                 if self._stop_requested:
                     self.save_checkpoint()
+                    where = (f"checkpoint saved to {self.checkpoint}: rerun with --resume"
+                             if self.checkpoint else "nothing saved (no checkpoint path)")
                     raise Interrupted(f"interrupted in phase {self.phase} at step {self.step}; "
-                                      f"checkpoint saved to {self.checkpoint}: rerun with --resume")
+                                      f"{where}")
         return self._post_quantize()
 
     def _phase_step(self) -> int:

@@ -1,0 +1,106 @@
+"""Encode and decode speed of .ddz files on CPU: a 10-class set with 10 images per class.
+
+Makes a latent set (v0 per class, ARM 16x2, phase 1 only: speed does not depend on how well it
+was trained) and a lossless pixel set of 10 real images per class, then times encode and decode
+(median of --repeats, in this process) and reports symbols per second. Writes the "Bitstream
+speed" section of docs/BENCHMARKS.md and docs/benchmarks/codec_speed.json.
+
+    python benchmarks/codec_speed.py     # about two minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ddcodec import __version__, api  # noqa: E402
+from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
+from ddcodec.setfile import load_set  # noqa: E402
+from report import replace_section  # noqa: E402
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def measure(path: Path, repeats: int) -> dict:
+    distilled = load_set(path)
+    encode_s, (data, _) = timed(lambda: encode_set(distilled), repeats)
+    decode_s, decoded = timed(lambda: decode_bytes(data), repeats)
+    h = decoded.header
+    if h.latent:
+        symbols = sum(g.size for g in decoded.latents)
+        symbols += sum(int(q["q"].numel()) for g in distilled.codec["groups"]
+                       for module in ("arm", "synthesis", "upsampler") for q in g[module].values())
+    else:
+        symbols = h.num_images * h.channels * h.height * h.width
+    return {"kind": "latent" if h.latent else "pixels", "images": h.num_images,
+            "file_bytes": len(data), "symbols": symbols, "encode_s": encode_s,
+            "decode_s": decode_s, "encode_msym_s": symbols / encode_s / 1e6,
+            "decode_msym_s": symbols / decode_s / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        latent = Path(tmp) / "latent.pt"
+        api.distill("cifar10-subset", latent, device="cpu", param="latent", spc=10,
+                    fit_iterations=100, fit_candidates=1, iterations=0)
+        pixels = Path(tmp) / "pixels.pt"
+        api.distill("cifar10-subset", pixels, loss="none", ipc=10)
+        for path in (latent, pixels):
+            rows.append(measure(path, args.repeats))
+            r = rows[-1]
+            print(f"{r['kind']}: {r['file_bytes']:,} B, encode {r['encode_s']:.3f} s, "
+                  f"decode {r['decode_s']:.3f} s", flush=True)
+    record = {"date": dt.date.today().isoformat(), "ddcodec_version": __version__,
+              "machine": f"{platform.machine()}, {args.threads} torch threads",
+              "args": vars(args), "rows": rows}
+    out = Path(args.out)
+    (out.parent / "benchmarks").mkdir(parents=True, exist_ok=True)
+    (out.parent / "benchmarks" / "codec_speed.json").write_text(json.dumps(record, indent=1))
+    lines = ["## Bitstream speed (CPU)", "",
+             f"Produced by `python benchmarks/codec_speed.py` on {record['date']} (ddcodec "
+             f"{__version__}, {record['machine']}): a 10-class set with 10 images per class of the "
+             "CIFAR-10 subset, median of "
+             f"{args.repeats} runs in one process. Encoding includes the closed-loop check (the "
+             "encoder decodes its own file); decoding includes rebuilding the images. Symbols: "
+             "latent values and weight integers, or pixels.", "",
+             "| set | file bytes | symbols | encode (s) | decode (s) | encode Msym/s | "
+             "decode Msym/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        name = ("latent (v0 + ARM 16x2 per class)" if r["kind"] == "latent"
+                else "pixels (lossless 8-bit)")
+        lines.append(f"| {name} | {r['file_bytes']:,} | {r['symbols']:,} | {r['encode_s']:.3f} | "
+                     f"{r['decode_s']:.3f} | {r['encode_msym_s']:.2f} | {r['decode_msym_s']:.2f} |")
+    lines.append("")
+    replace_section(out, "## Bitstream speed", "\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
