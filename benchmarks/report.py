@@ -10,6 +10,7 @@ HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchma
 
 def replace_section(out: Path, heading: str, section: str) -> None:
     """Put `section` (which starts with `heading`) in place of the old one, or append it."""
+    section = section.rstrip("\n") + "\n\n"
     text = out.read_text() if out.exists() else HEADER
     start = text.find(heading)
     if start >= 0:
