@@ -345,7 +345,7 @@ def info(source, as_json, verbose):
     console.print(table)
     kind = report["kind"]
     extra = (f"decoder {report['decoder']['preset']} {'shared' if report['decoder']['shared'] else 'per class'}"
-             if kind == "latent" else "lossless 8-bit pixels")
+             if kind == "latent" else "lossless 8-bit")
     console.print(f"{report['num_images']} images of {report['num_classes']} classes "
                   f"{tuple(report['image_shape'])}, {kind} ({extra}); "
                   f"{report['bpc']:,.0f} bits/class from the file "
