@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
-from report import replace_section  # noqa: E402
+from report import replace_section, write_record  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.evaluate import EvalConfig, accuracy, train_network  # noqa: E402
 
@@ -160,9 +160,7 @@ def refresh_timings(args) -> None:
 
 
 def write_outputs(record: dict, out: Path) -> None:
-    json_path = out.parent / "benchmarks" / "baselines.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(record, indent=1))
+    json_path = write_record(out, "baselines", record)
     a, t = record["args"], record["timings"]
     lines = [
         "## Vanilla baselines (CIFAR-10 subset, CPU)",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import statistics
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ddcodec import __version__, api  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
 from ddcodec.setfile import load_set  # noqa: E402
-from report import replace_section  # noqa: E402
+from report import replace_section, write_record  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -81,8 +80,7 @@ def main() -> None:
               "machine": f"{platform.machine()}, {args.threads} torch threads",
               "args": vars(args), "rows": rows}
     out = Path(args.out)
-    (out.parent / "benchmarks").mkdir(parents=True, exist_ok=True)
-    (out.parent / "benchmarks" / "codec_speed.json").write_text(json.dumps(record, indent=1))
+    write_record(out, "codec_speed", record)
     lines = ["## Bitstream speed (CPU)", "",
              f"Produced by `python benchmarks/codec_speed.py` on {record['date']} (ddcodec "
              f"{__version__}, {record['machine']}): a 10-class set with 10 images per class of the "

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
-from report import replace_section  # noqa: E402
+from report import replace_section, write_record  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
@@ -155,14 +155,13 @@ def main() -> None:
 
 
 def write_outputs(record: dict, out: Path) -> None:
-    json_path = out.parent / "benchmarks" / "latent.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(json_path.read_text()) if json_path.exists() else {}
+    previous_path = out.parent / "benchmarks" / "latent.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     if not record["fit"] and previous.get("fit"):
         record["fit"], record["fit_date"] = previous["fit"], previous.get("fit_date", previous["date"])
     else:
         record["fit_date"] = record["date"]
-    json_path.write_text(json.dumps(record, indent=1))
+    json_path = write_record(out, "latent", record)
     a = record["args"]
     lines = ["## Rate-utility model (CIFAR-10 subset, CPU)", "",
              f"Produced by `python benchmarks/latent.py` on {record['date']} (ddcodec "

@@ -20,3 +20,30 @@ def replace_section(out: Path, heading: str, section: str) -> None:
         text = text.rstrip() + "\n\n" + section
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+
+
+def portable(value, root: Path):
+    """Strip machine-specific paths from a record: paths inside the repository become relative,
+    other absolute paths (temporary files) keep only their name."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        path = Path(value)
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return path.name
+    return value
+
+
+def write_record(out: Path, name: str, record: dict) -> Path:
+    """Write docs/benchmarks/NAME.json beside the report, without machine-specific paths."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    path = out.parent / "benchmarks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(portable(record, root), indent=1))
+    return path

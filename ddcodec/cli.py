@@ -8,6 +8,7 @@ goes to stderr, progress bars only on a terminal.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -183,7 +184,7 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
             lmbda=lmbda, lmbda_stage2=lmbda_stage2, stage2_at=stage2_at, lr=lr,
             quant_mse=quant_mse, seed=seed)
     seconds = time.perf_counter() - started
-    size = _file_size(output)
+    size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")
     summary = {
         "output": output, "file_bytes": size, "bpc": 8 * size / distilled.num_classes,
@@ -388,12 +389,6 @@ def _print_measure(report: dict) -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
-
-
-def _file_size(path) -> int:
-    import os
-
-    return os.path.getsize(path)
 
 
 def _fail(message: str, code: int = 1) -> None:

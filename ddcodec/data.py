@@ -107,17 +107,6 @@ class Dataset:
     def indices_of_class(self, c: int) -> torch.Tensor:
         return torch.nonzero(self.y_train == c, as_tuple=False).flatten()
 
-    def describe(self) -> dict:
-        return {
-            "data": self.spec,
-            "num_classes": self.num_classes,
-            "image_shape": list(self.image_shape),
-            "num_train": int(self.x_train.shape[0]),
-            "num_test": int(self.x_test.shape[0]),
-            "class_names": list(self.class_names),
-            "normalization": self.normalization.to_dict(),
-        }
-
 
 # ---------------------------------------------------------------------------------------------
 # Entry point

@@ -114,3 +114,28 @@ def test_measure_human_output_and_arch_option(run_cli, tmp_path, tiny_npz):
     assert code == 0 and "accuracy" in stdout and "bits per class" in stdout and "resnet18" in stdout
     code, _, err = run_cli("measure", str(out), "--arch", "nope")
     assert code == 1 and "unknown architecture" in err
+
+
+def test_error_paths_without_other_coverage(run_cli, tmp_path, tiny_npz, monkeypatch):
+    code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--resume",
+                           "-o", str(tmp_path / "p.pt"))
+    assert code == 1 and "--resume applies to --param latent" in err
+    golden = os.path.join(os.path.dirname(__file__), "data", "golden_set.pt")
+    assert run_cli("encode", golden, "-c", "--json")[0] == 2  # JSON and data on one stdout
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    ddz = os.path.join(os.path.dirname(__file__), "data", "golden.ddz")
+    code, _, err = run_cli("decode", ddz, "--format", "imagefolder", "-o", str(folder))
+    assert code == 1 and "already exists" in err and (folder / "mine.txt").exists()
+
+    import ddcodec.api
+    from ddcodec.errors import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("interrupted in phase 2 at step 3; checkpoint saved to x.ckpt")
+
+    monkeypatch.setattr(ddcodec.api, "distill", interrupted)
+    code, _, err = run_cli("distill", "--param", "latent", "-o", str(tmp_path / "l.pt"))
+    assert code == 130 and "checkpoint saved" in err
+    assert len(err.strip().splitlines()) == 1

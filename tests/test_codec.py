@@ -9,7 +9,7 @@ from ddcodec.codec import arm, laplace, upsampling
 from ddcodec.codec.latents import LatentLayout, quantize, softround
 from ddcodec.codec.model import CodecConfig, LatentBank, Proxy
 from ddcodec.codec.synthesis import PRESETS, parameter_shapes
-from ddcodec.codec.weights import QuantizedGroup, search_module, zero_mean_laplace_bits
+from ddcodec.codec.weights import search_module, zero_mean_laplace_bits
 
 
 def bank(groups=2, images=3, channels=3, size=(32, 32), **config):
@@ -142,8 +142,9 @@ def test_quantized_weights_round_trip():
     chosen = search_module(b.module("synthesis"), "synthesis", cost)
     for g, entry in enumerate(chosen):
         for kind, group in entry.items():
-            again = QuantizedGroup.from_dict(group.to_dict())
-            assert torch.equal(again.q, group.q) and again.step_log2 == group.step_log2
+            stored = group.to_dict()  # what the set file keeps and the encoder reads
+            assert torch.equal(stored["q"], group.q) and stored["step_log2"] == group.step_log2
+            assert [tuple(s) for s in stored["shapes"]] == group.shapes
             # the module now holds exactly q * 2^step, which quantises back to q
             values = torch.cat([b.module("synthesis")[n][g].detach().flatten().double()
                                 for n in group.names])

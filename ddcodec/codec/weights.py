@@ -45,11 +45,6 @@ class QuantizedGroup:
         return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
                 "q": self.q.to(torch.int32), "step_log2": int(self.step_log2)}
 
-    @staticmethod
-    def from_dict(d: dict) -> "QuantizedGroup":
-        return QuantizedGroup(list(d["names"]), [tuple(s) for s in d["shapes"]],
-                              d["q"].to(torch.int32), int(d["step_log2"]))
-
 
 def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
     """Ideal bits of each row of integers under a zero-mean Laplace with b = mean|q| (at least
