@@ -6,12 +6,12 @@ file's size (bits per class) and the accuracy of networks trained on what it dec
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "distill", "measure", "encode", "decode", "info", "test"]
+__all__ = ["__version__", "distill", "experts", "measure", "encode", "decode", "info", "test"]
 
 
 def __getattr__(name: str):
     # The API pulls in torch; import it only when used, so `ddcodec --version` stays quick.
-    if name in ("distill", "measure", "encode", "decode", "info", "test"):
+    if name in ("distill", "experts", "measure", "encode", "decode", "info", "test"):
         from ddcodec import api
 
         return getattr(api, name)

@@ -62,6 +62,19 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     return distilled
 
 
+def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,
+            data_root: str | None = None, download: bool = False,
+            resize: tuple[int, int] | None = None, device: str = "auto",
+            on_epoch: Callable[[int, int], None] | None = None, **config) -> dict:
+    """Train the expert trajectories trajectory matching needs (ExpertConfig(**config)) into the
+    folder `output`; experts already there are reused."""
+    from ddcodec.distillation.experts import ExpertConfig, train_experts
+
+    cfg = ExpertConfig(**config)
+    dataset = load_dataset(data, data_root, download, resize)
+    return train_experts(dataset, Path(output), cfg, resolve_device(device), on_epoch)
+
+
 def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
             arch: str = "convnet", seed: int = 0, device: str = "auto", lr: float | None = None,
             batch_size: int = 256, dsa: bool = True, data: str | None = None,

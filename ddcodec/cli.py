@@ -76,8 +76,9 @@ def cli():
 def latent_options(func):
     """Options of the rate-utility model (--param latent)."""
     options = [
-        click.option("--spc", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="Latent: synthetic samples per class."),
+        click.option("--spc", type=click.IntRange(min=1), default=None,
+                     help="Latent: synthetic samples per class [default: 10; with --target-bpc, "
+                          "what the budget buys at about 0.75 latent bits per pixel]."),
         click.option("--decoder", default="v0", show_default=True,
                      help="Latent: synthesis preset (v0, v3-2, v4, v5, v6, ...)."),
         click.option("--arm-context", type=click.Choice(["8", "16", "24", "32"]), default="16",
@@ -96,8 +97,9 @@ def latent_options(func):
                      help="Latent phase 1: Adam learning rate."),
         click.option("--fit-rate-weight", type=float, default=1e-3, show_default=True,
                      help="Latent phase 1: weight of bits per pixel next to the MSE."),
-        click.option("--lmbda", type=float, default=0.1, show_default=True,
-                     help="Latent phase 2: weight of the utility loss (rate + lmbda x utility)."),
+        click.option("--lmbda", type=float, default=None,
+                     help="Latent phase 2: weight of the utility loss (rate + lmbda x utility) "
+                          "[default: dm 0.1, gm 0.01, tm 1; the start under --target-bpc]."),
         click.option("--lmbda-stage2", type=float, default=None,
                      help="Latent phase 2: lambda from --stage2-at on (two-stage schedule)."),
         click.option("--stage2-at", type=float, default=0.5, show_default=True,
@@ -107,6 +109,12 @@ def latent_options(func):
         click.option("--quant-mse", type=float, default=5e-6, show_default=True,
                      help="Latent phase 3: largest MSE ([0, 1] pixels) weight quantisation may "
                           "add to the decoded images."),
+        click.option("--target-bpc", type=float, default=None,
+                     help="Latent: land the encoded .ddz on this many bits per class "
+                          "(everything in the file counted); lambda and the weight "
+                          "quantisation are then found automatically."),
+        click.option("--rate-tolerance", type=float, default=0.05, show_default=True,
+                     help="Latent: accepted relative error of --target-bpc."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                      help="Latent: checkpoint file [default: OUTPUT.ckpt]."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
@@ -124,18 +132,43 @@ def latent_options(func):
 @click.option("--param", type=click.Choice(["pixels", "latent"]), default="pixels",
               show_default=True, help="Synthetic images as free pixels, or as latent grids "
                                       "decoded by a tiny decoder and priced in bits.")
-@click.option("--loss", type=click.Choice(["dm", "none"]), default="dm", show_default=True,
-              help="dm: distribution matching; none: a random real subset.")
+@click.option("--loss", type=click.Choice(["dm", "gm", "tm", "none"]), default="dm",
+              show_default=True, help="dm: distribution matching; gm: gradient matching (DC/DSA); "
+                                      "tm: trajectory matching (MTT, needs --experts); none: a "
+                                      "random real subset.")
 @click.option("--ipc", type=click.IntRange(min=1), default=10, show_default=True,
               help="Pixels: images per class.")
-@click.option("--iterations", type=click.IntRange(min=0), default=20000, show_default=True,
-              help="DM iterations (reference: 20000); latent: phase-2 iterations.")
-@click.option("--lr-img", type=float, default=1.0, show_default=True,
-              help="Pixels: SGD learning rate of the synthetic pixels (momentum 0.5).")
+@click.option("--iterations", type=click.IntRange(min=0), default=None,
+              help="Image updates [default as the references: dm 20000, gm 1000 x outer loop, "
+                   "tm 5000]; latent: phase-2 iterations.")
+@click.option("--lr-img", type=float, default=None,
+              help="Pixels: SGD learning rate of the pixels, momentum 0.5 [default: dm 1, "
+                   "gm 0.1, tm 100].")
 @click.option("--batch-real", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Real images per class per iteration.")
+              help="DM/GM: real images per class per iteration.")
 @click.option("--arch", default="convnet", show_default=True,
-              help="Network whose features DM matches.")
+              help="Network the objective matches through (for tm: the experts').")
+@click.option("--outer-loop", type=click.IntRange(min=1), default=None,
+              help="GM: image updates per random network [default: the reference's per IPC].")
+@click.option("--inner-loop", type=click.IntRange(min=0), default=None,
+              help="GM: network epochs on the synthetic set between updates [default: "
+                   "reference].")
+@click.option("--lr-net", type=float, default=0.01, show_default=True,
+              help="GM: SGD learning rate of the inner network training.")
+@click.option("--experts", "experts_dir", type=click.Path(file_okay=False), default=None,
+              help="TM: folder made by `ddcodec experts`.")
+@click.option("--syn-steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="TM: student steps on the synthetic set per iteration.")
+@click.option("--expert-epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="TM: expert epochs the student steps must cover.")
+@click.option("--max-start-epoch", type=click.IntRange(min=1), default=25, show_default=True,
+              help="TM: latest expert epoch a segment may start from.")
+@click.option("--lr-teacher", type=float, default=0.01, show_default=True,
+              help="TM: initial student learning rate (learnt; stored in the set).")
+@click.option("--lr-lr", type=float, default=1e-5, show_default=True,
+              help="TM: SGD learning rate of the student learning rate.")
+@click.option("--batch-syn", type=click.IntRange(min=1), default=None,
+              help="TM: synthetic images per student step [default: all].")
 @click.option("--init", type=click.Choice(["real", "noise"]), default="real", show_default=True,
               help="Pixels: start from random real images or from noise.")
 @latent_options
@@ -145,10 +178,12 @@ def latent_options(func):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations, lr_img,
-            batch_real, arch, init, spc, decoder, arm_context, arm_hidden, levels,
-            shared_decoder, fit_iterations, fit_candidates, fit_lr, fit_rate_weight, lmbda,
-            lmbda_stage2, stage2_at, lr, quant_mse, checkpoint, checkpoint_every, resume,
-            output, force, as_json, quiet, verbose, seed, device):
+            batch_real, arch, outer_loop, inner_loop, lr_net, experts_dir, syn_steps,
+            expert_epochs, max_start_epoch, lr_teacher, lr_lr, batch_syn, init, spc, decoder,
+            arm_context, arm_hidden, levels, shared_decoder, fit_iterations, fit_candidates,
+            fit_lr, fit_rate_weight, lmbda, lmbda_stage2, stage2_at, lr, quant_mse, target_bpc,
+            rate_tolerance, checkpoint, checkpoint_every, resume, output, force, as_json, quiet,
+            verbose, seed, device):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
@@ -156,18 +191,18 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
 
     started = time.perf_counter()
     show = progress_enabled(quiet or as_json)
-    steps = iterations if loss == "dm" else 0
-    with progress_bar(show and (steps > 0 or param == "latent")) as bar:
-        task = bar.add_task(f"distill {loss}", total=steps, info="")
+    with progress_bar(show and loss != "none") as bar:
+        task = bar.add_task(f"distill {loss}", total=iterations, info="")
 
         def on_iteration(i: int, value: float) -> None:
-            bar.update(task, completed=i + 1, info=f"loss {value:.4g}")
+            bar.update(task, completed=i + 1, info=f"{loss.upper()} loss {value:.4g}")
 
         def on_progress(phase: int, step: int, total: int, info: dict) -> None:
             if phase == 1:
                 text = f"fit loss {info['loss']:.3g}"
             else:
-                text = f"{info['latent_bpc']:,.0f} latent bits/class, DM {info['utility']:.3g}"
+                text = (f"{info['latent_bpc']:,.0f} latent bits/class, {loss.upper()} "
+                        f"{info['utility']:.3g}, lambda {info['lmbda']:.3g}")
             bar.update(task, completed=step, total=total,
                        description=f"phase {phase}/3", info=f"{text}, {info['seconds']:.2f} s/it")
 
@@ -177,12 +212,16 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
             on_progress=on_progress,
             param=param, loss=loss, ipc=ipc, iterations=iterations, lr_img=lr_img,
-            batch_real=batch_real, arch=arch, init=init, spc=spc, decoder=decoder,
+            batch_real=batch_real, arch=arch, outer_loop=outer_loop, inner_loop=inner_loop,
+            lr_net=lr_net, experts=experts_dir, syn_steps=syn_steps, expert_epochs=expert_epochs,
+            max_start_epoch=max_start_epoch, lr_teacher=lr_teacher, lr_lr=lr_lr,
+            batch_syn=batch_syn, init=init, spc=spc, decoder=decoder,
             arm_context=int(arm_context), arm_hidden=arm_hidden, levels=levels,
             shared_decoder=shared_decoder, fit_iterations=fit_iterations,
             fit_candidates=fit_candidates, fit_lr=fit_lr, fit_rate_weight=fit_rate_weight,
             lmbda=lmbda, lmbda_stage2=lmbda_stage2, stage2_at=stage2_at, lr=lr,
-            quant_mse=quant_mse, seed=seed)
+            quant_mse=quant_mse, target_bpc=target_bpc, rate_tolerance=rate_tolerance,
+            seed=seed)
     seconds = time.perf_counter() - started
     size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")
@@ -206,6 +245,59 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
                      f"phase-1 fit {distilled.provenance['fit_psnr']:.1f} dB PSNR")
     else:
         _info(quiet, f"{summary['bpc']:,.0f} bits/class as stored")
+    if "syn_lr" in distilled.provenance:
+        _info(quiet, f"learnt student learning rate {distilled.provenance['syn_lr']:.4g} "
+                     "(stored; measure trains with it)")
+    rate = distilled.provenance.get("rate_control")
+    if rate:
+        verdict = "within" if rate["within_tolerance"] else "OUTSIDE"
+        _info(quiet, f"rate control: {rate['achieved_bpc']:,.0f} bits/class in the encoded .ddz "
+                     f"for a target of {rate['target_bpc']:,.0f} ({rate['error']:+.1%}, {verdict} "
+                     f"±{rate['tolerance']:.0%}); {rate['why']}")
+        if not rate["within_tolerance"]:
+            click.echo(f"ddcodec: warning: rate control missed the target by "
+                       f"{rate['error']:+.1%}; try more --iterations or another --spc", err=True)
+
+
+@cli.command()
+@data_options
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for the experts (finished experts in it are reused).")
+@click.option("--num-experts", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Experts to train (MTT: 100; a few suffice on CPU).")
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Epochs per expert; parameters are kept after each.")
+@click.option("--arch", default="convnet", show_default=True, help="Expert network.")
+@click.option("--lr", type=float, default=0.01, show_default=True,
+              help="SGD learning rate (no momentum, no weight decay, as MTT).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@common_options
+def experts(data_spec, data_root, download, resize, output, num_experts, epochs, arch, lr,
+            batch_size, as_json, quiet, verbose, seed, device):
+    """Train expert trajectories on the real data for trajectory matching (--loss tm)."""
+    from ddcodec import api
+    from ddcodec.data import parse_size
+    from ddcodec.progress import progress_bar, progress_enabled
+
+    started = time.perf_counter()
+    with progress_bar(progress_enabled(quiet or as_json)) as bar:
+        task = bar.add_task("experts", total=num_experts * epochs, info="")
+
+        def on_epoch(index: int, epoch: int) -> None:
+            bar.update(task, completed=index * epochs + epoch + 1,
+                       info=f"expert {index + 1}/{num_experts}")
+
+        report = api.experts(data_spec, output, data_root=data_root, download=download,
+                             resize=parse_size(resize), device=device, on_epoch=on_epoch,
+                             num_experts=num_experts, epochs=epochs, arch=arch, lr=lr,
+                             batch_size=batch_size, seed=seed)
+    report["seconds"] = time.perf_counter() - started
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    _info(quiet, f"{output}: {report['trained']} experts trained, {report['reused']} reused, "
+                 f"{epochs} epochs each, {report['seconds']:.1f} s")
 
 
 @cli.command()

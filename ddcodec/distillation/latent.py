@@ -4,12 +4,16 @@
    class (MSE in [0, 1] pixels + a small weight on bits per pixel). Warm-up as in C3: several
    random candidates for 1/8 of the iterations, the best two for another 1/8, the best one for the
    rest.
-2. Joint: bits per pixel + lambda x utility (distribution matching on the decoded, normalised
-   images), Adam on latents and every decoder part, gradient clipping; optionally a second lambda
-   from a given fraction of the iterations on (the paper's two-stage schedule).
+2. Joint: bits per pixel + lambda x utility (distribution, gradient or trajectory matching on the
+   decoded, normalised images), Adam on latents and every decoder part, gradient clipping;
+   optionally a second lambda from a given fraction of the iterations on (the paper's two-stage
+   schedule).
 3. Post-quantisation of ARM, synthesis and upsampler weights (see `ddcodec.codec.weights`), then
    the final images are decoded with hard-rounded latents and the quantised decoder, as the
    bitstream will decode them (clamped to [0, 1] and rounded to 8 bits).
+
+With a bits-per-class target, `ddcodec.distillation.rate_control` steers the rate weight of
+phase 1, lambda in phase 2, and checks the real encoded size after phase 3 (see there).
 
 Checkpoints hold the whole state (parameters, optimiser, generator states, phase and step), so a
 resumed run gives exactly the result of an uninterrupted one with the same seed. Ctrl-C finishes
@@ -19,6 +23,7 @@ the current step, saves a checkpoint and stops.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
 from dataclasses import asdict
@@ -29,11 +34,12 @@ import torch
 import torch.nn.functional as F
 
 from ddcodec.codec.latents import LatentLayout
-from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy
+from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy, module_shapes
 from ddcodec.codec.weights import search_module
 from ddcodec.data import Dataset
-from ddcodec.distillation.objectives import DistributionMatching
+from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
+from ddcodec.distillation.rate_control import RateControl, estimate_side_bits
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path
 
@@ -41,9 +47,12 @@ if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
 
 CHECKPOINT_FORMAT = "ddcodec-checkpoint"
+BITS_PER_PIXEL = 0.75  # latent bits per pixel aimed at when --spc is left to the budget
+MAX_AUTO_SPC = 1000
 LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
 
 ProgressHook = Callable[[int, int, int, dict], None]  # (phase, step, steps in phase, info)
+FileBits = Callable[[torch.Tensor, dict], int]  # (decoded uint8 images, payload) -> bits in .ddz
 
 
 def codec_config(config: "DistillConfig") -> CodecConfig:
@@ -52,16 +61,41 @@ def codec_config(config: "DistillConfig") -> CodecConfig:
                        shared_decoder=config.shared_decoder)
 
 
+def decoder_parameters(dataset: Dataset, config: "DistillConfig") -> int:
+    """Parameters of all decoders (ARM, synthesis, upsampler) the set will store."""
+    codec = codec_config(config)
+    c, h, w = dataset.image_shape
+    layout = LatentLayout.for_image(h, w, codec.levels, codec.channels_per_level)
+    per_decoder = sum(math.prod(shape) for shapes in module_shapes(codec, layout, c).values()
+                      for shape in shapes.values())
+    return per_decoder * (1 if codec.shared_decoder else dataset.num_classes)
+
+
+def samples_for_budget(dataset: Dataset, config: "DistillConfig") -> int:
+    """Samples per class for a bits-per-class budget: what the latents may spend after the
+    decoders, at about BITS_PER_PIXEL each (where phase 1 fits CIFAR at ~27-30 dB). Rate coding
+    favours many cheap samples over few good ones (the paper's TM settings decode 64-718 per
+    class)."""
+    c, h, w = dataset.image_shape
+    side = estimate_side_bits(dataset.num_classes, decoder_parameters(dataset, config))
+    latent_bits = config.target_bpc - side / dataset.num_classes
+    per_image = BITS_PER_PIXEL * h * w * c / 3
+    return int(max(1, min(MAX_AUTO_SPC, latent_bits // per_image)))
+
+
 class LatentTrainer:
     def __init__(self, dataset: Dataset, config: "DistillConfig", device: torch.device,
                  checkpoint: Path | None = None, checkpoint_every: int = 0,
-                 on_progress: ProgressHook | None = None):
+                 on_progress: ProgressHook | None = None, file_bits: FileBits | None = None):
         self.dataset, self.config, self.device = dataset, config, device
         self.codec = codec_config(config)
         c, h, w = dataset.image_shape
         self.layout = LatentLayout.for_image(h, w, self.codec.levels, self.codec.channels_per_level)
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.on_progress = on_progress
+        self.file_bits = file_bits
+        if config.target_bpc is not None and file_bits is None:
+            raise ValueError("rate control needs a way to measure the encoded file")
         k = dataset.num_classes
         self.group_classes = [list(range(k))] if self.codec.shared_decoder else [[c] for c in range(k)]
         self.targets = self._real_targets()
@@ -97,17 +131,27 @@ class LatentTrainer:
         self.bank = self._new_bank(len(self.owner), generator)
         self.phase, self.stage, self.step, self.global_step = 1, 0, 0, 0
         self.proxy_generator = torch.Generator().manual_seed(self.config.seed + 31)
-        self.objective: DistributionMatching | None = None
+        self.objective: Objective | None = None
         self.fit_psnr: float | None = None
         self.optimizer = self._optimizer(self.config.fit_lr)
+        self.fit_weights = torch.full((len(self.owner),), self.config.fit_rate_weight)
+        self.rate = self._start_rate_control()
+        if self.rate is not None and keep == 1:
+            self.rate.set_side_bits(self._side_bits())
+
+    def _start_rate_control(self) -> RateControl | None:
+        cfg = self.config
+        if cfg.target_bpc is None:
+            return None
+        return RateControl.start(cfg.target_bpc, self.dataset.num_classes, cfg.rate_tolerance,
+                                 cfg.lmbda, cfg.quant_mse, cfg.iterations,
+                                 decoder_parameters(self.dataset, cfg))
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
 
-    def _make_objective(self) -> DistributionMatching:
-        cfg = self.config
-        return DistributionMatching(self.dataset, cfg.arch, cfg.batch_real, cfg.dsa_strategy,
-                                    cfg.seed, self.device)
+    def _make_objective(self) -> Objective:
+        return make_objective(self.dataset, self.config, self.device, self.config.spc)
 
     def _state(self) -> dict:
         return {
@@ -121,6 +165,8 @@ class LatentTrainer:
             "proxy_generator": self.proxy_generator.get_state(),
             "objective": self.objective.state() if self.objective else None,
             "fit_psnr": self.fit_psnr,
+            "fit_weights": self.fit_weights,
+            "rate": self.rate.to_dict() if self.rate else None,
         }
 
     def save_checkpoint(self) -> None:
@@ -150,6 +196,8 @@ class LatentTrainer:
         self.bank.load_state_dict(state["bank"])
         self.phase, self.stage, self.step = state["phase"], state["stage"], state["step"]
         self.global_step, self.fit_psnr = state["global_step"], state["fit_psnr"]
+        self.fit_weights = state["fit_weights"]
+        self.rate = RateControl.from_dict(state["rate"]) if state["rate"] else None
         self.proxy_generator = torch.Generator()
         self.proxy_generator.set_state(state["proxy_generator"])
         self.objective = None
@@ -162,6 +210,26 @@ class LatentTrainer:
     # ------------------------------------------------------------------ training
     def run(self, resume: bool = False):
         self._load_checkpoint() if resume else self._start()
+        while True:
+            self._train()
+            if self.rate is None:
+                return self._post_quantize(self.config.quant_mse)
+            unquantised = {k: v.clone() for k, v in self.bank.state_dict().items()}
+            while True:
+                decoded, payload = self._post_quantize(self.rate.threshold)
+                bits = payload["estimated_bits"]
+                verdict = self.rate.judge(self.file_bits(decoded, payload),
+                                          bits["arm"] + bits["synthesis"] + bits["upsampler"])
+                if verdict in ("done", "missed"):
+                    payload.update(self.rate.summary())
+                    return decoded, payload
+                self.bank.load_state_dict(unquantised)
+                if verdict == "retrain":
+                    self.phase = 2
+                    break
+
+    def _train(self) -> None:
+        """Phases 1 and 2, from wherever the state is, until phase 2's iterations are done."""
         with self._sigint_finishes_step():
             while self.phase in (1, 2):
                 if self._advance_if_done():
@@ -181,7 +249,6 @@ class LatentTrainer:
                              if self.checkpoint else "nothing saved (no checkpoint path)")
                     raise Interrupted(f"interrupted in phase {self.phase} at step {self.step}; "
                                       f"{where}")
-        return self._post_quantize()
 
     def _phase_step(self) -> int:
         """Steps done in the current phase (phase 1 counts across its warm-up stages)."""
@@ -192,7 +259,10 @@ class LatentTrainer:
     def _phase_length(self) -> int:
         if self.phase == 1:
             return sum(n for _, n in self._stage_plan())
-        return self.config.iterations
+        return self._phase2_iterations()
+
+    def _phase2_iterations(self) -> int:
+        return self.config.iterations + (self.rate.extra_iterations if self.rate else 0)
 
     def _advance_if_done(self) -> bool:
         if self.phase == 1:
@@ -204,14 +274,18 @@ class LatentTrainer:
                 self.stage += 1
                 self.step = 0
                 self.optimizer = self._optimizer(self.config.fit_lr)
+                if self.rate is not None and plan[self.stage][0] == 1:
+                    self.rate.set_side_bits(self._side_bits())  # one decoder per group now
                 return True
             self._select_candidates(1)
             self.fit_psnr = self._fit_psnr()
+            if self.rate is not None:
+                self.rate.set_side_bits(self._side_bits())
             self.phase, self.step = 2, 0
             self.objective = self._make_objective()
             self.optimizer = self._optimizer(self.config.lr)
             return True
-        if self.step >= self.config.iterations:
+        if self.step >= self._phase2_iterations():
             self.phase = 3
             return True
         return False
@@ -225,25 +299,30 @@ class LatentTrainer:
         targets = self.targets[self.owner]
         mse = ((images - targets) ** 2).flatten(1).mean(1)
         bpp = bits / (images.shape[1] * images.shape[-2] * images.shape[-1])
-        return mse + self.config.fit_rate_weight * bpp
+        return mse + self.fit_weights.to(bpp.device) * bpp, bits
 
     def _phase1_step(self) -> dict:
-        losses = self._fit_losses(self._proxy())
+        losses, bits = self._fit_losses(self._proxy())
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.bank.clip_grad_norm_per_group(self.config.grad_clip)
         self.optimizer.step()
+        if self.rate is not None:
+            per_class = bits.detach().cpu() / len(self.group_classes[0])
+            self.fit_weights = torch.tensor([self.rate.rate_weight(float(w), float(b))
+                                             for w, b in zip(self.fit_weights, per_class)])
         return {"loss": float(losses.detach().mean())}
 
     @torch.no_grad()
     def _select_candidates(self, keep: int) -> None:
-        losses = self._fit_losses(Proxy("hard")).tolist()
+        losses = self._fit_losses(Proxy("hard"))[0].tolist()
         survivors = []
         for g in range(len(self.group_classes)):
             mine = sorted((losses[i], i) for i, o in enumerate(self.owner) if o == g)
             survivors += [i for _, i in mine[:keep]]
         survivors.sort()
         self.owner = [self.owner[i] for i in survivors]
+        self.fit_weights = self.fit_weights[survivors]
         self.bank.keep(survivors)
 
     @torch.no_grad()
@@ -252,7 +331,18 @@ class LatentTrainer:
         mse = ((images - self.targets[self.owner]) ** 2).flatten(2).mean(2).clamp_min(1e-10)
         return float((10 * torch.log10(1 / mse)).mean())
 
+    def _side_bits(self) -> float:
+        """Bits of everything but the latents in the file the current state would encode to:
+        a dry run of quantisation and encoding (state restored)."""
+        unquantised = {k: v.clone() for k, v in self.bank.state_dict().items()}
+        decoded, payload = self._post_quantize(self.rate.threshold)
+        file_bits = self.file_bits(decoded, payload)
+        self.bank.load_state_dict(unquantised)
+        return file_bits - payload["estimated_bits"]["latents"]
+
     def lmbda_at(self, step: int) -> float:
+        if self.rate is not None:
+            return self.rate.lmbda
         cfg = self.config
         if cfg.lmbda_stage2 is not None and step >= cfg.stage2_at * cfg.iterations:
             return cfg.lmbda_stage2
@@ -264,13 +354,17 @@ class LatentTrainer:
         synthetic = self.dataset.normalization.from_unit(unit)
         utility = self.objective(synthetic, self.counts, self.step)
         bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
-        loss = bpp + self.lmbda_at(self.step) * utility
+        lmbda = self.lmbda_at(self.step)
+        loss = bpp + lmbda * utility
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.bank.clip_grad_norm_per_group(self.config.grad_clip)
         self.optimizer.step()
-        return {"utility": float(utility.detach()),
-                "latent_bpc": float(bits.detach().sum()) / self.dataset.num_classes}
+        self.objective.update(grad_scale=1 / lmbda if lmbda > 0 else 0.0)
+        latent_bpc = float(bits.detach().sum()) / self.dataset.num_classes
+        if self.rate is not None:
+            self.rate.update_lmbda(latent_bpc)
+        return {"utility": float(utility.detach()), "latent_bpc": latent_bpc, "lmbda": lmbda}
 
     @contextlib.contextmanager
     def _sigint_finishes_step(self):
@@ -291,9 +385,10 @@ class LatentTrainer:
 
     # ------------------------------------------------------------------ phase 3
     @torch.no_grad()
-    def _post_quantize(self) -> tuple[torch.Tensor, dict]:
-        """Quantise every decoder; return the decoded uint8 images and the codec payload."""
-        bank, threshold = self.bank, self.config.quant_mse
+    def _post_quantize(self, threshold: float) -> tuple[torch.Tensor, dict]:
+        """Quantise every decoder (synthesis and upsampler within `threshold` MSE); return the
+        decoded uint8 images and the codec payload."""
+        bank = self.bank
         hard = bank.quantized_latents(Proxy("hard"))
         everyone = torch.ones(bank.groups, dtype=torch.bool)
 
@@ -322,5 +417,6 @@ class LatentTrainer:
             **{name: {k: v.to_dict() for k, v in chosen[name][g].items()} for name in MODULES},
         } for g in range(bank.groups)]
         payload = {"config": self.codec.to_dict(), "layout": self.layout.to_dict(),
-                   "groups": groups, "estimated_bits": bits, "fit_psnr": self.fit_psnr}
+                   "groups": groups, "estimated_bits": bits, "fit_psnr": self.fit_psnr,
+                   "objective": self.objective.summary() if self.objective else {}}
         return decoded.flatten(0, 1), payload

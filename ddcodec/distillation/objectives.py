@@ -3,19 +3,29 @@
 An objective is called with the synthetic images (normalised, class-ordered, `counts[c]` images
 of class c) and the iteration number, and returns a differentiable scalar. Its randomness comes
 from its own generator, whose state `state()`/`load_state()` save and restore so that resumed
-runs repeat an uninterrupted one exactly. Gradient and trajectory matching plug in here.
+runs repeat an uninterrupted one exactly. Objectives with learnable state of their own (the
+student learning rate of trajectory matching) step it in `update()`, which the caller runs after
+each backward pass, and report it through `summary()` into the set's provenance.
+
+Three objectives, one per family of the field: distribution matching (DM), gradient matching
+(DC/DSA) and trajectory matching (MTT).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
 from ddcodec.distillation.random_subset import sample_class_indices
 from ddcodec.networks import seeded_network
+
+if TYPE_CHECKING:
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.distillation.experts import ExpertBuffer
 
 
 class Objective(Protocol):
@@ -24,6 +34,15 @@ class Objective(Protocol):
     def state(self) -> dict: ...
 
     def load_state(self, state: dict) -> None: ...
+
+    def update(self, grad_scale: float = 1.0) -> None: ...
+
+    def summary(self) -> dict: ...
+
+
+def class_labels(counts: list[int], device: torch.device) -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(counts), device=device),
+                                   torch.tensor(counts, device=device))
 
 
 class DistributionMatching:
@@ -70,3 +89,221 @@ class DistributionMatching:
 
     def load_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+    def update(self, grad_scale: float = 1.0) -> None:
+        pass
+
+    def summary(self) -> dict:
+        return {}
+
+
+# ---------------------------------------------------------------------------- gradient matching
+GM_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+def gradient_matching_loops(images_per_class: int) -> tuple[int, int]:
+    """(outer, inner) loops of the reference (`get_loops`), nearest tabulated size otherwise."""
+    nearest = min(GM_LOOPS, key=lambda k: (abs(k - images_per_class), k))
+    return GM_LOOPS[nearest]
+
+
+def gradient_distance(syn_grads, real_grads) -> torch.Tensor:
+    """DC's layer-wise distance: sum over output rows of 1 - cos; biases and norms ignored."""
+    total = syn_grads[0].new_zeros(())
+    for gs, gr in zip(syn_grads, real_grads):
+        if gs.dim() == 1:
+            continue
+        gs, gr = gs.flatten(1), gr.flatten(1)
+        cos = (gs * gr).sum(1) / (gs.norm(dim=1) * gr.norm(dim=1) + 1e-6)
+        total = total + (1 - cos).sum()
+    return total
+
+
+class GradientMatching:
+    """Gradient matching with DSA (Zhao et al.): per class, the synthetic images' gradient of the
+    network's loss must point where the real images' gradient points.
+
+    One call is one outer step of the reference: every `outer_loop` calls a fresh network seeded
+    by (seed, iteration // outer_loop); between outer steps of the same network, it trains for
+    `inner_loop` epochs on the (updated) synthetic set with SGD at `lr_net`, as the reference.
+    The real and synthetic images of a class share one DSA draw (siamese augmentation).
+    """
+
+    def __init__(self, dataset: Dataset, arch: str, batch_real: int, dsa_strategy: str,
+                 seed: int, device: torch.device, outer_loop: int, inner_loop: int,
+                 lr_net: float = 0.01, batch_train: int = 256):
+        self.dataset, self.arch, self.seed, self.device = dataset, arch, seed, device
+        self.outer_loop, self.inner_loop = outer_loop, inner_loop
+        self.lr_net, self.batch_train = lr_net, batch_train
+        self.augment = DSA(DSAParams(strategy=dsa_strategy))
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.real_per_class = [min(batch_real, len(dataset.indices_of_class(c)))
+                               for c in range(dataset.num_classes)]
+        self.net: torch.nn.Module | None = None
+        self.net_optimizer: torch.optim.Optimizer | None = None
+        self.net_round = -1
+
+    def _network(self, round_: int) -> None:
+        c, h, w = self.dataset.image_shape
+        self.net = seeded_network(self.arch, c, self.dataset.num_classes, (h, w),
+                                  self.seed * 1_000_003 + round_, self.device)
+        self.net.train()
+        self.net_optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr_net)
+        self.net_round = round_
+
+    def _train_inner(self, synthetic: torch.Tensor, counts: list[int]) -> None:
+        labels = class_labels(counts, synthetic.device)
+        n = synthetic.shape[0]
+        for _ in range(self.inner_loop):
+            order = torch.randperm(n, generator=self.generator).to(synthetic.device)
+            for start in range(0, n, self.batch_train):
+                batch = order[start:start + self.batch_train]
+                x = self.augment(synthetic[batch], self.generator)
+                loss = F.cross_entropy(self.net(x), labels[batch])
+                self.net_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.net_optimizer.step()
+
+    def __call__(self, synthetic: torch.Tensor, counts: list[int], iteration: int) -> torch.Tensor:
+        round_, step = divmod(iteration, self.outer_loop)
+        if round_ != self.net_round or step == 0:
+            self._network(round_)
+        elif self.inner_loop:  # the previous outer step updated the images: train on them
+            self._train_inner(synthetic.detach(), counts)
+        ds = self.dataset
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        loss = synthetic.new_zeros(())
+        for cls, syn in enumerate(synthetic.split(counts)):
+            if not len(syn):
+                continue
+            index = sample_class_indices(ds, cls, self.real_per_class[cls], self.generator)
+            real = ds.normalization.normalize(ds.x_train[index]).to(self.device)
+            plan = self.augment.draw(real.shape, self.generator, shared=True)
+            target = torch.full((len(real),), cls, device=self.device)
+            real_loss = F.cross_entropy(self.net(self.augment.apply(real, plan)), target)
+            real_grads = [g.detach() for g in torch.autograd.grad(real_loss, params)]
+            syn_target = torch.full((len(syn),), cls, device=self.device)
+            syn_loss = F.cross_entropy(self.net(self.augment.apply(syn, plan)), syn_target)
+            syn_grads = torch.autograd.grad(syn_loss, params, create_graph=True)
+            loss = loss + gradient_distance(syn_grads, real_grads)
+        return loss
+
+    def state(self) -> dict:
+        state = {"generator": self.generator.get_state(), "net_round": self.net_round}
+        if self.net is not None:
+            state["net"] = self.net.state_dict()
+            state["net_optimizer"] = self.net_optimizer.state_dict()
+        return state
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        if "net" in state:
+            self._network(state["net_round"])
+            self.net.load_state_dict(state["net"])
+            self.net_optimizer.load_state_dict(state["net_optimizer"])
+
+    def update(self, grad_scale: float = 1.0) -> None:
+        if self.net is not None:  # the outer backward also filled the network's gradients
+            self.net_optimizer.zero_grad(set_to_none=True)
+
+    def summary(self) -> dict:
+        return {}
+
+
+# --------------------------------------------------------------------------- trajectory matching
+class TrajectoryMatching:
+    """Trajectory matching (MTT, Cazenavette et al.): a student starting at a stored expert's
+    epoch-t parameters takes `syn_steps` SGD steps on the synthetic set with a learned step size
+    and should land where the expert was at epoch t + `expert_epochs`; the loss is the squared
+    distance to that point over the expert's own distance travelled. The step size (`syn_lr`) is
+    learned by SGD (momentum 0.5) at `lr_lr` and is what evaluation should train with.
+    """
+
+    def __init__(self, dataset: Dataset, experts: "ExpertBuffer", syn_steps: int,
+                 expert_epochs: int, max_start_epoch: int, lr_teacher: float, lr_lr: float,
+                 batch_syn: int | None, dsa_strategy: str, seed: int, device: torch.device):
+        self.dataset, self.experts, self.device = dataset, experts, device
+        self.syn_steps, self.expert_epochs = syn_steps, expert_epochs
+        self.max_start_epoch = max(1, min(max_start_epoch, experts.epochs - expert_epochs + 1))
+        self.batch_syn = batch_syn
+        self.augment = DSA(DSAParams(strategy=dsa_strategy))
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
+        self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=lr_lr, momentum=0.5)
+        self.net = experts.network(device)
+        self.shapes = [(name, p.shape) for name, p in self.net.named_parameters()]
+
+    def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, offset = {}, 0
+        for name, shape in self.shapes:
+            n = shape.numel()
+            out[name] = flat[offset:offset + n].view(shape)
+            offset += n
+        return out
+
+    def __call__(self, synthetic: torch.Tensor, counts: list[int], iteration: int) -> torch.Tensor:
+        g = self.generator
+        expert = int(torch.randint(self.experts.count, (1,), generator=g))
+        start = int(torch.randint(self.max_start_epoch, (1,), generator=g))
+        trajectory = self.experts.trajectory(expert)
+        begin = trajectory[start].to(self.device)
+        target = trajectory[start + self.expert_epochs].to(self.device)
+        labels = class_labels(counts, synthetic.device)
+        n = synthetic.shape[0]
+        batch = min(self.batch_syn or n, n)
+        student = begin.clone().requires_grad_(True)
+        for _ in range(self.syn_steps):
+            index = torch.randperm(n, generator=g)[:batch].to(synthetic.device)
+            x = self.augment(synthetic[index], g)
+            logits = torch.func.functional_call(self.net, self._unflatten(student), (x,))
+            ce = F.cross_entropy(logits, labels[index])
+            grad = torch.autograd.grad(ce, student, create_graph=True)[0]
+            student = student - self.syn_lr * grad
+        travelled = ((begin - target) ** 2).sum().clamp_min(1e-12)
+        return ((student - target) ** 2).sum() / travelled
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state(), "syn_lr": self.syn_lr.detach().cpu(),
+                "lr_optimizer": self.lr_optimizer.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        with torch.no_grad():
+            self.syn_lr.copy_(state["syn_lr"])
+        self.lr_optimizer.load_state_dict(state["lr_optimizer"])
+
+    def update(self, grad_scale: float = 1.0) -> None:
+        """Step the student learning rate (its gradient divided by the caller's loss weight, so
+        that lr_lr means what it means in MTT); keep it positive, since evaluation uses it."""
+        if self.syn_lr.grad is not None:
+            self.syn_lr.grad.mul_(grad_scale)
+            self.lr_optimizer.step()
+        self.lr_optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.syn_lr.clamp_(min=1e-6)
+
+    def summary(self) -> dict:
+        return {"syn_lr": float(self.syn_lr.detach())}
+
+
+def make_objective(dataset: Dataset, config: "DistillConfig", device: torch.device,
+                   images_per_class: int) -> Objective:
+    """The utility objective `config.loss` names, with the reference defaults where unset."""
+    if config.loss == "dm":
+        return DistributionMatching(dataset, config.arch, config.batch_real, config.dsa_strategy,
+                                    config.seed, device)
+    if config.loss == "gm":
+        outer, inner = gradient_matching_loops(images_per_class)
+        return GradientMatching(dataset, config.arch, config.batch_real, config.dsa_strategy,
+                                config.seed, device,
+                                outer_loop=config.outer_loop or outer,
+                                inner_loop=inner if config.inner_loop is None else config.inner_loop,
+                                lr_net=config.lr_net)
+    if config.loss == "tm":
+        from ddcodec.distillation.experts import ExpertBuffer
+
+        experts = ExpertBuffer.open(config.experts, dataset, config.arch)
+        return TrajectoryMatching(dataset, experts, config.syn_steps, config.expert_epochs,
+                                  config.max_start_epoch, config.lr_teacher, config.lr_lr,
+                                  config.batch_syn, config.dsa_strategy, config.seed, device)
+    raise ValueError(f"no objective for loss {config.loss!r}")

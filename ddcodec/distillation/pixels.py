@@ -1,7 +1,8 @@
-"""Distribution matching (DM, Zhao & Bilen 2023) on pixels.
+"""Pixel-space distillation: the synthetic images are free pixels, learnt under one objective.
 
-Only the synthetic pixels learn (SGD, lr 1, momentum 0.5 by default, as the reference), starting
-from random real images of each class (or noise) under the DM objective.
+Only the pixels learn (SGD with momentum 0.5, the learning rate per loss as the references: DM 1,
+DC/DSA 0.1, MTT 100), starting from random real images of each class (or noise). Objectives with
+learnable state of their own (MTT's student learning rate) step it after every update.
 """
 
 from __future__ import annotations
@@ -11,28 +12,29 @@ from typing import TYPE_CHECKING
 import torch
 
 from ddcodec.data import Dataset
-from ddcodec.distillation.objectives import DistributionMatching
+from ddcodec.distillation.objectives import make_objective
 from ddcodec.distillation.random_subset import random_real_subset
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig, ProgressHook
 
 
-def distribution_matching(dataset: Dataset, config: "DistillConfig", device: torch.device,
-                          on_iteration: "ProgressHook | None" = None):
+def distill_pixels(dataset: Dataset, config: "DistillConfig", device: torch.device,
+                   on_iteration: "ProgressHook | None" = None):
+    """Return (images, labels, summary of the objective's learnt state)."""
     images, labels = random_real_subset(dataset, config.ipc, config.seed)
     if config.init == "noise":
         images = torch.randn(images.shape, generator=torch.Generator().manual_seed(config.seed))
     synthetic = images.to(device).requires_grad_(True)
     optimizer = torch.optim.SGD([synthetic], lr=config.lr_img, momentum=config.momentum)
-    objective = DistributionMatching(dataset, config.arch, config.batch_real,
-                                     config.dsa_strategy, config.seed, device)
+    objective = make_objective(dataset, config, device, config.ipc)
     counts = [config.ipc] * dataset.num_classes
     for iteration in range(config.iterations):
         loss = objective(synthetic, counts, iteration)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        objective.update()
         if on_iteration is not None:
             on_iteration(iteration, float(loss.detach()) / dataset.num_classes)
-    return synthetic.detach(), labels
+    return synthetic.detach(), labels, objective.summary()

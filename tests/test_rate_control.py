@@ -1,0 +1,87 @@
+"""Rate control: `--target-bpc` lands the encoded .ddz within tolerance, by itself."""
+
+import json
+
+import pytest
+
+from conftest import write_npz
+from ddcodec import api
+from ddcodec.data import load_dataset
+from ddcodec.distillation import DistillConfig
+from ddcodec.distillation.latent import samples_for_budget
+from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl
+from ddcodec.errors import DDCodecError
+
+SMALL = dict(param="latent", spc=4, fit_iterations=40, fit_candidates=2, iterations=20,
+             batch_real=8, shared_decoder=True, dsa_strategy="flip")
+
+
+@pytest.fixture
+def npz16(tmp_path):
+    return write_npz(tmp_path / "t16.npz", size=16)
+
+
+def test_target_bpc_lands_within_tolerance_on_the_encoded_file(npz16, tmp_path):
+    out = tmp_path / "s.pt"
+    distilled = api.distill(f"npz:{npz16}", out, device="cpu", target_bpc=3000, **SMALL)
+    data, _ = api.encode(out, tmp_path / "s.ddz")
+    bpc = 8 * len(data) / 3
+    assert abs(bpc / 3000 - 1) <= 0.05
+    rate = distilled.provenance["rate_control"]
+    assert rate["within_tolerance"] and rate["achieved_bpc"] == pytest.approx(bpc)
+    assert rate["lmbda"] > 0 and "lambda settled at" in rate["why"]
+    # without rate control the same run spends far more: the controller did the work
+    free = api.distill(f"npz:{npz16}", None, device="cpu", **SMALL)
+    assert free.provenance["estimated_bits"]["total"] / 3 > 1.25 * 3000
+
+
+def test_cli_says_which_lambda_it_chose(run_cli, npz16, tmp_path):
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k not in ("shared_decoder", "dsa_strategy")]
+    code, out, err = run_cli("distill", "--data", f"npz:{npz16}", *args, "--shared-decoder",
+                             "--target-bpc", "3000", "-o", str(tmp_path / "s.pt"), "--json")
+    assert code == 0, err
+    rate = json.loads(out)["provenance"]["rate_control"]
+    assert rate["within_tolerance"]
+    code, _, err = run_cli("distill", "--data", f"npz:{npz16}", *args, "--shared-decoder",
+                           "--target-bpc", "3000", "-o", str(tmp_path / "t.pt"))
+    assert code == 0 and "rate control:" in err and "lambda settled at" in err
+
+
+def test_controllers_push_the_right_way():
+    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
+    assert rc.rate_weight(1e-3, 7000) > 1e-3 > rc.rate_weight(1e-3, 3000)
+    rc.update_lmbda(7000)
+    assert rc.lmbda < 0.1
+    rc.update_lmbda(1000)
+    rc.update_lmbda(1000)
+    assert rc.lmbda > 0.1
+
+
+def test_judge_steps_from_weights_to_retraining_to_giving_up():
+    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
+    assert rc.judge(30_900, weight_bits=10_000) == "done"
+    assert rc.judge(33_000, weight_bits=20_000) == "coarser-weights" and rc.threshold == 2e-5
+    assert rc.judge(40_000, weight_bits=1_000) == "retrain"
+    assert rc.latent_target == pytest.approx(5000 - 10_000 / 3) and rc.extra_iterations == 25
+    for _ in range(MAX_ROUNDS - 1):
+        assert rc.judge(20_000, weight_bits=1_000) == "retrain"
+    assert rc.judge(20_000, weight_bits=1_000) == "missed"
+    assert not rc.summary()["rate_control"]["within_tolerance"]
+
+
+def test_samples_per_class_follow_the_budget(npz16):
+    data = load_dataset(f"npz:{npz16}")
+    counts = [samples_for_budget(data, DistillConfig(param="latent", target_bpc=b,
+                                                     shared_decoder=True))
+              for b in (2_000, 20_000, 200_000)]
+    assert counts[0] >= 1 and counts[0] < counts[1] < counts[2]
+    assert DistillConfig(param="latent").spc == 10
+
+
+def test_target_bpc_refuses_pixels_and_nonsense():
+    with pytest.raises(DDCodecError, match="needs --param latent"):
+        DistillConfig(param="pixels", target_bpc=1000)
+    with pytest.raises(DDCodecError, match="must be > 0"):
+        DistillConfig(param="latent", target_bpc=-5)
