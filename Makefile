@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/baselines.py
 	$(BIN)/python benchmarks/latent.py
 	$(BIN)/python benchmarks/codec_speed.py
+	$(BIN)/ddcodec experts -o bench_runs/experts --num-experts 4 --epochs 10 --device cpu -q
+	$(BIN)/python benchmarks/curve.py --experts bench_runs/experts
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

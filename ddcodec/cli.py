@@ -339,6 +339,98 @@ def measure(set_file, epochs, runs, arch, lr, batch_size, no_dsa, data_spec, dat
     _print_measure(report)
 
 
+def _numbers(text: str, kind=float, name: str = "list") -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{name} must be comma-separated numbers, got {text!r}")
+    if not values:
+        raise click.BadParameter(f"{name} is empty")
+    return values
+
+
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for the points, table (curve.json, curve.csv) and plot (curve.png); "
+                   "finished points in it are reused.")
+@click.option("--budgets", default="6000,12000,24576", show_default=True,
+              help="Bits per class to distil to, comma-separated.")
+@click.option("--loss", "losses", multiple=True, type=click.Choice(["dm", "gm", "tm"]),
+              help="Utility loss of the latent curve; repeat for several [default: dm].")
+@click.option("--data", "data_spec", default="cifar10-subset", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Evaluation epochs per network (the field: 1000; 300 is our CPU protocol).")
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Networks per point.")
+@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Latent phase-2 iterations per point.")
+@click.option("--fit-iterations", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Latent phase-1 iterations per point.")
+@click.option("--batch-real", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Real images per class per matching iteration.")
+@click.option("--decoder", default="v0", show_default=True, help="Latent synthesis preset.")
+@click.option("--shared-decoder", type=click.Choice(["auto", "yes", "no"]), default="auto",
+              show_default=True, help="One decoder for all classes (auto: below 32,000 bpc, "
+                                      "where per-class decoders would cost a third or more).")
+@click.option("--experts", "experts_dir", type=click.Path(file_okay=False), default=None,
+              help="Expert trajectories for --loss tm.")
+@click.option("--no-baselines", is_flag=True, help="Only the latent points.")
+@click.option("--pixel-ipc", default="1,10,50", show_default=True,
+              help="Vanilla pixel (DM) sets to measure, images per class.")
+@click.option("--pixel-iterations", type=click.IntRange(min=0), default=500, show_default=True,
+              help="DM iterations of the vanilla pixel sets.")
+@click.option("--qualities", default="25,50,75", show_default=True,
+              help="JPEG/WebP qualities tried at each budget (the best is the baseline).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@common_options
+def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
+          batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
+          pixel_iterations, qualities, as_json, quiet, verbose, seed, device):
+    """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
+    JPEG/WebP real subsets at equal bits; writes a table and a plot."""
+    from ddcodec.curve import CurveConfig, run_curve
+
+    config = CurveConfig(
+        budgets=_numbers(budgets, float, "--budgets"), losses=tuple(losses) or ("dm",),
+        data=data_spec, epochs=epochs, runs=runs, seed=seed, iterations=iterations,
+        fit_iterations=fit_iterations, batch_real=batch_real, decoder=decoder,
+        shared_decoder=shared_decoder, experts=experts_dir, baselines=not no_baselines,
+        pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
+        qualities=_numbers(qualities, int, "--qualities"))
+    table = run_curve(config, output, device,
+                      on_event=None if quiet or as_json else lambda m: _info(False, m))
+    if as_json:
+        click.echo(json.dumps(table))
+        return
+    _print_curve(table, output, quiet)
+
+
+def _print_curve(table: dict, output: str, quiet: bool) -> None:
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(title=f"rate-utility ({table['protocol']['epochs']} epochs x "
+                       f"{table['protocol']['runs']} networks)")
+    for column in ("series", "bits/class", "accuracy %", "images/class"):
+        grid.add_column(column, justify="left" if column == "series" else "right")
+    for p in table["points"]:
+        if "-q" in p["series"]:  # single qualities; their best is the jpeg/webp row
+            continue
+        grid.add_row(p["series"], f"{p['bpc']:,.0f}",
+                     f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}",
+                     f"{p.get('images_per_class') or p.get('ipc') or ''}")
+    console = Console(stderr=True)
+    console.print(grid)
+    for r in table["ratios"]:
+        if r["ratio"]:
+            console.print(f"{r['series']} reaches {r['reference']}'s {r['reference_accuracy']:.1f} % "
+                          f"with {r['ratio']:.0f}x fewer bits ({r['latent_bpc']:,.0f} vs "
+                          f"{r['reference_bpc']:,.0f} bits/class)")
+    console.print(f"wrote {output}/curve.json, curve.csv, curve.png")
+
+
 def _default_output(source: str, suffix: str) -> str:
     if source == "-":
         raise click.UsageError("reading from stdin needs -o OUTPUT (or -c)")

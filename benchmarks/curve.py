@@ -1,0 +1,168 @@
+"""Rate-utility curves on the bundled CIFAR-10 subset, on CPU: latent DM, GM and (smaller) TM
+against vanilla pixel sets (float32 and lossless 8-bit) and packed JPEG/WebP real subsets.
+
+Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into bench_runs/curve
+(points are cached there: an interrupted run resumes, a finished one only rebuilds the report),
+then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
+docs/BENCHMARKS.md.
+
+    python benchmarks/curve.py                 # about 1.5 hours on 2 cores from scratch
+    python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
+    python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import replace_section, write_record  # noqa: E402
+from ddcodec.curve import LABELS, CurveConfig, run_curve  # noqa: E402
+
+# The shortened CPU protocol: 300 epochs (the field: 1000), 2 networks per point (the field: 5).
+EPOCHS, RUNS = 300, 2
+# Per loss: budgets (bits per class) and latent options. GM's reference inner loop (50 epochs of
+# network training per update at 10 images per class) and MTT's 20 unrolled steps over every
+# image are cut to what 2 cores allow; the losses are otherwise the references'.
+PLAN = {
+    "dm": ((6_000, 12_000, 24_576), {}),
+    "gm": ((12_000, 24_576), {"outer_loop": 10, "inner_loop": 5, "iterations": 100}),
+    "tm": ((12_000,), {"syn_steps": 10, "expert_epochs": 2, "max_start_epoch": 6,
+                       "batch_syn": 64, "iterations": 60}),
+}
+
+
+def configs(args) -> list[CurveConfig]:
+    common = dict(epochs=args.epochs, runs=args.runs, iterations=args.iterations,
+                  fit_iterations=args.fit_iterations, batch_real=args.batch_real,
+                  pixel_iterations=args.pixel_iterations, qualities=args.qualities,
+                  pixel_ipcs=args.pixel_ipcs)
+    common["pixel_ipcs"] = tuple(i for i in args.pixel_ipcs if i < 50)
+    out = []
+    for loss, (budgets, options) in PLAN.items():
+        if loss == "tm" and not args.experts:
+            print("no --experts: skipping latent-tm", file=sys.stderr)
+            continue
+        if args.quick:
+            budgets = budgets[:1]
+        out.append(CurveConfig(budgets=budgets, losses=(loss,), experts=args.experts,
+                               latent_options=options, baselines=loss == "dm", **common))
+    if 50 in args.pixel_ipcs:  # the slowest point last: everything else is reported first
+        out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,)}))
+    return out
+
+
+def section(table: dict, args, seconds: float) -> str:
+    pts = table["points"]
+    lines = [
+        "## Rate-utility curve (CIFAR-10 subset, CPU)",
+        "",
+        f"Measured {table['date']} with `python benchmarks/curve.py"
+        f"{' --experts DIR' if args.experts else ''}` (ddcodec {table['ddcodec_version']}; "
+        f"{seconds / 60:.0f} min for the points computed in this run, on 2 cores). Every point is "
+        "a real file whose bytes are counted (bits per class = 8 x file bytes / 10) and is "
+        f"trained on by {table['protocol']['runs']} fresh ConvNet-D3 for "
+        f"{table['protocol']['epochs']} epochs (the shortened CPU protocol; the field uses 1000 "
+        "epochs x 5), accuracy on the subset's 1,017 test images.",
+        "",
+        "![rate-utility curve](curve.png)",
+        "",
+        "| series | bits per class | accuracy % | images per class | notes |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for p in pts:
+        if "-q" in p["series"]:
+            continue
+        notes = []
+        if p.get("lmbda") is not None:
+            notes.append(f"λ {p['lmbda']:.3g}, target {p['budget_bpc']:,.0f}")
+        if p.get("quality"):
+            notes.append(f"quality {p['quality']}")
+        if p.get("syn_lr"):
+            notes.append(f"learnt lr {p['syn_lr']:.3g}")
+        count = p.get("images_per_class") or p.get("ipc")
+        lines.append(f"| {LABELS.get(p['series'], p['series'])} | {p['bpc']:,.0f} | "
+                     f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} | "
+                     f"{count if count is not None else ''} | {'; '.join(notes)} |")
+    lines += ["", "At each latent point, the best accuracy each baseline reaches with no more "
+              "bits per class (– where none fits):", "",
+              "| latent point | bits per class | accuracy % | vanilla float32 | vanilla 8-bit "
+              "| JPEG | WebP | above all |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+
+    def cell(v):
+        return "–" if v is None else f"{v:.2f}"
+
+    for r in table["comparison"]:
+        lines.append(f"| {r['series']} | {r['bpc']:,.0f} | {r['accuracy']:.2f} | "
+                     f"{cell(r['pixels-float32'])} | {cell(r['pixels-8bit'])} | {cell(r['jpeg'])} "
+                     f"| {cell(r['webp'])} | {'yes' if r['above_all'] else '**no**'} |")
+    lines += ["", "Equal-accuracy bit ratio against vanilla float32 pixels (the latent curve's "
+              "bits interpolated in log bits where it first reaches the reference's accuracy):",
+              ""]
+    for r in table["ratios"]:
+        if r["ratio"]:
+            lines.append(f"* {r['series']} vs {r['reference']} ({r['reference_accuracy']:.2f} % at "
+                         f"{r['reference_bpc']:,.0f} bits): {r['latent_bpc']:,.0f} bits per "
+                         f"class, **{r['ratio']:.0f}x** fewer.")
+        else:
+            lines.append(f"* {r['series']} does not reach {r['reference']}'s "
+                         f"{r['reference_accuracy']:.2f} % within the budgets measured.")
+    lines += ["", "Settings: latent v0 decoders (one shared decoder below 32,000 bits per class), "
+              f"{args.fit_iterations} phase-1 and {args.iterations} phase-2 iterations (GM 100, "
+              "TM 60), "
+              f"`--target-bpc` picks λ and the samples per class; batch_real {args.batch_real}; "
+              f"GM {PLAN['gm'][1]}; TM {PLAN['tm'][1]} on experts from `ddcodec experts "
+              "--num-experts 4 --epochs 10`. Vanilla pixels: pixel DM, "
+              f"{args.pixel_iterations} iterations, measured on the decoded 8-bit .ddz (the "
+              "float32 point carries the same accuracy: the 8-bit rounding of the float set). "
+              "JPEG/WebP: random real images packed per class into one mosaic (Pillow; WebP "
+              f"method 6), qualities {', '.join(map(str, args.qualities))}, the best at each "
+              "budget shown; every file plus a 32-bit length each counted."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--experts", default=None)
+    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "curve"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.epochs, args.runs, args.iterations, args.fit_iterations = 5, 1, 3, 16
+        args.batch_real, args.pixel_iterations, args.qualities = 16, 2, (50,)
+        args.pixel_ipcs, args.work = (1,), args.work + "-quick"
+    else:
+        args.epochs, args.runs, args.iterations, args.fit_iterations = EPOCHS, RUNS, 150, 800
+        args.batch_real, args.pixel_iterations, args.qualities = 64, 500, (25, 50)
+        args.pixel_ipcs = (1, 10, 50)
+    started = time.perf_counter()
+    table = None
+    for config in configs(args):
+        table = run_curve(config, Path(args.work), "cpu",
+                          on_event=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
+                                                   file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - started
+    if args.quick:
+        print(section(table, args, seconds))
+        return
+    out = Path(args.out)
+    write_record(out, "curve", {**table, "wall_seconds_this_run": seconds})
+    shutil.copyfile(Path(args.work) / "curve.png", out.parent / "curve.png")
+    replace_section(out, "## Rate-utility curve", section(table, args, seconds))
+    print(section(table, args, seconds))
+
+
+if __name__ == "__main__":
+    main()

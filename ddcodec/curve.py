@@ -1,0 +1,378 @@
+"""The rate-utility curve: accuracy against bits per class, for our latent sets and baselines.
+
+Every point is a real file whose bytes are counted, trained on under one protocol:
+
+* `latent-<loss>`: `distill --param latent --target-bpc B`, encoded to .ddz, measured.
+* `pixels-float32` / `pixels-8bit`: vanilla pixel sets (pixel DM) at IPC 1/10/50, counted as
+  float32 (the papers' convention: images only) and as our lossless 8-bit .ddz. Both are
+  measured on the decoded .ddz, i.e. the 8-bit rounding of the float set (<= 1/510 per pixel).
+* `jpeg-qQ` / `webp-qQ`: random real images packed per class into one mosaic file, as many per
+  class as fit in B (`ddcodec.packed`); `jpeg` / `webp` is the best quality at each budget.
+
+Points are cached in OUT/points/*.json under a key of everything that determines them, so
+re-running with the same arguments reuses finished points and adding budgets or losses to the
+same folder extends the table. The table (JSON and CSV) and plot are rebuilt from every cached
+point measured under the requested protocol.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ddcodec import __version__
+from ddcodec.data import Dataset, load_dataset
+from ddcodec.errors import DDCodecError
+from ddcodec.fileio import atomic_path
+
+SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
+Event = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    budgets: tuple[float, ...] = (6_000, 12_000, 24_576)
+    losses: tuple[str, ...] = ("dm",)
+    data: str = "cifar10-subset"
+    epochs: int = 300
+    runs: int = 3
+    seed: int = 0
+    # latent distillation (everything else: DistillConfig defaults)
+    iterations: int = 200
+    fit_iterations: int = 1000
+    batch_real: int = 64
+    decoder: str = "v0"
+    shared_decoder: str = "auto"  # auto | yes | no
+    experts: str | None = None
+    latent_options: dict = field(default_factory=dict)
+    # baselines
+    baselines: bool = True
+    pixel_ipcs: tuple[int, ...] = (1, 10, 50)
+    pixel_iterations: int = 500
+    qualities: tuple[int, ...] = (25, 50, 75)
+    codecs: tuple[str, ...] = ("jpeg", "webp")
+
+    def __post_init__(self):
+        if not self.budgets or any(b <= 0 for b in self.budgets):
+            raise DDCodecError("--budgets must be positive bits per class")
+        if self.epochs < 1 or self.runs < 1:
+            raise DDCodecError("--epochs and --runs must be at least 1")
+        if self.shared_decoder not in ("auto", "yes", "no"):
+            raise DDCodecError("--shared-decoder must be auto, yes or no")
+        if "tm" in self.losses and not self.experts:
+            raise DDCodecError("--loss tm needs --experts DIR (make one with `ddcodec experts`)")
+
+    def protocol(self) -> dict:
+        return {"data": self.data, "epochs": self.epochs, "runs": self.runs, "seed": self.seed,
+                "arch": "convnet"}
+
+
+def _key(record_kind: dict) -> str:
+    text = json.dumps(record_kind, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class PointStore:
+    """Finished points on disk, one JSON each, named by the hash of what determines them."""
+
+    def __init__(self, root: Path):
+        self.root = root / "points"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, spec: dict, suffix: str = ".json") -> Path:
+        return self.root / f"{spec['series']}-{_key(spec)}{suffix}"
+
+    def get(self, spec: dict) -> dict | None:
+        path = self.path(spec)
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                return None
+        return None
+
+    def put(self, spec: dict, record: dict) -> dict:
+        record = {"spec": spec, **record}
+        with atomic_path(self.path(spec)) as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+        return record
+
+    def all(self) -> list[dict]:
+        records = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except ValueError:
+                continue
+        return records
+
+
+def _accuracy_fields(report: dict) -> dict:
+    return {"accuracy_mean": 100 * report["accuracy_mean"],
+            "accuracy_std": 100 * report["accuracy_std"],
+            "accuracies": [100 * a for a in report["accuracies"]]}
+
+
+def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
+                    config: CurveConfig, device: torch.device) -> dict:
+    from ddcodec.evaluate import EvalConfig, evaluate_set
+
+    result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
+                          dataset.test_images(), dataset.y_test, dataset.num_classes,
+                          EvalConfig(epochs=config.epochs), config.runs, config.seed, device)
+    return _accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
+                             "accuracies": result.accuracies})
+
+
+def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: float,
+                  device: str, say: Event) -> dict:
+    from ddcodec import api
+
+    shared = {"auto": budget < SHARED_DECODER_BELOW, "yes": True, "no": False}[
+        config.shared_decoder]
+    options = {"param": "latent", "loss": loss, "target_bpc": budget,
+               "iterations": config.iterations, "fit_iterations": config.fit_iterations,
+               "batch_real": config.batch_real, "decoder": config.decoder,
+               "shared_decoder": shared, "seed": config.seed, **config.latent_options}
+    if loss == "tm":
+        options["experts"] = config.experts
+    spec = {"series": f"latent-{loss}", "budget_bpc": budget, "distill": options,
+            "protocol": config.protocol(), "version": 1}
+    if loss == "tm":  # the experts folder's name is not what determines the point
+        spec["distill"] = {**options, "experts": Path(config.experts).name}
+    found = store.get(spec)
+    if found:
+        return found
+    say(f"latent-{loss} at {budget:,.0f} bits/class: distilling")
+    started = time.perf_counter()
+    set_path = store.path(spec, ".pt")
+    distilled = api.distill(config.data, set_path, force=True, device=device, **options)
+    distill_seconds = time.perf_counter() - started
+    ddz_path = store.path(spec, ".ddz")
+    data, _ = api.encode(set_path, ddz_path, force=True)
+    set_path.unlink()
+    say(f"latent-{loss} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
+        "bits/class encoded; measuring")
+    report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs, seed=config.seed,
+                         device=device)
+    rate = distilled.provenance.get("rate_control", {})
+    return store.put(spec, {
+        "series": f"latent-{loss}", "budget_bpc": budget, "bpc": report["bpc"],
+        "file_bytes": report["file_bytes"], **_accuracy_fields(report),
+        "images_per_class": report["images_per_class"], "lmbda": rate.get("lmbda"),
+        "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
+        "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared,
+        "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
+        "file": ddz_path.name})
+
+
+def _pixel_points(store: PointStore, config: CurveConfig, ipc: int, device: str,
+                  say: Event) -> list[dict]:
+    from ddcodec import api
+
+    options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
+               "batch_real": config.batch_real, "seed": config.seed}
+    spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
+            "version": 1}
+    found = store.get(spec)
+    if not found:
+        say(f"vanilla pixels (DM) at IPC {ipc}: distilling")
+        set_path = store.path(spec, ".pt")
+        distilled = api.distill(config.data, set_path, force=True, device=device, **options)
+        ddz_path = store.path(spec, ".ddz")
+        data, _ = api.encode(set_path, ddz_path, force=True)
+        set_path.unlink()
+        say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
+        report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs,
+                             seed=config.seed, device=device)
+        c, h, w = distilled.image_shape
+        found = store.put(spec, {
+            "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
+            "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
+            "file": ddz_path.name})
+    common = {k: found[k] for k in ("ipc", "accuracy_mean", "accuracy_std", "accuracies")}
+    return [{"series": "pixels-float32", "bpc": found["bpc_float32"], **common},
+            {"series": "pixels-8bit", "bpc": found["bpc_8bit"], **common}]
+
+
+def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,
+                  quality: int, budget: float, device: torch.device, say: Event) -> dict | None:
+    from ddcodec.packed import largest_within
+
+    spec = {"series": f"{codec}-q{quality}", "budget_bpc": budget, "codec": codec,
+            "quality": quality, "protocol": config.protocol(), "version": 1}
+    found = store.get(spec)
+    if found:
+        return found if found.get("bpc") else None
+    best = largest_within(dataset, codec, quality, budget, config.seed)
+    if best is None:
+        store.put(spec, {"series": spec["series"], "budget_bpc": budget, "bpc": None,
+                         "note": "not one image per class fits"})
+        return None
+    per_class, images, labels, bits = best
+    say(f"{codec} q{quality} at {budget:,.0f} bits/class: {per_class} images per class; "
+        "measuring")
+    return store.put(spec, {
+        "series": f"{codec}-q{quality}", "codec": codec, "quality": quality,
+        "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
+        **_measure_images(images, labels, dataset, config, device)})
+
+
+def run_curve(config: CurveConfig, out: Path, device: str = "auto",
+              on_event: Event | None = None) -> dict:
+    from ddcodec.api import resolve_device
+
+    say = on_event or (lambda message: None)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DDCodecError(f"{out} exists and is not a folder")
+    store = PointStore(out)
+    dev = resolve_device(device)
+    dataset = load_dataset(config.data)
+    started = time.perf_counter()
+    for budget in sorted(config.budgets):
+        for loss in config.losses:
+            _latent_point(store, config, loss, budget, device, say)
+    if config.baselines:
+        for budget in sorted(config.budgets):
+            for codec in config.codecs:
+                for quality in config.qualities:
+                    _packed_point(store, config, dataset, codec, quality, budget, dev, say)
+        for ipc in config.pixel_ipcs:
+            _pixel_points(store, config, ipc, device, say)
+    table = build_table(store, config)
+    table["seconds_this_run"] = time.perf_counter() - started
+    write_outputs(table, out)
+    return table
+
+
+def build_table(store: PointStore, config: CurveConfig) -> dict:
+    """Every cached point measured under this protocol, the best-quality envelopes of the
+    packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
+    protocol = config.protocol()
+    points = []
+    for record in store.all():
+        if record.get("spec", {}).get("protocol") != protocol:
+            continue
+        if record["series"] == "pixels":
+            common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
+                                             "accuracies")}
+            points.append({"series": "pixels-float32", "bpc": record["bpc_float32"], **common})
+            points.append({"series": "pixels-8bit", "bpc": record["bpc_8bit"], **common})
+        elif record.get("bpc"):
+            points.append({k: v for k, v in record.items() if k != "spec"})
+    for codec in ("jpeg", "webp"):
+        by_budget: dict[float, dict] = {}
+        for p in points:
+            if p.get("codec") == codec and p["series"] != codec:
+                best = by_budget.get(p["budget_bpc"])
+                if best is None or p["accuracy_mean"] > best["accuracy_mean"]:
+                    by_budget[p["budget_bpc"]] = p
+        points += [{**p, "series": codec} for p in by_budget.values()]
+    points.sort(key=lambda p: (p["series"], p["bpc"]))
+    return {"date": time.strftime("%Y-%m-%d"), "ddcodec_version": __version__,
+            "protocol": {**protocol, "note": "ConvNet-D3, SGD 0.01 (MTT sets: learnt lr), "
+                                             "momentum 0.9, wd 5e-4, batch 256, lr x0.1 at "
+                                             "half, DSA, final-epoch accuracy"},
+            "points": points, "comparison": compare(points), "ratios": ratios(points)}
+
+
+def _series(points: list[dict], name: str) -> list[dict]:
+    return sorted((p for p in points if p["series"] == name), key=lambda p: p["bpc"])
+
+
+def accuracy_at(points: list[dict], bpc: float) -> float | None:
+    """Best accuracy among points of at most `bpc` bits per class (None if none fits)."""
+    fitting = [p["accuracy_mean"] for p in points if p["bpc"] <= bpc]
+    return max(fitting) if fitting else None
+
+
+def compare(points: list[dict]) -> list[dict]:
+    """At each latent point: the best each baseline reaches with no more bits per class."""
+    rows = []
+    baselines = ("pixels-float32", "pixels-8bit", "jpeg", "webp")
+    for p in points:
+        if not p["series"].startswith("latent-"):
+            continue
+        row = {"series": p["series"], "bpc": p["bpc"], "accuracy": p["accuracy_mean"]}
+        for name in baselines:
+            row[name] = accuracy_at(_series(points, name), p["bpc"] * 1.0)
+        row["above_all"] = all(row[name] is None or p["accuracy_mean"] > row[name]
+                               for name in baselines)
+        rows.append(row)
+    return rows
+
+
+def bits_for_accuracy(series: list[dict], accuracy: float) -> float | None:
+    """Bits per class where a curve first reaches `accuracy`, interpolated in log bits."""
+    for lo, hi in zip([None] + series[:-1], series):
+        if hi["accuracy_mean"] >= accuracy:
+            if lo is None or lo["accuracy_mean"] >= accuracy:
+                return hi["bpc"]
+            t = (accuracy - lo["accuracy_mean"]) / (hi["accuracy_mean"] - lo["accuracy_mean"])
+            return math.exp(math.log(lo["bpc"]) + t * (math.log(hi["bpc"]) - math.log(lo["bpc"])))
+    return None
+
+
+def ratios(points: list[dict]) -> list[dict]:
+    """Equal-accuracy bit ratio of each latent curve against vanilla float32 pixels."""
+    rows = []
+    for reference in _series(points, "pixels-float32"):
+        for name in sorted({p["series"] for p in points if p["series"].startswith("latent-")}):
+            bits = bits_for_accuracy(_series(points, name), reference["accuracy_mean"])
+            rows.append({"series": name, "reference": f"pixels float32 IPC {reference['ipc']}",
+                         "reference_bpc": reference["bpc"],
+                         "reference_accuracy": reference["accuracy_mean"],
+                         "latent_bpc": bits,
+                         "ratio": reference["bpc"] / bits if bits else None})
+    return rows
+
+
+LABELS = {"latent-dm": "latent DM (ours, .ddz)", "latent-gm": "latent GM (ours, .ddz)",
+          "latent-tm": "latent TM (ours, .ddz)",
+          "pixels-float32": "vanilla pixels (DM), float32, IPC 1/10/50",
+          "pixels-8bit": "vanilla pixels (DM), lossless 8-bit .ddz",
+          "jpeg": "random real, packed JPEG (best quality)",
+          "webp": "random real, packed WebP (best quality)"}
+STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "s"),
+         "latent-tm": ("#9467bd", False, "d"), "pixels-float32": ("#d62728", True, "^"),
+         "pixels-8bit": ("#ff7f0e", True, "^"), "jpeg": ("#7f7f7f", True, "s"),
+         "webp": ("#8c564b", True, "d")}
+
+
+def write_outputs(table: dict, out: Path) -> None:
+    from ddcodec.plot import Series, log_x_plot
+
+    with atomic_path(out / "curve.json") as tmp:
+        tmp.write_text(json.dumps(table, indent=1) + "\n")
+    columns = ["series", "bpc", "accuracy_mean", "accuracy_std", "images_per_class", "ipc",
+               "quality", "budget_bpc", "lmbda"]
+    with atomic_path(out / "curve.csv") as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            for p in table["points"]:
+                writer.writerow(p)
+    series = []
+    for name, label in LABELS.items():
+        pts = _series(table["points"], name)
+        if pts:
+            color, dashed, marker = STYLE[name]
+            series.append(Series(label, [p["bpc"] for p in pts],
+                                 [p["accuracy_mean"] for p in pts],
+                                 [p["accuracy_std"] for p in pts], color, dashed, marker))
+    if series:
+        protocol = table["protocol"]
+        log_x_plot(series, out / "curve.png",
+                   title=f"Rate-utility on {protocol['data']} ({protocol['epochs']} epochs x "
+                         f"{protocol['runs']} ConvNet-D3, {table['date']})",
+                   x_label="bits per class (whole file; log scale)",
+                   y_label="test accuracy (%)")

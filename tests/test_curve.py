@@ -1,0 +1,105 @@
+"""The rate-utility curve: packed JPEG/WebP baselines, points reused, table, CSV and plot."""
+
+import csv
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import write_npz
+from ddcodec.curve import CurveConfig, bits_for_accuracy, compare, run_curve
+from ddcodec.data import load_dataset
+from ddcodec.errors import DDCodecError
+from ddcodec.packed import largest_within, pack, unpack
+
+
+@pytest.fixture
+def npz16(tmp_path):
+    return write_npz(tmp_path / "t16.npz", size=16)
+
+
+def test_pack_round_trip_and_bits(npz16):
+    data = load_dataset(f"npz:{npz16}")
+    images = data.x_train[:5]
+    for codec in ("jpeg", "webp"):
+        low, high = pack(images, codec, 10), pack(images, codec, 95)
+        assert len(low) < len(high)
+        decoded = unpack(high, 5, data.image_shape)
+        assert decoded.shape == images.shape and decoded.dtype == torch.uint8
+        error = (decoded.float()[:, None] - images.float()[None]).abs().mean((2, 3, 4))
+        assert torch.equal(error.argmin(1), torch.arange(5))  # every tile back in its place
+        coarse = unpack(low, 5, data.image_shape)
+        assert (coarse.float() - images.float()).abs().mean() > error.diagonal().mean()
+    with pytest.raises(DDCodecError, match="unknown codec"):
+        pack(images, "gif", 50)
+
+
+def test_largest_within_fills_the_budget_and_no_more(npz16):
+    data = load_dataset(f"npz:{npz16}")
+    per_class, images, labels, bits = largest_within(data, "jpeg", 50, 6000)
+    assert bits <= 6000 * 3 and per_class >= 1
+    assert labels.tolist() == sorted(labels.tolist()) and len(images) == 3 * per_class
+    more = largest_within(data, "jpeg", 50, 12000)
+    assert more[0] > per_class  # a bigger budget buys more images
+    assert largest_within(data, "jpeg", 50, 10) is None  # not one image fits
+
+
+def test_packing_beats_one_file_per_image(npz16):
+    data = load_dataset(f"npz:{npz16}")
+    images = data.x_train[data.indices_of_class(0)][:9]
+    packed = len(pack(images, "jpeg", 50))
+    separate = sum(len(pack(images[i:i + 1], "jpeg", 50)) for i in range(9))
+    assert packed < 0.6 * separate  # headers and tables are paid once
+
+
+def test_bits_for_accuracy_interpolates_in_log_bits():
+    series = [{"bpc": 1000, "accuracy_mean": 20.0}, {"bpc": 100000, "accuracy_mean": 40.0}]
+    assert bits_for_accuracy(series, 30.0) == pytest.approx(10000)
+    assert bits_for_accuracy(series, 10.0) == 1000
+    assert bits_for_accuracy(series, 50.0) is None
+
+
+def test_compare_uses_only_baselines_within_the_bits():
+    points = [{"series": "latent-dm", "bpc": 5000, "accuracy_mean": 30.0},
+              {"series": "jpeg", "bpc": 4900, "accuracy_mean": 25.0},
+              {"series": "jpeg", "bpc": 9000, "accuracy_mean": 35.0},
+              {"series": "pixels-8bit", "bpc": 17000, "accuracy_mean": 27.0}]
+    row = compare(points)[0]
+    assert row["jpeg"] == 25.0 and row["pixels-8bit"] is None and row["above_all"]
+
+
+def test_curve_end_to_end_reuses_points(npz16, tmp_path):
+    config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", epochs=3, runs=1, iterations=4,
+                         fit_iterations=16, batch_real=8, pixel_ipcs=(1,), pixel_iterations=2,
+                         qualities=(50,))
+    out = tmp_path / "curve"
+    table = run_curve(config, out, "cpu")
+    series = {p["series"] for p in table["points"]}
+    assert {"latent-dm", "pixels-float32", "pixels-8bit", "jpeg", "webp"} <= series
+    latent = next(p for p in table["points"] if p["series"] == "latent-dm")
+    ddz = out / "points" / latent["file"]
+    assert latent["bpc"] == 8 * ddz.stat().st_size / 3  # counted from the real file
+    assert 0 <= latent["accuracy_mean"] <= 100
+    float32 = next(p for p in table["points"] if p["series"] == "pixels-float32")
+    assert float32["bpc"] == 3 * 16 * 16 * 32
+    rows = list(csv.DictReader(open(out / "curve.csv")))
+    assert len(rows) == len(table["points"])
+    assert json.loads((out / "curve.json").read_text())["points"] == table["points"]
+    with Image.open(out / "curve.png") as png:
+        assert png.size == (1200, 760)
+    stamp = ddz.stat().st_mtime_ns
+    again = run_curve(config, out, "cpu")  # every point reused: nothing re-distilled
+    assert ddz.stat().st_mtime_ns == stamp
+    assert [p["accuracy_mean"] for p in again["points"]] == [p["accuracy_mean"]
+                                                             for p in table["points"]]
+
+
+def test_curve_refuses_bad_settings(tmp_path):
+    with pytest.raises(DDCodecError, match="positive"):
+        CurveConfig(budgets=(0,))
+    with pytest.raises(DDCodecError, match="--experts"):
+        CurveConfig(losses=("tm",))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DDCodecError, match="not a folder"):
+        run_curve(CurveConfig(), tmp_path / "file", "cpu")
