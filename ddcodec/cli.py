@@ -431,6 +431,33 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
     console.print(f"wrote {output}/curve.json, curve.csv, curve.png")
 
 
+@cli.command()
+@click.option("-o", "--output", default="out/demo", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the demo's files.")
+@click.option("--data", "data_spec", default="cifar10-subset", show_default=True)
+@click.option("--target-bpc", type=float, default=12_000, show_default=True,
+              help="Budget of the latent set, bits per class.")
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Evaluation epochs per network (shortened; the field: 1000).")
+@click.option("--runs", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@common_options
+def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, seed, device):
+    """The main job in a few minutes: distil (latent DM to a budget), encode, decode, check and
+    measure, next to the vanilla IPC-1 baselines; prints a summary table."""
+    from ddcodec.demo import DemoConfig, print_summary, run_demo
+
+    config = DemoConfig(data=data_spec, target_bpc=target_bpc, epochs=epochs, runs=runs,
+                        seed=seed)
+    result = run_demo(config, output, device,
+                      say=(lambda m: None) if quiet or as_json else
+                      (lambda m: _info(False, f"[{time.strftime('%H:%M:%S')}] {m}")))
+    if as_json:
+        click.echo(json.dumps(result))
+    elif not quiet:
+        print_summary(result)
+
+
 def _default_output(source: str, suffix: str) -> str:
     if source == "-":
         raise click.UsageError("reading from stdin needs -o OUTPUT (or -c)")

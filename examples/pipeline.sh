@@ -6,10 +6,10 @@ set -euo pipefail
 out=${1:-out}
 mkdir -p "$out"
 ddcodec distill --param latent --target-bpc 12000 --shared-decoder --batch-real 64 \
-    --fit-iterations 400 --iterations 60 -o "$out/b12k.pt" -f
+    --fit-iterations 200 --iterations 20 -o "$out/b12k.pt" -f
 ddcodec encode "$out/b12k.pt" -c > "$out/b12k.ddz"             # .ddz on stdout
 ddcodec encode "$out/b12k.pt" -c | ddcodec decode - --format imagefolder -o "$out/b12k_png" -f
 ddcodec test "$out/b12k.ddz" && echo "integrity: ok"
 ddcodec info "$out/b12k.ddz"
-ddcodec measure "$out/b12k.ddz" --epochs 100 --runs 1 --json |
+ddcodec measure "$out/b12k.ddz" --epochs 50 --runs 1 --json |
   python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"{r['bpc']:,.0f} bits/class, {100*r['accuracy_mean']:.1f} % test accuracy\")"

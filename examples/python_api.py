@@ -18,7 +18,7 @@ out.mkdir(exist_ok=True)
 
 distilled = ddcodec.distill("cifar10-subset", out / "api.pt", force=True, device="cpu",
                             param="latent", target_bpc=12_000, shared_decoder=True,
-                            batch_real=64, fit_iterations=400, iterations=60)
+                            batch_real=64, fit_iterations=200, iterations=20)
 rate = distilled.provenance["rate_control"]
 print(f"{distilled.num_images} images; lambda {rate['lmbda']:.3g}, "
       f"{rate['achieved_bpc']:,.0f} bits/class for a target of {rate['target_bpc']:,.0f}")
@@ -30,5 +30,5 @@ decoded = ddcodec.decode(data)  # bytes, a path or "-" (stdin)
 assert torch.equal(decoded.labels, distilled.labels)
 assert torch.equal(decoded.to_set().images, distilled.images)  # bit-exact
 
-result = ddcodec.measure(out / "api.ddz", epochs=100, runs=1, device="cpu")
+result = ddcodec.measure(out / "api.ddz", epochs=50, runs=1, device="cpu")
 print(f"accuracy {100 * result['accuracy_mean']:.1f} % at {result['bpc']:,.0f} bits per class")
