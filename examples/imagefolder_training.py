@@ -21,9 +21,10 @@ norm = json.loads((root / "normalization.json").read_text())
 transform = transforms.Compose([transforms.ToTensor(),
                                 transforms.Normalize(norm["mean"], norm["std"])])
 data = datasets.ImageFolder(str(root), transform=transform)
-classes = json.loads((root / "classes.json").read_text())
-print(f"{len(data)} images, classes {data.classes[:3]}...; ddcodec's order: {classes[:3]}...")
-# ImageFolder sorts folder names; map its indices to the set's class order if they differ.
+names = json.loads((root / "classes.json").read_text())["class_names"]
+# Folders are named NNN_<class>, so ImageFolder's sorted order is the set's class order.
+assert [f.split("_", 1)[1] for f in data.classes] == names
+print(f"{len(data)} images of {len(names)} classes: {', '.join(names[:3])}, ...")
 loader = torch.utils.data.DataLoader(data, batch_size=256, shuffle=True)
 x0, _ = data[0]
 net = nn.Sequential(nn.Conv2d(x0.shape[0], 64, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
