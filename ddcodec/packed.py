@@ -69,16 +69,14 @@ def class_orders(dataset: Dataset, seed: int) -> list[torch.Tensor]:
             for pool in (dataset.indices_of_class(c) for c in range(dataset.num_classes))]
 
 
-def packed_subset(dataset: Dataset, codec: str, quality: int, per_class: int,
-                  orders: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(decoded uint8 images, labels, bits) of `per_class` images per class."""
-    images, labels, bits = [], [], 0
-    for c, order in enumerate(orders):
-        data = pack(dataset.x_train[order[:per_class]], codec, quality)
-        bits += 8 * len(data) + LENGTH_FIELD_BITS
-        images.append(unpack(data, per_class, dataset.image_shape))
-        labels.append(torch.full((per_class,), c, dtype=torch.long))
-    return torch.cat(images), torch.cat(labels), bits
+def packed_files(dataset: Dataset, codec: str, quality: int, per_class: int,
+                 orders: list[torch.Tensor]) -> list[bytes]:
+    """One compressed mosaic per class of its first `per_class` images."""
+    return [pack(dataset.x_train[order[:per_class]], codec, quality) for order in orders]
+
+
+def files_bits(files: list[bytes]) -> int:
+    return sum(8 * len(data) + LENGTH_FIELD_BITS for data in files)
 
 
 def largest_within(dataset: Dataset, codec: str, quality: int, budget_bpc: float,
@@ -91,9 +89,13 @@ def largest_within(dataset: Dataset, codec: str, quality: int, budget_bpc: float
     best = None
     while low < high:  # bits grow with the count: binary search the largest that fits
         mid = (low + high + 1) // 2
-        images, labels, bits = packed_subset(dataset, codec, quality, mid, orders)
-        if bits <= budget:
-            low, best = mid, (mid, images, labels, bits)
+        files = packed_files(dataset, codec, quality, mid, orders)
+        if files_bits(files) <= budget:
+            low, best = mid, files
         else:
             high = mid - 1
-    return best
+    if best is None:
+        return None
+    images = torch.cat([unpack(data, low, dataset.image_shape) for data in best])
+    labels = torch.arange(len(best)).repeat_interleave(low)
+    return low, images, labels, files_bits(best)

@@ -103,3 +103,9 @@ def test_curve_refuses_bad_settings(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DDCodecError, match="not a folder"):
         run_curve(CurveConfig(), tmp_path / "file", "cpu")
+
+
+def test_curve_command_refuses_bad_budget_lists(run_cli, tmp_path):
+    code, _, err = run_cli("curve", "-o", str(tmp_path / "c"), "--budgets", "6000,lots")
+    assert code == 2 and "comma-separated numbers" in err
+    assert not (tmp_path / "c").exists()

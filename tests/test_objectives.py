@@ -180,3 +180,14 @@ def test_experts_command(run_cli, tiny_npz, tmp_path):
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "tm", "--ipc", "1",
                            "-o", str(tmp_path / "s.pt"))
     assert code == 1 and "needs --experts" in err
+
+
+def test_experts_refuse_a_file_as_folder_and_an_empty_folder(tiny, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DDCodecError, match="not a folder"):
+        train_experts(tiny, tmp_path / "file", ExpertConfig(num_experts=1, epochs=1), CPU)
+    root = tmp_path / "empty"
+    train_experts(tiny, root, ExpertConfig(num_experts=1, epochs=1, batch_size=12), CPU)
+    (root / "expert_000.pt").unlink()
+    with pytest.raises(DDCodecError, match="no finished expert"):
+        ExpertBuffer.open(root, tiny, "convnet")
