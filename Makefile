@@ -20,12 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; hours on CPU.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/baselines.py
-	$(BIN)/python benchmarks/latent.py
-	$(BIN)/python benchmarks/codec_speed.py
-	$(BIN)/ddcodec experts -o bench_runs/experts --num-experts 4 --epochs 10 --device cpu -q
-	$(BIN)/python benchmarks/curve.py --experts bench_runs/experts
+	$(BIN)/python benchmarks/all.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -184,7 +184,7 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
-    if output is not None and format == "pt":
+    if output is not None and format in ddz.FILE_FORMATS:
         from ddcodec.fileio import check_writable
 
         check_writable(output, force)

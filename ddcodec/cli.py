@@ -503,10 +503,11 @@ def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", default=None,
               help="Where to write [default: SOURCE with suffix .pt, or its stem as a folder].")
-@click.option("--format", "form", type=click.Choice(["pt", "imagefolder", "mtt"]), default="pt",
-              show_default=True, help="pt: a ddcodec set file (plain tensors); imagefolder: "
-                                      "one folder of PNGs per class; mtt: images_best.pt + "
-                                      "labels_best.pt.")
+@click.option("--format", "form", type=click.Choice(["pt", "imagefolder", "mtt", "grid"]),
+              default="pt", show_default=True,
+              help="pt: a ddcodec set file (plain tensors); imagefolder: one folder of PNGs per "
+                   "class; mtt: images_best.pt + labels_best.pt; grid: one PNG, a labelled row "
+                   "of (up to 10) images per class, to look at.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
@@ -515,7 +516,7 @@ def decode(source, output, form, force, as_json, quiet, verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
     from ddcodec import api
 
-    output = output or _default_output(source, ".pt" if form == "pt" else "")
+    output = output or _default_output(source, {"pt": ".pt", "grid": ".png"}.get(form, ""))
     started = time.perf_counter()
     decoded = api.decode(source, output, format=form, force=force)
     seconds = time.perf_counter() - started

@@ -33,6 +33,9 @@ from ddcodec.data import Dataset, load_dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path
 
+# A point's version changes when the code that produced it changes what it measures; the table
+# keeps only current ones (latent 2: rate control starts lambda from the gradient balance).
+POINT_VERSION = {"latent": 2, "pixels": 1, "packed": 1}
 SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
 Event = Callable[[str], None]
 
@@ -145,7 +148,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     if loss == "tm":
         options["experts"] = config.experts
     spec = {"series": f"latent-{loss}", "budget_bpc": budget, "distill": options,
-            "protocol": config.protocol(), "version": 1}
+            "protocol": config.protocol(), "version": POINT_VERSION["latent"]}
     if loss == "tm":  # the experts folder's name is not what determines the point
         spec["distill"] = {**options, "experts": Path(config.experts).name}
     found = store.get(spec)
@@ -171,7 +174,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
         "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared,
         "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
-        "file": ddz_path.name})
+        "seconds": time.perf_counter() - started, "file": ddz_path.name})
 
 
 def _pixel_points(store: PointStore, config: CurveConfig, ipc: int, device: str,
@@ -181,10 +184,11 @@ def _pixel_points(store: PointStore, config: CurveConfig, ipc: int, device: str,
     options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
                "batch_real": config.batch_real, "seed": config.seed}
     spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
-            "version": 1}
+            "version": POINT_VERSION["pixels"]}
     found = store.get(spec)
     if not found:
         say(f"vanilla pixels (DM) at IPC {ipc}: distilling")
+        started = time.perf_counter()
         set_path = store.path(spec, ".pt")
         distilled = api.distill(config.data, set_path, force=True, device=device, **options)
         ddz_path = store.path(spec, ".ddz")
@@ -197,7 +201,7 @@ def _pixel_points(store: PointStore, config: CurveConfig, ipc: int, device: str,
         found = store.put(spec, {
             "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
             "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
-            "file": ddz_path.name})
+            "file": ddz_path.name, "seconds": time.perf_counter() - started})
     common = {k: found[k] for k in ("ipc", "accuracy_mean", "accuracy_std", "accuracies")}
     return [{"series": "pixels-float32", "bpc": found["bpc_float32"], **common},
             {"series": "pixels-8bit", "bpc": found["bpc_8bit"], **common}]
@@ -208,10 +212,12 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     from ddcodec.packed import largest_within
 
     spec = {"series": f"{codec}-q{quality}", "budget_bpc": budget, "codec": codec,
-            "quality": quality, "protocol": config.protocol(), "version": 1}
+            "quality": quality, "protocol": config.protocol(),
+            "version": POINT_VERSION["packed"]}
     found = store.get(spec)
     if found:
         return found if found.get("bpc") else None
+    started = time.perf_counter()
     best = largest_within(dataset, codec, quality, budget, config.seed)
     if best is None:
         store.put(spec, {"series": spec["series"], "budget_bpc": budget, "bpc": None,
@@ -223,7 +229,8 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     return store.put(spec, {
         "series": f"{codec}-q{quality}", "codec": codec, "quality": quality,
         "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
-        **_measure_images(images, labels, dataset, config, device)})
+        **_measure_images(images, labels, dataset, config, device),
+        "seconds": time.perf_counter() - started})
 
 
 def run_curve(config: CurveConfig, out: Path, device: str = "auto",
@@ -254,17 +261,25 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     return table
 
 
+def _kind(spec: dict) -> str:
+    series = spec.get("series", "")
+    return "latent" if series.startswith("latent-") else (
+        "pixels" if series == "pixels" else "packed")
+
+
 def build_table(store: PointStore, config: CurveConfig) -> dict:
     """Every cached point measured under this protocol, the best-quality envelopes of the
     packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
     protocol = config.protocol()
     points = []
     for record in store.all():
-        if record.get("spec", {}).get("protocol") != protocol:
+        spec = record.get("spec", {})
+        if spec.get("protocol") != protocol or spec.get("version") != POINT_VERSION[_kind(spec)]:
             continue
         if record["series"] == "pixels":
             common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
-                                             "accuracies")}
+                                             "accuracies", "file", "seconds")
+                      if k in record}
             points.append({"series": "pixels-float32", "bpc": record["bpc_float32"], **common})
             points.append({"series": "pixels-8bit", "bpc": record["bpc_8bit"], **common})
         elif record.get("bpc"):

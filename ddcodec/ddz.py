@@ -24,7 +24,8 @@ from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.setfile import DistilledSet, load_set, save_set
 
-FORMATS = ("pt", "imagefolder", "mtt")
+FORMATS = ("pt", "imagefolder", "mtt", "grid")
+FILE_FORMATS = ("pt", "grid")  # one file (atomic, --force to replace); the others: a folder
 
 
 def is_ddz(path: str | os.PathLike) -> bool:
@@ -76,9 +77,12 @@ def write_bytes(data: bytes, output: str | os.PathLike, force: bool) -> None:
 
 
 def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) -> Path:
-    """Write decoded images as a ddcodec set file, an ImageFolder tree or MTT tensors."""
+    """Write decoded images as a ddcodec set file, an ImageFolder tree, MTT tensors or one PNG
+    contact sheet (a row per class)."""
     if form not in FORMATS:
         raise DDCodecError(f"unknown --format {form!r}; choose {', '.join(FORMATS)}")
+    if form == "grid":
+        return _write_grid(decoded, output, force)
     distilled = decoded.to_set()
     if form == "pt":
         return save_set(distilled, output, force=force)
@@ -102,6 +106,19 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Path:
+    from ddcodec.grid import class_grid
+
+    path = check_writable(output, force)
+    sheet = class_grid(decoded.images, decoded.labels, list(decoded.header.class_names),
+                       title=f"{path.stem}: {decoded.header.num_images} images, "
+                             f"{8 * decoded.file_bytes / decoded.header.num_classes:,.0f} "
+                             "bits/class")
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
 
 
 def _folder_name(name: str, index: int) -> str:

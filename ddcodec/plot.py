@@ -27,7 +27,7 @@ class Series:
     connect: bool = True
 
 
-def _font(size: int):
+def font(size: int):
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: the bitmap font
@@ -85,7 +85,7 @@ def log_x_plot(series: list[Series], path, *, title: str, x_label: str, y_label:
 
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
-    small, normal, large = _font(15), _font(18), _font(22)
+    small, normal, large = font(15), font(18), font(22)
     # grid and ticks
     for decade in range(lo_dec, hi_dec + 1):
         x = px(10 ** decade)

@@ -139,3 +139,32 @@ def test_error_paths_without_other_coverage(run_cli, tmp_path, tiny_npz, monkeyp
     code, _, err = run_cli("distill", "--param", "latent", "-o", str(tmp_path / "l.pt"))
     assert code == 130 and "checkpoint saved" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_decode_to_a_grid_shows_each_class_row_pixel_exactly(run_cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ddcodec import api
+    from ddcodec.grid import GAP, LABEL_WIDTH, TITLE_HEIGHT
+
+    ddz = os.path.join(os.path.dirname(__file__), "data", "golden.ddz")
+    out = tmp_path / "g.png"
+    code, _, err = run_cli("decode", ddz, "--format", "grid", "-o", str(out))
+    assert code == 0, err
+    decoded = api.decode(ddz)
+    n, c, h, w = decoded.images.shape
+    classes = decoded.header.num_classes
+    with Image.open(out) as png:
+        sheet = np.asarray(png.convert("RGB"))
+    per_class = max(int((decoded.labels == k).sum()) for k in range(classes))
+    assert sheet.shape[0] == TITLE_HEIGHT + classes * (2 * h + GAP) + GAP
+    assert sheet.shape[1] >= LABEL_WIDTH + min(per_class, 10) * (2 * w + GAP) + GAP
+    for k in range(classes):  # the first image of each class, enlarged 2x, in row k
+        first = int(np.flatnonzero(decoded.labels.numpy() == k)[0])
+        y, x = TITLE_HEIGHT + k * (2 * h + GAP), LABEL_WIDTH + GAP
+        tile = sheet[y:y + 2 * h:2, x:x + 2 * w:2]
+        expected = decoded.images[first].permute(1, 2, 0).numpy()
+        assert np.array_equal(tile, np.repeat(expected, 3, 2) if c == 1 else expected)
+    code, _, err = run_cli("decode", ddz, "--format", "grid", "-o", str(out))
+    assert code == 1 and "already exists" in err

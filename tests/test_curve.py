@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from conftest import write_npz
-from ddcodec.curve import CurveConfig, bits_for_accuracy, compare, run_curve
+from ddcodec.curve import (POINT_VERSION, CurveConfig, PointStore, bits_for_accuracy, build_table,
+                           compare, run_curve)
 from ddcodec.data import load_dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.packed import largest_within, pack, unpack
@@ -93,6 +94,14 @@ def test_curve_end_to_end_reuses_points(npz16, tmp_path):
     assert ddz.stat().st_mtime_ns == stamp
     assert [p["accuracy_mean"] for p in again["points"]] == [p["accuracy_mean"]
                                                              for p in table["points"]]
+    # a point left by an older version of the code is kept on disk but not reported
+    store = PointStore(out)
+    record = json.loads(ddz.with_suffix(".json").read_text())
+    stale_spec = {**record["spec"], "version": POINT_VERSION["latent"] - 1}
+    store.put(stale_spec, {k: v for k, v in record.items() if k != "spec"})
+    assert len(list((out / "points").glob("latent-dm-*.json"))) == 2
+    rebuilt = build_table(store, config)
+    assert [p for p in rebuilt["points"] if p["series"] == "latent-dm"] == [latent]
 
 
 def test_curve_refuses_bad_settings(tmp_path):

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = "ddcodec-checkpoint"
 BITS_PER_PIXEL = 0.75  # latent bits per pixel aimed at when --spc is left to the budget
 MAX_AUTO_SPC = 1000
+HARD_BITS_EVERY = 10  # steps between measurements of the rounded latents' bits (one ARM pass)
 LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
 
 ProgressHook = Callable[[int, int, int, dict], None]  # (phase, step, steps in phase, info)
@@ -135,6 +136,7 @@ class LatentTrainer:
         self.fit_psnr: float | None = None
         self.optimizer = self._optimizer(self.config.fit_lr)
         self.fit_weights = torch.full((len(self.owner),), self.config.fit_rate_weight)
+        self.hard_ratio: torch.Tensor | None = None
         self.rate = self._start_rate_control()
         if self.rate is not None and keep == 1:
             self.rate.set_side_bits(self._side_bits())
@@ -167,6 +169,7 @@ class LatentTrainer:
             "fit_psnr": self.fit_psnr,
             "fit_weights": self.fit_weights,
             "rate": self.rate.to_dict() if self.rate else None,
+            "hard_ratio": self.hard_ratio,
         }
 
     def save_checkpoint(self) -> None:
@@ -198,6 +201,7 @@ class LatentTrainer:
         self.global_step, self.fit_psnr = state["global_step"], state["fit_psnr"]
         self.fit_weights = state["fit_weights"]
         self.rate = RateControl.from_dict(state["rate"]) if state["rate"] else None
+        self.hard_ratio = state.get("hard_ratio")
         self.proxy_generator = torch.Generator()
         self.proxy_generator.set_state(state["proxy_generator"])
         self.objective = None
@@ -308,7 +312,7 @@ class LatentTrainer:
         self.bank.clip_grad_norm_per_group(self.config.grad_clip)
         self.optimizer.step()
         if self.rate is not None:
-            per_class = bits.detach().cpu() / len(self.group_classes[0])
+            per_class = self._hard_bits(bits) / len(self.group_classes[0])
             self.fit_weights = torch.tensor([self.rate.rate_weight(float(w), float(b))
                                              for w, b in zip(self.fit_weights, per_class)])
         return {"loss": float(losses.detach().mean())}
@@ -348,23 +352,51 @@ class LatentTrainer:
             return cfg.lmbda_stage2
         return cfg.lmbda
 
+    def _hard_bits(self, proxy_bits: torch.Tensor) -> torch.Tensor:
+        """Per candidate, what the controllers compare with the target: the training proxy's
+        bits scaled by the ratio of rounded-latent bits (what the file pays) to proxy bits,
+        refreshed every HARD_BITS_EVERY steps. The noisy proxy prices latents well above their
+        rounded cost (~30 % on CIFAR), so steering on it ends runs far below the budget."""
+        proxy_bits = proxy_bits.detach().cpu()
+        if self.hard_ratio is None or len(self.hard_ratio) != len(proxy_bits) or (
+                self.step % HARD_BITS_EVERY == 0):
+            with torch.no_grad():
+                hard = self.bank.latent_bits(self.bank.quantized_latents(Proxy("hard"))).cpu()
+            self.hard_ratio = hard / proxy_bits.clamp_min(1.0)
+        return proxy_bits * self.hard_ratio
+
     def _phase2_step(self) -> dict:
         images, bits = self.bank(self._proxy())
         unit = images.flatten(0, 1).clamp(0, 1)  # class-ordered: group by group
         synthetic = self.dataset.normalization.from_unit(unit)
         utility = self.objective(synthetic, self.counts, self.step)
         bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
+        if self.rate is not None and self.rate.calibrated_from is None:
+            self._calibrate_lmbda(bpp, utility)
         lmbda = self.lmbda_at(self.step)
-        loss = bpp + lmbda * utility
+        latent_bpc = float(bits.detach().sum()) / self.dataset.num_classes
+        if self.rate is not None:
+            latent_bpc = float(self._hard_bits(bits).sum()) / self.dataset.num_classes
+        rate_weight = self.rate.phase2_rate_weight(latent_bpc) if self.rate is not None else 1.0
+        loss = rate_weight * bpp + lmbda * utility
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.bank.clip_grad_norm_per_group(self.config.grad_clip)
         self.optimizer.step()
         self.objective.update(grad_scale=1 / lmbda if lmbda > 0 else 0.0)
-        latent_bpc = float(bits.detach().sum()) / self.dataset.num_classes
-        if self.rate is not None:
-            self.rate.update_lmbda(latent_bpc)
         return {"utility": float(utility.detach()), "latent_bpc": latent_bpc, "lmbda": lmbda}
+
+    def _calibrate_lmbda(self, bpp: torch.Tensor, utility: torch.Tensor) -> None:
+        """Rate control's starting lambda: the ratio of the two terms' gradient norms over the
+        trainable parameters, from the first phase-2 step's own graph (no extra objective
+        call, so the run's random draws are those of an uncalibrated run)."""
+        params = [p for p in self.bank.parameters() if p.requires_grad]
+
+        def norm(term: torch.Tensor) -> float:
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+
+        self.rate.calibrate(norm(bpp), norm(utility))
 
     @contextlib.contextmanager
     def _sigint_finishes_step(self):

@@ -1,0 +1,98 @@
+"""The whole report in one command: every benchmark, in order, then the reproduction section.
+
+    python benchmarks/all.py                      # from scratch: several hours on 2 cores
+    python benchmarks/all.py --steps curve grids  # only some steps (the others keep their text)
+
+Each step is one script (or CLI command) that rewrites its own section of docs/BENCHMARKS.md
+and its plots and records; this runner times each one and keeps the last measured time of every
+step in docs/benchmarks/report_steps.json, so the section "Reproducing this report" always says
+how long each step took when it last ran and what a run from scratch costs. The curve reuses
+cached points in bench_runs/curve: delete that folder for a run from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import replace_section  # noqa: E402
+
+EXPERTS = ROOT / "bench_runs" / "experts"
+# (name, command, what it writes), in the order a run from scratch needs them
+STEPS = [
+    ("baselines", ["benchmarks/baselines.py"], "Vanilla baselines, CPU step times"),
+    ("latent", ["benchmarks/latent.py"], "Rate-utility model (phase 1, latent vs vanilla)"),
+    ("codec_speed", ["benchmarks/codec_speed.py"], "Bitstream speed"),
+    ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",
+                 "--epochs", "10", "--device", "cpu", "-q"],
+     "expert trajectories for TM (bench_runs/experts, reused when present)"),
+    ("curve", ["benchmarks/curve.py", "--experts", str(EXPERTS)],
+     "Rate-utility curve, docs/curve.png"),
+    ("grids", ["benchmarks/grids.py"], "Decoded images, docs/grids/*.png"),
+]
+
+
+def section(times: dict) -> str:
+    lines = ["## Reproducing this report", "",
+             "`make bench` (= `python benchmarks/all.py`) runs every step below in order and "
+             "rewrites this file, its plots and `docs/benchmarks/*.json`; `--steps NAME ...` "
+             "runs some of them. Times are each step's last run through this runner on 2 CPU "
+             "cores (x86_64, nothing else running), written by it:", "",
+             "| step | command | writes | minutes | when |", "|---|---|---|---:|---|"]
+    total, missing = 0.0, []
+    for name, command, writes in STEPS:
+        shown = " ".join(c if not c.startswith(str(ROOT)) else
+                         str(Path(c).relative_to(ROOT)) for c in command)
+        shown = f"python {shown}"
+        record = times.get(name)
+        if record:
+            total += record["seconds"]
+            note = " (started with cached points)" if record.get("reused") else ""
+            lines.append(f"| {name} | `{shown}` | {writes} | {record['seconds'] / 60:.1f}{note} "
+                         f"| {record['date']} |")
+        else:
+            missing.append(name)
+            lines.append(f"| {name} | `{shown}` | {writes} | not yet timed by this runner "
+                         "(its section gives its own time) | |")
+    lines += ["", f"Sum of the timed steps: {total / 60:.0f} min."]
+    if missing:
+        lines.append(f"Not timed by this runner yet: {', '.join(missing)}; each one's section "
+                     "states how long its script took.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = [name for name, _, _ in STEPS]
+    parser.add_argument("--steps", nargs="+", choices=names, default=names)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    record_path = out.parent / "benchmarks" / "report_steps.json"
+    times = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    for name, command, _ in STEPS:
+        if name not in args.steps:
+            continue
+        cached = name == "curve" and any((ROOT / "bench_runs" / "curve" / "points").glob("*"))
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, *command], cwd=ROOT)
+        if result.returncode != 0:
+            sys.exit(f"all: step {name} failed (exit {result.returncode}); later steps not run")
+        times[name] = {"seconds": time.perf_counter() - started,
+                       "date": time.strftime("%Y-%m-%d"), "reused": cached}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(times, indent=1) + "\n")
+    replace_section(out, "## Reproducing this report", section(times))
+    print(section(times))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Decoded-image grids for the report: what the bits of each rate-utility point look like.
+
+Decodes every latent and vanilla-pixel .ddz that `benchmarks/curve.py` left in its point cache
+(only the points its table reports) and writes one contact sheet per file (a labelled row of up
+to 10 images per class, 2x enlarged) to docs/grids/, next to a sheet of real training images,
+then the section "Decoded images" of docs/BENCHMARKS.md. Seconds on 2 cores; run it after
+curve.py.
+
+    python benchmarks/grids.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import replace_section  # noqa: E402
+from ddcodec import api  # noqa: E402
+from ddcodec.curve import LABELS  # noqa: E402
+from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.distillation.random_subset import sample_class_indices  # noqa: E402
+from ddcodec.grid import class_grid  # noqa: E402
+
+PER_CLASS = 10
+
+
+def reported_files(table: dict) -> list[dict]:
+    """(series, bits, accuracy, file) of each latent and vanilla 8-bit point, by series then
+    bits; the float32 points share their 8-bit twin's file."""
+    rows = [p for p in table["points"]
+            if p.get("file") and (p["series"].startswith("latent-") or p["series"] == "pixels-8bit")]
+    return sorted(rows, key=lambda p: (p["series"], p["bpc"]))
+
+
+def real_sheet(data: str, seed: int):
+    dataset = load_dataset(data)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.cat([sample_class_indices(dataset, c, PER_CLASS, generator)
+                        for c in range(dataset.num_classes)])
+    return class_grid(dataset.x_train[chosen], dataset.y_train[chosen],
+                      list(dataset.class_names),
+                      title=f"real training images ({data}), {PER_CLASS} random per class")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "curve"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work, out = Path(args.work), Path(args.out)
+    table_path = work / "curve.json"
+    if not table_path.is_file():
+        sys.exit(f"grids: {table_path} not found; run benchmarks/curve.py first")
+    table = json.loads(table_path.read_text())
+    folder = out.parent / "grids"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    real_sheet(table["protocol"]["data"], 0).save(folder / "real.png")
+    entries = []
+    for p in reported_files(table):
+        decoded = api.decode(work / "points" / p["file"])
+        name = f"{p['series']}-{p['bpc']:.0f}bpc.png"
+        label = LABELS.get(p["series"], p["series"])
+        title = (f"{label}: {p['bpc']:,.0f} bits/class, {decoded.header.num_images // 10} "
+                 f"images/class, {p['accuracy_mean']:.1f} % accuracy")
+        class_grid(decoded.images, decoded.labels, list(decoded.header.class_names),
+                   per_class=PER_CLASS, title=title).save(folder / name)
+        entries.append((label, p, name))
+    seconds = time.perf_counter() - started
+    lines = ["## Decoded images (CIFAR-10 subset)", "",
+             f"Made {time.strftime('%Y-%m-%d')} by `python benchmarks/grids.py` from the .ddz "
+             f"files of the rate-utility curve above ({seconds:.0f} s): each sheet is the "
+             "decoder's output, one row per class, up to 10 images per class, 2x enlarged. The "
+             "same sheet for any .ddz: `ddcodec decode FILE --format grid`.", "",
+             "Real training images, for comparison:", "", "![real](grids/real.png)", ""]
+    for label, p, name in entries:
+        lines += [f"{label} at {p['bpc']:,.0f} bits per class ({p['accuracy_mean']:.1f} %):", "",
+                  f"![{label} {p['bpc']:,.0f}](grids/{name})", ""]
+    replace_section(out, "## Decoded images", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

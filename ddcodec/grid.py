@@ -1,0 +1,52 @@
+"""A contact sheet of a decoded set: one labelled row per class, so a person can see at a glance
+what the bits bought (`ddcodec decode --format grid`, and the report's image grids)."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image, ImageDraw
+
+from ddcodec.errors import DDCodecError
+from ddcodec.plot import font
+
+GAP = 2  # pixels between tiles
+LABEL_WIDTH = 110
+TITLE_HEIGHT = 28
+
+
+def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], *,
+               per_class: int = 10, scale: int = 2, title: str | None = None) -> Image.Image:
+    """uint8 images (N, C, H, W) -> an RGB sheet: row c shows the first `per_class` images of
+    class c (in set order), each enlarged `scale` times without smoothing; empty tiles stay
+    white so that a class with fewer images is visibly short."""
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise DDCodecError("a grid needs uint8 images shaped (N, C, H, W)")
+    channels = images.shape[1]
+    if channels not in (1, 3):
+        raise DDCodecError(f"a grid needs 1 or 3 channels, not {channels}")
+    if per_class < 1 or scale < 1:
+        raise DDCodecError("--per-class and --scale must be at least 1")
+    h, w = images.shape[-2] * scale, images.shape[-1] * scale
+    columns = max(1, min(per_class, max((int((labels == c).sum())
+                                         for c in range(len(class_names))), default=1)))
+    top = TITLE_HEIGHT if title else GAP
+    face = font(14)
+    width = LABEL_WIDTH + columns * (w + GAP) + GAP
+    if title:  # a narrow sheet widens to show its whole title
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        width = max(width, int(probe.textlength(title, font=face)) + 2 * GAP + 8)
+    sheet = Image.new("RGB", (width, top + len(class_names) * (h + GAP) + GAP), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((GAP + 4, 6), title, fill="black", font=face)
+    for row, name in enumerate(class_names):
+        y = top + row * (h + GAP)
+        draw.text((4, y + h // 2 - 8), name[:14], fill="black", font=face)
+        chosen = torch.nonzero(labels == row).flatten()[:columns]
+        for col, index in enumerate(chosen.tolist()):
+            array = images[index].permute(1, 2, 0).numpy()
+            tile = Image.fromarray(array[:, :, 0] if channels == 1 else array,
+                                   "L" if channels == 1 else "RGB").convert("RGB")
+            tile = tile.resize((w, h), Image.NEAREST)
+            sheet.paste(tile, (LABEL_WIDTH + col * (w + GAP) + GAP, y))
+    return sheet
