@@ -115,6 +115,10 @@ def latent_options(func):
                           "quantisation are then found automatically."),
         click.option("--rate-tolerance", type=float, default=0.05, show_default=True,
                      help="Latent: accepted relative error of --target-bpc."),
+        click.option("--fit-budget-share", type=float, default=None,
+                     help="Latent, with --target-bpc: share of the latent bits that phase 1 "
+                          "may spend, the rest left to the utility [default: dm/gm 0.7, "
+                          "tm 1]."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                      help="Latent: checkpoint file [default: OUTPUT.ckpt]."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
@@ -182,8 +186,8 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
             expert_epochs, max_start_epoch, lr_teacher, lr_lr, batch_syn, init, spc, decoder,
             arm_context, arm_hidden, levels, shared_decoder, fit_iterations, fit_candidates,
             fit_lr, fit_rate_weight, lmbda, lmbda_stage2, stage2_at, lr, quant_mse, target_bpc,
-            rate_tolerance, checkpoint, checkpoint_every, resume, output, force, as_json, quiet,
-            verbose, seed, device):
+            rate_tolerance, fit_budget_share, checkpoint, checkpoint_every, resume, output, force,
+            as_json, quiet, verbose, seed, device):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
@@ -221,7 +225,7 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
             fit_candidates=fit_candidates, fit_lr=fit_lr, fit_rate_weight=fit_rate_weight,
             lmbda=lmbda, lmbda_stage2=lmbda_stage2, stage2_at=stage2_at, lr=lr,
             quant_mse=quant_mse, target_bpc=target_bpc, rate_tolerance=rate_tolerance,
-            seed=seed)
+            fit_budget_share=fit_budget_share, seed=seed)
     seconds = time.perf_counter() - started
     size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")

@@ -34,8 +34,8 @@ from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path
 
 # A point's version changes when the code that produced it changes what it measures; the table
-# keeps only current ones (latent 2: rate control starts lambda from the gradient balance).
-POINT_VERSION = {"latent": 2, "pixels": 1, "packed": 1}
+# keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2).
+POINT_VERSION = {"latent": 3, "pixels": 1, "packed": 1}
 SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
 Event = Callable[[str], None]
 
@@ -384,9 +384,11 @@ def write_outputs(table: dict, out: Path) -> None:
         pts = _series(table["points"], name)
         if pts:
             color, dashed, marker = STYLE[name]
+            notes = [f"IPC {p['ipc']}" if p.get("ipc") else "" for p in pts]
             series.append(Series(label, [p["bpc"] for p in pts],
                                  [p["accuracy_mean"] for p in pts],
-                                 [p["accuracy_std"] for p in pts], color, dashed, marker))
+                                 [p["accuracy_std"] for p in pts], color, dashed, marker,
+                                 notes=notes))
     if series:
         protocol = table["protocol"]
         log_x_plot(series, out / "curve.png",

@@ -63,8 +63,10 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto",
            {"lmbda": rate["lmbda"], "target_bpc": rate["target_bpc"]})
     decoded = api.decode(out / "latent.ddz", out / "latent_png", format="imagefolder",
                          force=True)
+    api.decode(out / "latent.ddz", out / "latent_grid.png", format="grid", force=True)
     api.test(out / "latent.ddz")
-    say(f"decoded {decoded.header.num_images} PNGs into {out / 'latent_png'}; file checked")
+    say(f"decoded {decoded.header.num_images} PNGs into {out / 'latent_png'} (at a glance: "
+        f"{out / 'latent_grid.png'}); file checked")
 
     say("random real IPC 1: sampling")
     t = time.perf_counter()

@@ -25,6 +25,7 @@ class Series:
     dashed: bool = False
     marker: str = "o"  # o, s (square), ^ (triangle), d (diamond)
     connect: bool = True
+    notes: list[str] = field(default_factory=list)  # a short tag drawn beside each point
 
 
 def font(size: int):
@@ -136,6 +137,9 @@ def log_x_plot(series: list[Series], path, *, title: str, x_label: str, y_label:
                 draw.line([(x - 5, hi), (x + 5, hi)], fill=color, width=2)
                 draw.line([(x - 5, lo), (x + 5, lo)], fill=color, width=2)
             _marker(draw, x, y, s.marker, color)
+        for (x, y), note in zip(points, s.notes):
+            if note:
+                draw.text((x + 8, y + 6), note, fill=color, font=small)
         legend.append((s, color))
     # legend, right of the plot
     lx, ly = left + plot_w + 20, top + 10

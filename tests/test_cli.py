@@ -17,6 +17,9 @@ def test_help_and_version(run_cli):
     assert code == 0 and "distill" in out and "measure" in out
     code, out, _ = run_cli("--version")
     assert code == 0 and ddcodec.__version__ in out
+    from importlib.metadata import version  # the installed package's metadata: single-sourced
+
+    assert version("ddcodec") == ddcodec.__version__
     code, out, _ = run_cli("measure", "--help")
     assert code == 0 and "--epochs" in out and "--json" in out
 

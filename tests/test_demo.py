@@ -2,6 +2,8 @@
 
 import json
 
+from PIL import Image
+
 from conftest import write_npz
 from ddcodec.demo import DemoConfig, print_summary, run_demo
 
@@ -18,6 +20,8 @@ def test_demo_runs_the_whole_codec_and_reports_real_files(tmp_path, capsys):
         assert r["bpc"] == 8 * ddz.stat().st_size / 3  # from the file
         assert 0 <= r["accuracy_mean"] <= 100
     assert (tmp_path / "demo" / "latent_png" / "classes.json").is_file()
+    with Image.open(tmp_path / "demo" / "latent_grid.png") as grid:
+        assert grid.format == "PNG" and grid.size[0] > 110
     assert len(list((tmp_path / "demo" / "latent_png").rglob("*.png"))) == 3 * result["rows"][0][
         "images_per_class"]
     print_summary(result)

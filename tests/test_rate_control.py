@@ -7,7 +7,7 @@ import pytest
 from conftest import write_npz
 from ddcodec import api
 from ddcodec.data import load_dataset
-from ddcodec.distillation import DistillConfig
+from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig
 from ddcodec.distillation.latent import samples_for_budget
 from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl
 from ddcodec.errors import DDCodecError
@@ -30,8 +30,7 @@ def test_target_bpc_lands_within_tolerance_on_the_encoded_file(npz16, tmp_path):
     rate = distilled.provenance["rate_control"]
     assert rate["within_tolerance"] and rate["achieved_bpc"] == pytest.approx(bpc)
     assert rate["lmbda"] > 0 and "settled at" in rate["why"]
-    # lambda started from the measured gradient balance, not from the configured default
-    assert rate["lmbda_start"] != DistillConfig(**SMALL).lmbda
+    assert rate["lmbda_start"] == DistillConfig(**SMALL).lmbda
     # without rate control the same run spends far more: the controller did the work
     free = api.distill(f"npz:{npz16}", None, device="cpu", **SMALL)
     assert free.provenance["estimated_bits"]["total"] / 3 > 1.25 * 3000
@@ -60,26 +59,22 @@ def test_controllers_push_the_right_way():
     assert rc.lmbda > 0.1
 
 
+def test_phase1_aims_at_its_share_of_the_latent_target():
+    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=100, fit_share=0.5)
+    assert rc.rate_weight(1e-3, 3000) > 1e-3 > rc.rate_weight(1e-3, 2000)  # aims at 2,500
+    assert DistillConfig(param="latent", loss="dm").fit_budget_share < 1
+    assert FIT_BUDGET_SHARE["tm"] == 1
+    with pytest.raises(DDCodecError, match="fit-budget-share"):
+        DistillConfig(param="latent", fit_budget_share=0)
+
+
 def test_phase2_rate_term_is_off_within_the_budget_and_tightens_above_it():
     rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
                      lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
-    assert rc.phase2_rate_weight(3000) == 0.0 and rc.lmbda == 0.1  # slack: bits are free
-    assert rc.phase2_rate_weight(6000) == 1.0 and rc.lmbda < 0.1  # over: rate pulls harder
-
-
-def test_calibration_starts_lambda_at_equal_gradient_pull():
-    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
-                     lmbda=1.0, threshold=5e-6, iterations=100, lmbda_start=1.0)
-    rc.calibrate(rate_grad_norm=0.5, utility_grad_norm=0.002)  # a weak utility (TM-like)
-    assert rc.lmbda == pytest.approx(250) and rc.lmbda_start == pytest.approx(250)
-    assert rc.calibrated_from == 1.0
-    for _ in range(1000):  # the controller's range is centred on the calibrated value
-        rc.update_lmbda(20_000)
-    assert rc.lmbda == pytest.approx(250 / 1e4)
-    flat = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
-                       lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
-    flat.calibrate(rate_grad_norm=0.5, utility_grad_norm=0.0)  # no utility gradient: keep it
-    assert flat.lmbda == 0.1 and flat.calibrated_from == 0.1
+    assert rc.phase2_rate_weight(3000) == 0.0 and rc.lmbda > 0.1  # slack: bits are free
+    before = rc.lmbda
+    assert rc.phase2_rate_weight(6000) == 1.0 and rc.lmbda < before  # over: rate pulls harder
 
 
 def test_judge_steps_from_weights_to_retraining_to_giving_up():

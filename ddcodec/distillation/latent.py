@@ -147,7 +147,7 @@ class LatentTrainer:
             return None
         return RateControl.start(cfg.target_bpc, self.dataset.num_classes, cfg.rate_tolerance,
                                  cfg.lmbda, cfg.quant_mse, cfg.iterations,
-                                 decoder_parameters(self.dataset, cfg))
+                                 decoder_parameters(self.dataset, cfg), cfg.fit_budget_share)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
@@ -371,8 +371,6 @@ class LatentTrainer:
         synthetic = self.dataset.normalization.from_unit(unit)
         utility = self.objective(synthetic, self.counts, self.step)
         bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
-        if self.rate is not None and self.rate.calibrated_from is None:
-            self._calibrate_lmbda(bpp, utility)
         lmbda = self.lmbda_at(self.step)
         latent_bpc = float(bits.detach().sum()) / self.dataset.num_classes
         if self.rate is not None:
@@ -385,18 +383,6 @@ class LatentTrainer:
         self.optimizer.step()
         self.objective.update(grad_scale=1 / lmbda if lmbda > 0 else 0.0)
         return {"utility": float(utility.detach()), "latent_bpc": latent_bpc, "lmbda": lmbda}
-
-    def _calibrate_lmbda(self, bpp: torch.Tensor, utility: torch.Tensor) -> None:
-        """Rate control's starting lambda: the ratio of the two terms' gradient norms over the
-        trainable parameters, from the first phase-2 step's own graph (no extra objective
-        call, so the run's random draws are those of an uncalibrated run)."""
-        params = [p for p in self.bank.parameters() if p.requires_grad]
-
-        def norm(term: torch.Tensor) -> float:
-            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-            return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
-
-        self.rate.calibrate(norm(bpp), norm(utility))
 
     @contextlib.contextmanager
     def _sigint_finishes_step(self):

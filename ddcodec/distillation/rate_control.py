@@ -4,14 +4,14 @@ The user gives the budget B (bits per class, everything in the file counted); th
 the trade-off itself, in three loops from coarse to exact:
 
 1. Phase 1 (fitting real images): each candidate's rate weight follows a multiplicative
-   controller towards the per-class latent target, so fitting ends near the right rate.
+   controller towards a share of the per-class latent target (`fit_budget_share`: 0.7 for DM
+   and GM, whose matching then adds bits where it wants them; 1 for TM, whose does not).
 2. Phase 2 (rate + lambda x utility, as a constrained problem: best utility with the latents
-   within the budget): lambda starts where the two terms pull equally hard on the parameters
-   (the ratio of their gradient norms at the first step, so objectives whose losses differ by
-   orders of magnitude, DM against TM, start from the same balance). Below the latent target
-   the rate term is off (a slack constraint's multiplier is zero); above it the rate counts and
-   lambda steps down, so the rate pulls harder. The lambda it settles on is the largest at which
-   the rate holds the budget, which is the answer to "which lambda gives B?".
+   within the budget): lambda starts at the loss's default (`--lmbda`). Below the latent target
+   the rate term is off (a slack constraint's multiplier is zero) and lambda steps up; above it
+   the rate counts and lambda steps down, so the rate pulls harder. The lambda it settles on
+   balances the utility's pull against the rate at the budget, which is the answer to "which
+   lambda gives B?".
 3. After weight quantisation the set is encoded and its real size measured. Outside the
    tolerance: a small overshoot is first closed with coarser decoder weights (a larger
    quantisation threshold, up to a PSNR-harmless MSE); otherwise the latent target moves by the
@@ -51,46 +51,38 @@ class RateControl:
     lmbda: float
     threshold: float
     iterations: int  # phase-2 iterations asked for; extra rounds add a quarter each
+    fit_share: float = 1.0  # of the latent target, what phase 1 aims at (headroom for utility)
     lmbda_start: float = 0.0
-    calibrated_from: float | None = None  # lambda before calibration (None: not calibrated)
     extra_iterations: int = 0
     rounds: int = 0
     attempts: list[dict] = field(default_factory=list)
 
     @classmethod
     def start(cls, target_bpc: float, classes: int, tolerance: float, lmbda: float,
-              threshold: float, iterations: int, decoder_parameters: int) -> "RateControl":
+              threshold: float, iterations: int, decoder_parameters: int,
+              fit_share: float = 1.0) -> "RateControl":
         side = estimate_side_bits(classes, decoder_parameters)
         budget = target_bpc * classes
         return cls(budget, classes, tolerance, max(1.0, (budget - side) / classes), lmbda,
-                   threshold, iterations, lmbda_start=lmbda)
+                   threshold, iterations, fit_share=fit_share, lmbda_start=lmbda)
 
     def set_side_bits(self, side_bits: float) -> None:
         """Re-aim the latents at what the budget leaves after the measured side information."""
         self.latent_target = max(1.0, (self.budget_bits - side_bits) / self.classes)
 
-    def calibrate(self, rate_grad_norm: float, utility_grad_norm: float) -> None:
-        """Start lambda where lambda x |grad utility| = |grad rate| (equal pull); the controller's
-        range is re-centred there. Degenerate norms keep the configured lambda."""
-        self.calibrated_from = self.lmbda
-        if (math.isfinite(rate_grad_norm) and math.isfinite(utility_grad_norm)
-                and rate_grad_norm > 0 and utility_grad_norm > 0):
-            self.lmbda = self.lmbda_start = rate_grad_norm / utility_grad_norm
-
     def rate_weight(self, weight: float, latent_bits_per_class: float) -> float:
-        """Phase 1: more weight on rate while above the target, less while below."""
-        error = max(-1.0, min(1.0, latent_bits_per_class / self.latent_target - 1))
+        """Phase 1: more weight on rate while above its share of the target, less below."""
+        target = self.fit_share * self.latent_target
+        error = max(-1.0, min(1.0, latent_bits_per_class / target - 1))
         return weight * math.exp(PHASE1_GAIN * error)
 
     def phase2_rate_weight(self, latent_bits_per_class: float) -> float:
-        """The rate term's weight this step: 0 below the latent target (the constraint is slack,
-        its multiplier is 0: bits the budget allows cost nothing, so a noisy utility such as
-        TM's cannot be outpulled by a steady rate gradient into spending far less than asked),
-        1 above it, where lambda also steps down so that the rate pulls harder."""
-        if latent_bits_per_class < self.latent_target:
-            return 0.0
+        """The rate term's weight this step, after lambda's controller step: 0 below the latent
+        target (the constraint is slack, its multiplier is 0: bits the budget allows cost
+        nothing, so a noisy utility such as TM's cannot be outpulled by a steady rate gradient
+        into spending far less than asked), 1 above it."""
         self.update_lmbda(latent_bits_per_class)
-        return 1.0
+        return 0.0 if latent_bits_per_class < self.latent_target else 1.0
 
     def update_lmbda(self, latent_bits_per_class: float) -> None:
         """Phase 2: less weight on utility while above the target, more while below."""
@@ -127,10 +119,9 @@ class RateControl:
             "latent_target_bpc": self.latent_target, "extra_iterations": self.extra_iterations,
             "attempts": list(self.attempts),
             "lmbda_start": self.lmbda_start,
-            "why": (f"lambda started at {self.lmbda_start:.4g} (equal gradient pull of rate and "
-                    f"utility) and settled at {self.lmbda:.4g}, where the rate holds the "
-                    f"{self.latent_target:,.0f} latent bits per class the budget leaves after "
-                    f"side information against the utility's pull; weight quantisation MSE "
+            "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {self.lmbda:.4g}, where the utility's pull "
+                    f"balances the rate at the {self.latent_target:,.0f} latent bits per class "
+                    f"the budget leaves after side information; weight quantisation MSE "
                     f"{self.threshold:.2g}")}}
 
     def to_dict(self) -> dict:
