@@ -43,8 +43,8 @@ def section(times: dict) -> str:
     lines = ["## Reproducing this report", "",
              "`make bench` (= `python benchmarks/all.py`) runs every step below in order and "
              "rewrites this file, its plots and `docs/benchmarks/*.json`; `--steps NAME ...` "
-             "runs some of them. Times are each step's last run through this runner on 2 CPU "
-             "cores (x86_64, nothing else running), written by it:", "",
+             "runs some of them (`--steps` alone only rewrites this section). Times are each "
+             "step's last run through this runner on 2 CPU cores (x86_64), written by it:", "",
              "| step | command | writes | minutes | when |", "|---|---|---|---:|---|"]
     total, missing = 0.0, []
     for name, command, writes in STEPS:
@@ -59,19 +59,18 @@ def section(times: dict) -> str:
                          f"| {record['date']} |")
         else:
             missing.append(name)
-            lines.append(f"| {name} | `{shown}` | {writes} | not yet timed by this runner "
-                         "(its section gives its own time) | |")
+            lines.append(f"| {name} | `{shown}` | {writes} | not yet timed by this runner | |")
     lines += ["", f"Sum of the timed steps: {total / 60:.0f} min."]
     if missing:
         lines.append(f"Not timed by this runner yet: {', '.join(missing)}; each one's section "
-                     "states how long its script took.")
+                     "states how long its script took (experts: docs/distill.md).")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = [name for name, _, _ in STEPS]
-    parser.add_argument("--steps", nargs="+", choices=names, default=names)
+    parser.add_argument("--steps", nargs="*", choices=names, default=names)
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     out = Path(args.out)

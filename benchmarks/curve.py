@@ -6,7 +6,7 @@ Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into benc
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
 docs/BENCHMARKS.md.
 
-    python benchmarks/curve.py                 # about 1.5 hours on 2 cores from scratch
+    python benchmarks/curve.py                 # about 2 hours on 2 cores from scratch
     python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
     python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
 """
@@ -77,6 +77,11 @@ def computing_note(points: list[dict], seconds: float) -> str:
     return note
 
 
+def minutes(point: dict) -> str:
+    """Computing time of a point on 2 cores (distil, encode, measure), where it was recorded."""
+    return f"{point['seconds'] / 60:.1f}" if point.get("seconds") is not None else "–"
+
+
 def section(table: dict, args, seconds: float) -> str:
     pts = table["points"]
     lines = [
@@ -92,8 +97,8 @@ def section(table: dict, args, seconds: float) -> str:
         "",
         "![rate-utility curve](curve.png)",
         "",
-        "| series | bits per class | accuracy % | images per class | notes |",
-        "|---|---:|---:|---:|---|",
+        "| series | bits per class | accuracy % | images per class | minutes | notes |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for p in pts:
         if "-q" in p["series"]:
@@ -110,7 +115,8 @@ def section(table: dict, args, seconds: float) -> str:
         count = p.get("images_per_class") or p.get("ipc")
         lines.append(f"| {LABELS.get(p['series'], p['series'])} | {p['bpc']:,.0f} | "
                      f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} | "
-                     f"{count if count is not None else ''} | {'; '.join(notes)} |")
+                     f"{count if count is not None else ''} | {minutes(p)} | "
+                     f"{'; '.join(notes)} |")
     lines += ["", "At each latent point, the best accuracy each baseline reaches with no more "
               "bits per class (– where none fits):", "",
               "| latent point | bits per class | accuracy % | vanilla float32 | vanilla 8-bit "

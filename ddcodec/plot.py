@@ -91,7 +91,7 @@ def log_x_plot(series: list[Series], path, *, title: str, x_label: str, y_label:
     for decade in range(lo_dec, hi_dec + 1):
         x = px(10 ** decade)
         draw.line([(x, top), (x, top + plot_h)], fill="#d0d0d0", width=1)
-        label = f"{10 ** decade:,}" if decade < 7 else f"1e{decade}"
+        label = f"{10 ** decade:,}" if decade < 9 else f"1e{decade}"  # 100,000,000 still fits
         tw = draw.textlength(label, font=small)
         draw.text((x - tw / 2, top + plot_h + 8), label, fill="black", font=small)
         if decade < hi_dec:
