@@ -19,8 +19,8 @@ the trade-off itself, in three loops from coarse to exact:
 
 The latent target is what the budget leaves after the measured side information (header,
 labels, quantised ARM, synthesis and upsampler weights). The controllers see the bits of the
-rounded latents (what the file pays), not the training proxy's noisy estimate, which runs about
-40 % higher on CIFAR-10.
+rounded latents (what the file pays), not the training proxy's noisy estimate, which ran 15-45 %
+higher on the CIFAR-10 subset in development runs.
 """
 
 from __future__ import annotations
