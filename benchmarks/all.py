@@ -54,7 +54,7 @@ def section(times: dict) -> str:
         record = times.get(name)
         if record:
             total += record["seconds"]
-            note = " (started with cached points)" if record.get("reused") else ""
+            note = " (started with cached results)" if record.get("reused") else ""
             lines.append(f"| {name} | `{shown}` | {writes} | {record['seconds'] / 60:.1f}{note} "
                          f"| {record['date']} |")
         else:
@@ -62,8 +62,8 @@ def section(times: dict) -> str:
             lines.append(f"| {name} | `{shown}` | {writes} | not yet timed by this runner | |")
     lines += ["", f"Sum of the timed steps: {total / 60:.0f} min."]
     if missing:
-        lines.append(f"Not timed by this runner yet: {', '.join(missing)}; each one's section "
-                     "states how long its script took (experts: docs/distill.md).")
+        lines.append(f"Not timed by this runner yet: {', '.join(missing)} (the baselines and "
+                     "latent sections state how long their scripts took).")
     return "\n".join(lines)
 
 
@@ -79,7 +79,8 @@ def main() -> None:
     for name, command, _ in STEPS:
         if name not in args.steps:
             continue
-        cached = name == "curve" and any((ROOT / "bench_runs" / "curve" / "points").glob("*"))
+        cached = ((name == "curve" and any((ROOT / "bench_runs" / "curve" / "points").glob("*")))
+                  or (name == "experts" and (EXPERTS / "experts.json").is_file()))
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, *command], cwd=ROOT)

@@ -5,7 +5,7 @@ was trained) and a lossless pixel set of 10 real images per class, then times en
 (median of --repeats, in this process) and reports symbols per second. Writes the "Bitstream
 speed" section of docs/BENCHMARKS.md and docs/benchmarks/codec_speed.json.
 
-    python benchmarks/codec_speed.py     # about two minutes
+    python benchmarks/codec_speed.py     # under a minute on 2 cores
 """
 
 from __future__ import annotations
