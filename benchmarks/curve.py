@@ -73,7 +73,7 @@ def computing_note(points: list[dict], seconds: float) -> str:
     if timed:
         note += f"; the {len(timed)} timed points took {sum(timed) / 60:.0f} min in all"
     if len(timed) < len(unique):
-        note += f", {len(unique) - len(timed)} points from an earlier version carry no time"
+        note += f", {len(unique) - len(timed)} points from an earlier run carry no recorded time"
     return note
 
 

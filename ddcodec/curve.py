@@ -177,34 +177,31 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "seconds": time.perf_counter() - started, "file": ddz_path.name})
 
 
-def _pixel_points(store: PointStore, config: CurveConfig, ipc: int, device: str,
-                  say: Event) -> list[dict]:
+def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
+                 say: Event) -> None:
     from ddcodec import api
 
     options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
                "batch_real": config.batch_real, "seed": config.seed}
     spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
             "version": POINT_VERSION["pixels"]}
-    found = store.get(spec)
-    if not found:
-        say(f"vanilla pixels (DM) at IPC {ipc}: distilling")
-        started = time.perf_counter()
-        set_path = store.path(spec, ".pt")
-        distilled = api.distill(config.data, set_path, force=True, device=device, **options)
-        ddz_path = store.path(spec, ".ddz")
-        data, _ = api.encode(set_path, ddz_path, force=True)
-        set_path.unlink()
-        say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
-        report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs,
-                             seed=config.seed, device=device)
-        c, h, w = distilled.image_shape
-        found = store.put(spec, {
-            "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
-            "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
-            "file": ddz_path.name, "seconds": time.perf_counter() - started})
-    common = {k: found[k] for k in ("ipc", "accuracy_mean", "accuracy_std", "accuracies")}
-    return [{"series": "pixels-float32", "bpc": found["bpc_float32"], **common},
-            {"series": "pixels-8bit", "bpc": found["bpc_8bit"], **common}]
+    if store.get(spec):
+        return
+    say(f"vanilla pixels (DM) at IPC {ipc}: distilling")
+    started = time.perf_counter()
+    set_path = store.path(spec, ".pt")
+    distilled = api.distill(config.data, set_path, force=True, device=device, **options)
+    ddz_path = store.path(spec, ".ddz")
+    api.encode(set_path, ddz_path, force=True)
+    set_path.unlink()
+    say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
+    report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs,
+                         seed=config.seed, device=device)
+    c, h, w = distilled.image_shape
+    store.put(spec, {
+        "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
+        "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
+        "file": ddz_path.name, "seconds": time.perf_counter() - started})
 
 
 def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,
@@ -254,7 +251,7 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
                 for quality in config.qualities:
                     _packed_point(store, config, dataset, codec, quality, budget, dev, say)
         for ipc in config.pixel_ipcs:
-            _pixel_points(store, config, ipc, device, say)
+            _pixel_point(store, config, ipc, device, say)
     table = build_table(store, config)
     table["seconds_this_run"] = time.perf_counter() - started
     write_outputs(table, out)

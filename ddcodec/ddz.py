@@ -127,7 +127,7 @@ def _folder_name(name: str, index: int) -> str:
 
 
 def _write_imagefolder(decoded: Decoded, root: Path) -> None:
-    from PIL import Image
+    from ddcodec.grid import to_pil
 
     names = decoded.header.class_names
     folders = [_folder_name(n, i) for i, n in enumerate(names)]
@@ -135,12 +135,7 @@ def _write_imagefolder(decoded: Decoded, root: Path) -> None:
     for image, label in zip(decoded.images, decoded.labels.tolist()):
         folder = root / folders[label]
         folder.mkdir(exist_ok=True)
-        array = image.permute(1, 2, 0).numpy()
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[2])
-        if mode is None:
-            raise DDCodecError(f"ImageFolder export needs 1, 3 or 4 channels, not {array.shape[2]}")
-        Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(
-            folder / f"{counters[label]:05d}.png")
+        to_pil(image).save(folder / f"{counters[label]:05d}.png")
         counters[label] += 1
     (root / "classes.json").write_text(json.dumps(
         {"folders": folders, "class_names": names}, indent=1))

@@ -14,6 +14,15 @@ LABEL_WIDTH = 110
 TITLE_HEIGHT = 28
 
 
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """One uint8 (C, H, W) image as a Pillow image: L, RGB or RGBA by its channels."""
+    array = image.permute(1, 2, 0).numpy()
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[2])
+    if mode is None:
+        raise DDCodecError(f"PNG output needs 1, 3 or 4 channels, not {array.shape[2]}")
+    return Image.fromarray(array[:, :, 0] if mode == "L" else array, mode)
+
+
 def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], *,
                per_class: int = 10, scale: int = 2, title: str | None = None) -> Image.Image:
     """uint8 images (N, C, H, W) -> an RGB sheet: row c shows the first `per_class` images of
@@ -21,11 +30,8 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str
     white so that a class with fewer images is visibly short."""
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise DDCodecError("a grid needs uint8 images shaped (N, C, H, W)")
-    channels = images.shape[1]
-    if channels not in (1, 3):
-        raise DDCodecError(f"a grid needs 1 or 3 channels, not {channels}")
     if per_class < 1 or scale < 1:
-        raise DDCodecError("--per-class and --scale must be at least 1")
+        raise DDCodecError("a grid needs per_class and scale of at least 1")
     h, w = images.shape[-2] * scale, images.shape[-1] * scale
     columns = max(1, min(per_class, max((int((labels == c).sum())
                                          for c in range(len(class_names))), default=1)))
@@ -44,9 +50,6 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str
         draw.text((4, y + h // 2 - 8), name[:14], fill="black", font=face)
         chosen = torch.nonzero(labels == row).flatten()[:columns]
         for col, index in enumerate(chosen.tolist()):
-            array = images[index].permute(1, 2, 0).numpy()
-            tile = Image.fromarray(array[:, :, 0] if channels == 1 else array,
-                                   "L" if channels == 1 else "RGB").convert("RGB")
-            tile = tile.resize((w, h), Image.NEAREST)
+            tile = to_pil(images[index]).convert("RGB").resize((w, h), Image.NEAREST)
             sheet.paste(tile, (LABEL_WIDTH + col * (w + GAP) + GAP, y))
     return sheet

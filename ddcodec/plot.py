@@ -123,21 +123,22 @@ def log_x_plot(series: list[Series], path, *, title: str, x_label: str, y_label:
     legend = []
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
-        kept = [(x, y, e) for x, y, e in zip(s.x, s.y, s.yerr or [0.0] * len(s.y)) if x > 0]
-        points = [(px(x), py(y)) for x, y, _ in kept]
+        notes = s.notes or [""] * len(s.y)
+        kept = [(x, y, e, n) for x, y, e, n in zip(s.x, s.y, s.yerr or [0.0] * len(s.y), notes)
+                if x > 0]
+        points = [(px(x), py(y)) for x, y, _, _ in kept]
         if s.connect and len(points) > 1:
             if s.dashed:
                 _dashed(draw, points, color)
             else:
                 draw.line(points, fill=color, width=3)
-        for (x, y), (_, value, err) in zip(points, kept):
+        for (x, y), (_, value, err, note) in zip(points, kept):
             if err > 0:
                 hi, lo = py(value + err), py(value - err)
                 draw.line([(x, hi), (x, lo)], fill=color, width=2)
                 draw.line([(x - 5, hi), (x + 5, hi)], fill=color, width=2)
                 draw.line([(x - 5, lo), (x + 5, lo)], fill=color, width=2)
             _marker(draw, x, y, s.marker, color)
-        for (x, y), note in zip(points, s.notes):
             if note:
                 draw.text((x + 8, y + 6), note, fill=color, font=small)
         legend.append((s, color))

@@ -171,3 +171,19 @@ def test_decode_to_a_grid_shows_each_class_row_pixel_exactly(run_cli, tmp_path):
         assert np.array_equal(tile, np.repeat(expected, 3, 2) if c == 1 else expected)
     code, _, err = run_cli("decode", ddz, "--format", "grid", "-o", str(out))
     assert code == 1 and "already exists" in err
+
+
+def test_grid_and_png_export_refuse_what_they_cannot_draw():
+    from ddcodec.errors import DDCodecError
+    from ddcodec.grid import GAP, LABEL_WIDTH, class_grid, to_pil
+
+    labels = torch.tensor([0, 1])
+    with pytest.raises(DDCodecError, match="uint8"):
+        class_grid(torch.zeros(2, 3, 4, 4), labels, ["a", "b"])
+    with pytest.raises(DDCodecError, match="at least 1"):
+        class_grid(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), labels, ["a", "b"], per_class=0)
+    with pytest.raises(DDCodecError, match="1, 3 or 4 channels, not 2"):
+        class_grid(torch.zeros(2, 2, 4, 4, dtype=torch.uint8), labels, ["a", "b"])
+    assert to_pil(torch.zeros(4, 4, 4, dtype=torch.uint8)).mode == "RGBA"
+    grey = class_grid(torch.full((2, 1, 4, 4), 200, dtype=torch.uint8), labels, ["a", "b"])
+    assert grey.mode == "RGB" and grey.getpixel((LABEL_WIDTH + GAP, GAP)) == (200, 200, 200)

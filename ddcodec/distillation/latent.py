@@ -372,9 +372,8 @@ class LatentTrainer:
         utility = self.objective(synthetic, self.counts, self.step)
         bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
         lmbda = self.lmbda_at(self.step)
-        latent_bpc = float(bits.detach().sum()) / self.dataset.num_classes
-        if self.rate is not None:
-            latent_bpc = float(self._hard_bits(bits).sum()) / self.dataset.num_classes
+        steered = self._hard_bits(bits) if self.rate is not None else bits.detach()
+        latent_bpc = float(steered.sum()) / self.dataset.num_classes
         rate_weight = self.rate.phase2_rate_weight(latent_bpc) if self.rate is not None else 1.0
         loss = rate_weight * bpp + lmbda * utility
         self.optimizer.zero_grad(set_to_none=True)

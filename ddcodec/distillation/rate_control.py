@@ -119,8 +119,8 @@ class RateControl:
             "latent_target_bpc": self.latent_target, "extra_iterations": self.extra_iterations,
             "attempts": list(self.attempts),
             "lmbda_start": self.lmbda_start,
-            "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {self.lmbda:.4g}, where the utility's pull "
-                    f"balances the rate at the {self.latent_target:,.0f} latent bits per class "
+            "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {self.lmbda:.4g}, "
+                    f"where the utility's pull balances the rate at the {self.latent_target:,.0f} latent bits per class "
                     f"the budget leaves after side information; weight quantisation MSE "
                     f"{self.threshold:.2g}")}}
 
