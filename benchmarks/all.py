@@ -22,9 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section  # noqa: E402
+from report import curve_point_seconds, replace_section  # noqa: E402
 
 EXPERTS = ROOT / "bench_runs" / "experts"
+CURVE_RECORD = ROOT / "docs" / "benchmarks" / "curve.json"
 # (name, command, what it writes), in the order a run from scratch needs them
 STEPS = [
     ("baselines", ["benchmarks/baselines.py"], "Vanilla baselines, CPU step times"),
@@ -64,7 +65,28 @@ def section(times: dict) -> str:
     if missing:
         lines.append(f"Not timed by this runner yet: {', '.join(missing)} (the baselines and "
                      "latent sections state how long their scripts took).")
+    lines.append(from_scratch(times, missing))
     return "\n".join(lines)
+
+
+def from_scratch(times: dict, missing: list[str]) -> str:
+    """What a run from scratch costs: the timed steps, with a curve that started from cached
+    points counted at the recorded time of all its points instead."""
+    curve = times.get("curve")
+    if missing or curve is None or not CURVE_RECORD.is_file():
+        return "A run from scratch cannot be totalled until every step has been timed."
+    if not curve.get("reused"):
+        return "Every step above ran from scratch: their sum is the cost of the whole report."
+    points = json.loads(CURVE_RECORD.read_text())["points"]
+    point_seconds, timed, unique = curve_point_seconds(points)
+    if timed < unique:
+        return (f"A run from scratch cannot be totalled: {unique - timed} of the curve's points "
+                "come from an earlier run and carry no recorded time.")
+    others = sum(r["seconds"] for name, r in times.items() if name != "curve")
+    return (f"From scratch: about {(others + point_seconds) / 60:.0f} min on 2 cores, the other "
+            f"steps as timed plus the curve's {unique} points at their recorded computing time "
+            f"({point_seconds / 60:.0f} min; this runner's curve step started from cached points "
+            "and took the time shown above). Delete bench_runs/ to measure it in one go.")
 
 
 def main() -> None:

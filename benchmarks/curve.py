@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section, write_record  # noqa: E402
+from report import curve_point_seconds, replace_section, write_record  # noqa: E402
 from ddcodec.curve import (LABELS, CurveConfig, PointStore, build_table, run_curve,  # noqa: E402
                            write_outputs)
 
@@ -65,15 +65,13 @@ def configs(args) -> list[CurveConfig]:
 
 
 def computing_note(points: list[dict], seconds: float) -> str:
-    """How long the points took on 2 cores: this run, and all of them from their records (each
-    point once: the envelopes and the 8-bit twins repeat others)."""
-    unique = [p for p in points if p["series"] not in ("jpeg", "webp", "pixels-8bit")]
-    timed = [p["seconds"] for p in unique if p.get("seconds") is not None]
+    """How long the points took on 2 cores: this run, and all of them from their records."""
+    total, timed, unique = curve_point_seconds(points)
     note = f"this run {seconds / 60:.0f} min on 2 cores"
     if timed:
-        note += f"; the {len(timed)} timed points took {sum(timed) / 60:.0f} min in all"
-    if len(timed) < len(unique):
-        note += f", {len(unique) - len(timed)} points from an earlier run carry no recorded time"
+        note += f"; the {timed} timed points took {total / 60:.0f} min in all"
+    if timed < unique:
+        note += f", {unique - timed} points from an earlier run carry no recorded time"
     return note
 
 

@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: replace one '## ' section of docs/BENCHMARKS.md in place."""
+"""Shared by the benchmark scripts: replace one '## ' section of docs/BENCHMARKS.md in place,
+write the JSON records beside it, and total the curve's recorded computing times."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def write_record(out: Path, name: str, record: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(portable(record, root), indent=1))
     return path
+
+
+# Curve series that repeat other points: the best-quality envelopes of the packed baselines and
+# the 8-bit twin of each vanilla float32 set (the same distillation, counted another way).
+REPEATED_SERIES = ("jpeg", "webp", "pixels-8bit")
+
+
+def curve_point_seconds(points: list[dict]) -> tuple[float, int, int]:
+    """(seconds, timed, unique): the recorded computing time of the curve's points, each point
+    once, and how many of the unique points carry a time. Their sum is what the curve costs
+    from scratch, whatever the cache held when it last ran."""
+    unique = [p for p in points if p["series"] not in REPEATED_SERIES]
+    timed = [p["seconds"] for p in unique if p.get("seconds") is not None]
+    return sum(timed), len(timed), len(unique)

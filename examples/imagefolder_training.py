@@ -25,6 +25,7 @@ names = json.loads((root / "classes.json").read_text())["class_names"]
 # Folders are named NNN_<class>, so ImageFolder's sorted order is the set's class order.
 assert [f.split("_", 1)[1] for f in data.classes] == names
 print(f"{len(data)} images of {len(names)} classes: {', '.join(names[:3])}, ...")
+torch.manual_seed(0)  # the same network and batches on every run
 loader = torch.utils.data.DataLoader(data, batch_size=256, shuffle=True)
 x0, _ = data[0]
 net = nn.Sequential(nn.Conv2d(x0.shape[0], 64, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
