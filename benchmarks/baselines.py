@@ -6,7 +6,7 @@ Measures, side by side in one process:
   * CPU time per DM iteration and per evaluation epoch, so users can plan runs.
 Writes docs/BENCHMARKS.md (the baselines section) and docs/benchmarks/baselines.json.
 
-    python benchmarks/baselines.py            # about 45 minutes on 2 cores
+    python benchmarks/baselines.py            # about 25 minutes on 2 cores
     python benchmarks/baselines.py --quick    # a few minutes, for checking the script
 """
 
@@ -117,8 +117,10 @@ def main() -> None:
     write_outputs(record, Path(args.out))
 
 
-def measure_timings(steps: int = 5, epochs: int = 10) -> dict:
-    """Median seconds per DM iteration and per evaluation epoch, on a machine left alone."""
+def measure_timings(steps: int = 25, epochs: int = 30) -> dict:
+    """Median seconds per DM iteration and per evaluation epoch, on a machine left alone; enough
+    steps that the median is stable on a shared machine (5 steps gave 0.7 to 1.2 s for the same
+    DM iteration)."""
     timings = {}
     for ipc, batch_real, key in ((1, 64, "dm_iteration_ipc1_s"), (10, 64, "dm_iteration_ipc10_s"),
                                  (10, 256, "dm_iteration_ipc10_batch256_s")):
