@@ -75,6 +75,10 @@ def from_scratch(times: dict, missing: list[str]) -> str:
     curve = times.get("curve")
     if missing or curve is None or not CURVE_RECORD.is_file():
         return "A run from scratch cannot be totalled until every step has been timed."
+    reused = [name for name, r in times.items() if r.get("reused") and name != "curve"]
+    if reused:
+        return (f"A run from scratch cannot be totalled: {', '.join(reused)} started from "
+                "cached results.")
     if not curve.get("reused"):
         return "Every step above ran from scratch: their sum is the cost of the whole report."
     points = json.loads(CURVE_RECORD.read_text())["points"]

@@ -6,7 +6,7 @@ Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into benc
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
 docs/BENCHMARKS.md.
 
-    python benchmarks/curve.py                 # about 2 hours on 2 cores from scratch (points: 122 min)
+    python benchmarks/curve.py                 # about 2 hours on 2 cores from scratch
     python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
     python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
 """
