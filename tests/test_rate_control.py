@@ -37,7 +37,8 @@ def test_target_bpc_lands_within_tolerance_on_the_encoded_file(npz16, tmp_path):
 
 
 def test_cli_says_which_lambda_it_chose(run_cli, npz16, tmp_path):
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k not in ("shared_decoder", "dsa_strategy")]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()
+            if k not in ("shared_decoder", "dsa_strategy")]
     code, out, err = run_cli("distill", "--data", f"npz:{npz16}", *args, "--shared-decoder",
                              "--target-bpc", "3000", "-o", str(tmp_path / "s.pt"), "--json")
     assert code == 0, err
@@ -108,7 +109,8 @@ def test_target_bpc_refuses_pixels_and_nonsense():
 
 def test_cli_warns_when_rate_control_misses(run_cli, npz16, tmp_path):
     # 4 samples of 16x16 per class cannot usefully spend 100,000 bits per class: a miss
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k not in ("shared_decoder", "dsa_strategy")]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()
+            if k not in ("shared_decoder", "dsa_strategy")]
     code, _, err = run_cli("distill", "--data", f"npz:{npz16}", *args, "--shared-decoder",
                            "--target-bpc", "100000", "-o", str(tmp_path / "s.pt"))
     assert code == 0, err
