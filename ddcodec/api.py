@@ -52,7 +52,8 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
         raise DDCodecError("--resume applies to --param latent runs")
     dataset = load_dataset(data, data_root, download, resize)
     distilled = run(dataset, cfg, resolve_device(device), on_iteration, checkpoint=checkpoint,
-                    checkpoint_every=checkpoint_every, resume=resume, on_progress=on_progress)
+                    checkpoint_every=checkpoint_every, resume=resume, on_progress=on_progress,
+                    file_sizer=encoded_bits)
     if resize is not None:
         distilled.provenance["resize"] = list(resize)
     if output is not None:
@@ -60,6 +61,13 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     if checkpoint is not None and cfg.param == "latent" and checkpoint.exists():
         checkpoint.unlink()
     return distilled
+
+
+def encoded_bits(distilled) -> int:
+    """Bits of the .ddz a set encodes to: how rate control measures its files."""
+    from ddcodec.bitstream.codec import encode_set
+
+    return 8 * len(encode_set(distilled)[0])
 
 
 def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,

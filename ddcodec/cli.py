@@ -497,6 +497,8 @@ def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
     if as_json:
         click.echo(json.dumps(report))
         return
+    for note in report["notes"]:
+        click.echo(f"ddcodec: note: {note}", err=True)
     bits = report["estimated_bits"]
     _info(quiet, f"wrote {output}: {len(data):,} bytes = {report['bpc']:,.0f} bits/class "
                  f"(estimated {sum(bits.values()) / report['num_classes']:,.0f} + framing), "

@@ -13,6 +13,7 @@ and every output of ddcodec records it so that a set can be used outside ddcodec
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,17 @@ class Normalization:
 
     @staticmethod
     def from_dict(d: dict) -> "Normalization":
-        return Normalization(tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]))
+        """Raises ValueError for a std that is not finite and positive, or a mean not finite:
+        either would turn every pixel into NaN or infinity."""
+        norm = Normalization(tuple(float(v) for v in d["mean"]),
+                             tuple(float(v) for v in d["std"]))
+        if len(norm.mean) != len(norm.std) or not norm.mean:
+            raise ValueError("normalisation needs one mean and one std per channel")
+        if not all(math.isfinite(m) for m in norm.mean) or not all(
+                math.isfinite(s) and s > 0 for s in norm.std):
+            raise ValueError(f"normalisation std must be finite and > 0 and mean finite "
+                             f"(mean {list(norm.mean)}, std {list(norm.std)})")
+        return norm
 
     @staticmethod
     def _column(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ without `force`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -59,7 +60,8 @@ def encode(set_path: str | os.PathLike) -> tuple[bytes, dict]:
     return data, {"file_bytes": len(data), "estimated_bits": bits, "seconds": seconds,
                   "num_classes": distilled.num_classes,
                   "bpc": 8 * len(data) / distilled.num_classes,
-                  "training_estimate_bits": distilled.provenance.get("estimated_bits")}
+                  "training_estimate_bits": distilled.provenance.get("estimated_bits"),
+                  "notes": list(distilled.notes)}
 
 
 def decode(data: bytes) -> Decoded:
@@ -121,9 +123,18 @@ def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Pat
     return path
 
 
+MAX_FOLDER_NAME = 100  # well inside every file system's 255-byte limit
+
+
 def _folder_name(name: str, index: int) -> str:
+    """A portable folder name: ASCII, led by the class index (so unique and in class order),
+    cut to MAX_FOLDER_NAME with a digest of the full name when the name is long."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
-    return f"{index:03d}_{safe}"
+    folder = f"{index:03d}_{safe}"
+    if len(folder) > MAX_FOLDER_NAME:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+        folder = f"{folder[:MAX_FOLDER_NAME - 9]}_{digest}"
+    return folder
 
 
 def _write_imagefolder(decoded: Decoded, root: Path) -> None:
@@ -163,8 +174,8 @@ def info(data: bytes, name: str = "-") -> dict:
     h = decoded.header
     estimated = sum(decoded.estimated_bits.values())
     report = {
-        "file": name, "file_bytes": len(data), "format_version": fmt.FORMAT_VERSION,
-        "kind": "latent" if h.latent else "pixels",
+        "file": name, "file_bytes": len(data), "format_version": h.version,
+        "kind": h.kind.name.lower(),
         "num_classes": h.num_classes, "num_images": h.num_images,
         "image_shape": [h.channels, h.height, h.width],
         "samples_per_class": h.samples_per_class, "class_names": h.class_names,
@@ -177,6 +188,7 @@ def info(data: bytes, name: str = "-") -> dict:
         "float32_bits_per_class": 32 * h.num_images * h.channels * h.height * h.width
                                   / h.num_classes,
         "meta": h.meta,
+        "skipped_sections": [f"{t:#04x}" for t in decoded.skipped_sections],
     }
     if h.latent:
         report["decoder"] = {"preset": h.latent.decoder, "arm_context": h.latent.arm_context,

@@ -3,9 +3,12 @@
 Keys: `format`, `format_version`, `images` (float32 N x C x H x W, in the normalised space that
 `normalization` describes), `labels` (int64 N), `class_names`, `num_classes`, `image_shape`,
 `normalization` ({space, mean, std}), `provenance` (how it was made: method, data, seed,
-iterations, ...) and, for latent sets, `codec`: every integer the bitstream needs (latents,
-quantised decoder and ARM weights with their steps, the architecture) and the estimated bits per
-part. Nothing in it needs ddcodec's classes to load.
+iterations, ...) and, for latent sets, `codec`: the `LatentPayload` as plain tensors (every
+integer the bitstream needs: latents, quantised decoder and ARM weights with their steps, the
+architecture, and the estimated bits per part). Nothing in it needs ddcodec's classes to load.
+
+Schema versions: 1 (ddcodec 0.1; `codec` the same fields without `payload_version`) and 2. Both
+load; everything is validated at load, and a bad field is named in one line.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import torch
 from ddcodec.data import Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable
+from ddcodec.payload import LatentPayload
 
 SET_FORMAT = "ddcodec-set"
-SET_FORMAT_VERSION = 1
+SET_FORMAT_VERSION = 2
 
 
 @dataclass
@@ -32,7 +36,8 @@ class DistilledSet:
     class_names: list[str]
     normalization: Normalization
     provenance: dict = field(default_factory=dict)
-    codec: dict | None = None
+    codec: LatentPayload | None = None
+    notes: list[str] = field(default_factory=list)  # what loading converted, for the user
 
     @property
     def num_classes(self) -> int:
@@ -51,13 +56,14 @@ class DistilledSet:
             "format": SET_FORMAT,
             "format_version": SET_FORMAT_VERSION,
             "images": self.images.detach().cpu().to(torch.float32).contiguous(),
-            "labels": self.labels.detach().cpu().to(torch.int64).contiguous(),
+            "labels": self.labels.detach().cpu().to(
+                torch.float32 if self.labels.is_floating_point() else torch.int64).contiguous(),
             "class_names": list(self.class_names),
             "num_classes": self.num_classes,
             "image_shape": list(self.image_shape),
             "normalization": self.normalization.to_dict(),
             "provenance": dict(self.provenance),
-            **({"codec": self.codec} if self.codec is not None else {}),
+            **({"codec": self.codec.to_dict()} if self.codec is not None else {}),
         }
 
 
@@ -85,28 +91,65 @@ def load_set(path: str | os.PathLike) -> DistilledSet:
         raise DDCodecError(f"{path} is not a ddcodec set file ({type(exc).__name__})") from exc
     if not isinstance(raw, dict) or raw.get("format") != SET_FORMAT:
         raise DDCodecError(f"{path} is not a ddcodec set file (no '{SET_FORMAT}' marker)")
-    if raw.get("format_version", 0) > SET_FORMAT_VERSION:
-        raise DDCodecError(f"{path} has set-file version {raw['format_version']}; this ddcodec "
-                           f"reads up to {SET_FORMAT_VERSION}: upgrade ddcodec")
     try:
-        images, labels = raw["images"], raw["labels"]
+        return set_from_dict(raw)
+    except DDCodecError as exc:
+        raise DDCodecError(f"{path}: {exc}") from None
+
+
+def set_from_dict(raw: dict) -> DistilledSet:
+    """Validate a set file's contents; every problem is one line that names the field."""
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version > SET_FORMAT_VERSION:
+        raise DDCodecError(f"set-file version {version}; this ddcodec reads up to "
+                           f"{SET_FORMAT_VERSION}: upgrade ddcodec")
+    for key in ("images", "labels", "class_names", "normalization"):
+        if key not in raw:
+            raise DDCodecError(f"damaged set file: '{key}' is missing")
+    images, labels, notes = raw["images"], raw["labels"], []
+    try:
         class_names = [str(c) for c in raw["class_names"]]
         normalization = Normalization.from_dict(raw["normalization"])
-        provenance = dict(raw.get("provenance", {}))
     except (KeyError, TypeError, ValueError) as exc:
-        raise DDCodecError(f"{path} is a damaged set file (missing or bad {exc})") from exc
+        raise DDCodecError(f"damaged set file: bad 'class_names' or 'normalization' "
+                           f"({exc})") from None
+    provenance = raw.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise DDCodecError("'provenance' must be a dict")
     if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.is_floating_point()):
-        raise DDCodecError(f"{path}: 'images' must be a float N x C x H x W tensor")
+        raise DDCodecError("'images' must be a float N x C x H x W tensor")
+    if images.dtype != torch.float32:
+        converted = images.to(torch.float32)
+        lossy = not torch.equal(converted.to(images.dtype), images)
+        notes.append(f"images converted from {str(images.dtype).replace('torch.', '')} to "
+                     f"float32 ({'values rounded' if lossy else 'exactly'})")
+        images = converted
     if not (isinstance(labels, torch.Tensor) and labels.shape[:1] == images.shape[:1]):
-        raise DDCodecError(f"{path}: 'labels' must hold one label per image")
-    if labels.ndim == 1 and len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise DDCodecError(f"{path}: labels fall outside the {len(class_names)} classes")
+        raise DDCodecError("'labels' must hold one label per image")
+    if labels.ndim == 2:  # soft labels: one distribution per image (measure reads them)
+        if not labels.is_floating_point() or labels.shape[1] != len(class_names) or not (
+                torch.isfinite(labels).all() and (labels >= 0).all()):
+            raise DDCodecError("soft 'labels' must be float N x classes, finite and >= 0")
+        labels = labels.to(torch.float32)
+    elif labels.ndim != 1:
+        raise DDCodecError("'labels' must be N class indices (or N x classes soft labels)")
+    elif labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise DDCodecError(f"'labels' are {str(labels.dtype).replace('torch.', '')}: hard labels "
+                           "must be integer class indices")
+    elif len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise DDCodecError(f"labels fall outside the {len(class_names)} classes")
+    else:
+        labels = labels.to(torch.int64)
     if len(normalization.mean) != images.shape[1]:
-        raise DDCodecError(f"{path}: normalisation does not match the image channels")
+        raise DDCodecError("normalisation does not match the image channels")
     if not torch.isfinite(images).all():
-        raise DDCodecError(f"{path}: images contain NaN or infinite values")
+        raise DDCodecError("images contain NaN or infinite values")
     codec = raw.get("codec")
-    if codec is not None and not isinstance(codec, dict):
-        raise DDCodecError(f"{path}: 'codec' must be a dict")
-    return DistilledSet(images.to(torch.float32), labels, class_names, normalization, provenance,
-                        codec)
+    payload = None
+    if codec is not None:
+        payload = LatentPayload.from_dict(codec, tuple(images.shape[1:]), len(class_names))
+        if payload.num_images != images.shape[0]:
+            raise DDCodecError(f"bad latent payload: codec holds {payload.num_images} images, "
+                               f"the set {images.shape[0]}")
+    return DistilledSet(images, labels, class_names, normalization,
+                        dict(provenance), payload, notes)

@@ -144,7 +144,7 @@ def test_quantized_weights_round_trip():
         for kind, group in entry.items():
             stored = group.to_dict()  # what the set file keeps and the encoder reads
             assert torch.equal(stored["q"], group.q) and stored["step_log2"] == group.step_log2
-            assert [tuple(s) for s in stored["shapes"]] == group.shapes
+            assert tuple(tuple(s) for s in stored["shapes"]) == group.shapes
             # the module now holds exactly q * 2^step, which quantises back to q
             values = torch.cat([b.module("synthesis")[n][g].detach().flatten().double()
                                 for n in group.names])

@@ -30,11 +30,10 @@ def kill_at(phase, step):
 def assert_same_sets(a, b):
     assert torch.equal(a.images, b.images)
     assert a.provenance["estimated_bits"] == b.provenance["estimated_bits"]
-    for ga, gb in zip(a.codec["groups"], b.codec["groups"]):
-        assert all(torch.equal(x, y) for x, y in zip(ga["latents"], gb["latents"]))
-        for module in ("arm", "synthesis", "upsampler"):
-            for kind in ga[module]:
-                assert torch.equal(ga[module][kind]["q"], gb[module][kind]["q"])
+    for ga, gb in zip(a.codec.groups, b.codec.groups):
+        assert all(torch.equal(x, y) for x, y in zip(ga.latents, gb.latents))
+        for (_, _, qa), (_, _, qb) in zip(ga.weights.in_order(), gb.weights.in_order()):
+            assert torch.equal(qa.q, qb.q) and qa.step_log2 == qb.step_log2
 
 
 @pytest.fixture
@@ -49,15 +48,17 @@ def test_latent_set_payload(tiny):
     assert set(bits) == {"latents", "arm", "synthesis", "upsampler", "labels", "total"}
     assert bits["total"] == pytest.approx(sum(v for k, v in bits.items() if k != "total"))
     assert all(v > 0 for v in bits.values())
-    groups = s.codec["groups"]
-    assert len(groups) == 3 and [g["classes"] for g in groups] == [[0], [1], [2]]
+    groups = s.codec.groups
+    assert len(groups) == 3 and [g.classes for g in groups] == [(0,), (1,), (2,)]
+    assert s.codec.estimated_bits.to_dict() == bits
     for g in groups:
-        assert [tuple(x.shape) for x in g["latents"]] == [(3, 1, 8, 8), (3, 1, 4, 4),
-                                                          (3, 1, 2, 2), (3, 1, 1, 1)]
+        assert [tuple(x.shape) for x in g.latents] == [(3, 1, 8, 8), (3, 1, 4, 4),
+                                                       (3, 1, 2, 2), (3, 1, 1, 1)]
         assert all(x.dtype == torch.int16 and x.min() >= -64 and x.max() <= 63
-                   for x in g["latents"])
-        assert -8 <= g["arm"]["weight"]["step_log2"] <= 0  # fits the fixed-point ARM
-        assert -16 <= g["arm"]["bias"]["step_log2"] <= 0
+                   for x in g.latents)
+        arm = g.weights.modules["arm"]
+        assert -8 <= arm["weight"].step_log2 <= 0  # fits the fixed-point ARM
+        assert -16 <= arm["bias"].step_log2 <= 0
     # the images are what the decoder gives, in 8-bit steps, normalised
     pixels = s.normalization.denormalize(s.images) * 255
     assert torch.allclose(pixels, pixels.round(), atol=1e-3)
@@ -68,8 +69,8 @@ def test_shared_decoder_and_grey_28x28(tmp_path):
     path = write_npz(tmp_path / "grey.npz", size=28, channels=1)
     s = api.distill(f"npz:{path}", **{**TINY, "spc": 2, "shared_decoder": True})
     assert s.images.shape == (6, 1, 28, 28)
-    (group,) = s.codec["groups"]
-    assert group["classes"] == [0, 1, 2] and group["latents"][0].shape == (6, 1, 28, 28)
+    (group,) = s.codec.groups
+    assert group.classes == (0, 1, 2) and group.latents[0].shape == (6, 1, 28, 28)
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny, tmp_path):

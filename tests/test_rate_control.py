@@ -9,7 +9,7 @@ from ddcodec import api
 from ddcodec.data import load_dataset
 from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig
 from ddcodec.distillation.latent import samples_for_budget
-from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl
+from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl, Verdict
 from ddcodec.errors import DDCodecError
 
 SMALL = dict(param="latent", spc=4, fit_iterations=40, fit_candidates=2, iterations=20,
@@ -73,21 +73,25 @@ def test_phase1_aims_at_its_share_of_the_latent_target():
 def test_phase2_rate_term_is_off_within_the_budget_and_tightens_above_it():
     rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
                      lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
-    assert rc.phase2_rate_weight(3000) == 0.0 and rc.lmbda > 0.1  # slack: bits are free
+    assert rc.phase2_rate_weight(3000) == 0.0 and rc.lmbda == 0.1  # slack: bits are free
+    rc.update_lmbda(3000)
+    assert rc.lmbda > 0.1  # below the target: more weight on utility
     before = rc.lmbda
-    assert rc.phase2_rate_weight(6000) == 1.0 and rc.lmbda < before  # over: rate pulls harder
+    assert rc.phase2_rate_weight(6000) == 1.0 and rc.lmbda == before  # over: the rate counts
+    rc.update_lmbda(6000)
+    assert rc.lmbda < before  # and the rate pulls harder
 
 
 def test_judge_steps_from_weights_to_retraining_to_giving_up():
     rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
                      lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
-    assert rc.judge(30_900, weight_bits=10_000) == "done"
-    assert rc.judge(33_000, weight_bits=20_000) == "coarser-weights" and rc.threshold == 2e-5
-    assert rc.judge(40_000, weight_bits=1_000) == "retrain"
+    assert rc.judge(30_900, weight_bits=10_000) is Verdict.DONE
+    assert rc.judge(33_000, weight_bits=20_000) is Verdict.COARSER_WEIGHTS and rc.threshold == 2e-5
+    assert rc.judge(40_000, weight_bits=1_000) is Verdict.RETRAIN
     assert rc.latent_target == pytest.approx(5000 - 10_000 / 3) and rc.extra_iterations == 25
     for _ in range(MAX_ROUNDS - 1):
-        assert rc.judge(20_000, weight_bits=1_000) == "retrain"
-    assert rc.judge(20_000, weight_bits=1_000) == "missed"
+        assert rc.judge(20_000, weight_bits=1_000) is Verdict.RETRAIN
+    assert rc.judge(20_000, weight_bits=1_000) is Verdict.MISSED
     assert not rc.summary()["rate_control"]["within_tolerance"]
 
 

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.tables import FRACTION_BITS, LOG_SCALE_MAX_Q, LOG_SCALE_MIN_Q
-from ddcodec.codec.laplace import LOG_SCALE_SHIFT
-
-W_SHIFT = 16
-ACCUMULATOR_LIMIT = 1 << 62
+from ddcodec.bitstream.fixedpoint import (ACCUMULATOR_LIMIT, FRACTION_BITS, LOG_SCALE_MAX_Q,
+                                          LOG_SCALE_MIN_Q, LOG_SCALE_SHIFT_Q32, W_SHIFT)
 
 
 @dataclass
@@ -46,7 +43,7 @@ class IntegerARM:
             layers_b = [b[i * d:(i + 1) * d] for i in range(hidden)]
             out_w = w[hidden * d * d:].reshape(2, d)
             out_b = b[hidden * d:].copy()
-            out_b[1] -= int(LOG_SCALE_SHIFT * (1 << (2 * W_SHIFT)))
+            out_b[1] -= LOG_SCALE_SHIFT_Q32
             hw.append(layers_w)
             hb.append(layers_b)
             ow.append(out_w)

@@ -38,19 +38,64 @@ def laplace_family(k: int):
     return constriction.stream.model.QuantizedLaplace(-k, k - 1)
 
 
-def encoder():
-    return constriction.stream.queue.RangeEncoder()
+def fixed_laplace(m: int, b: float):
+    """Zero-mean quantised Laplace on [-m, m]; parameters checked before constriction sees them."""
+    if not (0 < m <= 1 << 20 and np.isfinite(b) and b > 0):
+        raise ValueError(f"Laplace parameters out of the coder's range (M={m}, b={b})")
+    return constriction.stream.model.QuantizedLaplace(-m, m, 0.0, b)
 
 
-def words_to_bytes(coder) -> bytes:
-    return coder.get_compressed().astype("<u4").tobytes()
+class Encoder:
+    """constriction's range encoder, with every call guarded: bad parameters and the coder's
+    panics (BaseException in pyo3) become one ValueError naming what was being coded."""
+
+    def __init__(self, what: str):
+        self.what, self._coder = what, constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, model, *params) -> None:
+        try:
+            self._coder.encode(symbols, model, *params)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseException
+            raise ValueError(f"the range coder refused the {self.what} "
+                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
+
+    def to_bytes(self) -> bytes:
+        return self._coder.get_compressed().astype("<u4").tobytes()
 
 
-def decoder(data: bytes, what: str):
-    if len(data) % 4:
-        raise FormatError(f"corrupt {what}: range-coded data is not a whole number of words")
-    return constriction.stream.queue.RangeDecoder(
-        np.frombuffer(data, dtype="<u4").astype(np.uint32))
+class Decoder:
+    """constriction's range decoder, guarded, that remembers what it decoded so `finish()` can
+    prove the stream was consumed exactly: re-encoding the decoded symbols under the same models
+    must give the section's bytes, no more and no fewer (a stream that ends early or carries
+    trailing words is refused; the coder alone cannot see one spare trailing word)."""
+
+    def __init__(self, data: bytes, what: str):
+        if len(data) % 4:
+            raise FormatError(f"corrupt {what}: range-coded data is not a whole number of words")
+        self.data, self.what, self._calls = bytes(data), what, []
+        self._coder = constriction.stream.queue.RangeDecoder(
+            np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+    def decode(self, model, *params) -> np.ndarray:
+        """decode(model, count) for a fixed model, decode(family, mu, b) for a family."""
+        symbols = guarded(lambda: self._coder.decode(model, *params), self.what)
+        symbols = np.asarray(symbols, dtype=np.int32)
+        self._calls.append((symbols, model, params if len(params) > 1 else ()))
+        return symbols
+
+    def finish(self) -> None:
+        again = Encoder(self.what)
+        try:
+            for symbols, model, params in self._calls:
+                again.encode(symbols, model, *params)
+        except ValueError:
+            raise FormatError(f"corrupt {self.what}: decoded symbols fall outside their "
+                              "models") from None
+        if again.to_bytes() != self.data:
+            raise FormatError(f"corrupt {self.what}: the range-coded stream does not end where "
+                              "its data ends")
 
 
 def guarded(call, what: str):

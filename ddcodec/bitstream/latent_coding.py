@@ -26,7 +26,7 @@ def wavefront_stride(offsets: list[tuple[int, int]]) -> int:
 def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
                  shapes: list[tuple[int, int]], groups: int, planes: int, coder,
                  latents: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], float]:
-    """Encode (`latents` given, `coder` a RangeEncoder) or decode (`coder` a RangeDecoder).
+    """Encode (`latents` given, `coder` an entropy.Encoder) or decode (an entropy.Decoder).
 
     Returns the grids (each G x planes x h x w, int64) and their ideal bits under the coder's
     parameters. `planes` is images x channels per level."""
@@ -53,8 +53,8 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
                 symbols = latents[level][:, :, ys, xs].astype(np.int32)
                 coder.encode(symbols.ravel(), family, mu, b)
             else:
-                decoded = entropy.guarded(lambda: coder.decode(family, mu, b), "latent section")
-                symbols = np.asarray(decoded, dtype=np.int64).reshape(groups, planes, len(ys))
+                symbols = coder.decode(family, mu, b).astype(np.int64).reshape(groups, planes,
+                                                                                len(ys))
             buf[:, :, ys + HALF, xs + HALF] = symbols
             total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
         grids.append(buf[:, :, HALF:, HALF:HALF + w].copy())

@@ -68,8 +68,7 @@ def _code(mode: str, planes: np.ndarray | None, shape, scales, coder):
                 residual = (planes[:, ys, xs] - pred).ravel().astype(np.int32)
                 coder.encode(residual, model, zeros, scale)
             else:
-                residual = np.asarray(entropy.guarded(lambda: coder.decode(model, zeros, scale),
-                                                      "pixel section"), dtype=np.int64)
+                residual = coder.decode(model, zeros, scale).astype(np.int64)
             values = pred + residual.reshape(pred.shape)
             if mode == "decode" and (values.min() < 0 or values.max() > 255):
                 raise FormatError("corrupt pixel section: a pixel left 0..255")
@@ -86,9 +85,9 @@ def encode_pixels(images: np.ndarray) -> tuple[bytes, float]:
     header = Writer()
     for s in scales:
         header.f32(float(s))
-    coder = entropy.encoder()
+    coder = entropy.Encoder("pixels")
     _code("encode", planes, (n * c, h, w), scales.astype(np.float64), coder)
-    data = header.getvalue() + entropy.words_to_bytes(coder)
+    data = header.getvalue() + coder.to_bytes()
     return data, 8.0 * len(data)
 
 
@@ -96,8 +95,9 @@ def decode_pixels(data: bytes, shape: tuple[int, int, int, int]) -> np.ndarray:
     n, c, h, w = shape
     reader = Reader(data, "pixel section")
     scales = np.array([reader.f32() for _ in range(BUCKETS)], dtype=np.float64)
-    if not all(math.isfinite(s) and s > 0 for s in scales):
+    if not all(math.isfinite(s) and MIN_SCALE <= s <= 256 for s in scales):
         raise FormatError("corrupt pixel section: bad Laplace scale")
-    coder = entropy.decoder(reader.take(reader.remaining), "pixel section")
+    coder = entropy.Decoder(reader.take(reader.remaining), "pixel section")
     planes, _ = _code("decode", None, (n * c, h, w), scales, coder)
+    coder.finish()
     return planes.reshape(n, c, h, w).astype(np.uint8)

@@ -13,12 +13,9 @@ import hashlib
 
 import numpy as np
 
-from ddcodec.codec.laplace import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ddcodec.bitstream.fixedpoint import FRACTION_BITS, LOG_SCALE_MAX_Q, LOG_SCALE_MIN_Q, ONE
 
-FRACTION_BITS = 8
-ONE = 1 << FRACTION_BITS
-LOG_SCALE_MIN_Q = int(LOG_SCALE_MIN * ONE)  # -1152
-LOG_SCALE_MAX_Q = int(LOG_SCALE_MAX * ONE)  # 1280
+__all__ = ["FRACTION_BITS", "ONE", "SCALE_TABLE", "scales", "table_digest"]
 SCALE_TABLE_SHA256 = "82860de134f8414f3a16cb0c4489bc94a51a11f9315e68c30c4356f36b6d5282"
 
 

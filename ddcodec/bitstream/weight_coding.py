@@ -15,51 +15,48 @@ import numpy as np
 
 from ddcodec.bitstream import entropy
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-
-MAX_ABS = 65535
-MIN_SCALE = 0.05
+from ddcodec.bitstream.fixedpoint import WEIGHT_MAX_ABS, WEIGHT_MIN_SCALE
 
 
 def encode_weights(groups: list[np.ndarray]) -> tuple[bytes, float]:
     """Integer arrays in canonical order -> (section bytes, ideal bits of the payload)."""
-    preamble, coder, bits = Writer(), entropy.encoder(), 0.0
+    preamble, coder, bits = Writer(), entropy.Encoder("weights"), 0.0
     for q in groups:
         q = np.asarray(q, dtype=np.int32).ravel()
         m = int(np.abs(q).max()) if q.size else 0
-        if m > MAX_ABS:
-            raise ValueError("weight integer out of range")
+        if m > WEIGHT_MAX_ABS:
+            raise ValueError(f"weight integer {m} out of range (at most {WEIGHT_MAX_ABS})")
         preamble.varint(m)
         if m == 0:
             continue
-        b = float(np.float32(max(float(np.abs(q).mean()), MIN_SCALE)))
+        b = float(np.float32(max(float(np.abs(q).mean()), WEIGHT_MIN_SCALE)))
         preamble.f32(b)
-        model = entropy.constriction.stream.model.QuantizedLaplace(-m, m, 0.0, b)
-        coder.encode(q, model)
+        coder.encode(q, entropy.fixed_laplace(m, b))
         bits += entropy.ideal_bits(q, np.zeros(q.size), np.full(q.size, b), -m, m)
     head = preamble.getvalue()
-    return head + entropy.words_to_bytes(coder), bits + 8 * len(head)
+    return head + coder.to_bytes(), bits + 8 * len(head)
 
 
-def decode_weights(data: bytes, counts: list[int], with_bits: bool = False):
-    """Section bytes -> integer arrays (and, if asked, their ideal bits with the preamble)."""
+def decode_weights(data: bytes, counts: list[int]) -> tuple[list[np.ndarray], float]:
+    """Section bytes -> integer arrays and their ideal bits with the preamble; the section must
+    be consumed exactly."""
     reader = Reader(data, "weight section")
     params = []
     for _ in counts:
-        m = reader.varint(MAX_ABS)
+        m = reader.varint(WEIGHT_MAX_ABS)
         b = reader.f32() if m else 0.0
-        if m and not (math.isfinite(b) and b > 0):
+        if m and not (math.isfinite(b) and WEIGHT_MIN_SCALE <= b <= WEIGHT_MAX_ABS):
             raise FormatError("corrupt weight section: bad Laplace scale")
         params.append((m, b))
     bits = 8.0 * reader.pos
-    coder = entropy.decoder(reader.take(reader.remaining), "weight section")
+    coder = entropy.Decoder(reader.take(reader.remaining), "weight section")
     out = []
     for count, (m, b) in zip(counts, params):
         if m == 0 or count == 0:
             out.append(np.zeros(count, dtype=np.int32))
             continue
-        model = entropy.constriction.stream.model.QuantizedLaplace(-m, m, 0.0, b)
-        q = np.asarray(entropy.guarded(lambda: coder.decode(model, count), "weight section"),
-                       dtype=np.int32)
+        q = coder.decode(entropy.fixed_laplace(m, b), count)
         bits += entropy.ideal_bits(q, np.zeros(count), np.full(count, b), -m, m)
         out.append(q)
-    return (out, bits) if with_bits else out
+    coder.finish()
+    return out, bits

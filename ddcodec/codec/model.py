@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
+from ddcodec.bitstream.fixedpoint import MAX_K
 from ddcodec.codec import arm, synthesis, upsampling
 from ddcodec.codec.latents import DEFAULT_GAIN, DEFAULT_K, LatentLayout, quantize
 
@@ -38,6 +39,9 @@ class CodecConfig:
         arm.causal_offsets(self.arm_context)  # validates the context size
         if self.arm_hidden < 0 or self.channels_per_level < 1:
             raise ValueError("ARM hidden layers must be >= 0 and channels per level >= 1")
+        if not (1 <= self.k <= MAX_K and math.isfinite(self.gain) and self.gain > 0):
+            raise ValueError(f"latent range k must be in [1, {MAX_K}] and the gain finite and "
+                             f"> 0 (k={self.k}, gain={self.gain})")
 
     def to_dict(self) -> dict:
         return asdict(self)

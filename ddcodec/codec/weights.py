@@ -11,13 +11,13 @@ an exact fixed-point ARM can use them. All decoders of a bank are searched at on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from ddcodec.codec.laplace import bits as laplace_bits
+from ddcodec.payload import QuantizedGroup
 
 MAX_ABS_INT = 65535
 SCALE_BITS = 32  # each group's Laplace scale travels as a float32
@@ -26,24 +26,6 @@ STEP_RANGES: dict[str, tuple[range, range | None]] = {
     "synthesis": (range(-15, 1), range(-15, 1)),
     "upsampler": (range(-15, 1), None),  # no bias
 }
-
-
-@dataclass
-class QuantizedGroup:
-    """One decoder's integers of one tensor group and their step (value = q * 2^step_log2)."""
-
-    names: list[str]
-    shapes: list[tuple[int, ...]]
-    q: torch.Tensor  # int32, the group's tensors flattened in order
-    step_log2: int
-
-    @property
-    def bits(self) -> float:
-        return float(zero_mean_laplace_bits(self.q[None])[0])
-
-    def to_dict(self) -> dict:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
-                "q": self.q.to(torch.int32), "step_log2": int(self.step_log2)}
 
 
 def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
@@ -130,7 +112,8 @@ def search_module(module: nn.ParameterDict, kind: str,
         for k, names in kinds.items():
             q = torch.round(flats[k][g:g + 1] / 2.0 ** steps[k])
             _load(module, names, q * 2.0 ** steps[k], rows=torch.tensor([g]))
-            entry[k] = QuantizedGroup(names, [tuple(module[n].shape[1:]) for n in names],
+            entry[k] = QuantizedGroup(tuple(names), tuple(tuple(module[n].shape[1:])
+                                                          for n in names),
                                       q[0].to(torch.int32), steps[k])
         result.append(entry)
     return result

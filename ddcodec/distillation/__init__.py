@@ -13,6 +13,7 @@ from ddcodec.augment import DEFAULT_STRATEGY
 from ddcodec.data import Dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.networks import canonical_arch
+from ddcodec.payload import LatentPayload
 from ddcodec.setfile import DistilledSet
 
 PARAMS = ("pixels", "latent")
@@ -173,27 +174,32 @@ class DistillConfig:
 
 
 ProgressHook = Callable[[int, float], None]  # (iteration, loss)
+FileSizer = Callable[[DistilledSet], int]  # a set -> bits of its encoded file
 
 
 def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
             on_iteration: ProgressHook | None = None, *, checkpoint: Path | None = None,
             checkpoint_every: int = 0, resume: bool = False,
-            on_progress: Callable | None = None) -> DistilledSet:
+            on_progress: Callable | None = None,
+            file_sizer: FileSizer | None = None) -> DistilledSet:
+    """Run the configured method. Rate control (`target_bpc`) measures real files through
+    `file_sizer`, which the API layer provides (it knows the bitstream; distillation does not)."""
     from ddcodec.distillation.pixels import distill_pixels
     from ddcodec.distillation.random_subset import random_real_subset
 
     if config.param == "latent":
-        from ddcodec.bitstream.codec import encode_set
         from ddcodec.distillation.latent import LatentTrainer, samples_for_budget
 
         if config.spc is None:
             config = replace(config, spc=samples_for_budget(dataset, config))
+        if config.target_bpc is not None and file_sizer is None:
+            raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
 
-        def file_bits(uint8_images: torch.Tensor, payload: dict) -> int:
-            return 8 * len(encode_set(latent_set(dataset, config, uint8_images, payload))[0])
+        def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
+            return file_sizer(latent_set(dataset, config, uint8_images, payload, {}))
 
         trainer = LatentTrainer(dataset, config, device, checkpoint, checkpoint_every, on_progress,
-                                file_bits=file_bits)
+                                file_bits=file_bits if file_sizer is not None else None)
         return latent_set(dataset, config, *trainer.run(resume=resume))
     if config.loss == "none":
         images, labels = random_real_subset(dataset, config.ipc, config.seed)
@@ -206,18 +212,15 @@ def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
 
 
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,
-               payload: dict) -> DistilledSet:
+               payload: LatentPayload, learnt: dict) -> DistilledSet:
     """The set a latent run yields; rate control encodes exactly this to measure its size."""
-    codec = dict(payload)
-    learnt, rate = codec.pop("objective", {}), codec.pop("rate_control", None)
-    details = {"method": f"latent-{config.loss}", "estimated_bits": codec["estimated_bits"],
-               "fit_psnr": codec["fit_psnr"], **learnt}
-    if rate is not None:
-        details["rate_control"] = rate
+    details = {"method": f"latent-{config.loss}",
+               "estimated_bits": payload.estimated_bits.to_dict(),
+               "fit_psnr": payload.fit_psnr, **learnt}
     labels = torch.arange(dataset.num_classes).repeat_interleave(config.spc)
     return DistilledSet(dataset.normalization.normalize(uint8_images).cpu(), labels,
                         list(dataset.class_names), dataset.normalization,
-                        _provenance(dataset, config, details), codec)
+                        _provenance(dataset, config, details), payload)
 
 
 def _provenance(dataset: Dataset, config: DistillConfig, details: dict) -> dict:

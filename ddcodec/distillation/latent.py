@@ -39,9 +39,10 @@ from ddcodec.codec.weights import search_module
 from ddcodec.data import Dataset
 from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
-from ddcodec.distillation.rate_control import RateControl, estimate_side_bits
+from ddcodec.distillation.rate_control import RateControl, estimate_side_bits, run_to_budget
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path
+from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
@@ -53,7 +54,7 @@ HARD_BITS_EVERY = 10  # steps between measurements of the rounded latents' bits 
 LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
 
 ProgressHook = Callable[[int, int, int, dict], None]  # (phase, step, steps in phase, info)
-FileBits = Callable[[torch.Tensor, dict], int]  # (decoded uint8 images, payload) -> bits in .ddz
+FileBits = Callable[[torch.Tensor, LatentPayload], int]  # (uint8 images, payload) -> .ddz bits
 
 
 def codec_config(config: "DistillConfig") -> CodecConfig:
@@ -212,25 +213,37 @@ class LatentTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
 
     # ------------------------------------------------------------------ training
-    def run(self, resume: bool = False):
+    def run(self, resume: bool = False) -> tuple[torch.Tensor, LatentPayload, dict]:
+        """Train and quantise; returns the decoded uint8 images, the payload and what the run
+        learnt besides (objective summary, rate control's record)."""
         self._load_checkpoint() if resume else self._start()
-        while True:
-            self._train()
-            if self.rate is None:
-                return self._post_quantize(self.config.quant_mse)
-            unquantised = {k: v.clone() for k, v in self.bank.state_dict().items()}
-            while True:
-                decoded, payload = self._post_quantize(self.rate.threshold)
-                bits = payload["estimated_bits"]
-                verdict = self.rate.judge(self.file_bits(decoded, payload),
-                                          bits["arm"] + bits["synthesis"] + bits["upsampler"])
-                if verdict in ("done", "missed"):
-                    payload.update(self.rate.summary())
-                    return decoded, payload
-                self.bank.load_state_dict(unquantised)
-                if verdict == "retrain":
-                    self.phase = 2
-                    break
+        if self.rate is None:
+            self.train()
+            images, payload = self.quantize(self.config.quant_mse)
+            return images, payload, self._learnt()
+        images, payload = run_to_budget(self, self.rate, self.file_bits)
+        return images, payload, {**self._learnt(), **self.rate.summary()}
+
+    def _learnt(self) -> dict:
+        return self.objective.summary() if self.objective else {}
+
+    # the steps rate control drives (ddcodec.distillation.rate_control.run_to_budget)
+    def train(self) -> None:
+        """Phases 1 and 2 from wherever the state is, until phase 2's iterations are done."""
+        self._train()
+
+    def quantize(self, threshold: float) -> tuple[torch.Tensor, LatentPayload]:
+        return self._post_quantize(threshold)
+
+    def snapshot(self) -> dict:
+        return {k: v.clone() for k, v in self.bank.state_dict().items()}
+
+    def restore(self, snapshot: dict) -> None:
+        self.bank.load_state_dict(snapshot)
+
+    def resume_phase2(self) -> None:
+        """Continue phase 2 (rate control has added iterations)."""
+        self.phase = 2
 
     def _train(self) -> None:
         """Phases 1 and 2, from wherever the state is, until phase 2's iterations are done."""
@@ -338,11 +351,11 @@ class LatentTrainer:
     def _side_bits(self) -> float:
         """Bits of everything but the latents in the file the current state would encode to:
         a dry run of quantisation and encoding (state restored)."""
-        unquantised = {k: v.clone() for k, v in self.bank.state_dict().items()}
+        unquantised = self.snapshot()
         decoded, payload = self._post_quantize(self.rate.threshold)
         file_bits = self.file_bits(decoded, payload)
-        self.bank.load_state_dict(unquantised)
-        return file_bits - payload["estimated_bits"]["latents"]
+        self.restore(unquantised)
+        return file_bits - payload.estimated_bits.latents
 
     def lmbda_at(self, step: int) -> float:
         if self.rate is not None:
@@ -374,7 +387,10 @@ class LatentTrainer:
         lmbda = self.lmbda_at(self.step)
         steered = self._hard_bits(bits) if self.rate is not None else bits.detach()
         latent_bpc = float(steered.sum()) / self.dataset.num_classes
-        rate_weight = self.rate.phase2_rate_weight(latent_bpc) if self.rate is not None else 1.0
+        rate_weight = 1.0
+        if self.rate is not None:
+            self.rate.update_lmbda(latent_bpc)  # takes effect from the next step
+            rate_weight = self.rate.phase2_rate_weight(latent_bpc)
         loss = rate_weight * bpp + lmbda * utility
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -402,9 +418,9 @@ class LatentTrainer:
 
     # ------------------------------------------------------------------ phase 3
     @torch.no_grad()
-    def _post_quantize(self, threshold: float) -> tuple[torch.Tensor, dict]:
+    def _post_quantize(self, threshold: float) -> tuple[torch.Tensor, LatentPayload]:
         """Quantise every decoder (synthesis and upsampler within `threshold` MSE); return the
-        decoded uint8 images and the codec payload."""
+        decoded uint8 images and the payload."""
         bank = self.bank
         hard = bank.quantized_latents(Proxy("hard"))
         everyone = torch.ones(bank.groups, dtype=torch.bool)
@@ -421,19 +437,16 @@ class LatentTrainer:
                 return (mse <= threshold).cpu(), torch.zeros(bank.groups)
 
             chosen[name] = search_module(bank.module(name), name, within_threshold)
-        bits = {"latents": float(bank.latent_bits(hard).sum())}
-        for name in MODULES:
-            bits[name] = sum(q.bits for entry in chosen[name] for q in entry.values())
-        bits["labels"] = float(LABEL_BITS_PER_CLASS * self.dataset.num_classes)
-        bits["total"] = sum(bits.values())
+        bits = EstimatedBits(
+            latents=float(bank.latent_bits(hard).sum()),
+            labels=float(LABEL_BITS_PER_CLASS * self.dataset.num_classes),
+            **{name: sum(q.bits for entry in chosen[name] for q in entry.values())
+               for name in MODULES})
         decoded = bank.synthesize(hard).clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-        groups = [{
-            "classes": list(self.group_classes[g]),
-            "n_images": bank.images_per_group,
-            "latents": [grid[g].to(torch.int16).cpu() for grid in hard],
-            **{name: {k: v.to_dict() for k, v in chosen[name][g].items()} for name in MODULES},
-        } for g in range(bank.groups)]
-        payload = {"config": self.codec.to_dict(), "layout": self.layout.to_dict(),
-                   "groups": groups, "estimated_bits": bits, "fit_psnr": self.fit_psnr,
-                   "objective": self.objective.summary() if self.objective else {}}
+        groups = tuple(DecoderGroup(
+            classes=tuple(self.group_classes[g]),
+            latents=tuple(grid[g].to(torch.int16).cpu() for grid in hard),
+            weights=DecoderWeights({name: dict(chosen[name][g]) for name in MODULES}),
+        ) for g in range(bank.groups))
+        payload = LatentPayload(self.codec, self.layout, groups, bits, self.fit_psnr)
         return decoded.flatten(0, 1), payload

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Callable, Protocol
 
 FILE_OVERHEAD_BITS = 8 * 200  # header, section framing, end record (header 125-145 B measured)
 WEIGHT_BITS_PER_PARAMETER = 9.0  # first guess before a quantisation dry run, v0 measured ~8.5
@@ -35,6 +37,42 @@ PHASE2_GAIN = 0.05
 MAX_THRESHOLD = 1e-4  # weight-quantisation MSE cap: 40 dB, far below 8-bit visibility
 MAX_ROUNDS = 4
 LMBDA_RANGE = 1e4  # lambda stays within its start x/÷ this
+
+
+class Verdict(str, Enum):
+    """What to do after measuring the encoded file."""
+
+    DONE = "done"  # within tolerance
+    COARSER_WEIGHTS = "coarser-weights"  # re-quantise the weights with a larger threshold
+    RETRAIN = "retrain"  # more phase-2 iterations towards a moved latent target
+    MISSED = "missed"  # out of rounds: keep this file and say so
+
+
+class Trainable(Protocol):
+    """The trainer steps rate control drives."""
+
+    def train(self) -> None: ...
+    def quantize(self, threshold: float): ...  # -> (uint8 images, LatentPayload)
+    def snapshot(self) -> dict: ...
+    def restore(self, snapshot: dict) -> None: ...
+    def resume_phase2(self) -> None: ...
+
+
+def run_to_budget(trainer: Trainable, rate: "RateControl", file_bits: Callable):
+    """Train, quantise, measure the real file, and act on the verdict until done or out of
+    rounds. `file_bits(images, payload)` is given by the API layer (it encodes the set)."""
+    while True:
+        trainer.train()
+        unquantised = trainer.snapshot()
+        while True:
+            images, payload = trainer.quantize(rate.threshold)
+            verdict = rate.judge(file_bits(images, payload), payload.estimated_bits.weights)
+            if verdict in (Verdict.DONE, Verdict.MISSED):
+                return images, payload
+            trainer.restore(unquantised)
+            if verdict is Verdict.RETRAIN:
+                trainer.resume_phase2()
+                break
 
 
 def estimate_side_bits(classes: int, decoder_parameters: int) -> float:
@@ -77,11 +115,10 @@ class RateControl:
         return weight * math.exp(PHASE1_GAIN * error)
 
     def phase2_rate_weight(self, latent_bits_per_class: float) -> float:
-        """The rate term's weight this step, after lambda's controller step: 0 below the latent
-        target (the constraint is slack, its multiplier is 0: bits the budget allows cost
-        nothing, so a noisy utility such as TM's cannot be outpulled by a steady rate gradient
-        into spending far less than asked), 1 above it."""
-        self.update_lmbda(latent_bits_per_class)
+        """The rate term's weight this step: 0 below the latent target (the constraint is slack,
+        its multiplier is 0: bits the budget allows cost nothing, so a noisy utility such as
+        TM's cannot be outpulled by a steady rate gradient into spending far less than asked),
+        1 above it."""
         return 0.0 if latent_bits_per_class < self.latent_target else 1.0
 
     def update_lmbda(self, latent_bits_per_class: float) -> None:
@@ -90,24 +127,25 @@ class RateControl:
         low, high = self.lmbda_start / LMBDA_RANGE, self.lmbda_start * LMBDA_RANGE
         self.lmbda = min(high, max(low, self.lmbda * math.exp(PHASE2_GAIN * error)))
 
-    def judge(self, file_bits: float, weight_bits: float) -> str:
-        """After encoding: 'done', 'coarser-weights', 'retrain' (state updated) or 'missed'."""
+    def judge(self, file_bits: float, weight_bits: float) -> Verdict:
+        """After encoding: the verdict; COARSER_WEIGHTS and RETRAIN update the threshold or the
+        latent target and iterations here, which is what judging means."""
         error = file_bits / self.budget_bits - 1
         self.attempts.append({"bpc": file_bits / self.classes, "error": error,
                               "lmbda": self.lmbda, "quant_mse": self.threshold,
                               "extra_iterations": self.extra_iterations})
         if abs(error) <= self.tolerance:
-            return "done"
+            return Verdict.DONE
         excess = file_bits - self.budget_bits
         if 0 < excess < 0.3 * weight_bits and self.threshold * 4 <= MAX_THRESHOLD:
             self.threshold *= 4
-            return "coarser-weights"
+            return Verdict.COARSER_WEIGHTS
         if self.rounds >= MAX_ROUNDS:
-            return "missed"
+            return Verdict.MISSED
         self.rounds += 1
         self.latent_target = max(1.0, self.latent_target - excess / self.classes)
         self.extra_iterations += max(10, self.iterations // 4)
-        return "retrain"
+        return Verdict.RETRAIN
 
     def summary(self) -> dict:
         last = self.attempts[-1] if self.attempts else {}

@@ -1,0 +1,183 @@
+"""The registry of section codecs: each kind of section is one registered part that encodes and
+decodes itself, reports its bits and digests the values it decoded.
+
+The encoder and the decoder are loops over `parts_for(kind)`, in registration order (which is
+also the order of the sections in the file). A part reads and writes the shared `CodingState`:
+the weights part leaves the decoded integers and the integer ARM there, the latents part reads
+the ARM and leaves the grids, the pixels part leaves the images. Adding a kind of section is one
+module with one `register(...)` call; see tests/bitstream/test_sections.py for an ancillary one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ddcodec.bitstream.armint import IntegerARM
+from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.entropy import Decoder, Encoder
+from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
+from ddcodec.bitstream.format import ANCILLARY, Header, Kind
+from ddcodec.bitstream.geometry import LatentGeometry
+from ddcodec.bitstream.latent_coding import code_latents
+from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
+from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
+from ddcodec.codec.arm import causal_offsets
+
+
+@dataclass
+class CodingState:
+    """What the parts share while one file is encoded or decoded."""
+
+    header: Header
+    payload: object = None  # encoding a latent set: its LatentPayload
+    pixels: np.ndarray | None = None  # uint8 N x C x H x W (pixel sets)
+    weight_ints: list[np.ndarray] | None = None
+    arm: IntegerARM | None = None
+    latents: list[np.ndarray] | None = None  # per level: G x planes x h x w, int64
+    extras: dict = field(default_factory=dict)  # values of parts that want to keep something
+
+    @cached_property
+    def geometry(self) -> LatentGeometry:
+        return LatentGeometry.from_header(self.header)
+
+
+class SectionCodec:
+    """One kind of section. Subclasses set the class attributes and the four methods."""
+
+    tag: int  # low 7 bits: the section's number; ANCILLARY set: skippable by older readers
+    name: str
+    kinds: tuple[Kind, ...]
+    required: bool = True  # a file of one of `kinds` without it is corrupt
+    in_v1_checksum: bool = False  # version 1's end record covered only the latents
+
+    @property
+    def ancillary(self) -> bool:
+        return bool(self.tag & ANCILLARY)
+
+    def present(self, state: CodingState) -> bool:
+        """Whether the encoder writes this section for the set being encoded."""
+        return True
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        """The section's bytes and their ideal bits; leaves in `state` what decoding would."""
+        raise NotImplementedError
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        """Read the section into `state`; return its ideal bits. Consume `data` exactly."""
+        raise NotImplementedError
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        """Extend the end record's values CRC with what this section decoded."""
+        return crc
+
+
+REGISTRY: dict[int, SectionCodec] = {}
+
+
+def register(codec: SectionCodec) -> SectionCodec:
+    if codec.tag in REGISTRY or not 0 < codec.tag < 256:
+        raise ValueError(f"section tag {codec.tag:#04x} is taken or out of range")
+    REGISTRY[codec.tag] = codec
+    return codec
+
+
+def unregister(tag: int) -> None:
+    REGISTRY.pop(tag, None)
+
+
+def parts_for(kind: Kind) -> list[SectionCodec]:
+    return [c for c in REGISTRY.values() if kind in c.kinds]
+
+
+# ------------------------------------------------------------------------------------ parts
+
+class WeightsSection(SectionCodec):
+    """Quantised decoder and ARM integers of every decoder; their steps travel in the header."""
+
+    tag, name, kinds = 3, "weights", (Kind.LATENT,)
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        ints = [q.q.numpy() for q in state.payload.weight_groups()]
+        data, bits = encode_weights(ints)
+        self.decode(data, state)  # the latents are coded with the ARM the decoder will build
+        return data, bits
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        geometry = state.geometry
+        ints, bits = decode_weights(data, geometry.weight_counts)
+        state.weight_ints = ints
+        state.arm = integer_arm(geometry, ints, state.header.latent.steps)
+        return bits
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        steps = [s for row in state.header.latent.steps for s in row]
+        crc = zlib.crc32(np.asarray(steps, dtype="<i1").tobytes(), crc)
+        for q in state.weight_ints:
+            crc = zlib.crc32(np.asarray(q, dtype="<i4").tobytes(), crc)
+        return crc
+
+
+class LatentsSection(SectionCodec):
+    """Every latent grid, level by level in wavefront order, under the integer ARM."""
+
+    tag, name, kinds = 4, "latents", (Kind.LATENT,)
+    in_v1_checksum = True
+
+    def _code(self, mode: str, state: CodingState, coder, latents=None):
+        geometry = state.geometry
+        return code_latents(mode, state.arm, causal_offsets(geometry.config.arm_context),
+                            geometry.layout.grid_sizes(), geometry.groups, geometry.planes,
+                            coder, latents)
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        state.latents = state.payload.latent_grids()
+        coder = Encoder("latents")
+        _, bits = self._code("encode", state, coder, state.latents)
+        return coder.to_bytes(), bits
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        coder = Decoder(data, "latent section")
+        state.latents, bits = self._code("decode", state, coder)
+        coder.finish()
+        return bits
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        for grid in state.latents:
+            crc = zlib.crc32(grid.astype("<i2").tobytes(), crc)
+        return crc
+
+
+class PixelsSection(SectionCodec):
+    """Lossless 8-bit pixels (vanilla sets)."""
+
+    tag, name, kinds = 5, "pixels", (Kind.PIXELS,)
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        return encode_pixels(state.pixels)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        h = state.header
+        state.pixels = decode_pixels(data, (h.num_images, h.channels, h.height, h.width))
+        return 8.0 * len(data)
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        return zlib.crc32(np.ascontiguousarray(state.pixels).tobytes(), crc)
+
+
+def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
+                steps: list[list[int]]) -> IntegerARM:
+    per_decoder = [{kind: (q, step) for kind, (q, step, _) in d["arm"].items()}
+                   for d in geometry.split_weights(ints, steps)]
+    if any(p["weight"][1] < ARM_WEIGHT_STEP_MIN or p["bias"][1] < ARM_BIAS_STEP_MIN
+           for p in per_decoder):
+        raise FormatError("corrupt header: ARM step outside the fixed-point range")
+    cfg = geometry.config
+    return IntegerARM.from_groups(per_decoder, cfg.arm_hidden, cfg.arm_context, cfg.k)
+
+
+for _part in (WeightsSection(), LatentsSection(), PixelsSection()):
+    register(_part)

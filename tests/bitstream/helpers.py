@@ -1,0 +1,47 @@
+"""Shared helpers for the bitstream tests: the golden files and byte-level surgery on them."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+from ddcodec.bitstream import format as fmt
+from ddcodec.bitstream.bytesio import Reader
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def golden_v2() -> bytes:
+    return (DATA / "golden_v2.ddz").read_bytes()
+
+
+def split(data: bytes) -> tuple[fmt.Header, bytes, list[fmt.Section], int]:
+    """(header, header bytes, sections, values CRC) of a valid file."""
+    reader = Reader(data)
+    header = fmt.read_header(reader)
+    head = data[:reader.pos]
+    sections, values_crc = fmt.read_sections(reader)
+    return header, head, sections, values_crc
+
+
+def assemble(header_bytes: bytes, sections: list[tuple[int, bytes]], values_crc: int) -> bytes:
+    """A file from parts, with a correct file CRC (a 'resealed' file)."""
+    body = header_bytes + b"".join(fmt.write_section(t, d) for t, d in sections)
+    return body + fmt.end_record(body, values_crc)
+
+
+def with_header(data: bytes, **changes) -> bytes:
+    """The same sections under a changed (and resealed) header."""
+    header, _, sections, values_crc = split(data)
+    latent = changes.pop("latent", None)
+    header = replace(header, **changes)
+    if latent is not None:
+        header.latent = latent
+    return assemble(fmt.write_header(header, header.version),
+                    [(s.tag, s.data) for s in sections], values_crc)
+
+
+def reseal_header(head: bytes) -> bytes:
+    end = len(head) - 4
+    return head[:end] + zlib.crc32(head[:end]).to_bytes(4, "little")

@@ -1,0 +1,59 @@
+"""The integer ARM: exact fixed point, equal to the float ARM up to its rounding, and bounded."""
+
+import numpy as np
+import pytest
+import torch
+
+from ddcodec.bitstream.armint import IntegerARM
+from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.fixedpoint import ONE
+from ddcodec.codec import arm
+
+
+def _quantised_arm(seed: int, n_ctx: int = 8, hidden: int = 2, w_step: int = -6,
+                   b_step: int = -10):
+    rng = np.random.default_rng(seed)
+    shapes = arm.parameter_shapes(n_ctx, hidden)
+    weights = [n for n in shapes if n.endswith("weight")]
+    biases = [n for n in shapes if n.endswith("bias")]
+    wq = rng.integers(-20, 21, sum(int(np.prod(shapes[n])) for n in weights)).astype(np.int32)
+    bq = rng.integers(-200, 201, sum(int(np.prod(shapes[n])) for n in biases)).astype(np.int32)
+    floats, offset = {}, 0
+    for n in weights:
+        size = int(np.prod(shapes[n]))
+        floats[n] = torch.tensor(wq[offset:offset + size] * 2.0 ** w_step).view(1, *shapes[n])
+        offset += size
+    offset = 0
+    for n in biases:
+        size = int(np.prod(shapes[n]))
+        floats[n] = torch.tensor(bq[offset:offset + size] * 2.0 ** b_step).view(1, *shapes[n])
+        offset += size
+    integer = IntegerARM.from_groups([{"weight": (wq, w_step), "bias": (bq, b_step)}], hidden,
+                                     n_ctx, k=64)
+    return integer, floats
+
+
+def test_integer_arm_matches_the_float_arm_within_fixed_point_rounding():
+    integer, floats = _quantised_arm(0)
+    contexts = np.random.default_rng(1).integers(-20, 20, (1, 500, 8))
+    mu_q, log_scale_q = integer(contexts)
+    mu, log_scale = arm.laplace_parameters(torch.tensor(contexts, dtype=torch.float64), floats, 2)
+    assert np.abs(mu_q / ONE - mu.numpy()).max() <= 4 / ONE
+    assert np.abs(log_scale_q / ONE - log_scale.numpy()).max() <= 4 / ONE
+
+
+def test_integer_arm_is_deterministic_and_order_independent():
+    integer, _ = _quantised_arm(2)
+    contexts = np.random.default_rng(3).integers(-30, 30, (1, 200, 8))
+    a = integer(contexts)
+    b = integer(contexts[:, ::-1].copy())
+    assert np.array_equal(a[0][:, ::-1], b[0]) and np.array_equal(a[1][:, ::-1], b[1])
+
+
+def test_integer_arm_refuses_what_would_overflow_or_needs_a_negative_shift():
+    with pytest.raises(FormatError, match="too fine"):
+        _quantised_arm(0, w_step=-17)
+    integer, _ = _quantised_arm(0)
+    integer.hidden_w[0][:] = 1 << 60
+    with pytest.raises(FormatError, match="too large"):
+        integer(np.full((1, 4, 8), 1000))

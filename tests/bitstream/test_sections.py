@@ -1,0 +1,77 @@
+"""The section registry: one module per part, ancillary parts skipped by readers without them,
+unknown critical parts refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from ddcodec.bitstream import format as fmt
+from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.codec import decode_bytes, encode_set
+from ddcodec.bitstream.sections import (REGISTRY, CodingState, SectionCodec, parts_for, register,
+                                        unregister)
+from ddcodec.setfile import load_set
+from helpers import DATA, assemble, golden_v2, split
+
+NOTE_TAG = fmt.ANCILLARY | 0x30
+
+
+class NoteSection(SectionCodec):
+    """A test-only ancillary part: a short UTF-8 note."""
+
+    tag, name, kinds = NOTE_TAG, "note", (fmt.Kind.PIXELS, fmt.Kind.LATENT)
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        data = "made by a test".encode()
+        return data, 8.0 * len(data)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        state.extras["note"] = data.decode()
+        return 8.0 * len(data)
+
+
+@pytest.fixture
+def note_part():
+    register(NoteSection())
+    try:
+        yield
+    finally:
+        unregister(NOTE_TAG)
+
+
+def test_the_built_in_parts_are_registered_in_file_order():
+    assert [p.name for p in parts_for(fmt.Kind.LATENT)] == ["weights", "latents"]
+    assert [p.name for p in parts_for(fmt.Kind.PIXELS)] == ["pixels"]
+    assert all(not p.ancillary for p in REGISTRY.values())
+    with pytest.raises(ValueError, match="taken"):
+        register(REGISTRY[3])
+
+
+def test_a_reader_without_an_ancillary_part_skips_it_and_decodes_the_rest(note_part):
+    distilled = load_set(DATA / "golden_set.pt")
+    with_note, bits = encode_set(distilled)
+    assert "note" in bits and with_note != golden_v2()
+    known = decode_bytes(with_note)
+    assert known.section_bytes["note"] == len("made by a test") and not known.skipped_sections
+    unregister(NOTE_TAG)  # a reader that has never heard of it
+    plain, skipped = decode_bytes(golden_v2()), decode_bytes(with_note)
+    assert skipped.skipped_sections == [NOTE_TAG]
+    assert torch.equal(plain.images, skipped.images) and torch.equal(plain.labels, skipped.labels)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.latents, skipped.latents))
+
+
+def test_an_unknown_critical_section_is_refused_naming_tag_and_version():
+    _, head, sections, crc = split(golden_v2())
+    data = assemble(head, [(s.tag, s.data) for s in sections] + [(0x30, b"x")], crc)
+    with pytest.raises(FormatError, match=r"unknown critical section 0x30 .*format version 2"):
+        decode_bytes(data)
+
+
+def test_a_section_of_another_kind_or_a_missing_one_is_refused():
+    _, head, sections, crc = split(golden_v2())
+    data = assemble(head, [(s.tag, s.data) for s in sections] + [(5, b"")], crc)
+    with pytest.raises(FormatError, match="latent file's section 0x05"):
+        decode_bytes(data)
+    data = assemble(head, [(s.tag, s.data) for s in sections if s.tag != 4], crc)
+    with pytest.raises(FormatError, match="latents section is missing"):
+        decode_bytes(data)
