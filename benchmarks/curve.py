@@ -44,11 +44,12 @@ PLAN = {
 
 
 def configs(args) -> list[CurveConfig]:
-    common = dict(epochs=args.epochs, runs=args.runs, iterations=args.iterations,
-                  fit_iterations=args.fit_iterations, batch_real=args.batch_real,
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.evaluate import EvalConfig
+
+    common = dict(eval=EvalConfig(epochs=args.epochs), runs=args.runs,
                   pixel_iterations=args.pixel_iterations, qualities=args.qualities,
-                  pixel_ipcs=args.pixel_ipcs)
-    common["pixel_ipcs"] = tuple(i for i in args.pixel_ipcs if i < 50)
+                  pixel_ipcs=tuple(i for i in args.pixel_ipcs if i < 50))
     out = []
     for loss, (budgets, options) in PLAN.items():
         if loss == "tm" and not args.experts:
@@ -56,8 +57,12 @@ def configs(args) -> list[CurveConfig]:
             continue
         if args.quick:
             budgets = budgets[:1]
-        out.append(CurveConfig(budgets=budgets, losses=(loss,), experts=args.experts,
-                               latent_options=options, baselines=loss == "dm", **common))
+        latent = DistillConfig.of(**{"param": "latent", "iterations": args.iterations,
+                                     "fit_iterations": args.fit_iterations,
+                                     "batch_real": args.batch_real, "experts": args.experts,
+                                     **options})
+        out.append(CurveConfig(budgets=budgets, losses=(loss,), distill=latent,
+                               baselines=loss == "dm", **common))
     if 50 in args.pixel_ipcs:  # the slowest point last, with fewer DM iterations
         out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
                                   "pixel_iterations": IPC50_ITERATIONS}))

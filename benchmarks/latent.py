@@ -58,7 +58,7 @@ def fit_experiment(args) -> list[dict]:
     dataset = load_dataset("cifar10-subset")
     rows = []
     for weight in FIT_WEIGHTS:
-        config = DistillConfig(param="latent", spc=args.fit_spc, decoder="v4",
+        config = DistillConfig.of(param="latent", spc=args.fit_spc, decoder="v4",
                                fit_iterations=args.fit_iterations, fit_candidates=3,
                                fit_rate_weight=weight, iterations=0, seed=0)
         stamps: list[float] = []

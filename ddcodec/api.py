@@ -6,13 +6,17 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from ddcodec.data import DEFAULT_SPEC, load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.evaluate import EvalConfig, evaluate_set
+from ddcodec.evaluate import evaluate_set
+
+if TYPE_CHECKING:
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.protocol import MeasureConfig
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -31,8 +35,10 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
             resize: tuple[int, int] | None = None, force: bool = False, device: str = "auto",
             on_iteration: Callable[[int, float], None] | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-            resume: bool = False, on_progress: Callable | None = None, **config):
-    """Distil `data` under DistillConfig(**config); write it to `output` if given.
+            resume: bool = False, on_progress: Callable | None = None,
+            config: "DistillConfig | None" = None, **overrides):
+    """Distil `data` under `config` (a DistillConfig; default: the defaults) with any flat
+    option overridden by keyword (`spc=2`, `loss="gm"`, ...); write it to `output` if given.
 
     Latent runs keep their state in `checkpoint` (default: OUTPUT.ckpt) every
     `checkpoint_every` steps and on Ctrl-C; `resume=True` continues from it. The checkpoint is
@@ -40,15 +46,17 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     """
     from ddcodec.distillation import DistillConfig, distill as run
     from ddcodec.fileio import check_writable
+    from ddcodec.options import flatten
     from ddcodec.setfile import save_set
 
-    cfg = DistillConfig(**config)
+    base = flatten(config) if config is not None else {}
+    cfg = DistillConfig.of(**{**base, **overrides})
     if output is not None:
         check_writable(output, force)  # fail before the expensive part
     if checkpoint is None and output is not None:
         checkpoint = Path(f"{output}.ckpt")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and cfg.param != "latent":
+    if resume and not cfg.is_latent:
         raise DDCodecError("--resume applies to --param latent runs")
     dataset = load_dataset(data, data_root, download, resize)
     distilled = run(dataset, cfg, resolve_device(device), on_iteration, checkpoint=checkpoint,
@@ -58,7 +66,7 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
         distilled.provenance["resize"] = list(resize)
     if output is not None:
         save_set(distilled, output, force=force)
-    if checkpoint is not None and cfg.param == "latent" and checkpoint.exists():
+    if checkpoint is not None and cfg.is_latent and checkpoint.exists():
         checkpoint.unlink()
     return distilled
 
@@ -83,12 +91,22 @@ def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,
     return train_experts(dataset, Path(output), cfg, resolve_device(device), on_epoch)
 
 
-def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
-            arch: str = "convnet", seed: int = 0, device: str = "auto", lr: float | None = None,
-            batch_size: int = 256, dsa: bool = True, data: str | None = None,
+def measure(set_path: str | os.PathLike, *, config: "MeasureConfig | None" = None,
+            seed: int = 0, device: str = "auto", data: str | None = None,
             data_root: str | None = None,
-            on_epoch: Callable[[int, int], None] | None = None) -> dict:
-    """Train `runs` fresh networks on the set under the standard protocol; return the report."""
+            on_epoch: Callable[[int, int], None] | None = None, **overrides) -> dict:
+    """Train fresh networks on the set under the standard protocol; return the report.
+    `config` (a MeasureConfig, default: the field's protocol) with any of its fields overridden
+    by keyword (`epochs=300`, `runs=2`, ...)."""
+    from dataclasses import replace
+
+    from ddcodec.protocol import MeasureConfig
+
+    try:
+        measuring = replace(config or MeasureConfig(), **overrides)
+    except TypeError as exc:
+        raise DDCodecError(f"measure: {exc}") from None
+    epochs, runs = measuring.epochs, measuring.runs
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     path = Path(set_path)
@@ -102,12 +120,7 @@ def measure(set_path: str | os.PathLike, *, epochs: int = 1000, runs: int = 5,
         raise DDCodecError(
             f"{path} holds {distilled.num_classes} classes of {distilled.image_shape} images but "
             f"{spec} has {dataset.num_classes} classes of {dataset.image_shape}")
-    stored_lr = distilled.provenance.get("syn_lr")
-    try:
-        config = EvalConfig(arch=arch, epochs=epochs, batch_size=batch_size, dsa=dsa,
-                            lr=lr if lr is not None else float(stored_lr or 0.01))
-    except ValueError as exc:
-        raise DDCodecError(str(exc)) from exc
+    config = measuring.eval_config(distilled.provenance.get("syn_lr"))
     dev = resolve_device(device)
     test_images = distilled.normalization.normalize(dataset.x_test)
     started = time.perf_counter()

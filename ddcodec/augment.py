@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+from ddcodec.names import DEFAULT_STRATEGY
 GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 

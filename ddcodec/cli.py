@@ -16,7 +16,13 @@ import traceback
 import click
 
 from ddcodec import __version__
+from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig
+from ddcodec.demo import DemoConfig
+from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
+from ddcodec.names import BUNDLED_DATA
+from ddcodec.options import click_options
+from ddcodec.protocol import MeasureConfig
 
 _state = {"verbose": 0}
 
@@ -45,7 +51,7 @@ def common_options(func):
 
 def data_options(func):
     options = [
-        click.option("--data", "data_spec", default="cifar10-subset", show_default=True,
+        click.option("--data", "data_spec", default=BUNDLED_DATA, show_default=True,
                      help="cifar10-subset (bundled), cifar10, cifar100, mnist, fashion-mnist, "
                           "svhn, imagefolder:DIR or npz:FILE."),
         click.option("--data-root", envvar="DDCODEC_DATA_ROOT", default=None,
@@ -73,52 +79,9 @@ def cli():
     and measure its size in bits per class and the accuracy it trains to."""
 
 
-def latent_options(func):
-    """Options of the rate-utility model (--param latent)."""
+def checkpoint_options(func):
+    """How a latent run keeps and resumes its state (not part of what is distilled)."""
     options = [
-        click.option("--spc", type=click.IntRange(min=1), default=None,
-                     help="Latent: synthetic samples per class [default: 10; with --target-bpc, "
-                          "what the budget buys at about 0.75 latent bits per pixel]."),
-        click.option("--decoder", default="v0", show_default=True,
-                     help="Latent: synthesis preset (v0, v3-2, v4, v5, v6, ...)."),
-        click.option("--arm-context", type=click.Choice(["8", "16", "24", "32"]), default="16",
-                     show_default=True, help="Latent: causal neighbours the ARM sees."),
-        click.option("--arm-hidden", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="Latent: residual hidden layers of the ARM."),
-        click.option("--levels", type=click.IntRange(min=1), default=None,
-                     help="Latent: grids per image [default: log2(min(H, W)) + 1]."),
-        click.option("--shared-decoder", is_flag=True,
-                     help="Latent: one decoder for all classes instead of one per class."),
-        click.option("--fit-iterations", type=click.IntRange(min=0), default=1000,
-                     show_default=True, help="Latent phase 1: iterations fitting real images."),
-        click.option("--fit-candidates", type=click.IntRange(min=1), default=5,
-                     show_default=True, help="Latent phase 1: warm-up candidates per decoder."),
-        click.option("--fit-lr", type=float, default=1e-2, show_default=True,
-                     help="Latent phase 1: Adam learning rate."),
-        click.option("--fit-rate-weight", type=float, default=1e-3, show_default=True,
-                     help="Latent phase 1: weight of bits per pixel next to the MSE."),
-        click.option("--lmbda", type=float, default=None,
-                     help="Latent phase 2: weight of the utility loss (rate + lmbda x utility) "
-                          "[default: dm 0.1, gm 0.01, tm 1; the start under --target-bpc]."),
-        click.option("--lmbda-stage2", type=float, default=None,
-                     help="Latent phase 2: lambda from --stage2-at on (two-stage schedule)."),
-        click.option("--stage2-at", type=float, default=0.5, show_default=True,
-                     help="Latent phase 2: fraction of --iterations where stage 2 starts."),
-        click.option("--lr", type=float, default=1e-3, show_default=True,
-                     help="Latent phase 2: Adam learning rate."),
-        click.option("--quant-mse", type=float, default=5e-6, show_default=True,
-                     help="Latent phase 3: largest MSE ([0, 1] pixels) weight quantisation may "
-                          "add to the decoded images."),
-        click.option("--target-bpc", type=float, default=None,
-                     help="Latent: land the encoded .ddz on this many bits per class "
-                          "(everything in the file counted); lambda and the weight "
-                          "quantisation are then found automatically."),
-        click.option("--rate-tolerance", type=float, default=0.05, show_default=True,
-                     help="Latent: accepted relative error of --target-bpc."),
-        click.option("--fit-budget-share", type=float, default=None,
-                     help="Latent, with --target-bpc: share of the latent bits that phase 1 "
-                          "may spend, the rest left to the utility [default: dm/gm 0.7, "
-                          "tm 1]."),
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                      help="Latent: checkpoint file [default: OUTPUT.ckpt]."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
@@ -133,100 +96,53 @@ def latent_options(func):
 
 @cli.command()
 @data_options
-@click.option("--param", type=click.Choice(["pixels", "latent"]), default="pixels",
-              show_default=True, help="Synthetic images as free pixels, or as latent grids "
-                                      "decoded by a tiny decoder and priced in bits.")
-@click.option("--loss", type=click.Choice(["dm", "gm", "tm", "none"]), default="dm",
-              show_default=True, help="dm: distribution matching; gm: gradient matching (DC/DSA); "
-                                      "tm: trajectory matching (MTT, needs --experts); none: a "
-                                      "random real subset.")
-@click.option("--ipc", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Pixels: images per class.")
-@click.option("--iterations", type=click.IntRange(min=0), default=None,
-              help="Image updates [default as the references: dm 20000, gm 1000 x outer loop, "
-                   "tm 5000]; latent: phase-2 iterations.")
-@click.option("--lr-img", type=float, default=None,
-              help="Pixels: SGD learning rate of the pixels, momentum 0.5 [default: dm 1, "
-                   "gm 0.1, tm 100].")
-@click.option("--batch-real", type=click.IntRange(min=1), default=256, show_default=True,
-              help="DM/GM: real images per class per iteration.")
-@click.option("--arch", default="convnet", show_default=True,
-              help="Network the objective matches through (for tm: the experts').")
-@click.option("--outer-loop", type=click.IntRange(min=1), default=None,
-              help="GM: image updates per random network [default: the reference's per IPC].")
-@click.option("--inner-loop", type=click.IntRange(min=0), default=None,
-              help="GM: network epochs on the synthetic set between updates [default: "
-                   "reference].")
-@click.option("--lr-net", type=float, default=0.01, show_default=True,
-              help="GM: SGD learning rate of the inner network training.")
-@click.option("--experts", "experts_dir", type=click.Path(file_okay=False), default=None,
-              help="TM: folder made by `ddcodec experts`.")
-@click.option("--syn-steps", type=click.IntRange(min=1), default=20, show_default=True,
-              help="TM: student steps on the synthetic set per iteration.")
-@click.option("--expert-epochs", type=click.IntRange(min=1), default=3, show_default=True,
-              help="TM: expert epochs the student steps must cover.")
-@click.option("--max-start-epoch", type=click.IntRange(min=1), default=25, show_default=True,
-              help="TM: latest expert epoch a segment may start from.")
-@click.option("--lr-teacher", type=float, default=0.01, show_default=True,
-              help="TM: initial student learning rate (learnt; stored in the set).")
-@click.option("--lr-lr", type=float, default=1e-5, show_default=True,
-              help="TM: SGD learning rate of the student learning rate.")
-@click.option("--batch-syn", type=click.IntRange(min=1), default=None,
-              help="TM: synthetic images per student step [default: all].")
-@click.option("--init", type=click.Choice(["real", "noise"]), default="real", show_default=True,
-              help="Pixels: start from random real images or from noise.")
-@latent_options
+@click_options(DistillConfig)
+@checkpoint_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Distilled-set file to write (set.pt).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations, lr_img,
-            batch_real, arch, outer_loop, inner_loop, lr_net, experts_dir, syn_steps,
-            expert_epochs, max_start_epoch, lr_teacher, lr_lr, batch_syn, init, spc, decoder,
-            arm_context, arm_hidden, levels, shared_decoder, fit_iterations, fit_candidates,
-            fit_lr, fit_rate_weight, lmbda, lmbda_stage2, stage2_at, lr, quant_mse, target_bpc,
-            rate_tolerance, fit_budget_share, checkpoint, checkpoint_every, resume, output, force,
-            as_json, quiet, verbose, seed, device):
+def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume, output,
+            force, as_json, quiet, verbose, seed, device, **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
     from ddcodec.progress import progress_bar, progress_enabled
 
     started = time.perf_counter()
-    show = progress_enabled(quiet or as_json)
-    with progress_bar(show and loss != "none") as bar:
-        task = bar.add_task(f"distill {loss}", total=iterations, info="")
-
-        def on_iteration(i: int, value: float) -> None:
-            bar.update(task, completed=i + 1, info=f"{loss.upper()} loss {value:.4g}")
-
-        def on_progress(phase: int, step: int, total: int, info: dict) -> None:
-            if phase == 1:
-                text = f"fit loss {info['loss']:.3g}"
-            else:
-                text = (f"{info['latent_bpc']:,.0f} latent bits/class, {loss.upper()} "
-                        f"{info['utility']:.3g}, lambda {info['lmbda']:.3g}")
-            bar.update(task, completed=step, total=total,
-                       description=f"phase {phase}/3", info=f"{text}, {info['seconds']:.2f} s/it")
-
+    config = DistillConfig.of(**options, seed=seed)
+    with progress_bar(progress_enabled(quiet or as_json) and config.loss != "none") as bar:
+        on_iteration, on_progress = _distill_progress(bar, config)
         distilled = api.distill(
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            on_progress=on_progress,
-            param=param, loss=loss, ipc=ipc, iterations=iterations, lr_img=lr_img,
-            batch_real=batch_real, arch=arch, outer_loop=outer_loop, inner_loop=inner_loop,
-            lr_net=lr_net, experts=experts_dir, syn_steps=syn_steps, expert_epochs=expert_epochs,
-            max_start_epoch=max_start_epoch, lr_teacher=lr_teacher, lr_lr=lr_lr,
-            batch_syn=batch_syn, init=init, spc=spc, decoder=decoder,
-            arm_context=int(arm_context), arm_hidden=arm_hidden, levels=levels,
-            shared_decoder=shared_decoder, fit_iterations=fit_iterations,
-            fit_candidates=fit_candidates, fit_lr=fit_lr, fit_rate_weight=fit_rate_weight,
-            lmbda=lmbda, lmbda_stage2=lmbda_stage2, stage2_at=stage2_at, lr=lr,
-            quant_mse=quant_mse, target_bpc=target_bpc, rate_tolerance=rate_tolerance,
-            fit_budget_share=fit_budget_share, seed=seed)
-    seconds = time.perf_counter() - started
+            on_progress=on_progress, config=config)
+    _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet)
+
+
+def _distill_progress(bar, config):
+    """The progress bar's two hooks: pixel iterations, and latent phases."""
+    loss = config.loss
+    task = bar.add_task(f"distill {loss}", total=config.matching.iterations, info="")
+
+    def on_iteration(i: int, value: float) -> None:
+        bar.update(task, completed=i + 1, info=f"{loss.upper()} loss {value:.4g}")
+
+    def on_progress(phase: int, step: int, total: int, info: dict) -> None:
+        if phase == 1:
+            text = f"fit loss {info['loss']:.3g}"
+        else:
+            text = (f"{info['latent_bpc']:,.0f} latent bits/class, {loss.upper()} "
+                    f"{info['utility']:.3g}, lambda {info['lmbda']:.3g}")
+        bar.update(task, completed=step, total=total,
+                   description=f"phase {phase}/3", info=f"{text}, {info['seconds']:.2f} s/it")
+
+    return on_iteration, on_progress
+
+
+def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> None:
     size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")
     summary = {
@@ -267,23 +183,17 @@ def distill(data_spec, data_root, download, resize, param, loss, ipc, iterations
 @data_options
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for the experts (finished experts in it are reused).")
-@click.option("--num-experts", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Experts to train (MTT: 100; a few suffice on CPU).")
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Epochs per expert; parameters are kept after each.")
-@click.option("--arch", default="convnet", show_default=True, help="Expert network.")
-@click.option("--lr", type=float, default=0.01, show_default=True,
-              help="SGD learning rate (no momentum, no weight decay, as MTT).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click_options(ExpertConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def experts(data_spec, data_root, download, resize, output, num_experts, epochs, arch, lr,
-            batch_size, as_json, quiet, verbose, seed, device):
+def experts(data_spec, data_root, download, resize, output, as_json, quiet, verbose, seed, device,
+            **options):
     """Train expert trajectories on the real data for trajectory matching (--loss tm)."""
     from ddcodec import api
     from ddcodec.data import parse_size
     from ddcodec.progress import progress_bar, progress_enabled
 
+    num_experts, epochs = options["num_experts"], options["epochs"]
     started = time.perf_counter()
     with progress_bar(progress_enabled(quiet or as_json)) as bar:
         task = bar.add_task("experts", total=num_experts * epochs, info="")
@@ -294,8 +204,7 @@ def experts(data_spec, data_root, download, resize, output, num_experts, epochs,
 
         report = api.experts(data_spec, output, data_root=data_root, download=download,
                              resize=parse_size(resize), device=device, on_epoch=on_epoch,
-                             num_experts=num_experts, epochs=epochs, arch=arch, lr=lr,
-                             batch_size=batch_size, seed=seed)
+                             seed=seed, **options)
     report["seconds"] = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps(report))
@@ -306,36 +215,27 @@ def experts(data_spec, data_root, download, resize, output, num_experts, epochs,
 
 @cli.command()
 @click.argument("set_file", type=click.Path(dir_okay=False))
-@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Training epochs per network (the field's standard: 1000).")
-@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Fresh networks to train; accuracy is their mean and std.")
-@click.option("--arch", default="convnet", show_default=True,
-              help="convnet (ConvNet-D3), convnet-d4, convnet-d5, resnet18, resnet18-bn, vgg11.")
-@click.option("--lr", type=float, default=None,
-              help="Learning rate [default: the set's learned lr, else 0.01].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--no-dsa", is_flag=True, help="Train without DSA augmentation.")
+@click_options(MeasureConfig)
 @click.option("--data", "data_spec", default=None,
               help="Test data [default: the data the set was made from].")
 @click.option("--data-root", envvar="DDCODEC_DATA_ROOT", default=None,
               help="Folder with torchvision dataset files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @common_options
-def measure(set_file, epochs, runs, arch, lr, batch_size, no_dsa, data_spec, data_root, as_json,
-            quiet, verbose, seed, device):
+def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, device, **options):
     """Train fresh networks on a distilled set and report accuracy and bits per class."""
     from ddcodec import api
     from ddcodec.progress import progress_bar, progress_enabled
 
+    config = MeasureConfig(**options)
+    runs, epochs = config.runs, config.epochs
     with progress_bar(progress_enabled(quiet or as_json)) as bar:
         task = bar.add_task("measure", total=runs * epochs, info="")
 
         def on_epoch(run: int, epoch: int) -> None:
             bar.update(task, completed=run * epochs + epoch + 1, info=f"run {run + 1}/{runs}")
 
-        report = api.measure(set_file, epochs=epochs, runs=runs, arch=arch, seed=seed,
-                             device=device, lr=lr, batch_size=batch_size, dsa=not no_dsa,
+        report = api.measure(set_file, config=config, seed=seed, device=device,
                              data=data_spec, data_root=data_root, on_epoch=on_epoch)
     if as_json:
         click.echo(json.dumps(report))
@@ -353,37 +253,52 @@ def _numbers(text: str, kind=float, name: str = "list") -> tuple:
     return values
 
 
+CURVE = CurveConfig()  # the curve's defaults, shown and used by `ddcodec curve`
+DEMO = DemoConfig()
+
+
+def _listed(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 @cli.command()
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for the points, table (curve.json, curve.csv) and plot (curve.png); "
                    "finished points in it are reused.")
-@click.option("--budgets", default="6000,12000,24576", show_default=True,
+@click.option("--budgets", default=_listed(CURVE.budgets), show_default=True,
               help="Bits per class to distil to, comma-separated.")
 @click.option("--loss", "losses", multiple=True, type=click.Choice(["dm", "gm", "tm"]),
-              help="Utility loss of the latent curve; repeat for several [default: dm].")
-@click.option("--data", "data_spec", default="cifar10-subset", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
-              help="Evaluation epochs per network (the field: 1000; 300 is our CPU protocol).")
-@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help=f"Utility loss of the latent curve; repeat for several [default: "
+                   f"{','.join(CURVE.losses)}].")
+@click.option("--data", "data_spec", default=CURVE.data, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=CURVE.eval.epochs,
+              show_default=True,
+              help="Evaluation epochs per network (the field: 1000; ours on CPU: the default).")
+@click.option("--runs", type=click.IntRange(min=1), default=CURVE.runs, show_default=True,
               help="Networks per point.")
-@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True,
+@click.option("--iterations", type=click.IntRange(min=0),
+              default=CURVE.distill.matching.iterations, show_default=True,
               help="Latent phase-2 iterations per point.")
-@click.option("--fit-iterations", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--fit-iterations", type=click.IntRange(min=0),
+              default=CURVE.distill.latent.fit_iterations, show_default=True,
               help="Latent phase-1 iterations per point.")
-@click.option("--batch-real", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--batch-real", type=click.IntRange(min=1),
+              default=CURVE.distill.matching.batch_real, show_default=True,
               help="Real images per class per matching iteration.")
-@click.option("--decoder", default="v0", show_default=True, help="Latent synthesis preset.")
-@click.option("--shared-decoder", type=click.Choice(["auto", "yes", "no"]), default="auto",
-              show_default=True, help="One decoder for all classes (auto: below 32,000 bpc, "
-                                      "where per-class decoders would cost a third or more).")
+@click.option("--decoder", default=CURVE.distill.latent.decoder, show_default=True,
+              help="Latent synthesis preset.")
+@click.option("--shared-decoder", type=click.Choice(["auto", "yes", "no"]),
+              default=CURVE.shared_decoder, show_default=True,
+              help=f"One decoder for all classes (auto: below {SHARED_DECODER_BELOW:,} bpc, "
+                   "where per-class decoders would cost a third or more).")
 @click.option("--experts", "experts_dir", type=click.Path(file_okay=False), default=None,
               help="Expert trajectories for --loss tm.")
 @click.option("--no-baselines", is_flag=True, help="Only the latent points.")
-@click.option("--pixel-ipc", default="1,10,50", show_default=True,
+@click.option("--pixel-ipc", default=_listed(CURVE.pixel_ipcs), show_default=True,
               help="Vanilla pixel (DM) sets to measure, images per class.")
-@click.option("--pixel-iterations", type=click.IntRange(min=0), default=500, show_default=True,
-              help="DM iterations of the vanilla pixel sets.")
-@click.option("--qualities", default="25,50,75", show_default=True,
+@click.option("--pixel-iterations", type=click.IntRange(min=0), default=CURVE.pixel_iterations,
+              show_default=True, help="DM iterations of the vanilla pixel sets.")
+@click.option("--qualities", default=_listed(CURVE.qualities), show_default=True,
               help="JPEG/WebP qualities tried at each budget (the best is the baseline).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
@@ -392,13 +307,18 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
           pixel_iterations, qualities, as_json, quiet, verbose, seed, device):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
-    from ddcodec.curve import CurveConfig, run_curve
+    from dataclasses import replace
 
+    from ddcodec.curve import run_curve
+    from ddcodec.options import flatten
+
+    latent = DistillConfig.of(**{**flatten(CURVE.distill), "iterations": iterations,
+                                 "fit_iterations": fit_iterations, "batch_real": batch_real,
+                                 "decoder": decoder, "experts": experts_dir})
     config = CurveConfig(
-        budgets=_numbers(budgets, float, "--budgets"), losses=tuple(losses) or ("dm",),
-        data=data_spec, epochs=epochs, runs=runs, seed=seed, iterations=iterations,
-        fit_iterations=fit_iterations, batch_real=batch_real, decoder=decoder,
-        shared_decoder=shared_decoder, experts=experts_dir, baselines=not no_baselines,
+        budgets=_numbers(budgets, float, "--budgets"), losses=tuple(losses) or CURVE.losses,
+        data=data_spec, distill=latent, eval=replace(CURVE.eval, epochs=epochs), runs=runs,
+        seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
         pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
         qualities=_numbers(qualities, int, "--qualities"))
     table = run_curve(config, output, device,
@@ -438,21 +358,25 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
 @cli.command()
 @click.option("-o", "--output", default="out/demo", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the demo's files.")
-@click.option("--data", "data_spec", default="cifar10-subset", show_default=True)
-@click.option("--target-bpc", type=float, default=12_000, show_default=True,
+@click.option("--data", "data_spec", default=DEMO.data, show_default=True)
+@click.option("--target-bpc", type=float, default=DEMO.target_bpc, show_default=True,
               help="Budget of the latent set, bits per class.")
-@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=DEMO.eval.epochs,
+              show_default=True,
               help="Evaluation epochs per network (shortened; the field: 1000).")
-@click.option("--runs", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=DEMO.runs, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @common_options
 def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, seed, device):
     """The main job in a few minutes: distil (latent DM to a budget), encode, decode, check and
     measure, next to the vanilla IPC-1 baselines; prints a summary table."""
-    from ddcodec.demo import DemoConfig, print_summary, run_demo
+    from dataclasses import replace
 
-    config = DemoConfig(data=data_spec, target_bpc=target_bpc, epochs=epochs, runs=runs,
-                        seed=seed)
+    from ddcodec.demo import print_summary, run_demo
+
+    latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent, target_bpc=target_bpc))
+    config = replace(DEMO, data=data_spec, latent=latent, eval=replace(DEMO.eval, epochs=epochs),
+                     runs=runs, seed=seed)
     result = run_demo(config, output, device,
                       say=(lambda m: None) if quiet or as_json else
                       (lambda m: _info(False, f"[{time.strftime('%H:%M:%S')}] {m}")))

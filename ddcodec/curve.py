@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,51 +30,13 @@ import torch
 from ddcodec import __version__
 from ddcodec.data import Dataset, load_dataset
 from ddcodec.errors import DDCodecError
+from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported
 from ddcodec.fileio import atomic_path
 
 # A point's version changes when the code that produced it changes what it measures; the table
 # keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2).
 POINT_VERSION = {"latent": 3, "pixels": 1, "packed": 1}
-SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
 Event = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CurveConfig:
-    budgets: tuple[float, ...] = (6_000, 12_000, 24_576)
-    losses: tuple[str, ...] = ("dm",)
-    data: str = "cifar10-subset"
-    epochs: int = 300
-    runs: int = 3
-    seed: int = 0
-    # latent distillation (everything else: DistillConfig defaults)
-    iterations: int = 200
-    fit_iterations: int = 1000
-    batch_real: int = 64
-    decoder: str = "v0"
-    shared_decoder: str = "auto"  # auto | yes | no
-    experts: str | None = None
-    latent_options: dict = field(default_factory=dict)
-    # baselines
-    baselines: bool = True
-    pixel_ipcs: tuple[int, ...] = (1, 10, 50)
-    pixel_iterations: int = 500
-    qualities: tuple[int, ...] = (25, 50, 75)
-    codecs: tuple[str, ...] = ("jpeg", "webp")
-
-    def __post_init__(self):
-        if not self.budgets or any(b <= 0 for b in self.budgets):
-            raise DDCodecError("--budgets must be positive bits per class")
-        if self.epochs < 1 or self.runs < 1:
-            raise DDCodecError("--epochs and --runs must be at least 1")
-        if self.shared_decoder not in ("auto", "yes", "no"):
-            raise DDCodecError("--shared-decoder must be auto, yes or no")
-        if "tm" in self.losses and not self.experts:
-            raise DDCodecError("--loss tm needs --experts DIR (make one with `ddcodec experts`)")
-
-    def protocol(self) -> dict:
-        return {"data": self.data, "epochs": self.epochs, "runs": self.runs, "seed": self.seed,
-                "arch": "convnet"}
 
 
 def _key(record_kind: dict) -> str:
@@ -126,11 +87,11 @@ def _accuracy_fields(report: dict) -> dict:
 
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
                     config: CurveConfig, device: torch.device) -> dict:
-    from ddcodec.evaluate import EvalConfig, evaluate_set
+    from ddcodec.evaluate import evaluate_set
 
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
-                          EvalConfig(epochs=config.epochs), config.runs, config.seed, device)
+                          config.eval, config.runs, config.seed, device)
     return _accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
                              "accuracies": result.accuracies})
 
@@ -139,18 +100,12 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
                   device: str, say: Event) -> dict:
     from ddcodec import api
 
-    shared = {"auto": budget < SHARED_DECODER_BELOW, "yes": True, "no": False}[
-        config.shared_decoder]
-    options = {"param": "latent", "loss": loss, "target_bpc": budget,
-               "iterations": config.iterations, "fit_iterations": config.fit_iterations,
-               "batch_real": config.batch_real, "decoder": config.decoder,
-               "shared_decoder": shared, "seed": config.seed, **config.latent_options}
-    if loss == "tm":
-        options["experts"] = config.experts
+    options = config.latent_options(loss, budget)
+    shared = options["shared_decoder"]
     spec = {"series": f"latent-{loss}", "budget_bpc": budget, "distill": options,
             "protocol": config.protocol(), "version": POINT_VERSION["latent"]}
     if loss == "tm":  # the experts folder's name is not what determines the point
-        spec["distill"] = {**options, "experts": Path(config.experts).name}
+        spec["distill"] = {**options, "experts": Path(options["experts"]).name}
     found = store.get(spec)
     if found:
         return found
@@ -164,7 +119,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     set_path.unlink()
     say(f"latent-{loss} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
         "bits/class encoded; measuring")
-    report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs, seed=config.seed,
+    report = api.measure(ddz_path, epochs=config.eval.epochs, runs=config.runs, seed=config.seed,
                          device=device)
     rate = distilled.provenance.get("rate_control", {})
     return store.put(spec, {
@@ -182,7 +137,7 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
     from ddcodec import api
 
     options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
-               "batch_real": config.batch_real, "seed": config.seed}
+               "batch_real": config.distill.matching.batch_real, "seed": config.seed}
     spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
             "version": POINT_VERSION["pixels"]}
     if store.get(spec):
@@ -195,7 +150,7 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
     api.encode(set_path, ddz_path, force=True)
     set_path.unlink()
     say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
-    report = api.measure(ddz_path, epochs=config.epochs, runs=config.runs,
+    report = api.measure(ddz_path, epochs=config.eval.epochs, runs=config.runs,
                          seed=config.seed, device=device)
     c, h, w = distilled.image_shape
     store.put(spec, {

@@ -24,7 +24,7 @@ import torch
 from ddcodec.errors import DDCodecError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
-BUNDLED_NAME = "cifar10-subset"
+from ddcodec.names import BUNDLED_DATA as BUNDLED_NAME  # noqa: E402
 DEFAULT_SPEC = BUNDLED_NAME
 DATA_ROOT_ENV = "DDCODEC_DATA_ROOT"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}

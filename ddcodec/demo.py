@@ -9,24 +9,39 @@ set, both as lossless 8-bit .ddz), under a shortened evaluation protocol, and pr
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ddcodec.data import DEFAULT_SPEC
+from ddcodec.distillation.config import DistillConfig
+from ddcodec.names import BUNDLED_DATA
+from ddcodec.protocol import EvalConfig
+
+
+def _latent() -> DistillConfig:
+    return DistillConfig.of(param="latent", loss="dm", target_bpc=12_000, shared_decoder=True,
+                            fit_iterations=400, iterations=60, batch_real=64)
+
+
+def _pixel_dm() -> DistillConfig:
+    return DistillConfig.of(loss="dm", ipc=1, iterations=100, batch_real=64)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    data: str = DEFAULT_SPEC
-    target_bpc: float = 12_000
-    fit_iterations: int = 400
-    iterations: int = 60
-    batch_real: int = 64
-    dm_iterations: int = 100
-    epochs: int = 300
+    """The demo's three sets (latent DM at a budget, pixel DM at IPC 1, a random real IPC 1
+    subset) and its shortened protocol; `seed` seeds all of them."""
+
+    data: str = BUNDLED_DATA
+    latent: DistillConfig = field(default_factory=_latent)
+    pixel_dm: DistillConfig = field(default_factory=_pixel_dm)
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(epochs=300))
     runs: int = 2
     seed: int = 0
+
+    @property
+    def target_bpc(self) -> float:
+        return self.latent.latent.target_bpc
 
 
 def run_demo(config: DemoConfig, out: Path, device: str = "auto",
@@ -41,8 +56,8 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto",
     def finish(name: str, label: str, set_path: Path, distill_seconds: float, extra: dict):
         ddz = set_path.with_suffix(".ddz")
         api.encode(set_path, ddz, force=True)
-        say(f"{label}: measuring ({config.epochs} epochs x {config.runs} networks)")
-        report = api.measure(ddz, epochs=config.epochs, runs=config.runs, seed=config.seed,
+        say(f"{label}: measuring ({config.eval.epochs} epochs x {config.runs} networks)")
+        report = api.measure(ddz, epochs=config.eval.epochs, runs=config.runs, seed=config.seed,
                              device=device)
         rows.append({"name": name, "label": label, "file": str(ddz), "bpc": report["bpc"],
                      "images_per_class": report["images_per_class"],
@@ -54,10 +69,7 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto",
     say(f"latent DM at {config.target_bpc:,.0f} bits per class: distilling")
     t = time.perf_counter()
     latent = api.distill(config.data, out / "latent.pt", force=True, device=device,
-                         param="latent", loss="dm", target_bpc=config.target_bpc,
-                         shared_decoder=True, fit_iterations=config.fit_iterations,
-                         iterations=config.iterations, batch_real=config.batch_real,
-                         seed=config.seed)
+                         config=config.latent, seed=config.seed)
     rate = latent.provenance["rate_control"]
     finish("latent", "latent DM (ddcodec)", out / "latent.pt", time.perf_counter() - t,
            {"lmbda": rate["lmbda"], "target_bpc": rate["target_bpc"]})
@@ -73,13 +85,14 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto",
     api.distill(config.data, out / "random_ipc1.pt", force=True, device=device, loss="none",
                 ipc=1, seed=config.seed)
     finish("random", "random real, IPC 1", out / "random_ipc1.pt", time.perf_counter() - t, {})
-    say(f"pixel DM IPC 1: distilling ({config.dm_iterations} iterations)")
+    say(f"pixel DM IPC 1: distilling ({config.pixel_dm.matching.iterations} iterations)")
     t = time.perf_counter()
-    api.distill(config.data, out / "dm_ipc1.pt", force=True, device=device, loss="dm", ipc=1,
-                iterations=config.dm_iterations, batch_real=config.batch_real, seed=config.seed)
+    api.distill(config.data, out / "dm_ipc1.pt", force=True, device=device,
+                config=config.pixel_dm, seed=config.seed)
     finish("dm", "pixel DM, IPC 1", out / "dm_ipc1.pt", time.perf_counter() - t, {})
     return {"rows": rows, "seconds": time.perf_counter() - started, "out": str(out),
-            "protocol": {"epochs": config.epochs, "runs": config.runs, "arch": "convnet"}}
+            "protocol": {"epochs": config.eval.epochs, "runs": config.runs,
+                         "arch": config.eval.arch}}
 
 
 def _pixels(report: dict) -> int:

@@ -9,37 +9,16 @@ and augmentation depend only on its seed.
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ddcodec.augment import DEFAULT_STRATEGY, DSA, DSAParams
-from ddcodec.networks import canonical_arch, seeded_network
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    arch: str = "convnet"
-    epochs: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    dsa: bool = True
-    dsa_strategy: str = DEFAULT_STRATEGY
-
-    def __post_init__(self):
-        object.__setattr__(self, "arch", canonical_arch(self.arch))
-        if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError("batch size must be at least 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ddcodec.augment import DSA, DSAParams
+from ddcodec.networks import seeded_network
+from ddcodec.protocol import EvalConfig  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -57,6 +36,11 @@ class EvalResult:
         return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
 
+def learning_rate(config: EvalConfig, epoch: int) -> float:
+    """The protocol's schedule: lr, divided by 10 from half the epochs on."""
+    return config.lr * 0.1 if config.epochs > 1 and epoch >= config.epochs // 2 else config.lr
+
+
 def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   config: EvalConfig, seed: int, device: torch.device,
                   on_epoch: Callable[[int], None] | None = None) -> nn.Module:
@@ -67,11 +51,13 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     images, labels = images.to(device), labels.to(device)
     generator = torch.Generator().manual_seed(seed + 1_000_003)
     augment = DSA(DSAParams(strategy=config.dsa_strategy)) if config.dsa else None
-    optimizer = _sgd(net, config.lr, config)
+    lr = learning_rate(config, 0)
+    optimizer = _sgd(net, lr, config)
     n = images.shape[0]
     for epoch in range(config.epochs):
-        if epoch == config.epochs // 2 and config.epochs > 1:
-            optimizer = _sgd(net, config.lr * 0.1, config)
+        if learning_rate(config, epoch) != lr:  # a fresh optimizer, as the references do
+            lr = learning_rate(config, epoch)
+            optimizer = _sgd(net, lr, config)
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ddcodec.errors import DDCodecError
+from ddcodec.names import ARCHITECTURES, canonical_arch  # noqa: F401
 
 
 def instance_norm(channels: int) -> nn.Module:
@@ -117,22 +117,6 @@ class VGG11(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
-
-
-ARCHITECTURES = ("convnet", "convnet-d4", "convnet-d5", "resnet18", "resnet18-bn", "vgg11")
-_ALIASES = {
-    "convnet": "convnet", "convnetd3": "convnet", "convnet3": "convnet",
-    "convnetd4": "convnet-d4", "convnet4": "convnet-d4",
-    "convnetd5": "convnet-d5", "convnet5": "convnet-d5",
-    "resnet18": "resnet18", "resnet18bn": "resnet18-bn", "vgg11": "vgg11",
-}
-
-
-def canonical_arch(name: str) -> str:
-    key = name.lower().replace("-", "").replace("_", "")
-    if key not in _ALIASES:
-        raise DDCodecError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return _ALIASES[key]
 
 
 def build_network(arch: str, channels: int, num_classes: int,

@@ -13,7 +13,6 @@ import torch
 from conftest import write_npz
 from ddcodec import api
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
 from ddcodec.setfile import load_set
@@ -52,8 +51,8 @@ def test_version_1_and_2_differ_only_in_header_and_end_record(golden_bytes):
     """v2 changes the version word, puts the kind where v1 had flags, adds the shared-decoder
     field (one byte) to the header, and its end record checksums every decoded value."""
     v1 = (DATA / "golden.ddz").read_bytes()
-    h1, h2 = 12 + struct.unpack("<I", v1[8:12])[0] + 4, 12 + struct.unpack("<I",
-                                                                           golden_bytes[8:12])[0] + 4
+    h1 = 12 + struct.unpack("<I", v1[8:12])[0] + 4
+    h2 = 12 + struct.unpack("<I", golden_bytes[8:12])[0] + 4
     assert h2 == h1 + 1 and v1[h1:-13] == golden_bytes[h2:-13]  # every section byte for byte
     assert v1[:4] == golden_bytes[:4] and golden_bytes[4:8] == b"\x02\x00\x01\x00"
     one, two = decode_bytes(v1), decode_bytes(golden_bytes)

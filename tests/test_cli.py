@@ -28,10 +28,10 @@ def test_console_script_and_module_entry_points():
     proc = subprocess.run([sys.executable, "-m", "ddcodec", "--version"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and ddcodec.__version__ in proc.stdout
-    script = os.path.join(os.path.dirname(sys.executable), "ddcodec")
-    if os.path.exists(script):
-        proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0 and ddcodec.__version__ in proc.stdout
+    script = os.path.join(os.path.dirname(sys.executable), "ddcodec")  # installed by pip
+    assert os.path.isfile(script), "the package is not installed with its console script"
+    proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and ddcodec.__version__ in proc.stdout
 
 
 def test_usage_errors_exit_2(run_cli):

@@ -12,9 +12,9 @@ CPU = torch.device("cpu")
 
 def test_random_subset_is_real_class_ordered_and_seeded(tiny_npz):
     ds = load_dataset(f"npz:{tiny_npz}")
-    a = distill(ds, DistillConfig(loss="none", ipc=4, seed=1), CPU)
-    b = distill(ds, DistillConfig(loss="none", ipc=4, seed=1), CPU)
-    c = distill(ds, DistillConfig(loss="none", ipc=4, seed=2), CPU)
+    a = distill(ds, DistillConfig.of(loss="none", ipc=4, seed=1), CPU)
+    b = distill(ds, DistillConfig.of(loss="none", ipc=4, seed=1), CPU)
+    c = distill(ds, DistillConfig.of(loss="none", ipc=4, seed=2), CPU)
     assert a.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
     train = ds.train_images()
@@ -43,31 +43,32 @@ def _held_out_dm_objective(ds, images, ipc):
 def test_dm_lowers_the_matching_objective_and_moves_the_pixels(tiny_npz):
     ds = load_dataset(f"npz:{tiny_npz}")
     losses = []
-    config = DistillConfig(loss="dm", ipc=2, iterations=40, batch_real=12, dsa_strategy="flip")
+    config = DistillConfig.of(loss="dm", ipc=2, iterations=40, batch_real=12, dsa_strategy="flip")
     out = distill(ds, config, CPU, on_iteration=lambda i, v: losses.append(v))
-    start = distill(ds, DistillConfig(loss="none", ipc=2), CPU)
+    start = distill(ds, DistillConfig.of(loss="none", ipc=2), CPU)
     assert len(losses) == 40 and all(v >= 0 for v in losses)
     before = _held_out_dm_objective(ds, start.images, 2)
     after = _held_out_dm_objective(ds, out.images, 2)
     assert after < 0.85 * before
     assert (out.images - start.images).abs().max() > 0.1
     assert out.labels.tolist() == start.labels.tolist()
-    assert out.provenance["method"] == "dm" and out.provenance["iterations"] == 40
+    assert out.provenance["method"] == "dm"
+    assert out.provenance["config"]["matching"]["iterations"] == 40
 
 
 def test_dm_is_reproducible_under_a_seed(tiny_npz):
     ds = load_dataset(f"npz:{tiny_npz}")
-    config = DistillConfig(loss="dm", ipc=1, iterations=3, batch_real=4, seed=3)
+    config = DistillConfig.of(loss="dm", ipc=1, iterations=3, batch_real=4, seed=3)
     assert torch.equal(distill(ds, config, CPU).images, distill(ds, config, CPU).images)
 
 
 def test_bad_configs_are_refused():
     with pytest.raises(DDCodecError, match="--ipc"):
-        DistillConfig(ipc=0)
+        DistillConfig.of(ipc=0)
     with pytest.raises(DDCodecError, match="--loss"):
-        DistillConfig(loss="tm")
+        DistillConfig.of(loss="tm")
     with pytest.raises(DDCodecError, match="architecture"):
-        DistillConfig(arch="lenet9")
+        DistillConfig.of(arch="lenet9")
 
 
 def test_ipc_larger_than_a_class(tiny_npz):
@@ -82,7 +83,8 @@ def test_set_file_is_plain_tensors_and_metadata(tmp_path, tiny_npz):
     assert raw["images"].dtype == torch.float32 and tuple(raw["images"].shape) == (9, 3, 8, 8)
     assert raw["labels"].dtype == torch.int64 and raw["num_classes"] == 3
     assert raw["normalization"]["space"] == "normalized" and len(raw["normalization"]["std"]) == 3
-    assert raw["provenance"]["seed"] == 4 and raw["provenance"]["data"] == f"npz:{tiny_npz}"
+    assert raw["provenance"]["config"]["seed"] == 4
+    assert raw["provenance"]["data"] == f"npz:{tiny_npz}"
     loaded = load_set(path)
     assert loaded.class_names == ["0", "1", "2"] and loaded.num_images == 9
 

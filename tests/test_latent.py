@@ -42,7 +42,7 @@ def tiny(tiny_npz):
 
 
 def test_latent_set_payload(tiny):
-    s = distill(tiny, DistillConfig(**TINY), CPU)
+    s = distill(tiny, DistillConfig.of(**TINY), CPU)
     assert s.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     bits = s.provenance["estimated_bits"]
     assert set(bits) == {"latents", "arm", "synthesis", "upsampler", "labels", "total"}
@@ -74,15 +74,15 @@ def test_shared_decoder_and_grey_28x28(tmp_path):
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny, tmp_path):
-    reference = distill(tiny, DistillConfig(**TINY), CPU)
+    reference = distill(tiny, DistillConfig.of(**TINY), CPU)
     checkpoint = tmp_path / "run.ckpt"
     for phase, step in ((1, 7), (2, 4)):  # killed after a warm-up stage and in phase 2
         checkpoint.unlink(missing_ok=True)
         with pytest.raises(Killed):
-            distill(tiny, DistillConfig(**TINY), CPU, checkpoint=checkpoint,
+            distill(tiny, DistillConfig.of(**TINY), CPU, checkpoint=checkpoint,
                     checkpoint_every=4, on_progress=kill_at(phase, step))
         assert checkpoint.exists()
-        resumed = distill(tiny, DistillConfig(**TINY), CPU, checkpoint=checkpoint,
+        resumed = distill(tiny, DistillConfig.of(**TINY), CPU, checkpoint=checkpoint,
                           checkpoint_every=4, resume=True)
         assert_same_sets(reference, resumed)
 
@@ -90,9 +90,9 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny, tmp_path):
 def test_ctrl_c_finishes_the_step_saves_and_resumes(tiny, tmp_path):
     from ddcodec.distillation.latent import LatentTrainer
 
-    reference = distill(tiny, DistillConfig(**TINY), CPU)
+    reference = distill(tiny, DistillConfig.of(**TINY), CPU)
     checkpoint = tmp_path / "run.ckpt"
-    trainer = LatentTrainer(tiny, DistillConfig(**TINY), CPU, checkpoint)
+    trainer = LatentTrainer(tiny, DistillConfig.of(**TINY), CPU, checkpoint)
 
     def press_ctrl_c(phase, step, total, info):
         if (phase, step) == (2, 2):
@@ -101,19 +101,19 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tiny, tmp_path):
     trainer.on_progress = press_ctrl_c
     with pytest.raises(Interrupted, match="--resume"):
         trainer.run()
-    resumed = distill(tiny, DistillConfig(**TINY), CPU, checkpoint=checkpoint, resume=True)
+    resumed = distill(tiny, DistillConfig.of(**TINY), CPU, checkpoint=checkpoint, resume=True)
     assert_same_sets(reference, resumed)
 
 
 def test_resume_refuses_other_settings_or_no_checkpoint(tiny, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
     with pytest.raises(DDCodecError, match="no checkpoint"):
-        distill(tiny, DistillConfig(**TINY), CPU, checkpoint=checkpoint, resume=True)
+        distill(tiny, DistillConfig.of(**TINY), CPU, checkpoint=checkpoint, resume=True)
     with pytest.raises(Killed):
-        distill(tiny, DistillConfig(**TINY), CPU, checkpoint=checkpoint, checkpoint_every=1,
+        distill(tiny, DistillConfig.of(**TINY), CPU, checkpoint=checkpoint, checkpoint_every=1,
                 on_progress=kill_at(1, 3))
     with pytest.raises(DDCodecError, match="other settings.*lmbda"):
-        distill(tiny, DistillConfig(**{**TINY, "lmbda": 5.0}), CPU, checkpoint=checkpoint,
+        distill(tiny, DistillConfig.of(**{**TINY, "lmbda": 5.0}), CPU, checkpoint=checkpoint,
                 resume=True)
 
 

@@ -36,16 +36,14 @@ def test_runs_are_reproducible_and_seeded(tiny_npz):
     assert a.accuracies == b.accuracies and a.seeds == [0, 1]
 
 
-def test_lr_is_decayed_at_half_time(monkeypatch, tiny_npz):
-    import ddcodec.evaluate as evaluate
+def test_lr_is_decayed_at_half_time():
+    from ddcodec.evaluate import learning_rate
 
-    seen = []
-    real_sgd = evaluate._sgd
-    monkeypatch.setattr(evaluate, "_sgd", lambda net, lr, cfg: seen.append(lr) or real_sgd(net, lr, cfg))
-    ds = load_dataset(f"npz:{tiny_npz}")
-    evaluate.train_network(ds.train_images(), ds.y_train, 3, EvalConfig(epochs=4), 0,
-                           torch.device("cpu"))
-    assert seen == [0.01, pytest.approx(0.001)]
+    schedule = [learning_rate(EvalConfig(epochs=4), e) for e in range(4)]
+    assert schedule == [0.01, 0.01, pytest.approx(0.001), pytest.approx(0.001)]
+    assert learning_rate(EvalConfig(epochs=1), 0) == 0.01  # one epoch: no decay
+    odd = [learning_rate(EvalConfig(epochs=5, lr=0.1), e) for e in range(5)]
+    assert odd[:2] == [0.1, 0.1] and odd[2:] == [pytest.approx(0.01)] * 3
 
 
 def test_measure_refuses_mismatched_test_data(tmp_path, tiny_npz):

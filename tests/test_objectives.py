@@ -12,7 +12,7 @@ from ddcodec import api
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import LatentBank, Proxy
 from ddcodec.data import load_dataset
-from ddcodec.distillation import DistillConfig, distill
+from ddcodec.distillation import DistillConfig, distill, resolve
 from ddcodec.distillation.experts import ExpertBuffer, ExpertConfig, train_experts
 from ddcodec.distillation.latent import codec_config
 from ddcodec.distillation.objectives import (gradient_distance, gradient_matching_loops,
@@ -46,7 +46,7 @@ def experts(tiny, tmp_path):
 
 def config_for(loss, experts_dir=None, **kw):
     extra = dict(TM, experts=str(experts_dir)) if loss == "tm" else {}
-    return DistillConfig(loss=loss, batch_real=8, dsa_strategy="flip", **extra, **kw)
+    return DistillConfig.of(loss=loss, batch_real=8, dsa_strategy="flip", **extra, **kw)
 
 
 # GM is judged with one network throughout (with a fresh one per update, 25 updates are noise).
@@ -116,9 +116,9 @@ def test_gradient_matching_loops_follow_the_reference():
     assert gradient_matching_loops(10) == (10, 50)
     assert gradient_matching_loops(50) == (50, 10)
     assert gradient_matching_loops(300) == (50, 10)
-    assert DistillConfig(loss="gm", ipc=10).iterations == 10_000
-    assert DistillConfig(loss="dm").iterations == 20_000
-    assert DistillConfig(loss="gm").lr_img == 0.1
+    assert resolve(DistillConfig.of(loss="gm", ipc=10)).matching.iterations == 10_000
+    assert resolve(DistillConfig.of(loss="dm")).matching.iterations == 20_000
+    assert resolve(DistillConfig.of(loss="gm")).pixels.lr_img == 0.1
 
 
 def test_experts_save_load_and_reuse(tiny, experts):
@@ -150,7 +150,7 @@ def test_experts_refuse_mismatches(tiny, experts, tmp_path):
     with pytest.raises(DDCodecError, match="not a readable expert"):
         ExpertBuffer.open(experts, tiny, "convnet").trajectory(0)
     with pytest.raises(DDCodecError, match="needs --experts"):
-        DistillConfig(loss="tm")
+        DistillConfig.of(loss="tm")
 
 
 def test_student_learning_rate_is_learnt_stored_and_used(tiny_npz, experts, tmp_path):

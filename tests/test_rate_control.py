@@ -7,7 +7,7 @@ import pytest
 from conftest import write_npz
 from ddcodec import api
 from ddcodec.data import load_dataset
-from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig
+from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig, resolve
 from ddcodec.distillation.latent import samples_for_budget
 from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl, Verdict
 from ddcodec.errors import DDCodecError
@@ -30,7 +30,7 @@ def test_target_bpc_lands_within_tolerance_on_the_encoded_file(npz16, tmp_path):
     rate = distilled.provenance["rate_control"]
     assert rate["within_tolerance"] and rate["achieved_bpc"] == pytest.approx(bpc)
     assert rate["lmbda"] > 0 and "settled at" in rate["why"]
-    assert rate["lmbda_start"] == DistillConfig(**SMALL).lmbda
+    assert rate["lmbda_start"] == resolve(DistillConfig.of(**SMALL)).latent.lmbda
     # without rate control the same run spends far more: the controller did the work
     free = api.distill(f"npz:{npz16}", None, device="cpu", **SMALL)
     assert free.provenance["estimated_bits"]["total"] / 3 > 1.25 * 3000
@@ -64,10 +64,10 @@ def test_phase1_aims_at_its_share_of_the_latent_target():
     rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
                      lmbda=0.1, threshold=5e-6, iterations=100, fit_share=0.5)
     assert rc.rate_weight(1e-3, 3000) > 1e-3 > rc.rate_weight(1e-3, 2000)  # aims at 2,500
-    assert DistillConfig(param="latent", loss="dm").fit_budget_share < 1
+    assert resolve(DistillConfig.of(param="latent", loss="dm")).latent.fit_budget_share < 1
     assert FIT_BUDGET_SHARE["tm"] == 1
     with pytest.raises(DDCodecError, match="fit-budget-share"):
-        DistillConfig(param="latent", fit_budget_share=0)
+        DistillConfig.of(param="latent", fit_budget_share=0)
 
 
 def test_phase2_rate_term_is_off_within_the_budget_and_tightens_above_it():
@@ -97,18 +97,18 @@ def test_judge_steps_from_weights_to_retraining_to_giving_up():
 
 def test_samples_per_class_follow_the_budget(npz16):
     data = load_dataset(f"npz:{npz16}")
-    counts = [samples_for_budget(data, DistillConfig(param="latent", target_bpc=b,
+    counts = [samples_for_budget(data, DistillConfig.of(param="latent", target_bpc=b,
                                                      shared_decoder=True))
               for b in (2_000, 20_000, 200_000)]
     assert counts[0] >= 1 and counts[0] < counts[1] < counts[2]
-    assert DistillConfig(param="latent").spc == 10
+    assert resolve(DistillConfig.of(param="latent")).latent.spc == 10
 
 
 def test_target_bpc_refuses_pixels_and_nonsense():
     with pytest.raises(DDCodecError, match="needs --param latent"):
-        DistillConfig(param="pixels", target_bpc=1000)
+        DistillConfig.of(param="pixels", target_bpc=1000)
     with pytest.raises(DDCodecError, match="must be > 0"):
-        DistillConfig(param="latent", target_bpc=-5)
+        DistillConfig.of(param="latent", target_bpc=-5)
 
 
 def test_cli_warns_when_rate_control_misses(run_cli, npz16, tmp_path):

@@ -9,7 +9,9 @@ ddcodec from loading instead of writing files another version cannot read.
 
 from __future__ import annotations
 
-from ddcodec.codec.laplace import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT
+LOG_SCALE_MIN = -4.5  # b >= 0.011
+LOG_SCALE_MAX = 5.0  # b <= 148
+LOG_SCALE_SHIFT = 4.0  # log b = clamp(ARM output - shift): the ARM starts near b = e^-4
 
 FRACTION_BITS = 8  # mu and log b in units of 1/256
 ONE = 1 << FRACTION_BITS

@@ -15,29 +15,8 @@ import torch.nn.functional as F
 
 from ddcodec.codec.laplace import bits, log_scale_from_output
 
-WINDOW = 9
-HALF = WINDOW // 2
-CONTEXT_SIZES = (8, 16, 24, 32)
-
-
-def causal_offsets(n_ctx: int) -> list[tuple[int, int]]:
-    """(dy, dx) offsets of the n_ctx nearest causal neighbours."""
-    if n_ctx not in CONTEXT_SIZES:
-        raise ValueError(f"ARM context must be one of {CONTEXT_SIZES}, not {n_ctx}")
-    causal = [(dy, dx) for dy in range(-HALF, 1) for dx in range(-HALF, HALF + 1)
-              if dy < 0 or dx < 0]
-    causal.sort(key=lambda o: (o[0] ** 2 + o[1] ** 2, o[0], o[1]))
-    return causal[:n_ctx]
-
-
-def parameter_shapes(n_ctx: int, hidden: int) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i in range(hidden):
-        shapes[f"hidden{i}_weight"] = (n_ctx, n_ctx)
-        shapes[f"hidden{i}_bias"] = (n_ctx,)
-    shapes["out_weight"] = (2, n_ctx)
-    shapes["out_bias"] = (2,)
-    return shapes
+from ddcodec.codec.architecture import CONTEXT_SIZES, HALF, WINDOW, causal_offsets  # noqa: F401
+from ddcodec.codec.architecture import arm_shapes as parameter_shapes  # noqa: F401
 
 
 def gather_contexts(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
-LOG_SCALE_MIN = -4.5  # b >= 0.011
-LOG_SCALE_MAX = 5.0  # b <= 148
-LOG_SCALE_SHIFT = 4.0
+from ddcodec.bitstream.fixedpoint import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT  # noqa: F401
+
 PROB_FLOOR = 2.0 ** -24  # the range coder gives every symbol at least 2^-24
 
 

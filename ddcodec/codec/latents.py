@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-DEFAULT_GAIN = 16.0
-DEFAULT_K = 64
+from ddcodec.codec.architecture import DEFAULT_GAIN, DEFAULT_K  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -10,41 +10,16 @@ bank equals training each group on its own. Decoded images are in [0, 1] pixel s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from ddcodec.bitstream.fixedpoint import MAX_K
 from ddcodec.codec import arm, synthesis, upsampling
-from ddcodec.codec.latents import DEFAULT_GAIN, DEFAULT_K, LatentLayout, quantize
+from ddcodec.codec.architecture import MODULES, CodecConfig, module_shapes  # noqa: F401
+from ddcodec.codec.latents import LatentLayout, quantize
 
 LATENT_INIT = 0.05  # latents start uniform in [-0.05, 0.05] (in 1/gain units)
-MODULES = ("arm", "synthesis", "upsampler")
-
-
-@dataclass(frozen=True)
-class CodecConfig:
-    decoder: str = "v0"
-    arm_context: int = 16
-    arm_hidden: int = 2
-    levels: int | None = None  # default log2(min(H, W)) + 1
-    channels_per_level: int = 1
-    gain: float = DEFAULT_GAIN
-    k: int = DEFAULT_K
-    shared_decoder: bool = False
-
-    def __post_init__(self):
-        synthesis.preset_widths(self.decoder)  # validates the name
-        arm.causal_offsets(self.arm_context)  # validates the context size
-        if self.arm_hidden < 0 or self.channels_per_level < 1:
-            raise ValueError("ARM hidden layers must be >= 0 and channels per level >= 1")
-        if not (1 <= self.k <= MAX_K and math.isfinite(self.gain) and self.gain > 0):
-            raise ValueError(f"latent range k must be in [1, {MAX_K}] and the gain finite and "
-                             f"> 0 (k={self.k}, gain={self.gain})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -55,16 +30,6 @@ class Proxy:
     temperature: float = 0.3
     noise: float = 1.0
     generator: torch.Generator | None = None
-
-
-def module_shapes(config: CodecConfig, layout: LatentLayout, image_channels: int):
-    """Per-decoder parameter shapes of each module, in a fixed order."""
-    widths = synthesis.preset_widths(config.decoder)
-    return {
-        "arm": arm.parameter_shapes(config.arm_context, config.arm_hidden),
-        "synthesis": synthesis.parameter_shapes(layout.total_channels, image_channels, widths),
-        "upsampler": {"kernel_weight": (upsampling.TAPS, upsampling.TAPS)},
-    }
 
 
 class LatentBank(nn.Module):

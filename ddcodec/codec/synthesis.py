@@ -11,31 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PRESETS: dict[str, tuple[int, ...]] = {
-    "v0-0": (24,), "v0": (40,), "v2": (20, 20, 20), "v1": (40, 20), "v3-2": (160,),
-    "v3-4": (240,), "v5-1": (240,), "v3-3": (80, 40), "v5-3": (480,), "v3": (128, 40),
-    "v4": (160, 40), "v5": (240, 40), "v6": (320, 40), "v7": (480, 40),
-}
-RESIDUAL_LAYERS = 2
-
-
-def preset_widths(name: str) -> tuple[int, ...]:
-    if name not in PRESETS:
-        raise ValueError(f"unknown decoder preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
-def parameter_shapes(in_channels: int, out_channels: int, widths: tuple[int, ...]):
-    """Name -> per-decoder shape, in layer order."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    sizes = (in_channels, *widths, out_channels)
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        shapes[f"pointwise{i}_weight"] = (b, a)
-        shapes[f"pointwise{i}_bias"] = (b,)
-    for j in range(RESIDUAL_LAYERS):
-        shapes[f"residual{j}_weight"] = (out_channels, out_channels, 3, 3)
-        shapes[f"residual{j}_bias"] = (out_channels,)
-    return shapes
+from ddcodec.codec.architecture import PRESETS, RESIDUAL_LAYERS, preset_widths  # noqa: F401
+from ddcodec.codec.architecture import synthesis_shapes as parameter_shapes  # noqa: F401
 
 
 def synthesize(x: torch.Tensor, params: dict[str, torch.Tensor], n_pointwise: int) -> torch.Tensor:

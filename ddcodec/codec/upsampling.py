@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TAPS = 8
+from ddcodec.codec.architecture import UPSAMPLER_TAPS as TAPS
+
 PAD = 2  # replicate padding on each side: the kernel reaches two input pixels away
 CROP = 7  # = 2 * PAD + (TAPS // 2 - 1): aligns output pixel o with input position o/2 - 1/4
 

@@ -11,7 +11,7 @@ interrupted or repeated `ddcodec experts` reuses the finished ones.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -20,33 +20,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddcodec import __version__
-from ddcodec.augment import DEFAULT_STRATEGY, DSA, DSAParams
+from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
+from ddcodec.distillation.config import ExpertConfig  # noqa: F401 - re-exported
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path
 from ddcodec.networks import canonical_arch, seeded_network
 
 MANIFEST = "experts.json"
 FORMAT = "ddcodec-experts"
-
-
-@dataclass(frozen=True)
-class ExpertConfig:
-    """Defaults are MTT's buffer.py (100 experts of 50 epochs); CPU users will want fewer."""
-
-    arch: str = "convnet"
-    num_experts: int = 100
-    epochs: int = 50
-    lr: float = 0.01
-    batch_size: int = 256
-    dsa_strategy: str = DEFAULT_STRATEGY
-    seed: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, "arch", canonical_arch(self.arch))
-        if self.num_experts < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise DDCodecError("--num-experts, --epochs and --batch-size must be at least 1 "
-                               "and --lr positive")
 
 
 def flat_parameters(net: nn.Module) -> torch.Tensor:

@@ -26,12 +26,10 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy, module_shapes
@@ -42,6 +40,7 @@ from ddcodec.distillation.random_subset import sample_class_indices
 from ddcodec.distillation.rate_control import RateControl, estimate_side_bits, run_to_budget
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path
+from ddcodec.options import flatten
 from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
 
 if TYPE_CHECKING:
@@ -58,9 +57,9 @@ FileBits = Callable[[torch.Tensor, LatentPayload], int]  # (uint8 images, payloa
 
 
 def codec_config(config: "DistillConfig") -> CodecConfig:
-    return CodecConfig(decoder=config.decoder, arm_context=config.arm_context,
-                       arm_hidden=config.arm_hidden, levels=config.levels,
-                       shared_decoder=config.shared_decoder)
+    return CodecConfig(decoder=config.latent.decoder, arm_context=config.latent.arm_context,
+                       arm_hidden=config.latent.arm_hidden, levels=config.latent.levels,
+                       shared_decoder=config.latent.shared_decoder)
 
 
 def decoder_parameters(dataset: Dataset, config: "DistillConfig") -> int:
@@ -80,7 +79,7 @@ def samples_for_budget(dataset: Dataset, config: "DistillConfig") -> int:
     class)."""
     c, h, w = dataset.image_shape
     side = estimate_side_bits(dataset.num_classes, decoder_parameters(dataset, config))
-    latent_bits = config.target_bpc - side / dataset.num_classes
+    latent_bits = config.latent.target_bpc - side / dataset.num_classes
     per_image = BITS_PER_PIXEL * h * w * c / 3
     return int(max(1, min(MAX_AUTO_SPC, latent_bits // per_image)))
 
@@ -89,6 +88,9 @@ class LatentTrainer:
     def __init__(self, dataset: Dataset, config: "DistillConfig", device: torch.device,
                  checkpoint: Path | None = None, checkpoint_every: int = 0,
                  on_progress: ProgressHook | None = None, file_bits: FileBits | None = None):
+        from ddcodec.distillation.config import resolve
+
+        config = resolve(config, dataset)
         self.dataset, self.config, self.device = dataset, config, device
         self.codec = codec_config(config)
         c, h, w = dataset.image_shape
@@ -96,19 +98,20 @@ class LatentTrainer:
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.on_progress = on_progress
         self.file_bits = file_bits
-        if config.target_bpc is not None and file_bits is None:
+        if config.latent.target_bpc is not None and file_bits is None:
             raise ValueError("rate control needs a way to measure the encoded file")
         k = dataset.num_classes
         self.group_classes = [list(range(k))] if self.codec.shared_decoder else [[c] for c in range(k)]
         self.targets = self._real_targets()
-        self.counts = [config.spc] * k
+        self.counts = [config.latent.spc] * k
         self._stop_requested = False
 
     # ------------------------------------------------------------------ set-up and state
     def _real_targets(self) -> torch.Tensor:
         """spc random real images per class, in [0, 1]: groups x images x C x H x W."""
         generator = torch.Generator().manual_seed(self.config.seed)
-        per_class = [self.dataset.x_train[sample_class_indices(self.dataset, c, self.config.spc,
+        spc = self.config.latent.spc
+        per_class = [self.dataset.x_train[sample_class_indices(self.dataset, c, spc,
                                                                generator)]
                      for c in range(self.dataset.num_classes)]
         return torch.stack([torch.cat([per_class[c] for c in classes])
@@ -120,7 +123,7 @@ class LatentTrainer:
 
     def _stage_plan(self) -> list[tuple[int, int]]:
         """(candidates kept per group, iterations) for each phase-1 stage."""
-        n, c = self.config.fit_iterations, self.config.fit_candidates
+        n, c = self.config.latent.fit_iterations, self.config.latent.fit_candidates
         if c <= 1 or n < 8:
             return [(1, n)]
         warm = n // 8
@@ -135,8 +138,8 @@ class LatentTrainer:
         self.proxy_generator = torch.Generator().manual_seed(self.config.seed + 31)
         self.objective: Objective | None = None
         self.fit_psnr: float | None = None
-        self.optimizer = self._optimizer(self.config.fit_lr)
-        self.fit_weights = torch.full((len(self.owner),), self.config.fit_rate_weight)
+        self.optimizer = self._optimizer(self.config.latent.fit_lr)
+        self.fit_weights = torch.full((len(self.owner),), self.config.latent.fit_rate_weight)
         self.hard_ratio: torch.Tensor | None = None
         self.rate = self._start_rate_control()
         if self.rate is not None and keep == 1:
@@ -144,22 +147,23 @@ class LatentTrainer:
 
     def _start_rate_control(self) -> RateControl | None:
         cfg = self.config
-        if cfg.target_bpc is None:
+        if cfg.latent.target_bpc is None:
             return None
-        return RateControl.start(cfg.target_bpc, self.dataset.num_classes, cfg.rate_tolerance,
-                                 cfg.lmbda, cfg.quant_mse, cfg.iterations,
-                                 decoder_parameters(self.dataset, cfg), cfg.fit_budget_share)
+        lat = cfg.latent
+        return RateControl.start(lat.target_bpc, self.dataset.num_classes, lat.rate_tolerance,
+                                 lat.lmbda, lat.quant_mse, cfg.matching.iterations,
+                                 decoder_parameters(self.dataset, cfg), lat.fit_budget_share)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
 
     def _make_objective(self) -> Objective:
-        return make_objective(self.dataset, self.config, self.device, self.config.spc)
+        return make_objective(self.dataset, self.config, self.device, self.config.latent.spc)
 
     def _state(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": asdict(self.config),
+            "config": flatten(self.config),
             "data": self.dataset.spec,
             "phase": self.phase, "stage": self.stage, "step": self.step,
             "global_step": self.global_step, "owner": list(self.owner),
@@ -189,7 +193,7 @@ class LatentTrainer:
             raise DDCodecError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise DDCodecError(f"{path} is not a ddcodec checkpoint")
-        mine = asdict(self.config)
+        mine = flatten(self.config)
         if state["config"] != mine or state["data"] != self.dataset.spec:
             changed = sorted(k for k in mine if state["config"].get(k) != mine[k])
             raise DDCodecError(f"{path} was made with other settings ({', '.join(changed) or 'data'}"
@@ -209,7 +213,8 @@ class LatentTrainer:
         if state["objective"] is not None:
             self.objective = self._make_objective()
             self.objective.load_state(state["objective"])
-        self.optimizer = self._optimizer(self.config.fit_lr if self.phase == 1 else self.config.lr)
+        lat = self.config.latent
+        self.optimizer = self._optimizer(lat.fit_lr if self.phase == 1 else lat.lr)
         self.optimizer.load_state_dict(state["optimizer"])
 
     # ------------------------------------------------------------------ training
@@ -219,7 +224,7 @@ class LatentTrainer:
         self._load_checkpoint() if resume else self._start()
         if self.rate is None:
             self.train()
-            images, payload = self.quantize(self.config.quant_mse)
+            images, payload = self.quantize(self.config.latent.quant_mse)
             return images, payload, self._learnt()
         images, payload = run_to_budget(self, self.rate, self.file_bits)
         return images, payload, {**self._learnt(), **self.rate.summary()}
@@ -279,7 +284,7 @@ class LatentTrainer:
         return self._phase2_iterations()
 
     def _phase2_iterations(self) -> int:
-        return self.config.iterations + (self.rate.extra_iterations if self.rate else 0)
+        return self.config.matching.iterations + (self.rate.extra_iterations if self.rate else 0)
 
     def _advance_if_done(self) -> bool:
         if self.phase == 1:
@@ -290,7 +295,7 @@ class LatentTrainer:
                 self._select_candidates(plan[self.stage + 1][0])
                 self.stage += 1
                 self.step = 0
-                self.optimizer = self._optimizer(self.config.fit_lr)
+                self.optimizer = self._optimizer(self.config.latent.fit_lr)
                 if self.rate is not None and plan[self.stage][0] == 1:
                     self.rate.set_side_bits(self._side_bits())  # one decoder per group now
                 return True
@@ -300,7 +305,7 @@ class LatentTrainer:
                 self.rate.set_side_bits(self._side_bits())
             self.phase, self.step = 2, 0
             self.objective = self._make_objective()
-            self.optimizer = self._optimizer(self.config.lr)
+            self.optimizer = self._optimizer(self.config.latent.lr)
             return True
         if self.step >= self._phase2_iterations():
             self.phase = 3
@@ -308,7 +313,8 @@ class LatentTrainer:
         return False
 
     def _proxy(self) -> Proxy:
-        return Proxy("proxy", self.config.temperature, self.config.noise, self.proxy_generator)
+        lat = self.config.latent
+        return Proxy("proxy", lat.temperature, lat.noise, self.proxy_generator)
 
     def _fit_losses(self, proxy: Proxy) -> torch.Tensor:
         """Per candidate: MSE to its class's real images + weight x bits per pixel."""
@@ -322,7 +328,7 @@ class LatentTrainer:
         losses, bits = self._fit_losses(self._proxy())
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
-        self.bank.clip_grad_norm_per_group(self.config.grad_clip)
+        self.bank.clip_grad_norm_per_group(self.config.latent.grad_clip)
         self.optimizer.step()
         if self.rate is not None:
             per_class = self._hard_bits(bits) / len(self.group_classes[0])
@@ -361,9 +367,10 @@ class LatentTrainer:
         if self.rate is not None:
             return self.rate.lmbda
         cfg = self.config
-        if cfg.lmbda_stage2 is not None and step >= cfg.stage2_at * cfg.iterations:
-            return cfg.lmbda_stage2
-        return cfg.lmbda
+        lat = cfg.latent
+        if lat.lmbda_stage2 is not None and step >= lat.stage2_at * cfg.matching.iterations:
+            return lat.lmbda_stage2
+        return cfg.latent.lmbda
 
     def _hard_bits(self, proxy_bits: torch.Tensor) -> torch.Tensor:
         """Per candidate, what the controllers compare with the target: the training proxy's
@@ -394,7 +401,7 @@ class LatentTrainer:
         loss = rate_weight * bpp + lmbda * utility
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.bank.clip_grad_norm_per_group(self.config.grad_clip)
+        self.bank.clip_grad_norm_per_group(self.config.latent.grad_clip)
         self.optimizer.step()
         self.objective.update(grad_scale=1 / lmbda if lmbda > 0 else 0.0)
         return {"utility": float(utility.detach()), "latent_bpc": latent_bpc, "lmbda": lmbda}

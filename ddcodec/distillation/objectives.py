@@ -13,7 +13,7 @@ Three objectives, one per family of the field: distribution matching (DM), gradi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -286,24 +286,51 @@ class TrajectoryMatching:
         return {"syn_lr": float(self.syn_lr.detach())}
 
 
+ObjectiveFactory = Callable[[Dataset, "DistillConfig", torch.device, int], Objective]
+OBJECTIVES: dict[str, ObjectiveFactory] = {}
+
+
+def register_objective(loss: str):
+    """Register the factory of the objective that `--loss LOSS` names."""
+    def decorate(factory: ObjectiveFactory) -> ObjectiveFactory:
+        OBJECTIVES[loss] = factory
+        return factory
+
+    return decorate
+
+
+@register_objective("dm")
+def _distribution_matching(dataset, config, device, images_per_class):
+    m = config.matching
+    return DistributionMatching(dataset, m.arch, m.batch_real, m.dsa_strategy, config.seed,
+                                device)
+
+
+@register_objective("gm")
+def _gradient_matching(dataset, config, device, images_per_class):
+    m, gm = config.matching, config.gm
+    outer, inner = gradient_matching_loops(images_per_class)
+    return GradientMatching(dataset, m.arch, m.batch_real, m.dsa_strategy, config.seed, device,
+                            outer_loop=gm.outer_loop or outer,
+                            inner_loop=inner if gm.inner_loop is None else gm.inner_loop,
+                            lr_net=gm.lr_net)
+
+
+@register_objective("tm")
+def _trajectory_matching(dataset, config, device, images_per_class):
+    from ddcodec.distillation.experts import ExpertBuffer
+
+    m, tm = config.matching, config.tm
+    experts = ExpertBuffer.open(tm.experts, dataset, m.arch)
+    return TrajectoryMatching(dataset, experts, tm.syn_steps, tm.expert_epochs,
+                              tm.max_start_epoch, tm.lr_teacher, tm.lr_lr, tm.batch_syn,
+                              m.dsa_strategy, config.seed, device)
+
+
 def make_objective(dataset: Dataset, config: "DistillConfig", device: torch.device,
                    images_per_class: int) -> Objective:
-    """The utility objective `config.loss` names, with the reference defaults where unset."""
-    if config.loss == "dm":
-        return DistributionMatching(dataset, config.arch, config.batch_real, config.dsa_strategy,
-                                    config.seed, device)
-    if config.loss == "gm":
-        outer, inner = gradient_matching_loops(images_per_class)
-        return GradientMatching(dataset, config.arch, config.batch_real, config.dsa_strategy,
-                                config.seed, device,
-                                outer_loop=config.outer_loop or outer,
-                                inner_loop=inner if config.inner_loop is None else config.inner_loop,
-                                lr_net=config.lr_net)
-    if config.loss == "tm":
-        from ddcodec.distillation.experts import ExpertBuffer
-
-        experts = ExpertBuffer.open(config.experts, dataset, config.arch)
-        return TrajectoryMatching(dataset, experts, config.syn_steps, config.expert_epochs,
-                                  config.max_start_epoch, config.lr_teacher, config.lr_lr,
-                                  config.batch_syn, config.dsa_strategy, config.seed, device)
-    raise ValueError(f"no objective for loss {config.loss!r}")
+    """The utility objective `config.loss` names (a resolved config)."""
+    factory = OBJECTIVES.get(config.loss)
+    if factory is None:
+        raise ValueError(f"no objective for loss {config.loss!r}")
+    return factory(dataset, config, device, images_per_class)

@@ -22,14 +22,15 @@ if TYPE_CHECKING:
 def distill_pixels(dataset: Dataset, config: "DistillConfig", device: torch.device,
                    on_iteration: "ProgressHook | None" = None):
     """Return (images, labels, summary of the objective's learnt state)."""
-    images, labels = random_real_subset(dataset, config.ipc, config.seed)
-    if config.init == "noise":
+    images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
+    if config.pixels.init == "noise":
         images = torch.randn(images.shape, generator=torch.Generator().manual_seed(config.seed))
     synthetic = images.to(device).requires_grad_(True)
-    optimizer = torch.optim.SGD([synthetic], lr=config.lr_img, momentum=config.momentum)
-    objective = make_objective(dataset, config, device, config.ipc)
-    counts = [config.ipc] * dataset.num_classes
-    for iteration in range(config.iterations):
+    optimizer = torch.optim.SGD([synthetic], lr=config.pixels.lr_img,
+                                momentum=config.pixels.momentum)
+    objective = make_objective(dataset, config, device, config.pixels.ipc)
+    counts = [config.pixels.ipc] * dataset.num_classes
+    for iteration in range(config.matching.iterations):
         loss = objective(synthetic, counts, iteration)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,7 +14,6 @@ import torch
 
 from ddcodec import api
 from ddcodec.bitstream import entropy
-from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes, encode_set
 from ddcodec.bitstream.weight_coding import encode_weights

@@ -1,0 +1,280 @@
+"""How to distil: nested configs whose fields declare each option once (name, default, help,
+command-line shape; see `ddcodec.options`), and `resolve`, the one step that fills the per-loss
+and per-budget defaults.
+
+Pixel-DM defaults are the reference code's (main_DM.py); latent defaults follow the rate-utility
+paper's code (Adam 1e-2 for fitting, 1e-3 joint, clip 0.1). A config as given may leave
+loss-dependent fields at None; `resolve(config, dataset)` returns the config a run actually uses,
+which is what the set's provenance records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from ddcodec.errors import DDCodecError
+from ddcodec.names import DEFAULT_STRATEGY, canonical_arch
+from ddcodec.options import build, option
+
+if TYPE_CHECKING:
+    from ddcodec.data import Dataset
+
+PARAMS = ("pixels", "latent")
+LOSSES = ("dm", "gm", "tm", "none")
+# Reference defaults per loss: pixel learning rate (DM 1, DC/DSA 0.1, MTT 100 without ZCA, where
+# MTT issue #31 finds 100-1000 stable), outer iterations, and the latent trainer's starting
+# lambda (utility losses differ in scale: DM hundreds, GM thousands, TM about 1).
+LR_IMG = {"dm": 1.0, "gm": 0.1, "tm": 100.0, "none": 1.0}
+LMBDA = {"dm": 0.1, "gm": 0.01, "tm": 1.0}
+ITERATIONS = {"dm": 20000, "tm": 5000, "none": 0}  # gm: 1000 x its outer loop
+# Share of the latent budget that phase 1 (fitting real images) may spend under --target-bpc. DM
+# and GM then add bits where matching wants them (latent DM at 6,000 bpc on the CIFAR-10 subset,
+# one run each of 300 epochs x 2: 33.8 % fitting the whole budget, 34.7 % fitting 70 %, both with a
+# rate-heavy start of lambda). TM's noisy pull adds no bits, so it fits to the whole budget.
+FIT_BUDGET_SHARE = {"dm": 0.7, "gm": 0.7, "tm": 1.0, "none": 1.0}
+DEFAULT_SPC = 10
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise DDCodecError(message)
+
+
+@dataclass(frozen=True)
+class PixelConfig:
+    """--param pixels: free pixels learnt by SGD with momentum."""
+
+    ipc: int = option(10, "Pixels: images per class.", min=1)
+    lr_img: float | None = option(None, "Pixels: SGD learning rate of the pixels, momentum 0.5.",
+                                  default_text="dm 1, gm 0.1, tm 100")
+    momentum: float = option(0.5, cli=False)
+    init: str = option("real", "Pixels: start from random real images or from noise.",
+                       choices=("real", "noise"))
+
+    def __post_init__(self):
+        _check(self.ipc >= 1, "--ipc must be at least 1")
+        _check(self.lr_img is None or self.lr_img > 0, "--lr-img must be > 0")
+        _check(self.init in ("real", "noise"), "--init must be real or noise")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """What every matching objective shares."""
+
+    iterations: int | None = option(
+        None, "Image updates; latent: phase-2 iterations.", min=0,
+        default_text="as the references: dm 20000, gm 1000 x outer loop, tm 5000")
+    batch_real: int = option(256, "DM/GM: real images per class per iteration.", min=1)
+    arch: str = option("convnet", "Network the objective matches through (for tm: the "
+                                  "experts').")
+    dsa_strategy: str = option(DEFAULT_STRATEGY, cli=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "arch", canonical_arch(self.arch))
+        _check(self.iterations is None or self.iterations >= 0, "--iterations must be >= 0")
+        _check(self.batch_real >= 1, "--batch-real must be >= 1")
+
+
+@dataclass(frozen=True)
+class GradientMatchingConfig:
+    outer_loop: int | None = option(None, "GM: image updates per random network.", min=1,
+                                    default_text="the reference's per IPC")
+    inner_loop: int | None = option(None, "GM: network epochs on the synthetic set between "
+                                          "updates.", min=0, default_text="reference")
+    lr_net: float = option(0.01, "GM: SGD learning rate of the inner network training.")
+
+    def __post_init__(self):
+        _check((self.outer_loop is None or self.outer_loop >= 1)
+               and (self.inner_loop is None or self.inner_loop >= 0) and self.lr_net > 0,
+               "--outer-loop must be >= 1, --inner-loop >= 0, --lr-net > 0")
+
+
+@dataclass(frozen=True)
+class TrajectoryMatchingConfig:
+    experts: str | None = option(None, "TM: folder made by `ddcodec experts`.", path="dir")
+    syn_steps: int = option(20, "TM: student steps on the synthetic set per iteration.", min=1)
+    expert_epochs: int = option(3, "TM: expert epochs the student steps must cover.", min=1)
+    max_start_epoch: int = option(25, "TM: latest expert epoch a segment may start from.",
+                                  min=1)
+    lr_teacher: float = option(0.01, "TM: initial student learning rate (learnt; stored in the "
+                                     "set).")
+    lr_lr: float = option(1e-5, "TM: SGD learning rate of the student learning rate.")
+    batch_syn: int | None = option(None, "TM: synthetic images per student step.", min=1,
+                                   default_text="all")
+
+    def __post_init__(self):
+        _check(self.syn_steps >= 1 and self.expert_epochs >= 1 and self.max_start_epoch >= 1,
+               "--syn-steps, --expert-epochs and --max-start-epoch must be at least 1")
+        _check(self.lr_teacher > 0 and self.lr_lr >= 0 and (self.batch_syn is None
+                                                            or self.batch_syn >= 1),
+               "--lr-teacher must be > 0, --lr-lr >= 0, --batch-syn >= 1")
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """--param latent: the rate-utility model, its three phases and rate control."""
+
+    # the model
+    spc: int | None = option(None, "Latent: synthetic samples per class.", min=1,
+                             default_text="10; with --target-bpc, what the budget buys at about "
+                                          "0.75 latent bits per pixel")
+    decoder: str = option("v0", "Latent: synthesis preset (v0, v3-2, v4, v5, v6, ...).")
+    arm_context: int = option(16, "Latent: causal neighbours the ARM sees.",
+                              choices=(8, 16, 24, 32))
+    arm_hidden: int = option(2, "Latent: residual hidden layers of the ARM.", min=0)
+    levels: int | None = option(None, "Latent: grids per image.", min=1,
+                                default_text="log2(min(H, W)) + 1")
+    shared_decoder: bool = option(False, "Latent: one decoder for all classes instead of one "
+                                         "per class.")
+    # phase 1: fit to real images
+    fit_iterations: int = option(1000, "Latent phase 1: iterations fitting real images.", min=0)
+    fit_candidates: int = option(5, "Latent phase 1: warm-up candidates per decoder.", min=1)
+    fit_lr: float = option(1e-2, "Latent phase 1: Adam learning rate.")
+    fit_rate_weight: float = option(1e-3, "Latent phase 1: weight of bits per pixel next to "
+                                          "the MSE.")
+    # phase 2: rate + lambda x utility
+    lmbda: float | None = option(None, "Latent phase 2: weight of the utility loss (rate + "
+                                       "lmbda x utility).",
+                                 default_text="dm 0.1, gm 0.01, tm 1; the start under "
+                                              "--target-bpc")
+    lmbda_stage2: float | None = option(None, "Latent phase 2: lambda from --stage2-at on "
+                                              "(two-stage schedule).")
+    stage2_at: float = option(0.5, "Latent phase 2: fraction of --iterations where stage 2 "
+                                   "starts.")
+    lr: float = option(1e-3, "Latent phase 2: Adam learning rate.")
+    grad_clip: float = option(0.1, cli=False)
+    temperature: float = option(0.3, cli=False)
+    noise: float = option(1.0, cli=False)
+    # phase 3: weight post-quantisation
+    quant_mse: float = option(5e-6, "Latent phase 3: largest MSE ([0, 1] pixels) weight "
+                                    "quantisation may add to the decoded images.")
+    # rate control: land the encoded file within rate_tolerance of target_bpc bits per class
+    target_bpc: float | None = option(None, "Latent: land the encoded .ddz on this many bits "
+                                            "per class (everything in the file counted); lambda "
+                                            "and the weight quantisation are then found "
+                                            "automatically.")
+    rate_tolerance: float = option(0.05, "Latent: accepted relative error of --target-bpc.")
+    fit_budget_share: float | None = option(None, "Latent, with --target-bpc: share of the "
+                                                  "latent bits that phase 1 may spend, the rest "
+                                                  "left to the utility.",
+                                            default_text="dm/gm 0.7, tm 1")
+
+    def __post_init__(self):
+        from ddcodec.codec.architecture import CodecConfig
+
+        _check(self.spc is None or self.spc >= 1, "--spc must be at least 1")
+        try:
+            CodecConfig(decoder=self.decoder, arm_context=self.arm_context,
+                        arm_hidden=self.arm_hidden, levels=self.levels)
+        except ValueError as exc:
+            raise DDCodecError(str(exc)) from exc
+        _check(self.fit_iterations >= 0 and self.fit_candidates >= 1
+               and (self.lmbda is None or self.lmbda >= 0),
+               "--fit-iterations >= 0, --fit-candidates >= 1, --lmbda >= 0")
+        _check(self.quant_mse > 0 and 0 <= self.stage2_at <= 1,
+               "--quant-mse must be > 0 and --stage2-at in [0, 1]")
+        _check(self.fit_budget_share is None or 0 < self.fit_budget_share <= 1,
+               "--fit-budget-share must be in (0, 1]")
+        _check(self.target_bpc is None or (self.target_bpc > 0
+                                           and 0 < self.rate_tolerance < 1),
+               "--target-bpc must be > 0 and --rate-tolerance in (0, 1)")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How to distil; `DistillConfig.of(spc=2, loss="gm", ...)` builds one from flat options."""
+
+    param: str = option("pixels", "Synthetic images as free pixels, or as latent grids decoded "
+                                  "by a tiny decoder and priced in bits.", choices=PARAMS)
+    loss: str = option("dm", "dm: distribution matching; gm: gradient matching (DC/DSA); tm: "
+                             "trajectory matching (MTT, needs --experts); none: a random real "
+                             "subset.", choices=LOSSES)
+    seed: int = option(0, cli=False)  # the command line's --seed is common to every command
+    pixels: PixelConfig = field(default_factory=PixelConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    gm: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
+    tm: TrajectoryMatchingConfig = field(default_factory=TrajectoryMatchingConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+
+    @classmethod
+    def of(cls, **flat) -> "DistillConfig":
+        return build(cls, **flat)
+
+    def __post_init__(self):
+        _check(self.param in PARAMS, f"unknown --param {self.param!r}; choose "
+                                     f"{', '.join(PARAMS)}")
+        _check(self.loss in LOSSES, f"unknown --loss {self.loss!r}; choose {', '.join(LOSSES)}")
+        if self.loss == "tm":
+            _check(bool(self.tm.experts), "--loss tm needs --experts DIR (make one with "
+                                          "`ddcodec experts`)")
+        if self.latent.target_bpc is not None:
+            _check(self.param == "latent", "--target-bpc needs --param latent (pixel sets have "
+                                           "a fixed size: choose --ipc)")
+        if self.param == "latent":
+            _check(self.loss != "none", "--param latent needs a utility loss: --loss dm, gm "
+                                        "or tm")
+
+    @property
+    def is_latent(self) -> bool:
+        return self.param == "latent"
+
+    def provenance(self) -> dict:
+        """The (resolved) config as the set records it: the groups this run used."""
+        used = {"param": self.param, "loss": self.loss, "seed": self.seed}
+        if self.param == "pixels":
+            used["pixels"] = asdict(self.pixels)
+        else:
+            used["latent"] = asdict(self.latent)
+        if self.loss != "none":
+            used["matching"] = asdict(self.matching)
+        if self.loss in ("gm", "tm"):
+            used[self.loss] = asdict(getattr(self, self.loss))
+        return used
+
+
+def resolve(config: DistillConfig, dataset: "Dataset | None" = None) -> DistillConfig:
+    """Fill every default that depends on the loss or the budget. The samples per class under
+    --target-bpc depend on the data (`dataset`); without it they stay unresolved."""
+    from ddcodec.distillation.objectives import gradient_matching_loops
+
+    loss, latent = config.loss, config.latent
+    pixels = replace(config.pixels, lr_img=config.pixels.lr_img or LR_IMG[loss])
+    matching = config.matching
+    if matching.iterations is None:
+        per_class = (latent.spc or DEFAULT_SPC) if config.is_latent else config.pixels.ipc
+        outer = config.gm.outer_loop or gradient_matching_loops(per_class)[0]
+        matching = replace(matching, iterations=ITERATIONS.get(loss, 1000 * outer))
+    if latent.lmbda is None:
+        latent = replace(latent, lmbda=LMBDA.get(loss, 0.1))
+    if latent.fit_budget_share is None:
+        latent = replace(latent, fit_budget_share=FIT_BUDGET_SHARE[loss])
+    if latent.spc is None and latent.target_bpc is None:
+        latent = replace(latent, spc=DEFAULT_SPC)
+    config = replace(config, pixels=pixels, matching=matching, latent=latent)
+    if config.latent.spc is None and dataset is not None and config.is_latent:
+        from ddcodec.distillation.latent import samples_for_budget
+
+        config = replace(config, latent=replace(config.latent,
+                                                spc=samples_for_budget(dataset, config)))
+    return config
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Expert trajectories for trajectory matching. Defaults are MTT's buffer.py (100 experts of
+    50 epochs); CPU users will want fewer."""
+
+    num_experts: int = option(100, "Experts to train (MTT: 100; a few suffice on CPU).", min=1)
+    epochs: int = option(50, "Epochs per expert; parameters are kept after each.", min=1)
+    arch: str = option("convnet", "Expert network.")
+    lr: float = option(0.01, "SGD learning rate (no momentum, no weight decay, as MTT).")
+    batch_size: int = option(256, "Images per SGD step.", min=1)
+    dsa_strategy: str = option(DEFAULT_STRATEGY, cli=False)
+    seed: int = option(0, cli=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "arch", canonical_arch(self.arch))
+        _check(self.num_experts >= 1 and self.epochs >= 1 and self.batch_size >= 1
+               and self.lr > 0, "--num-experts, --epochs and --batch-size must be at least 1 "
+                                "and --lr positive")

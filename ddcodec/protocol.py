@@ -1,0 +1,60 @@
+"""The evaluation protocol's settings (torch-free, so configs and the command line can hold
+them): how one fresh network is trained on a distilled set and tested. The field's protocol:
+ConvNet-D3, SGD lr 0.01 (MTT sets: the learnt lr), momentum 0.9, weight decay 5e-4, batch 256,
+1000 epochs with the lr divided by 10 at half, DSA augmentation, final-epoch test accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
+from ddcodec.options import option
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    arch: str = "convnet"
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_strategy: str = DEFAULT_STRATEGY
+
+    def __post_init__(self):
+        object.__setattr__(self, "arch", canonical_arch(self.arch))
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """What `measure` trains: `runs` fresh networks under EvalConfig's protocol (its defaults
+    are EvalConfig's; lr None: the set's learnt student lr, else EvalConfig's)."""
+
+    epochs: int = option(EvalConfig.epochs, "Training epochs per network (the field's "
+                                            "standard: 1000).", min=1)
+    runs: int = option(5, "Fresh networks to train; accuracy is their mean and std.", min=1)
+    arch: str = option(EvalConfig.arch, f"{', '.join(ARCHITECTURES)} (convnet: ConvNet-D3).")
+    lr: float | None = option(None, "Learning rate.", default_text="the set's learned lr, "
+                                                                    f"else {EvalConfig.lr:g}")
+    batch_size: int = option(EvalConfig.batch_size, "Images per SGD step.", min=1)
+    dsa: bool = option(EvalConfig.dsa, "Train with DSA augmentation (--no-dsa: without).",
+                       flag="--dsa/--no-dsa")
+
+    def eval_config(self, stored_lr: float | None = None) -> EvalConfig:
+        lr = self.lr if self.lr is not None else (stored_lr or EvalConfig.lr)
+        try:
+            return EvalConfig(arch=self.arch, epochs=self.epochs, lr=float(lr),
+                              batch_size=self.batch_size, dsa=self.dsa)
+        except ValueError as exc:
+            from ddcodec.errors import DDCodecError
+
+            raise DDCodecError(str(exc)) from exc
