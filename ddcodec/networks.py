@@ -12,6 +12,8 @@ Every network has `embed(x)` (the features before the head, what distribution ma
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -119,15 +121,21 @@ class VGG11(nn.Module):
         return self.classifier(self.embed(x))
 
 
+NetworkFactory = Callable[[int, int, tuple[int, int]], nn.Module]  # channels, classes, size
+NETWORKS: dict[str, NetworkFactory] = {
+    "convnet": lambda c, k, size: ConvNet(c, k, size, depth=3),
+    "convnet-d4": lambda c, k, size: ConvNet(c, k, size, depth=4),
+    "convnet-d5": lambda c, k, size: ConvNet(c, k, size, depth=5),
+    "resnet18": lambda c, k, size: ResNet18(c, k, batch_norm=False),
+    "resnet18-bn": lambda c, k, size: ResNet18(c, k, batch_norm=True),
+    "vgg11": lambda c, k, size: VGG11(c, k, size),
+}
+assert set(NETWORKS) == set(ARCHITECTURES), "every architecture name has a network"
+
+
 def build_network(arch: str, channels: int, num_classes: int,
                   image_size: tuple[int, int]) -> nn.Module:
-    arch = canonical_arch(arch)
-    if arch.startswith("convnet"):
-        depth = 3 if arch == "convnet" else int(arch[-1])
-        return ConvNet(channels, num_classes, image_size, depth=depth)
-    if arch.startswith("resnet18"):
-        return ResNet18(channels, num_classes, batch_norm=arch.endswith("bn"))
-    return VGG11(channels, num_classes, image_size)
+    return NETWORKS[canonical_arch(arch)](channels, num_classes, image_size)
 
 
 def seeded_network(arch: str, channels: int, num_classes: int, image_size: tuple[int, int],

@@ -122,14 +122,14 @@ def _latent_header(payload: LatentPayload) -> fmt.LatentHeader:
 
 # ----------------------------------------------------------------------------------- decoding
 
-def decoded_memory(header: fmt.Header) -> int:
+def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -> int:
     """Bytes the decoder will hold at its peak for this header (an upper estimate)."""
     n, c = header.num_images, header.channels
     pixels = n * c * header.height * header.width
     fixed = pixels + 8 * n  # images and labels
     if header.kind == Kind.PIXELS:
         return fixed + 32 * pixels  # int64 work buffer, symbols and their scales for the check
-    geometry = LatentGeometry.from_header(header)
+    geometry = geometry or LatentGeometry.from_header(header)
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
     widest = max(synthesis.preset_widths(geometry.config.decoder))
@@ -138,9 +138,10 @@ def decoded_memory(header: fmt.Header) -> int:
     return fixed + latents + min(n * per_image, SYNTHESIS_CHUNK_BYTES + per_image)
 
 
-def check_plausible(header: fmt.Header, file_bytes: int) -> None:
+def check_plausible(header: fmt.Header, file_bytes: int,
+                    geometry: LatentGeometry | None = None) -> None:
     """Refuse a header that announces far more than the file could hold, before allocating."""
-    if decoded_memory(header) > MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_bytes:
+    if decoded_memory(header, geometry) > MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_bytes:
         raise FormatError(f"corrupt header: {header.num_images:,} images of "
                           f"{header.channels}x{header.height}x{header.width} are implausible "
                           f"for a file of {file_bytes:,} bytes")
@@ -150,9 +151,9 @@ def decode_bytes(data: bytes, images: bool = True) -> Decoded:
     reader = Reader(data, "file")
     header = fmt.read_header(reader)
     header_bytes = reader.pos
-    check_plausible(header, len(data))
+    state = CodingState(header)  # a latent header's geometry is parsed here, once
+    check_plausible(header, len(data), state.geometry if header.kind == Kind.LATENT else None)
     sections, values_crc = fmt.read_sections(reader)
-    state = CodingState(header)
     found, skipped = {}, []
     for section in sections:
         part = REGISTRY.get(section.tag)

@@ -20,8 +20,8 @@ from ddcodec.options import build, option
 if TYPE_CHECKING:
     from ddcodec.data import Dataset
 
-PARAMS = ("pixels", "latent")
-LOSSES = ("dm", "gm", "tm", "none")
+PARAMS = ("pixels", "latent")  # ddcodec.distillation.run.REPRESENTATIONS
+LOSSES = ("dm", "gm", "tm", "none")  # objectives.OBJECTIVES, and none: a random subset
 # Reference defaults per loss: pixel learning rate (DM 1, DC/DSA 0.1, MTT 100 without ZCA, where
 # MTT issue #31 finds 100-1000 stable), outer iterations, and the latent trainer's starting
 # lambda (utility losses differ in scale: DM hundreds, GM thousands, TM about 1).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,31 @@ ProgressHook = Callable[[int, float], None]  # (iteration, loss)
 FileSizer = Callable[[DistilledSet], int]  # a set -> bits of its encoded file
 
 
+@dataclass(frozen=True)
+class RunHooks:
+    """How a run reports and keeps its state, and how it sizes files (from the API layer)."""
+
+    on_iteration: ProgressHook | None = None
+    on_progress: Callable | None = None
+    checkpoint: Path | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+    file_sizer: FileSizer | None = None
+
+
+Representation = Callable[[Dataset, DistillConfig, torch.device, RunHooks], DistilledSet]
+REPRESENTATIONS: dict[str, Representation] = {}
+
+
+def register_representation(param: str):
+    """Register how `--param PARAM` sets are distilled."""
+    def decorate(run: Representation) -> Representation:
+        REPRESENTATIONS[param] = run
+        return run
+
+    return decorate
+
+
 def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
             on_iteration: ProgressHook | None = None, *, checkpoint: Path | None = None,
             checkpoint_every: int = 0, resume: bool = False,
@@ -24,30 +50,44 @@ def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
             file_sizer: FileSizer | None = None) -> DistilledSet:
     """Run the configured method. Rate control (`target_bpc`) measures real files through
     `file_sizer`, which the API layer provides (it knows the bitstream; distillation does not)."""
+    config = resolve(config, dataset)
+    hooks = RunHooks(on_iteration, on_progress, checkpoint, checkpoint_every, resume, file_sizer)
+    return REPRESENTATIONS[config.param](dataset, config, device, hooks)
+
+
+@register_representation("pixels")
+def _pixel_set(dataset: Dataset, config: DistillConfig, device: torch.device,
+               hooks: RunHooks) -> DistilledSet:
+    """Free pixels under an objective, or (`--loss none`) a random real subset."""
     from ddcodec.distillation.pixels import distill_pixels
     from ddcodec.distillation.random_subset import random_real_subset
 
-    config = resolve(config, dataset)
-    if config.is_latent:
-        from ddcodec.distillation.latent import LatentTrainer
-
-        if config.latent.target_bpc is not None and file_sizer is None:
-            raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
-
-        def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
-            return file_sizer(latent_set(dataset, config, uint8_images, payload, {}))
-
-        trainer = LatentTrainer(dataset, config, device, checkpoint, checkpoint_every, on_progress,
-                                file_bits=file_bits if file_sizer is not None else None)
-        return latent_set(dataset, config, *trainer.run(resume=resume))
     if config.loss == "none":
         images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
         details = {"method": "random-real", "iterations": 0}
     else:
-        images, labels, learnt = distill_pixels(dataset, config, device, on_iteration)
+        images, labels, learnt = distill_pixels(dataset, config, device, hooks.on_iteration)
         details = {"method": config.loss, **learnt}
     return DistilledSet(images.cpu(), labels.cpu(), list(dataset.class_names),
                         dataset.normalization, _provenance(dataset, config, details))
+
+
+@register_representation("latent")
+def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
+                hooks: RunHooks) -> DistilledSet:
+    """The rate-utility model (ddcodec.distillation.latent)."""
+    from ddcodec.distillation.latent import LatentTrainer
+
+    sizer = hooks.file_sizer
+    if config.latent.target_bpc is not None and sizer is None:
+        raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
+
+    def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
+        return sizer(latent_set(dataset, config, uint8_images, payload, {}))
+
+    trainer = LatentTrainer(dataset, config, device, hooks.checkpoint, hooks.checkpoint_every,
+                            hooks.on_progress, file_bits=file_bits if sizer is not None else None)
+    return latent_set(dataset, config, *trainer.run(resume=hooks.resume))
 
 
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,

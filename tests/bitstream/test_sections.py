@@ -75,3 +75,14 @@ def test_a_section_of_another_kind_or_a_missing_one_is_refused():
     data = assemble(head, [(s.tag, s.data) for s in sections if s.tag != 4], crc)
     with pytest.raises(FormatError, match="latents section is missing"):
         decode_bytes(data)
+
+
+def test_a_latent_files_geometry_is_worked_out_once_per_decode(monkeypatch):
+    from ddcodec.bitstream.geometry import LatentGeometry
+
+    calls = []
+    original = LatentGeometry.from_header.__func__
+    monkeypatch.setattr(LatentGeometry, "from_header",
+                        classmethod(lambda cls, h: calls.append(h) or original(cls, h)))
+    decode_bytes(golden_v2())
+    assert len(calls) == 1
