@@ -47,8 +47,7 @@ def measure(path: Path, repeats: int) -> dict:
     h = decoded.header
     if h.latent:
         symbols = sum(g.size for g in decoded.latents)
-        symbols += sum(int(q["q"].numel()) for g in distilled.codec["groups"]
-                       for module in ("arm", "synthesis", "upsampler") for q in g[module].values())
+        symbols += sum(int(q.q.numel()) for q in distilled.codec.weight_groups())
     else:
         symbols = h.num_images * h.channels * h.height * h.width
     return {"kind": "latent" if h.latent else "pixels", "images": h.num_images,

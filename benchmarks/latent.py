@@ -59,16 +59,16 @@ def fit_experiment(args) -> list[dict]:
     rows = []
     for weight in FIT_WEIGHTS:
         config = DistillConfig.of(param="latent", spc=args.fit_spc, decoder="v4",
-                               fit_iterations=args.fit_iterations, fit_candidates=3,
-                               fit_rate_weight=weight, iterations=0, seed=0)
+                                  fit_iterations=args.fit_iterations, fit_candidates=3,
+                                  fit_rate_weight=weight, iterations=0, seed=0)
         stamps: list[float] = []
         trainer = LatentTrainer(dataset, config, torch.device("cpu"),
                                 on_progress=lambda *_: stamps.append(time.perf_counter()))
-        images, payload = trainer.run()
+        images, payload, _ = trainer.run()
         targets = (trainer.targets.flatten(0, 1) * 255).round()
         mse = ((images.float() - targets) ** 2).flatten(1).mean(1) / 255 ** 2
         psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).tolist()
-        bits = payload["estimated_bits"]
+        bits = payload.estimated_bits.to_dict()
         n = images.shape[0]
         rows.append({
             "fit_rate_weight": weight, "psnr_mean": statistics.fmean(psnr),

@@ -51,3 +51,19 @@ def test_measure_refuses_mismatched_test_data(tmp_path, tiny_npz):
     api.distill(f"npz:{tiny_npz}", path, loss="none", ipc=2)
     with pytest.raises(DDCodecError, match="holds 3 classes"):
         api.measure(path, epochs=1, runs=1, data="cifar10-subset")
+
+
+def test_measure_options_reach_the_protocol(run_cli, tmp_path, tiny_npz):
+    import json
+
+    path = tmp_path / "set.pt"
+    api.distill(f"npz:{tiny_npz}", path, loss="none", ipc=2)
+    code, out, _ = run_cli("measure", str(path), "--epochs", "2", "--runs", "1", "--no-dsa",
+                           "--lr", "0.05", "--batch-size", "4", "--json")
+    protocol = json.loads(out)["protocol"]
+    assert code == 0 and protocol["dsa"] is False and protocol["lr"] == 0.05
+    assert protocol["batch_size"] == 4 and protocol["lr_schedule"] == "x0.1 at epoch 1"
+    report = api.measure(path, epochs=2, runs=1, dsa=True)  # keyword overrides in the API
+    assert report["protocol"]["dsa"] is True and report["protocol"]["lr"] == 0.01
+    with pytest.raises(DDCodecError, match="measure: "):
+        api.measure(path, epoch=2)
