@@ -31,6 +31,7 @@ STEPS = [
     ("baselines", ["benchmarks/baselines.py"], "Vanilla baselines, CPU step times"),
     ("latent", ["benchmarks/latent.py"], "Rate-utility model (phase 1, latent vs vanilla)"),
     ("codec_speed", ["benchmarks/codec_speed.py"], "Bitstream speed"),
+    ("fuzz", ["benchmarks/fuzz.py"], "Decoder fuzzing (10,000 mutated files)"),
     ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",
                  "--epochs", "10", "--device", "cpu", "-q"],
      "expert trajectories for TM (bench_runs/experts, reused when present)"),

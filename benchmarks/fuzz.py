@@ -124,7 +124,12 @@ def main() -> int:
     lines += ["", f"Result: **{verdict['crashes']} crashes, {verdict['hangs']} hangs, "
                   f"{silent} silent wrong decodes** among the unsealed mutations, peak memory "
                   f"{above_idle:.0f} MB above the idle process (limit 1,024 MB). Every rejection "
-                  "is a one-line `DDCodecError`."]
+                  "is a one-line `DDCodecError`. Resealed damage that decodes to other images "
+                  "is only possible where no checksum covers the damaged values: in format "
+                  "version 1, whose end record checksums the latents alone (so edited weights "
+                  "go through); version 2 checksums every decoded value (weights, steps, "
+                  "latents, pixels), so its resealed files either decode to the original "
+                  "images (damage to names or metadata) or are refused."]
     replace_section(Path(args.out), "## Decoder fuzzing", "\n".join(lines))
     return 0 if ok else 1
 
