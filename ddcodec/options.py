@@ -100,7 +100,7 @@ def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
     flag = meta["flag"] or "--" + name.replace("_", "-")
     kwargs: dict[str, Any] = {"help": meta["help"]}
     if meta["default_text"]:
-        kwargs["help"] = f"{meta['help']} [default: {meta['default_text']}]"
+        kwargs["help"] = f"{meta['help']}  [default: {meta['default_text']}]"
     if base is bool:  # a flag, or an on/off pair ("--dsa/--no-dsa")
         return click.option(flag, name, is_flag=True, default=bool(f.default), help=kwargs["help"],
                             show_default="/" in flag)

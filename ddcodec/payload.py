@@ -74,6 +74,9 @@ class QuantizedGroup:
               f"holds integers beyond +-{WEIGHT_MAX_ABS}")
         try:
             names = tuple(str(n) for n in names)
+        except TypeError:
+            raise PayloadError(f"bad latent payload: {where}.names must be a list") from None
+        try:
             shapes = tuple(tuple(int(d) for d in s) for s in shapes)
         except (TypeError, ValueError):
             raise PayloadError(f"bad latent payload: {where}.shapes must be lists of "
@@ -255,8 +258,14 @@ class LatentPayload:
                       f"{where}.latents[{level}]", f"leaves [-k, k-1] = [{-config.k}, "
                                                    f"{config.k - 1}]")
             weights = DecoderWeights.from_dict(entry, where, expected)
-            groups.append(DecoderGroup(tuple(int(c) for c in classes),
-                                       tuple(t.to(torch.int16) for t in latents), weights))
+            owned = tuple(range(num_classes)) if config.shared_decoder else (g,)
+            try:
+                classes = tuple(int(c) for c in classes)
+            except (TypeError, ValueError):
+                classes = None
+            _need(classes == owned, f"{where}.classes", f"must be {list(owned)}")
+            groups.append(DecoderGroup(classes, tuple(t.to(torch.int16) for t in latents),
+                                       weights))
         _need(len({g.n_images for g in groups}) == 1, "codec.groups",
               "per-class decoders need equal images per class")
         bits = EstimatedBits.from_dict(_get(raw, "estimated_bits", "codec"),

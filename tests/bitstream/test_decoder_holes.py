@@ -97,6 +97,10 @@ def test_coder_panics_become_the_projects_errors():
     (lambda r: r["codec"].pop("estimated_bits"), "codec.estimated_bits is missing"),
     (lambda r: r["codec"]["layout"].update(height=9), "codec.layout"),
     (lambda r: r["codec"].update(groups=r["codec"]["groups"][:2]), "codec.groups has 2"),
+    (lambda r: r["codec"]["groups"][1].update(classes=[0]), "codec.groups[1].classes"),
+    (lambda r: r["codec"]["groups"][1].update(classes=None), "codec.groups[1].classes"),
+    (lambda r: r["codec"].update(config=[1]), "codec.config"),
+    (lambda r: r["codec"]["groups"][0]["arm"]["weight"].update(names=5), "arm.weight.names"),
 ])
 def test_a_damaged_payload_names_its_field(tmp_path, run_cli, damage, field):
     raw = _set_dict()
