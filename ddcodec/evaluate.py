@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ddcodec import seeds
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.networks import seeded_network
 from ddcodec.protocol import EvalConfig  # noqa: F401 - re-exported
@@ -49,7 +50,7 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
     images, labels = images.to(device), labels.to(device)
-    generator = torch.Generator().manual_seed(seed + 1_000_003)
+    generator = seeds.generator("eval_draws", seed)
     augment = DSA(DSAParams(strategy=config.dsa_strategy)) if config.dsa else None
     lr = learning_rate(config, 0)
     optimizer = _sgd(net, lr, config)

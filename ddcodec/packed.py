@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ddcodec import seeds
 from ddcodec.data import Dataset
 from ddcodec.errors import DDCodecError
 
@@ -64,7 +65,7 @@ def unpack(data: bytes, n: int, shape: tuple[int, int, int]) -> torch.Tensor:
 
 def class_orders(dataset: Dataset, seed: int) -> list[torch.Tensor]:
     """One fixed random order of each class's images, so larger subsets contain smaller ones."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeds.generator("packed_order", seed)
     return [pool[torch.randperm(len(pool), generator=generator)]
             for pool in (dataset.indices_of_class(c) for c in range(dataset.num_classes))]
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ddcodec import __version__
+from ddcodec import __version__, seeds
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
 from ddcodec.distillation.config import ExpertConfig  # noqa: F401 - re-exported
@@ -56,11 +56,11 @@ def train_expert(dataset: Dataset, config: ExpertConfig, index: int, device: tor
                  on_epoch: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """One expert's trajectory: (epochs + 1, parameters), epoch 0 being the initialisation."""
     c, h, w = dataset.image_shape
-    seed = config.seed * 1_000_003 + index
-    net = seeded_network(config.arch, c, dataset.num_classes, (h, w), seed, device)
+    net = seeded_network(config.arch, c, dataset.num_classes, (h, w),
+                         seeds.derive("expert_network", config.seed, index), device)
     net.train()
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(seed + 104_729)
+    generator = seeds.generator("expert_draws", config.seed, index)
     augment = DSA(DSAParams(strategy=config.dsa_strategy))
     images = dataset.train_images().to(device)
     labels = dataset.y_train.to(device)

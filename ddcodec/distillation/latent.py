@@ -31,13 +31,18 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from ddcodec import seeds
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy, module_shapes
 from ddcodec.codec.weights import search_module
 from ddcodec.data import Dataset
 from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
-from ddcodec.distillation.rate_control import RateControl, estimate_side_bits, run_to_budget
+from ddcodec.distillation.rate_control import (
+    RateControl,
+    estimate_side_bits,
+    run_to_budget,
+)
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path
 from ddcodec.options import flatten
@@ -109,7 +114,7 @@ class LatentTrainer:
     # ------------------------------------------------------------------ set-up and state
     def _real_targets(self) -> torch.Tensor:
         """spc random real images per class, in [0, 1]: groups x images x C x H x W."""
-        generator = torch.Generator().manual_seed(self.config.seed)
+        generator = seeds.generator("fit_targets", self.config.seed)
         spc = self.config.latent.spc
         per_class = [self.dataset.x_train[sample_class_indices(self.dataset, c, spc,
                                                                generator)]
@@ -130,12 +135,12 @@ class LatentTrainer:
         return [(c, warm), (min(2, c), warm), (1, n - 2 * warm)]
 
     def _start(self) -> None:
-        generator = torch.Generator().manual_seed(self.config.seed + 17)
+        generator = seeds.generator("latent_init", self.config.seed)
         keep = self._stage_plan()[0][0]
         self.owner = [g for g in range(len(self.group_classes)) for _ in range(keep)]
         self.bank = self._new_bank(len(self.owner), generator)
         self.phase, self.stage, self.step, self.global_step = 1, 0, 0, 0
-        self.proxy_generator = torch.Generator().manual_seed(self.config.seed + 31)
+        self.proxy_generator = seeds.generator("quantisation_noise", self.config.seed)
         self.objective: Objective | None = None
         self.fit_psnr: float | None = None
         self.optimizer = self._optimizer(self.config.latent.fit_lr)

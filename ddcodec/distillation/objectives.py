@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import torch
 import torch.nn.functional as F
 
+from ddcodec import seeds
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
 from ddcodec.distillation.random_subset import sample_class_indices
@@ -57,7 +58,7 @@ class DistributionMatching:
                  seed: int, device: torch.device):
         self.dataset, self.arch, self.seed, self.device = dataset, arch, seed, device
         self.augment = DSA(DSAParams(strategy=dsa_strategy))
-        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.generator = seeds.generator("matching_draws", seed)
         self.real_per_class = [min(batch_real, len(dataset.indices_of_class(c)))
                                for c in range(dataset.num_classes)]
 
@@ -65,7 +66,8 @@ class DistributionMatching:
         ds = self.dataset
         c, h, w = ds.image_shape
         net = seeded_network(self.arch, c, ds.num_classes, (h, w),
-                             self.seed * 1_000_003 + iteration, self.device)
+                             seeds.derive("matching_network", self.seed, iteration),
+                             self.device)
         for p in net.parameters():
             p.requires_grad_(False)
         real_batches, syn_batches = [], []
@@ -136,7 +138,7 @@ class GradientMatching:
         self.outer_loop, self.inner_loop = outer_loop, inner_loop
         self.lr_net, self.batch_train = lr_net, batch_train
         self.augment = DSA(DSAParams(strategy=dsa_strategy))
-        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.generator = seeds.generator("matching_draws", seed)
         self.real_per_class = [min(batch_real, len(dataset.indices_of_class(c)))
                                for c in range(dataset.num_classes)]
         self.net: torch.nn.Module | None = None
@@ -146,7 +148,8 @@ class GradientMatching:
     def _network(self, round_: int) -> None:
         c, h, w = self.dataset.image_shape
         self.net = seeded_network(self.arch, c, self.dataset.num_classes, (h, w),
-                                  self.seed * 1_000_003 + round_, self.device)
+                                  seeds.derive("matching_network", self.seed, round_),
+                                  self.device)
         self.net.train()
         self.net_optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr_net)
         self.net_round = round_
@@ -227,7 +230,7 @@ class TrajectoryMatching:
         self.max_start_epoch = max(1, min(max_start_epoch, experts.epochs - expert_epochs + 1))
         self.batch_syn = batch_syn
         self.augment = DSA(DSAParams(strategy=dsa_strategy))
-        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.generator = seeds.generator("matching_draws", seed)
         self.syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
         self.lr_optimizer = torch.optim.SGD([self.syn_lr], lr=lr_lr, momentum=0.5)
         self.net = experts.network(device)

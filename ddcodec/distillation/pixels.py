@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ddcodec import seeds
 from ddcodec.data import Dataset
 from ddcodec.distillation.objectives import make_objective
 from ddcodec.distillation.random_subset import random_real_subset
@@ -24,7 +25,8 @@ def distill_pixels(dataset: Dataset, config: "DistillConfig", device: torch.devi
     """Return (images, labels, summary of the objective's learnt state)."""
     images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
     if config.pixels.init == "noise":
-        images = torch.randn(images.shape, generator=torch.Generator().manual_seed(config.seed))
+        images = torch.randn(images.shape,
+                             generator=seeds.generator("pixel_init_noise", config.seed))
     synthetic = images.to(device).requires_grad_(True)
     optimizer = torch.optim.SGD([synthetic], lr=config.pixels.lr_img,
                                 momentum=config.pixels.momentum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ddcodec import seeds
 from ddcodec.data import Dataset
 from ddcodec.errors import DDCodecError
 
@@ -19,7 +20,7 @@ def sample_class_indices(dataset: Dataset, c: int, n: int, generator: torch.Gene
 
 def random_real_subset(dataset: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-ordered images (normalised) and labels, the same for the same seed."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeds.generator("real_subset", seed)
     chosen = torch.cat([sample_class_indices(dataset, c, ipc, generator)
                         for c in range(dataset.num_classes)])
     images = dataset.normalization.normalize(dataset.x_train[chosen])
