@@ -42,8 +42,10 @@ def decode_weights(data: bytes, counts: list[int]) -> tuple[list[np.ndarray], fl
     be consumed exactly."""
     reader = Reader(data, "weight section")
     params = []
-    for _ in counts:
+    for count in counts:
         m = reader.varint(WEIGHT_MAX_ABS)
+        if m and not count:
+            raise FormatError("corrupt weight section: a range for an empty tensor group")
         b = reader.f32() if m else 0.0
         if m and not (math.isfinite(b) and WEIGHT_MIN_SCALE <= b <= WEIGHT_MAX_ABS):
             raise FormatError("corrupt weight section: bad Laplace scale")
