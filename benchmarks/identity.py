@@ -127,8 +127,7 @@ def write_report(before: dict, after: dict, commit: str, head: str = "") -> None
               "", "Runs under `--target-bpc` are the one place where outputs move: rate control "
               "steers on the size of the real file, so the header byte v2 adds to a latent file "
               "moves its latent target by 8 bits / classes and the controllers then follow "
-              "another trajectory (with the file sized as v1 instead, such a run reproduces the "
-              "old set exactly). The rate-utility curve's points above were measured with "
+              "another trajectory. The rate-utility curve's points above were measured with "
               "version-1 files; the next full report run re-measures them."]
     replace_section(out, "## Byte-identity of the typed core", "\n".join(lines))
 

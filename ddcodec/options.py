@@ -132,9 +132,3 @@ def click_options(cls, exclude: tuple[str, ...] = ()):
         return func
 
     return decorate
-
-
-def cli_names(cls, exclude: tuple[str, ...] = ()) -> list[str]:
-    """The parameter names click passes for `cls`'s generated options."""
-    return [name for name, (_, f, _) in leaves(cls).items()
-            if f.metadata.get("option", {}).get("cli") and name not in exclude]

@@ -175,10 +175,6 @@ class LatentPayload:
     extra: dict = field(default_factory=dict)  # free-form, ignored by the codec
 
     @property
-    def images_per_group(self) -> int:
-        return self.groups[0].n_images
-
-    @property
     def num_images(self) -> int:
         return sum(g.n_images for g in self.groups)
 

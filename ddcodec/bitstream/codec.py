@@ -132,10 +132,22 @@ def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -
     geometry = geometry or LatentGeometry.from_header(header)
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
+    synthesis_at_once = geometry.groups * _synthesis_chunk(geometry) * _synthesis_bytes(geometry)
+    return fixed + latents + synthesis_at_once
+
+
+def _synthesis_bytes(geometry: LatentGeometry) -> int:
+    """Float32 working memory of synthesising one image (upsampled stack, widest layer)."""
     widest = max(synthesis.preset_widths(geometry.config.decoder))
-    per_image = 4 * header.height * header.width * (2 * geometry.layout.total_channels
-                                                    + 3 * widest + 2 * c)
-    return fixed + latents + min(n * per_image, SYNTHESIS_CHUNK_BYTES + per_image)
+    layout = geometry.layout
+    return 4 * layout.height * layout.width * (2 * layout.total_channels + 3 * widest
+                                               + 2 * geometry.channels)
+
+
+def _synthesis_chunk(geometry: LatentGeometry) -> int:
+    """Images per decoder synthesised at once: about SYNTHESIS_CHUNK_BYTES for all decoders."""
+    per_image = geometry.groups * _synthesis_bytes(geometry)
+    return min(geometry.per_group, max(1, SYNTHESIS_CHUNK_BYTES // per_image))
 
 
 def check_plausible(header: fmt.Header, file_bytes: int,
@@ -223,10 +235,7 @@ def synthesize(geometry: LatentGeometry, steps: list[list[int]], ints: list[np.n
     kernels = _float_params(decoders, "upsampler")["kernel_weight"]
     weights = _float_params(decoders, "synthesis")
     n_pointwise = len(synthesis.preset_widths(geometry.config.decoder)) + 1
-    h, w = geometry.layout.height, geometry.layout.width
-    per_image = 4 * h * w * groups * (2 * geometry.layout.total_channels
-                                      + 3 * max(synthesis.preset_widths(geometry.config.decoder)))
-    chunk = max(1, SYNTHESIS_CHUNK_BYTES // per_image)
+    chunk = _synthesis_chunk(geometry)
     out = []
     for start in range(0, per_group, chunk):
         part = [g[:, start:start + chunk] for g in grids]

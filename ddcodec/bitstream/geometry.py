@@ -22,6 +22,7 @@ TensorGroup = tuple[str, str, list[tuple[str, tuple[int, ...]]]]  # module, kind
 class LatentGeometry:
     config: CodecConfig
     layout: LatentLayout
+    channels: int  # image channels
     groups: int  # decoders
     per_group: int  # images per decoder
     order: tuple[TensorGroup, ...]  # one decoder's tensor groups, canonical order
@@ -70,7 +71,7 @@ class LatentGeometry:
         if any(len(row) != len(order) for row in lat.steps):
             raise FormatError("corrupt header: wrong number of quantisation steps")
         per_group = h.num_images // groups
-        return cls(config, layout, groups, per_group, tuple(order))
+        return cls(config, layout, h.channels, groups, per_group, tuple(order))
 
     def split_weights(self, ints: list[np.ndarray], steps: list[list[int]]) -> list[dict]:
         """Flat integer groups -> per decoder {module: {kind: (q, step, [(name, shape)])}}."""

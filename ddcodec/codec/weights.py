@@ -16,13 +16,18 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ddcodec.bitstream.fixedpoint import (
+    ARM_BIAS_STEP_MIN,
+    ARM_WEIGHT_STEP_MIN,
+    WEIGHT_MAX_ABS,
+    WEIGHT_MIN_SCALE,
+)
 from ddcodec.codec.laplace import bits as laplace_bits
 from ddcodec.payload import QuantizedGroup
 
-MAX_ABS_INT = 65535
 SCALE_BITS = 32  # each group's Laplace scale travels as a float32
 STEP_RANGES: dict[str, tuple[range, range | None]] = {
-    "arm": (range(-8, 1), range(-16, 1)),
+    "arm": (range(ARM_WEIGHT_STEP_MIN, 1), range(ARM_BIAS_STEP_MIN, 1)),
     "synthesis": (range(-15, 1), range(-15, 1)),
     "upsampler": (range(-15, 1), None),  # no bias
 }
@@ -34,7 +39,7 @@ def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
     q = q.double()
     if q.shape[1] == 0:
         return torch.zeros(q.shape[0], dtype=torch.float64)
-    b = q.abs().mean(1, keepdim=True).clamp_min(0.05)
+    b = q.abs().mean(1, keepdim=True).clamp_min(WEIGHT_MIN_SCALE)
     per_symbol = laplace_bits(q, torch.zeros_like(q), torch.log(b).expand_as(q))
     return per_symbol.sum(1) + SCALE_BITS
 
@@ -90,7 +95,7 @@ def search_module(module: nn.ParameterDict, kind: str,
     for pair in pairs:
         steps = dict(zip(("weight", "bias"), pair))
         ints = {k: torch.round(flats[k] / 2.0 ** steps[k]) for k in kinds}
-        valid = torch.stack([q.abs().amax(1) <= MAX_ABS_INT for q in ints.values()]).all(0)
+        valid = torch.stack([q.abs().amax(1) <= WEIGHT_MAX_ABS for q in ints.values()]).all(0)
         for k in kinds:
             _load(module, kinds[k], ints[k] * 2.0 ** steps[k])
         ok, other_bits = cost()

@@ -23,6 +23,7 @@ from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
 from ddcodec.distillation.random_subset import sample_class_indices
 from ddcodec.networks import seeded_network
+from ddcodec.registry import registrar
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
@@ -291,15 +292,7 @@ class TrajectoryMatching:
 
 ObjectiveFactory = Callable[[Dataset, "DistillConfig", torch.device, int], Objective]
 OBJECTIVES: dict[str, ObjectiveFactory] = {}
-
-
-def register_objective(loss: str):
-    """Register the factory of the objective that `--loss LOSS` names."""
-    def decorate(factory: ObjectiveFactory) -> ObjectiveFactory:
-        OBJECTIVES[loss] = factory
-        return factory
-
-    return decorate
+register_objective = registrar(OBJECTIVES)  # @register_objective("dm"): what --loss dm builds
 
 
 @register_objective("dm")

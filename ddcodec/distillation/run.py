@@ -12,6 +12,7 @@ from ddcodec import __version__
 from ddcodec.data import Dataset
 from ddcodec.distillation.config import DistillConfig, resolve
 from ddcodec.payload import LatentPayload
+from ddcodec.registry import registrar
 from ddcodec.setfile import DistilledSet
 
 ProgressHook = Callable[[int, float], None]  # (iteration, loss)
@@ -32,15 +33,7 @@ class RunHooks:
 
 Representation = Callable[[Dataset, DistillConfig, torch.device, RunHooks], DistilledSet]
 REPRESENTATIONS: dict[str, Representation] = {}
-
-
-def register_representation(param: str):
-    """Register how `--param PARAM` sets are distilled."""
-    def decorate(run: Representation) -> Representation:
-        REPRESENTATIONS[param] = run
-        return run
-
-    return decorate
+register_representation = registrar(REPRESENTATIONS)  # how `--param PARAM` sets are distilled
 
 
 def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
