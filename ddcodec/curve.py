@@ -34,8 +34,9 @@ from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401
 from ddcodec.fileio import atomic_path
 
 # A point's version changes when the code that produced it changes what it measures; the table
-# keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2).
-POINT_VERSION = {"latent": 3, "pixels": 1, "packed": 1}
+# keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2;
+# all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds).
+POINT_VERSION = {"latent": 4, "pixels": 2, "packed": 2}
 Event = Callable[[str], None]
 
 

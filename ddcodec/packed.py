@@ -65,9 +65,12 @@ def unpack(data: bytes, n: int, shape: tuple[int, int, int]) -> torch.Tensor:
 
 def class_orders(dataset: Dataset, seed: int) -> list[torch.Tensor]:
     """One fixed random order of each class's images, so larger subsets contain smaller ones."""
-    generator = seeds.generator("packed_order", seed)
-    return [pool[torch.randperm(len(pool), generator=generator)]
-            for pool in (dataset.indices_of_class(c) for c in range(dataset.num_classes))]
+    orders = []
+    for c in range(dataset.num_classes):
+        pool = dataset.indices_of_class(c)
+        generator = seeds.keyed("packed_order", seed, c)
+        orders.append(pool[torch.randperm(len(pool), generator=generator)])
+    return orders
 
 
 def packed_files(dataset: Dataset, codec: str, quality: int, per_class: int,

@@ -1,14 +1,22 @@
 """Every random stream of ddcodec, named by its purpose, in one place.
 
-Each purpose derives its generator's seed from the run's seed (and an index: an iteration, a
-round, an expert) exactly as the code before this module did, so results reproduce bit for bit.
-Draws that belong to one class still come from streams shared by all classes in the order a
-process meets them; keying them by (seed, purpose, class) instead is the next step (it changes
-every published figure, so it lands with a re-measured report).
+Two kinds of stream:
+
+- **Run streams** (`generator`, `derive`): draws that belong to the whole run (the network of a
+  matching iteration, an expert, an evaluation run). Their seeds derive from the run's seed and an
+  index exactly as before this module existed, so experts and evaluations reproduce.
+- **Class streams** (`keyed`): every draw that belongs to one class (its real images, its
+  decoder's initial weights and latents, its quantisation noise, its real batches and DSA draws)
+  comes from a generator keyed by (purpose, seed, class, counters...), hashed, never from a stream
+  shared with other classes. A class's result therefore does not depend on which other classes
+  share its process, or in which order the process meets them: the property that lets classes be
+  distilled in blocks on several processes and merged. Counters (candidate, step, iteration) make
+  the streams counter-based, so a resumed run needs no generator state.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import torch
@@ -16,15 +24,8 @@ import torch
 NETWORK_STRIDE = 1_000_003  # a prime: per-iteration network seeds of different runs never meet
 
 DERIVATIONS: dict[str, Callable[[int, int], int]] = {
-    # which real images: random subsets, the images latent phase 1 fits, packed baselines
-    "real_subset": lambda seed, i: seed,
-    "fit_targets": lambda seed, i: seed,
-    "packed_order": lambda seed, i: seed,
-    "pixel_init_noise": lambda seed, i: seed,
-    # the latent model: initial latents and decoders, the quantisation proxy's noise
-    "latent_init": lambda seed, i: seed + 17,
-    "quantisation_noise": lambda seed, i: seed + 31,
-    # matching objectives: real batches and DSA draws; the network of iteration/round i
+    # matching objectives: block-level draws (GM's inner loop, TM's experts, starts and batches);
+    # the network of iteration/round i
     "matching_draws": lambda seed, i: seed + 7919,
     "matching_network": lambda seed, i: seed * NETWORK_STRIDE + i,
     # experts: expert i's network, and its batches and augmentation
@@ -34,9 +35,19 @@ DERIVATIONS: dict[str, Callable[[int, int], int]] = {
     "eval_draws": lambda seed, i: seed + NETWORK_STRIDE,
 }
 
+CLASS_STREAMS: dict[str, str] = {
+    "real_subset": "which real images a random subset or a pixel set's start takes (class)",
+    "fit_targets": "which real images latent phase 1 fits (class)",
+    "packed_order": "the order in which a packed baseline adds a class's images (class)",
+    "pixel_init_noise": "a pixel set's noise start (class)",
+    "latent_init": "a decoder group's initial latents and weights (first class, candidate)",
+    "quantisation_noise": "the training proxy's noise (first class, candidate, step)",
+    "class_matching_draws": "a class's real batch and DSA draw (class, iteration)",
+}
+
 
 def derive(purpose: str, seed: int, index: int = 0) -> int:
-    """The seed of one stream."""
+    """The seed of one run stream."""
     try:
         return DERIVATIONS[purpose](seed, index)
     except KeyError:
@@ -44,5 +55,19 @@ def derive(purpose: str, seed: int, index: int = 0) -> int:
 
 
 def generator(purpose: str, seed: int, index: int = 0) -> torch.Generator:
-    """A CPU generator for one stream (CPU so draws are the same on every device)."""
+    """A CPU generator for one run stream (CPU so draws are the same on every device)."""
     return torch.Generator().manual_seed(derive(purpose, seed, index))
+
+
+def keyed_seed(purpose: str, seed: int, *keys: int) -> int:
+    """A 63-bit seed hashed from (purpose, seed, keys): distinct keys give unrelated streams."""
+    if purpose not in CLASS_STREAMS:
+        raise ValueError(f"no class stream named {purpose!r}")
+    text = ":".join([purpose, str(int(seed)), *(str(int(k)) for k in keys)])
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def keyed(purpose: str, seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator for one class stream, keyed by (purpose, seed, class, counters...)."""
+    return torch.Generator().manual_seed(keyed_seed(purpose, seed, *keys))

@@ -85,8 +85,8 @@ def test_gradients_reach_the_latents(tiny, experts, loss):
     config = config_for(loss, experts, param="latent", spc=2)
     codec = codec_config(config)
     layout = LatentLayout.for_image(16, 16, codec.levels, codec.channels_per_level)
-    bank = LatentBank(3, 2, 3, layout, codec, torch.Generator().manual_seed(0))
-    proxy = Proxy("proxy", 0.3, 1.0, torch.Generator().manual_seed(1))  # phase 2's
+    bank = LatentBank(3, 2, 3, layout, codec, [torch.Generator().manual_seed(g) for g in range(3)])
+    proxy = Proxy("proxy", 0.3, 1.0, [torch.Generator().manual_seed(g) for g in (4, 5, 6)])
     images = bank(proxy)[0].flatten(0, 1).clamp(0, 1)
     utility = make_objective(tiny, config, CPU, 2)(tiny.normalization.from_unit(images),
                                                    [2, 2, 2], 0)

@@ -63,11 +63,13 @@ def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def quantize(values: torch.Tensor, k: int, mode: str, temperature: float = 0.3,
-             noise: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+             noise: float = 1.0, generator: torch.Generator | None = None,
+             uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Map scaled latents to (proxies of) integers in [-K, K-1].
 
     mode "hard": round; "proxy": softround(softround(v) + u) with u ~ U(-noise/2, noise/2);
-    "ste": hard round in the forward pass, identity gradient.
+    "ste": hard round in the forward pass, identity gradient. The proxy's U(0, 1) draws are
+    `uniform` when given (drawn by the caller, e.g. per group), else drawn from `generator`.
     """
     values = values.clamp(-k, k - 1)
     if mode == "hard":
@@ -76,5 +78,7 @@ def quantize(values: torch.Tensor, k: int, mode: str, temperature: float = 0.3,
         return values + (torch.round(values) - values).detach()
     if mode != "proxy":
         raise ValueError(f"unknown quantisation mode {mode!r}")
-    u = torch.rand(values.shape, generator=generator).to(values.device, values.dtype) - 0.5
+    if uniform is None:
+        uniform = torch.rand(values.shape, generator=generator)
+    u = uniform.to(values.device, values.dtype) - 0.5
     return softround(softround(values, temperature) + noise * u, temperature)

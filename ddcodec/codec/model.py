@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -24,30 +25,37 @@ LATENT_INIT = 0.05  # latents start uniform in [-0.05, 0.05] (in 1/gain units)
 
 @dataclass
 class Proxy:
-    """How latents are quantised in a forward pass."""
+    """How latents are quantised in a forward pass. The proxy's noise comes from one generator
+    per group, so a group's draws never depend on the other groups of the bank."""
 
     mode: str = "hard"  # hard | proxy | ste
     temperature: float = 0.3
     noise: float = 1.0
-    generator: torch.Generator | None = None
+    generators: Sequence[torch.Generator] | None = None
 
 
 class LatentBank(nn.Module):
     def __init__(self, groups: int, images_per_group: int, image_channels: int,
-                 layout: LatentLayout, config: CodecConfig, generator: torch.Generator):
+                 layout: LatentLayout, config: CodecConfig,
+                 generators: Sequence[torch.Generator]):
+        """`generators`: one per group; a group's initial latents and weights come from its own
+        generator alone (latents level by level, then the modules' tensors in order)."""
         super().__init__()
+        if len(generators) != groups:
+            raise ValueError(f"a bank of {groups} groups needs {groups} generators")
         self.layout, self.config, self.image_channels = layout, config, image_channels
         self.offsets = arm.causal_offsets(config.arm_context)
         self.n_pointwise = len(synthesis.preset_widths(config.decoder)) + 1
-        g, n = groups, images_per_group
-        self.latents = nn.ParameterList(
-            nn.Parameter((torch.rand(g, n, layout.channels_per_level, h, w, generator=generator)
-                          * 2 - 1) * LATENT_INIT)
-            for h, w in layout.grid_sizes())
+        n = images_per_group
         shapes = module_shapes(config, layout, image_channels)
+        drawn = [_initial_group(n, layout, shapes, generator) for generator in generators]
+        self.latents = nn.ParameterList(
+            nn.Parameter(torch.stack([group[0][level] for group in drawn]))
+            for level in range(layout.levels))
         self.modules_ = nn.ModuleDict({
-            name: nn.ParameterDict({key: nn.Parameter(value) for key, value
-                                    in _initial_module(shapes[name], g, generator).items()})
+            name: nn.ParameterDict({key: nn.Parameter(torch.stack([group[1][name][key]
+                                                                   for group in drawn]))
+                                    for key in shapes[name]})
             for name in MODULES})
 
     @property
@@ -65,8 +73,17 @@ class LatentBank(nn.Module):
         return dict(self.modules_[name].items())
 
     def quantized_latents(self, proxy: Proxy) -> list[torch.Tensor]:
-        return [quantize(self.config.gain * y, self.config.k, proxy.mode, proxy.temperature,
-                         proxy.noise, proxy.generator) for y in self.latents]
+        grids = []
+        for y in self.latents:
+            uniform = None
+            if proxy.mode == "proxy":
+                if proxy.generators is None or len(proxy.generators) != len(y):
+                    raise ValueError("the noisy proxy needs one generator per group")
+                uniform = torch.stack([torch.rand(y.shape[1:], generator=g)
+                                       for g in proxy.generators])
+            grids.append(quantize(self.config.gain * y, self.config.k, proxy.mode,
+                                  proxy.temperature, proxy.noise, uniform=uniform))
+        return grids
 
     def synthesize(self, grids: list[torch.Tensor]) -> torch.Tensor:
         """G x N x C x H x W images from quantised grids."""
@@ -100,18 +117,27 @@ class LatentBank(nn.Module):
             g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
 
 
-def _initial_module(shapes: dict[str, tuple[int, ...]], groups: int,
+def _initial_group(images: int, layout: LatentLayout,
+                   shapes: dict[str, dict[str, tuple[int, ...]]], generator: torch.Generator
+                   ) -> tuple[list[torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """One group's initial latents (uniform in +-LATENT_INIT) and decoder, from its generator."""
+    latents = [(torch.rand(images, layout.channels_per_level, h, w, generator=generator) * 2 - 1)
+               * LATENT_INIT for h, w in layout.grid_sizes()]
+    return latents, {name: _initial_module(shapes[name], generator) for name in MODULES}
+
+
+def _initial_module(shapes: dict[str, tuple[int, ...]],
                     generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Linear-layer default init (weights and biases uniform in +-1/sqrt(fan_in)); residual
     convs start at zero (the identity), the upsampler at bicubic."""
     values = {}
     for key, shape in shapes.items():
         if key == "kernel_weight":
-            values[key] = upsampling.bicubic_kernel().expand(groups, *shape).clone()
+            values[key] = upsampling.bicubic_kernel().expand(*shape).clone()
         elif key.startswith("residual"):
-            values[key] = torch.zeros(groups, *shape)
+            values[key] = torch.zeros(*shape)
         else:
             weight_shape = shapes[key.replace("_bias", "_weight")]
             bound = 1 / math.sqrt(math.prod(weight_shape[1:]))
-            values[key] = (torch.rand(groups, *shape, generator=generator) * 2 - 1) * bound
+            values[key] = (torch.rand(*shape, generator=generator) * 2 - 1) * bound
     return values

@@ -27,7 +27,7 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -90,9 +90,18 @@ def samples_for_budget(dataset: Dataset, config: "DistillConfig") -> int:
 
 
 class LatentTrainer:
+    """Trains the latent set of `classes` (default: all of the dataset's classes).
+
+    Every random draw of a class is keyed by (seed, purpose, class), and every loss term is a
+    sum of per-class terms whose weights do not depend on how many classes are trained together,
+    so with per-class decoders and a fixed lambda, DM gives each class the same payload whether
+    it is trained alone, in a block or with all classes (the basis of distillation in blocks).
+    """
+
     def __init__(self, dataset: Dataset, config: "DistillConfig", device: torch.device,
                  checkpoint: Path | None = None, checkpoint_every: int = 0,
-                 on_progress: ProgressHook | None = None, file_bits: FileBits | None = None):
+                 on_progress: ProgressHook | None = None, file_bits: FileBits | None = None,
+                 classes: Sequence[int] | None = None):
         from ddcodec.distillation.config import resolve
 
         config = resolve(config, dataset)
@@ -106,25 +115,33 @@ class LatentTrainer:
         if config.latent.target_bpc is not None and file_bits is None:
             raise ValueError("rate control needs a way to measure the encoded file")
         k = dataset.num_classes
-        self.group_classes = [list(range(k))] if self.codec.shared_decoder else [[c] for c in range(k)]
+        self.classes = sorted(set(range(k) if classes is None else classes))
+        if not self.classes or not all(0 <= c < k for c in self.classes):
+            raise ValueError(f"classes must be a non-empty subset of 0..{k - 1}")
+        self.group_classes = ([list(self.classes)] if self.codec.shared_decoder
+                              else [[c] for c in self.classes])
         self.targets = self._real_targets()
-        self.counts = [config.latent.spc] * k
+        # images per class of the whole dataset, 0 outside this trainer's classes
+        chosen = set(self.classes)
+        self.counts = [config.latent.spc if c in chosen else 0 for c in range(k)]
         self._stop_requested = False
 
     # ------------------------------------------------------------------ set-up and state
     def _real_targets(self) -> torch.Tensor:
         """spc random real images per class, in [0, 1]: groups x images x C x H x W."""
-        generator = seeds.generator("fit_targets", self.config.seed)
-        spc = self.config.latent.spc
-        per_class = [self.dataset.x_train[sample_class_indices(self.dataset, c, spc,
-                                                               generator)]
-                     for c in range(self.dataset.num_classes)]
+        spc, seed = self.config.latent.spc, self.config.seed
+        per_class = {c: self.dataset.x_train[sample_class_indices(
+            self.dataset, c, spc, seeds.keyed("fit_targets", seed, c))] for c in self.classes}
         return torch.stack([torch.cat([per_class[c] for c in classes])
                             for classes in self.group_classes]).float().div(255).to(self.device)
 
-    def _new_bank(self, groups: int, generator: torch.Generator) -> LatentBank:
-        return LatentBank(groups, self.targets.shape[1], self.dataset.channels, self.layout,
-                          self.codec, generator).to(self.device)
+    def _new_bank(self, generators: list[torch.Generator]) -> LatentBank:
+        return LatentBank(len(generators), self.targets.shape[1], self.dataset.channels,
+                          self.layout, self.codec, generators).to(self.device)
+
+    def _row_keys(self) -> list[tuple[int, int]]:
+        """Each bank row's (first class of its group, candidate): what its draws are keyed by."""
+        return [(self.group_classes[g][0], j) for g, j in zip(self.owner, self.candidates)]
 
     def _stage_plan(self) -> list[tuple[int, int]]:
         """(candidates kept per group, iterations) for each phase-1 stage."""
@@ -135,12 +152,12 @@ class LatentTrainer:
         return [(c, warm), (min(2, c), warm), (1, n - 2 * warm)]
 
     def _start(self) -> None:
-        generator = seeds.generator("latent_init", self.config.seed)
         keep = self._stage_plan()[0][0]
         self.owner = [g for g in range(len(self.group_classes)) for _ in range(keep)]
-        self.bank = self._new_bank(len(self.owner), generator)
+        self.candidates = [j for _ in self.group_classes for j in range(keep)]
+        self.bank = self._new_bank([seeds.keyed("latent_init", self.config.seed, *key)
+                                    for key in self._row_keys()])
         self.phase, self.stage, self.step, self.global_step = 1, 0, 0, 0
-        self.proxy_generator = seeds.generator("quantisation_noise", self.config.seed)
         self.objective: Objective | None = None
         self.fit_psnr: float | None = None
         self.optimizer = self._optimizer(self.config.latent.fit_lr)
@@ -155,9 +172,13 @@ class LatentTrainer:
         if cfg.latent.target_bpc is None:
             return None
         lat = cfg.latent
-        return RateControl.start(lat.target_bpc, self.dataset.num_classes, lat.rate_tolerance,
+        share = len(self.classes) / self.dataset.num_classes
+        decoders = decoder_parameters(self.dataset, cfg)
+        if not self.codec.shared_decoder:
+            decoders = round(decoders * share)
+        return RateControl.start(lat.target_bpc, len(self.classes), lat.rate_tolerance,
                                  lat.lmbda, lat.quant_mse, cfg.matching.iterations,
-                                 decoder_parameters(self.dataset, cfg), lat.fit_budget_share)
+                                 decoders, lat.fit_budget_share)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
@@ -172,9 +193,9 @@ class LatentTrainer:
             "data": self.dataset.spec,
             "phase": self.phase, "stage": self.stage, "step": self.step,
             "global_step": self.global_step, "owner": list(self.owner),
+            "candidates": list(self.candidates), "classes": list(self.classes),
             "bank": self.bank.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "proxy_generator": self.proxy_generator.get_state(),
             "objective": self.objective.state() if self.objective else None,
             "fit_psnr": self.fit_psnr,
             "fit_weights": self.fit_weights,
@@ -199,21 +220,22 @@ class LatentTrainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise DDCodecError(f"{path} is not a ddcodec checkpoint")
         mine = flatten(self.config)
-        if state["config"] != mine or state["data"] != self.dataset.spec:
+        if state["config"] != mine or state["data"] != self.dataset.spec or (
+                state.get("classes") != list(self.classes)):
             changed = sorted(k for k in mine if state["config"].get(k) != mine[k])
+            if state.get("classes") != list(self.classes):
+                changed.append("classes")
             raise DDCodecError(f"{path} was made with other settings ({', '.join(changed) or 'data'}"
                                "); resume with the same options or start afresh")
-        generator = torch.Generator().manual_seed(0)  # shapes only; values come from the state
-        self.owner = list(state["owner"])
-        self.bank = self._new_bank(len(self.owner), generator)
+        self.owner, self.candidates = list(state["owner"]), list(state["candidates"])
+        shapes_only = torch.Generator().manual_seed(0)  # the values come from the state
+        self.bank = self._new_bank([shapes_only] * len(self.owner))
         self.bank.load_state_dict(state["bank"])
         self.phase, self.stage, self.step = state["phase"], state["stage"], state["step"]
         self.global_step, self.fit_psnr = state["global_step"], state["fit_psnr"]
         self.fit_weights = state["fit_weights"]
         self.rate = RateControl.from_dict(state["rate"]) if state["rate"] else None
         self.hard_ratio = state.get("hard_ratio")
-        self.proxy_generator = torch.Generator()
-        self.proxy_generator.set_state(state["proxy_generator"])
         self.objective = None
         if state["objective"] is not None:
             self.objective = self._make_objective()
@@ -318,8 +340,12 @@ class LatentTrainer:
         return False
 
     def _proxy(self) -> Proxy:
-        lat = self.config.latent
-        return Proxy("proxy", lat.temperature, lat.noise, self.proxy_generator)
+        """The noisy proxy of this step: each row's noise keyed by (seed, its class and
+        candidate, the step), so it needs no saved state and no other row's draws."""
+        lat, seed = self.config.latent, self.config.seed
+        return Proxy("proxy", lat.temperature, lat.noise,
+                      [seeds.keyed("quantisation_noise", seed, c, j, self.global_step)
+                       for c, j in self._row_keys()])
 
     def _fit_losses(self, proxy: Proxy) -> torch.Tensor:
         """Per candidate: MSE to its class's real images + weight x bits per pixel."""
@@ -350,6 +376,7 @@ class LatentTrainer:
             survivors += [i for _, i in mine[:keep]]
         survivors.sort()
         self.owner = [self.owner[i] for i in survivors]
+        self.candidates = [self.candidates[i] for i in survivors]
         self.fit_weights = self.fit_weights[survivors]
         self.bank.keep(survivors)
 
@@ -395,10 +422,14 @@ class LatentTrainer:
         unit = images.flatten(0, 1).clamp(0, 1)  # class-ordered: group by group
         synthetic = self.dataset.normalization.from_unit(unit)
         utility = self.objective(synthetic, self.counts, self.step)
-        bpp = bits.sum() / (unit.shape[0] * unit.shape[-2] * unit.shape[-1])
+        # per class: bits per pixel of its images, averaged over the dataset's classes (not this
+        # trainer's), so a class's gradient is the same whether it trains alone or with all
+        pixels = (self.dataset.num_classes * self.config.latent.spc
+                  * unit.shape[-2] * unit.shape[-1])
+        bpp = bits.sum() / pixels
         lmbda = self.lmbda_at(self.step)
         steered = self._hard_bits(bits) if self.rate is not None else bits.detach()
-        latent_bpc = float(steered.sum()) / self.dataset.num_classes
+        latent_bpc = float(steered.sum()) / len(self.classes)
         rate_weight = 1.0
         if self.rate is not None:
             self.rate.update_lmbda(latent_bpc)  # takes effect from the next step
@@ -451,7 +482,7 @@ class LatentTrainer:
             chosen[name] = search_module(bank.module(name), name, within_threshold)
         bits = EstimatedBits(
             latents=float(bank.latent_bits(hard).sum()),
-            labels=float(LABEL_BITS_PER_CLASS * self.dataset.num_classes),
+            labels=float(LABEL_BITS_PER_CLASS * len(self.classes)),
             **{name: sum(q.bits for entry in chosen[name] for q in entry.values())
                for name in MODULES})
         decoded = bank.synthesize(hard).clamp(0, 1).mul(255).round().to(torch.uint8).cpu()

@@ -1,9 +1,11 @@
 """Utility objectives: how well a synthetic set stands in for the real data.
 
 An objective is called with the synthetic images (normalised, class-ordered, `counts[c]` images
-of class c) and the iteration number, and returns a differentiable scalar. Its randomness comes
-from its own generator, whose state `state()`/`load_state()` save and restore so that resumed
-runs repeat an uninterrupted one exactly. Objectives with learnable state of their own (the
+of class c, 0 for a class another process distils) and the iteration number, and returns a
+differentiable scalar. A class's own draws (its real batch, its DSA draw) are keyed by (seed,
+class, iteration); block-level draws come from the objective's generator, whose state
+`state()`/`load_state()` save and restore so that resumed runs repeat an uninterrupted one
+exactly. Objectives with learnable state of their own (the
 student learning rate of trajectory matching) step it in `update()`, which the caller runs after
 each backward pass, and report it through `summary()` into the set's provenance.
 
@@ -51,15 +53,14 @@ class DistributionMatching:
     """DM (Zhao & Bilen): match per-class mean embeddings of a fresh random frozen network.
 
     Iteration i uses the network seeded by (seed, i); every class draws `batch_real` real images
-    and one siamese DSA draw for its real and synthetic images. All classes share one forward
-    pass (the norm layers are per-sample, so this equals per-class passes).
+    and one siamese DSA draw for its real and synthetic images from its own stream (seed, class,
+    i). The loss is a sum of per-class terms: a class's gradient depends on no other class.
     """
 
     def __init__(self, dataset: Dataset, arch: str, batch_real: int, dsa_strategy: str,
                  seed: int, device: torch.device):
         self.dataset, self.arch, self.seed, self.device = dataset, arch, seed, device
         self.augment = DSA(DSAParams(strategy=dsa_strategy))
-        self.generator = seeds.generator("matching_draws", seed)
         self.real_per_class = [min(batch_real, len(dataset.indices_of_class(c)))
                                for c in range(dataset.num_classes)]
 
@@ -71,33 +72,44 @@ class DistributionMatching:
                              self.device)
         for p in net.parameters():
             p.requires_grad_(False)
+        present = [(cls, syn) for cls, syn in enumerate(synthetic.split(counts)) if len(syn)]
         real_batches, syn_batches = [], []
-        for cls, syn in enumerate(synthetic.split(counts)):
-            index = sample_class_indices(ds, cls, self.real_per_class[cls], self.generator)
-            real = ds.normalization.normalize(ds.x_train[index]).to(self.device)
-            plan = self.augment.draw(real.shape, self.generator, shared=True)
+        for cls, syn in present:
+            real, plan = class_batch(ds, cls, self.real_per_class[cls], self.augment, self.seed,
+                                     iteration, self.device)
             real_batches.append(self.augment.apply(real, plan))
             syn_batches.append(self.augment.apply(syn, plan))
         with torch.no_grad():
             real_embed = net.embed(torch.cat(real_batches))
         syn_embed = net.embed(torch.cat(syn_batches))
         loss = synthetic.new_zeros(())
-        for r, s in zip(real_embed.split(self.real_per_class), syn_embed.split(counts)):
-            if len(s):
-                loss = loss + ((r.mean(0) - s.mean(0)) ** 2).sum()
+        real_sizes = [self.real_per_class[cls] for cls, _ in present]
+        syn_sizes = [len(syn) for _, syn in present]
+        for r, s in zip(real_embed.split(real_sizes), syn_embed.split(syn_sizes)):
+            loss = loss + ((r.mean(0) - s.mean(0)) ** 2).sum()
         return loss
 
     def state(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {}  # every draw is keyed by (seed, class, iteration)
 
     def load_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        pass
 
     def update(self, grad_scale: float = 1.0) -> None:
         pass
 
     def summary(self) -> dict:
         return {}
+
+
+def class_batch(dataset: Dataset, cls: int, size: int, augment: DSA, seed: int, iteration: int,
+                device: torch.device):
+    """A class's real batch (normalised, on `device`) and its siamese DSA draw at an iteration,
+    from the class's own stream."""
+    generator = seeds.keyed("class_matching_draws", seed, cls, iteration)
+    index = sample_class_indices(dataset, cls, size, generator)
+    real = dataset.normalization.normalize(dataset.x_train[index]).to(device)
+    return real, augment.draw(real.shape, generator, shared=True)
 
 
 # ---------------------------------------------------------------------------- gradient matching
@@ -129,7 +141,9 @@ class GradientMatching:
     One call is one outer step of the reference: every `outer_loop` calls a fresh network seeded
     by (seed, iteration // outer_loop); between outer steps of the same network, it trains for
     `inner_loop` epochs on the (updated) synthetic set with SGD at `lr_net`, as the reference.
-    The real and synthetic images of a class share one DSA draw (siamese augmentation).
+    The real and synthetic images of a class share one DSA draw (siamese augmentation); a
+    class's real batch and draw come from its own stream (seed, class, iteration), the inner
+    loop's from the block's stream.
     """
 
     def __init__(self, dataset: Dataset, arch: str, batch_real: int, dsa_strategy: str,
@@ -180,9 +194,8 @@ class GradientMatching:
         for cls, syn in enumerate(synthetic.split(counts)):
             if not len(syn):
                 continue
-            index = sample_class_indices(ds, cls, self.real_per_class[cls], self.generator)
-            real = ds.normalization.normalize(ds.x_train[index]).to(self.device)
-            plan = self.augment.draw(real.shape, self.generator, shared=True)
+            real, plan = class_batch(ds, cls, self.real_per_class[cls], self.augment, self.seed,
+                                     iteration, self.device)
             target = torch.full((len(real),), cls, device=self.device)
             real_loss = F.cross_entropy(self.net(self.augment.apply(real, plan)), target)
             real_grads = [g.detach() for g in torch.autograd.grad(real_loss, params)]

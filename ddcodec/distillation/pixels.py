@@ -25,8 +25,10 @@ def distill_pixels(dataset: Dataset, config: "DistillConfig", device: torch.devi
     """Return (images, labels, summary of the objective's learnt state)."""
     images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
     if config.pixels.init == "noise":
-        images = torch.randn(images.shape,
-                             generator=seeds.generator("pixel_init_noise", config.seed))
+        per_class = images.shape[0] // dataset.num_classes
+        images = torch.cat([torch.randn(per_class, *images.shape[1:],
+                                        generator=seeds.keyed("pixel_init_noise", config.seed, c))
+                            for c in range(dataset.num_classes)])
     synthetic = images.to(device).requires_grad_(True)
     optimizer = torch.optim.SGD([synthetic], lr=config.pixels.lr_img,
                                 momentum=config.pixels.momentum)

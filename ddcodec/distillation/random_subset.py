@@ -19,9 +19,9 @@ def sample_class_indices(dataset: Dataset, c: int, n: int, generator: torch.Gene
 
 
 def random_real_subset(dataset: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-ordered images (normalised) and labels, the same for the same seed."""
-    generator = seeds.generator("real_subset", seed)
-    chosen = torch.cat([sample_class_indices(dataset, c, ipc, generator)
+    """Class-ordered images (normalised) and labels, the same for the same seed; each class's
+    images depend only on (seed, class)."""
+    chosen = torch.cat([sample_class_indices(dataset, c, ipc, seeds.keyed("real_subset", seed, c))
                         for c in range(dataset.num_classes)])
     images = dataset.normalization.normalize(dataset.x_train[chosen])
     return images, dataset.y_train[chosen].clone()
