@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from ddcodec import __version__  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.bitstream.mutations import OUTCOMES, fuzz  # noqa: E402
+from ddcodec.bitstream.mutations import OUTCOMES, fuzz, off_grid  # noqa: E402
 from ddcodec.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
@@ -58,7 +58,8 @@ def main() -> int:
     distilled = load_set(DATA / "golden_set.pt")
     files = {"latent-v2": (DATA / "golden_v2.ddz").read_bytes(),
              "latent-v1": (DATA / "golden.ddz").read_bytes(),
-             "pixels-v2": encode_set(replace(distilled, codec=None))[0]}
+             "pixels-v2": encode_set(replace(distilled, codec=None))[0],
+             "float-v2": encode_set(off_grid(distilled))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

@@ -6,13 +6,20 @@ file's size (bits per class) and the accuracy of networks trained on what it dec
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "distill", "experts", "measure", "encode", "decode", "info", "test"]
+API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "test_split")
+SETS = {"DistilledSet": "ddcodec.setfile", "load_set": "ddcodec.setfile",
+        "save_set": "ddcodec.setfile", "import_set": "ddcodec.importers"}
+__all__ = ["__version__", *API, *SETS]
 
 
 def __getattr__(name: str):
     # The API pulls in torch; import it only when used, so `ddcodec --version` stays quick.
-    if name in ("distill", "experts", "measure", "encode", "decode", "info", "test"):
+    if name in API:
         from ddcodec import api
 
         return getattr(api, name)
+    if name in SETS:
+        import importlib
+
+        return getattr(importlib.import_module(SETS[name]), name)
     raise AttributeError(f"module 'ddcodec' has no attribute {name!r}")

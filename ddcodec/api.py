@@ -17,6 +17,7 @@ from ddcodec.evaluate import evaluate_set
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
     from ddcodec.protocol import MeasureConfig
+    from ddcodec.setfile import DistilledSet
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -91,11 +92,13 @@ def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,
     return train_experts(dataset, Path(output), cfg, resolve_device(device), on_epoch)
 
 
-def measure(set_path: str | os.PathLike, *, config: "MeasureConfig | None" = None,
+def measure(set_path: "str | os.PathLike | DistilledSet", *,
+            config: "MeasureConfig | None" = None,
             seed: int = 0, device: str = "auto", data: str | None = None,
             data_root: str | None = None,
             on_epoch: Callable[[int, int], None] | None = None, **overrides) -> dict:
-    """Train fresh networks on the set under the standard protocol; return the report.
+    """Train fresh networks on the set (a set file, a .ddz, or a DistilledSet in memory, whose
+    bits are those of its lossless .ddz) under the standard protocol; return the report.
     `config` (a MeasureConfig, default: the field's protocol) with any of its fields overridden
     by keyword (`epochs=300`, `runs=2`, ...)."""
     from dataclasses import replace
@@ -109,8 +112,8 @@ def measure(set_path: str | os.PathLike, *, config: "MeasureConfig | None" = Non
     epochs, runs = measuring.epochs, measuring.runs
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
-    path = Path(set_path)
-    distilled, raw, estimate = _load_for_measure(path)
+    distilled, raw, estimate = _load_for_measure(set_path)
+    path = set_path if isinstance(set_path, (str, os.PathLike)) else "<set in memory>"
     spec = data or distilled.provenance.get("data")
     if not spec:
         raise DDCodecError(f"{path} does not say which data it came from; pass --data")
@@ -161,11 +164,20 @@ def measure(set_path: str | os.PathLike, *, config: "MeasureConfig | None" = Non
     }
 
 
-def _load_for_measure(path: Path):
-    """A set file or a .ddz -> (set, the file's bytes, the model's bit estimate if any)."""
+def _load_for_measure(source):
+    """A set file, a .ddz or a set in memory -> (set, the file's bytes, the model's bit
+    estimate if any). A set in memory is priced as its lossless .ddz."""
     from ddcodec import ddz
-    from ddcodec.setfile import load_set
+    from ddcodec.setfile import DistilledSet, load_set
 
+    if isinstance(source, DistilledSet):
+        data, _ = ddz.encode(source)
+        bits = source.provenance.get("estimated_bits")
+        estimate = {"format": "in-memory set, priced as its lossless .ddz"}
+        if bits:
+            estimate.update(estimated_bits=bits, estimated_bpc=bits["total"] / source.num_classes)
+        return source, data, estimate
+    path = Path(source)
     if str(path) != "-" and not path.is_file():
         raise DDCodecError(f"{path} not found")
     if ddz.is_ddz(path):
@@ -184,19 +196,43 @@ def _load_for_measure(path: Path):
     return distilled, raw, estimate
 
 
-def encode(set_path: str | os.PathLike, output: str | os.PathLike | None = None,
-           force: bool = False) -> tuple[bytes, dict]:
-    """Encode a set file to .ddz bytes; write them to `output` ("-": stdout) if given."""
+def encode(source: "str | os.PathLike | DistilledSet",
+           output: str | os.PathLike | None = None, force: bool = False, *,
+           pixels: str = "lossless", source_format: str = "auto",
+           normalization: str | None = None, data: str | None = None,
+           labels: str | None = None) -> tuple[bytes, dict]:
+    """Encode a set to .ddz bytes; write them to `output` ("-": stdout) if given.
+
+    `source`: a DistilledSet, or a path to a ddcodec set file, MTT/DATM outputs, a tensor file
+    or an ImageFolder (`source_format`, detected by default; see ddcodec.importers, which
+    `normalization`, `data` and `labels` serve). `pixels`: "lossless" (exact, float values
+    included) or "8bit" (rounded to 8 bits, declared lossy, with its error reported)."""
     from ddcodec import ddz
+    from ddcodec.setfile import DistilledSet
 
     if output is not None and str(output) != "-":
         from ddcodec.fileio import check_writable
 
         check_writable(output, force)
-    data, report = ddz.encode(set_path)
+    distilled, name = source, "<set>"
+    if not isinstance(source, DistilledSet):
+        from ddcodec.importers import ImportOptions, import_set
+
+        distilled, name = import_set(source, source_format, ImportOptions(
+            normalization, data, labels)), str(source)
+    data, report = ddz.encode(distilled, pixels, name)
     if output is not None:
         ddz.write_bytes(data, output, force)
     return data, report
+
+
+def test_split(data: str = DEFAULT_SPEC, *, normalization=None, data_root: str | None = None,
+               resize: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real test split of `data`: float images normalised with `normalization` (a set's
+    own, so they match what it trains on; default: the data's) and int64 labels."""
+    dataset = load_dataset(data, data_root, resize=resize)
+    norm = normalization or dataset.normalization
+    return norm.normalize(dataset.x_test), dataset.y_test.clone()
 
 
 def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None = None,

@@ -20,7 +20,7 @@ from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig
 from ddcodec.demo import DemoConfig
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
-from ddcodec.names import BUNDLED_DATA
+from ddcodec.names import BUNDLED_DATA, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.protocol import MeasureConfig
 
@@ -395,9 +395,27 @@ def _default_output(source: str, suffix: str) -> str:
 
 
 @cli.command()
-@click.argument("set_file", type=click.Path(dir_okay=False))
+@click.argument("set_file", type=click.Path())
 @click.option("-o", "--output", default=None,
               help="The .ddz to write; '-' for stdout [default: SET with suffix .ddz].")
+@click.option("--from", "source_format", type=click.Choice(SET_SOURCES), default="auto",
+              show_default=True,
+              help="What SET is: a ddcodec set file; MTT/DATM outputs (a folder or "
+                   "images_best.pt, with labels_best.pt and optional lr_best.pt beside it); a "
+                   "tensor file (DD-Ranking's image_tensor/hard_labels); an ImageFolder.")
+@click.option("--normalization", default=None, metavar="NAME|MEAN,STD|FILE.json",
+              help="How imported tensors are normalised: cifar10, cifar100, imagenet (or "
+                   "another dataset's name), MEAN,STD, or a JSON file with mean and std.")
+@click.option("--data", default=None, metavar="SPEC",
+              help="The dataset an imported set comes from (class names, normalisation, and "
+                   "what measure tests on).")
+@click.option("--labels", default=None, type=click.Path(dir_okay=False),
+              help="Labels of an imported set kept in a separate file.")
+@click.option("--pixels", type=click.Choice(PIXEL_MODES), default="lossless",
+              show_default=True,
+              help="lossless: sets on the 8-bit grid as 8-bit pixels, any other set as its "
+                   "exact float values; 8bit: round to 8-bit pixels, declared lossy (the error "
+                   "and PSNR are reported and recorded).")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True,
               help="Overwrite an existing output; allow binary output to a terminal.")
@@ -405,8 +423,10 @@ def _default_output(source: str, suffix: str) -> str:
                                                       "(not with output on stdout).")
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
-    """Write a distilled set (set.pt) as a range-coded .ddz file."""
+def encode(set_file, output, source_format, normalization, data, labels, pixels, to_stdout,
+           force, as_json, quiet, verbose):
+    """Write a distilled set as a range-coded .ddz file: a ddcodec set, or another method's
+    (MTT/DATM, DD-Ranking tensors, an ImageFolder), priced in honest bits."""
     from ddcodec import api
 
     output = "-" if to_stdout else (output or _default_output(set_file, ".ddz"))
@@ -416,7 +436,9 @@ def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
         if sys.stdout.isatty() and not force:
             raise DDCodecError("refusing to write a binary .ddz to a terminal; use -o FILE, "
                                "a pipe, or -f")
-    data, report = api.encode(set_file, output, force=force)
+    data, report = api.encode(set_file, output, force=force, pixels=pixels,
+                              source_format=source_format, normalization=normalization,
+                              data=data, labels=labels)
     report["output"] = output
     if as_json:
         click.echo(json.dumps(report))
@@ -426,7 +448,15 @@ def encode(set_file, output, to_stdout, force, as_json, quiet, verbose):
     bits = report["estimated_bits"]
     _info(quiet, f"wrote {output}: {len(data):,} bytes = {report['bpc']:,.0f} bits/class "
                  f"(estimated {sum(bits.values()) / report['num_classes']:,.0f} + framing), "
-                 f"{report['seconds']:.2f} s")
+                 f"pixels {_pixel_text(report['pixels'])}, {report['seconds']:.2f} s")
+
+
+def _pixel_text(pixels: dict) -> str:
+    text = pixels["coding"]
+    if pixels.get("lossless") is False:
+        text += (f": max error {pixels['max_error']:.4g}, mean {pixels['mean_error']:.4g} "
+                 f"(normalised units), PSNR {pixels['psnr_db']:.2f} dB")
+    return text
 
 
 @cli.command()
@@ -487,8 +517,9 @@ def info(source, as_json, verbose):
     console = Console()
     console.print(table)
     kind = report["kind"]
-    extra = (f"decoder {report['decoder']['preset']} {'shared' if report['decoder']['shared'] else 'per class'}"
-             if kind == "latent" else "lossless 8-bit")
+    extra = (f"decoder {report['decoder']['preset']} "
+             f"{'shared' if report['decoder']['shared'] else 'per class'}"
+             if kind == "latent" else _pixel_text(report["pixels"]))
     console.print(f"{report['num_images']} images of {report['num_classes']} classes "
                   f"{tuple(report['image_shape'])}, {kind} ({extra}); "
                   f"{report['bpc']:,.0f} bits/class from the file "

@@ -27,7 +27,6 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 from ddcodec.names import BUNDLED_DATA as BUNDLED_NAME  # noqa: E402
 DEFAULT_SPEC = BUNDLED_NAME
 DATA_ROOT_ENV = "DDCODEC_DATA_ROOT"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 HOLDOUT_FRACTION = 0.1  # test share of an ImageFolder that has no separate test split
 
 CIFAR10_CLASSES = (
@@ -321,12 +320,12 @@ def _load_imagefolder(root: Path, resize: tuple[int, int] | None) -> Dataset:
     train_dir, test_dir = root / "train", next(
         (root / n for n in ("test", "val") if (root / n).is_dir()), None)
     if train_dir.is_dir() and test_dir is not None:
-        class_names = _class_folders(train_dir)
-        train_files = _image_files(train_dir, class_names)
-        test_files = _image_files(test_dir, class_names, must_cover=False)
+        class_names = class_folders(train_dir)
+        train_files = image_files(train_dir, class_names)
+        test_files = image_files(test_dir, class_names, must_cover=False)
     else:
-        class_names = _class_folders(root)
-        train_files, test_files = _holdout_split(_image_files(root, class_names))
+        class_names = class_folders(root)
+        train_files, test_files = _holdout_split(image_files(root, class_names))
     mode, size = _common_mode_and_size(train_files + test_files, resize, root)
     x_train, y_train = _read_images(train_files, mode, size)
     x_test, y_test = _read_images(test_files, mode, size)
@@ -336,25 +335,42 @@ def _load_imagefolder(root: Path, resize: tuple[int, int] | None) -> Dataset:
     ))
 
 
-def _class_folders(root: Path) -> list[str]:
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def class_folders(root: Path) -> list[str]:
+    """The class folders torchvision's ImageFolder finds (its own discovery, so ddcodec and the
+    user's ImageFolder code see the same classes in the same order)."""
+    from torchvision.datasets.folder import find_classes
+
+    try:
+        names = find_classes(root)[0]
+    except (FileNotFoundError, OSError):
+        names = []
     if len(names) < 2:
         raise DDCodecError(f"imagefolder {root} has {len(names)} class folder(s); need at least "
                            "2 sub-folders, one per class, holding images")
     return names
 
 
-def _image_files(root: Path, class_names: list[str], must_cover: bool = True):
-    files = []
-    for label, name in enumerate(class_names):
-        folder = root / name
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-            if folder.is_dir() else []
-        if not found and must_cover:
-            raise DDCodecError(f"imagefolder class folder {folder} holds no images "
-                               f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-        files.extend((p, label) for p in found)
-    return files
+def image_files(root: Path, class_names: list[str], must_cover: bool = True
+                ) -> list[tuple[Path, int]]:
+    """(path, label) of every image torchvision's ImageFolder would load, in its order (its
+    extensions, sub-folders walked)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    index = {name: label for label, name in enumerate(class_names)}
+    try:
+        files = make_dataset(str(root), index, extensions=IMG_EXTENSIONS,
+                             allow_empty=not must_cover)
+    except FileNotFoundError as exc:
+        raise DDCodecError(f"imagefolder {root}: a class folder holds no images "
+                           f"({', '.join(IMG_EXTENSIONS)}): {exc}".splitlines()[0]) from None
+    return [(Path(path), label) for path, label in files]
+
+
+def read_common_images(files: list[tuple[Path, int]], root: Path,
+                       resize: tuple[int, int] | None = None):
+    """uint8 N x C x H x W images and int64 labels, all in one mode and size."""
+    mode, size = _common_mode_and_size(files, resize, root)
+    return _read_images(files, mode, size)
 
 
 def _holdout_split(files):

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set
+from ddcodec.bitstream.bytesio import FormatError, Reader
+from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set, pixel_coding
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.setfile import DistilledSet, load_set, save_set
@@ -48,18 +48,23 @@ def read_input(path: str | os.PathLike) -> bytes:
     return path.read_bytes()
 
 
-def encode(set_path: str | os.PathLike) -> tuple[bytes, dict]:
-    """A set file -> (.ddz bytes, report with estimated bits per part)."""
-    distilled = load_set(set_path)
+def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
+           name: str | None = None) -> tuple[bytes, dict]:
+    """A set (a set file's path, or in memory) -> (.ddz bytes, report with estimated bits per
+    part and how the pixels were coded)."""
+    distilled = source if isinstance(source, DistilledSet) else load_set(source)
+    name = name or ("<set>" if isinstance(source, DistilledSet) else str(source))
     started = time.perf_counter()
     try:
-        data, bits = encode_set(distilled)
+        data, bits = encode_set(distilled, pixels=pixels)
     except ValueError as exc:
-        raise DDCodecError(f"cannot encode {set_path}: {exc}") from exc
+        raise DDCodecError(f"cannot encode {name}: {exc}") from exc
     seconds = time.perf_counter() - started
+    header = fmt.read_header(Reader(data, "file"))
     return data, {"file_bytes": len(data), "estimated_bits": bits, "seconds": seconds,
                   "num_classes": distilled.num_classes,
                   "bpc": 8 * len(data) / distilled.num_classes,
+                  "pixels": pixel_coding(header),
                   "training_estimate_bits": distilled.provenance.get("estimated_bits"),
                   "notes": list(distilled.notes)}
 
@@ -85,6 +90,9 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
         raise DDCodecError(f"unknown --format {form!r}; choose {', '.join(FORMATS)}")
     if form == "grid":
         return _write_grid(decoded, output, force)
+    if form == "imagefolder" and decoded.exact_floats:
+        raise DDCodecError("this file holds exact float pixels and PNG holds 8 bits: export "
+                           "with --format pt or mtt to keep them")
     distilled = decoded.to_set()
     if form == "pt":
         return save_set(distilled, output, force=force)
@@ -114,7 +122,7 @@ def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Pat
     from ddcodec.grid import class_grid
 
     path = check_writable(output, force)
-    sheet = class_grid(decoded.images, decoded.labels, list(decoded.header.class_names),
+    sheet = class_grid(decoded.images_uint8(), decoded.labels, list(decoded.header.class_names),
                        title=f"{path.stem}: {decoded.header.num_images} images, "
                              f"{8 * decoded.file_bytes / decoded.header.num_classes:,.0f} "
                              "bits/class")
@@ -143,7 +151,7 @@ def _write_imagefolder(decoded: Decoded, root: Path) -> None:
     names = decoded.header.class_names
     folders = [_folder_name(n, i) for i, n in enumerate(names)]
     counters = [0] * len(names)
-    for image, label in zip(decoded.images, decoded.labels.tolist()):
+    for image, label in zip(decoded.images_uint8(), decoded.labels.tolist()):
         folder = root / folders[label]
         folder.mkdir(exist_ok=True)
         to_pil(image).save(folder / f"{counters[label]:05d}.png")
@@ -187,6 +195,7 @@ def info(data: bytes, name: str = "-") -> dict:
         "sections": decoded.section_bytes,
         "float32_bits_per_class": 32 * h.num_images * h.channels * h.height * h.width
                                   / h.num_classes,
+        "pixels": pixel_coding(h),
         "meta": h.meta,
         "skipped_sections": [f"{t:#04x}" for t in decoded.skipped_sections],
     }

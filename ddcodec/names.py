@@ -1,5 +1,6 @@
 """Names that configs and the command line validate without loading torch: the network
-architectures the protocol trains and the field's default DSA strategy."""
+architectures the protocol trains, the field's default DSA strategy, the pixel codings and the
+set formats `encode` reads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ _ALIASES = {
 }
 BUNDLED_DATA = "cifar10-subset"  # the real CIFAR-10 subset shipped with ddcodec
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DSA's default for CIFAR (DC/DSA code)
+PIXEL_MODES = ("lossless", "8bit")  # how `encode` codes a pixel set's values
+SET_SOURCES = ("auto", "set", "mtt", "tensors", "imagefolder")  # what `encode` reads
 
 
 def canonical_arch(name: str) -> str:

@@ -11,6 +11,7 @@ latents and weights are bit-exact everywhere, pixels within one 8-bit level) and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,11 +19,13 @@ import torch
 
 from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import FormatError, Reader
+from ddcodec.bitstream.float_coding import narrowest_width
 from ddcodec.bitstream.format import Kind
 from ddcodec.bitstream.geometry import LatentGeometry
 from ddcodec.bitstream.sections import REGISTRY, CodingState, parts_for
 from ddcodec.codec import synthesis, upsampling
 from ddcodec.data import Normalization
+from ddcodec.names import PIXEL_MODES
 from ddcodec.payload import LatentPayload
 from ddcodec.setfile import DistilledSet
 
@@ -38,7 +41,7 @@ SYNTHESIS_CHUNK_BYTES = 64 << 20  # float synthesis runs over images in chunks o
 @dataclass
 class Decoded:
     header: fmt.Header
-    images: torch.Tensor  # uint8 N x C x H x W
+    images: torch.Tensor  # uint8 N x C x H x W; float pixel files: the stored normalised floats
     labels: torch.Tensor  # int64 N
     latents: list[np.ndarray] | None  # per level: G x planes x h x w
     section_bytes: dict[str, int] = field(default_factory=dict)
@@ -50,21 +53,37 @@ class Decoded:
     def normalization(self) -> Normalization:
         return Normalization(tuple(self.header.mean), tuple(self.header.std))
 
+    @property
+    def exact_floats(self) -> bool:
+        return self.header.kind == Kind.FLOAT_PIXELS
+
     def to_set(self) -> DistilledSet:
         h = self.header
         provenance = {"method": h.meta.get("method", "unknown"), "data": h.meta.get("data"),
                       "decoded_from_ddz": True}
         if "syn_lr" in h.meta:
             provenance["syn_lr"] = float(h.meta["syn_lr"])
-        return DistilledSet(self.normalization.normalize(self.images), self.labels,
-                            list(h.class_names), self.normalization, provenance)
+        images = (self.images.to(torch.float32) if self.exact_floats
+                  else self.normalization.normalize(self.images))
+        return DistilledSet(images, self.labels, list(h.class_names), self.normalization,
+                            provenance)
+
+    def images_uint8(self) -> torch.Tensor:
+        """The images as 8-bit pixels (for PNG exports and pictures; float pixel files are
+        rounded here, which loses their exactness)."""
+        if not self.exact_floats:
+            return self.images
+        unit = self.normalization.denormalize(self.images.to(torch.float32))
+        return unit.mul(255).round().clamp(0, 255).to(torch.uint8)
 
 
 # ----------------------------------------------------------------------------------- encoding
 
-def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION) -> tuple[bytes, dict]:
+def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
+               pixels: str = "lossless") -> tuple[bytes, dict]:
     """Return the .ddz bytes and a report of estimated bits per part. `version=1` writes what
-    ddcodec 0.1 wrote (for compatibility tests)."""
+    ddcodec 0.1 wrote (for compatibility tests). `pixels` says how a pixel set's values are
+    coded (see `plan_pixels`); latent sets ignore it."""
     counts = [int((distilled.labels == c).sum()) for c in range(distilled.num_classes)]
     order = torch.argsort(distilled.labels, stable=True)
     if distilled.labels.ndim != 1 or not torch.equal(order, torch.arange(len(order))):
@@ -76,8 +95,13 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION) -> tu
     state = CodingState(header)
     payload = distilled.codec
     if payload is None:
-        unit = distilled.normalization.denormalize(distilled.images)
-        state.pixels = unit.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
+        plan = plan_pixels(distilled, pixels)
+        header.pixel_kind = plan.kind
+        header.meta.update(plan.meta)
+        if plan.kind == Kind.FLOAT_PIXELS:
+            state.floats = plan.values
+        else:
+            state.pixels = plan.values
     else:
         header.shared_decoder = payload.config.shared_decoder
         header.latent = _latent_header(payload)
@@ -100,6 +124,59 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION) -> tu
             raise RuntimeError("internal error: the decoder did not reproduce the encoder's "
                                "latents")
     return data, bits
+
+
+@dataclass(frozen=True)
+class PixelPlan:
+    """How a pixel set's values go into the file, and what that changes."""
+
+    kind: Kind
+    values: np.ndarray  # uint8 (8-bit pixels) or float16/float32 (normalised values)
+    meta: dict[str, str]  # recorded in the header: a declared-lossy coding and its error
+
+
+def plan_pixels(distilled: DistilledSet, mode: str = "lossless") -> PixelPlan:
+    """`lossless`: a set on the 8-bit grid (every value is normalize(some uint8), bit for bit)
+    is coded as 8-bit pixels; any other set as its float values, exactly (float16 when that
+    holds them, else float32). `8bit`: rounded and clipped to 8-bit pixels, declared lossy; the
+    header records the maximum and mean error (normalised units) and the PSNR (pixels in
+    [0, 1])."""
+    if mode not in PIXEL_MODES:
+        raise ValueError(f"unknown pixel coding {mode!r}; choose {', '.join(PIXEL_MODES)}")
+    norm, images = distilled.normalization, distilled.images.to(torch.float32)
+    unit = norm.denormalize(images)
+    grid = unit.mul(255).round().clamp(0, 255).to(torch.uint8)
+    back = norm.normalize(grid)
+    if torch.equal(back.view(torch.int32), images.view(torch.int32)):
+        return PixelPlan(Kind.PIXELS, grid.numpy(), {})
+    if mode == "lossless":
+        values = images.numpy()
+        if narrowest_width(values) == 16:
+            values = values.astype(np.float16)
+        return PixelPlan(Kind.FLOAT_PIXELS, values, {})
+    error = (back - images).abs()
+    mse = float(((grid.to(torch.float64) / 255 - unit.to(torch.float64)) ** 2).mean())
+    psnr = 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    return PixelPlan(Kind.PIXELS, grid.numpy(), {
+        "pixels": "8bit", "max_error": f"{float(error.max()):.6g}",
+        "mean_error": f"{float(error.mean()):.6g}", "psnr_db": f"{psnr:.4f}"})
+
+
+def pixel_coding(header: fmt.Header) -> dict:
+    """What a file says about how its pixels were coded (for `encode` and `info`)."""
+    if header.kind == Kind.LATENT:
+        return {"coding": "latent", "lossless": None}
+    if header.kind == Kind.FLOAT_PIXELS:
+        return {"coding": "float, exact", "lossless": True}
+    if header.meta.get("pixels") != "8bit":
+        return {"coding": "8-bit grid, exact", "lossless": True}
+    report = {"coding": "8-bit, declared lossy", "lossless": False}
+    for key in ("max_error", "mean_error", "psnr_db"):
+        try:
+            report[key] = float(header.meta[key])
+        except (KeyError, ValueError):
+            report[key] = None
+    return report
 
 
 def _checksummed(part, version: int) -> bool:
@@ -129,6 +206,8 @@ def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -
     fixed = pixels + 8 * n  # images and labels
     if header.kind == Kind.PIXELS:
         return fixed + 32 * pixels  # int64 work buffer, symbols and their scales for the check
+    if header.kind == Kind.FLOAT_PIXELS:  # float values, int64 work buffers, raw bits unpacked
+        return fixed + 64 * pixels
     geometry = geometry or LatentGeometry.from_header(header)
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
@@ -205,6 +284,8 @@ def decode_bytes(data: bytes, images: bool = True) -> Decoded:
 def _images(state: CodingState) -> torch.Tensor:
     if state.header.kind == Kind.PIXELS:
         return torch.from_numpy(state.pixels)
+    if state.header.kind == Kind.FLOAT_PIXELS:
+        return torch.from_numpy(np.ascontiguousarray(state.floats))
     return synthesize(state.geometry, state.header.latent.steps, state.weight_ints,
                       state.latents)
 

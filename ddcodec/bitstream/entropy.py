@@ -45,6 +45,15 @@ def fixed_laplace(m: int, b: float):
     return constriction.stream.model.QuantizedLaplace(-m, m, 0.0, b)
 
 
+def categorical(probabilities: np.ndarray):
+    """A fixed categorical model over 0..len-1 (constriction quantises the probabilities
+    deterministically and keeps every positive one positive)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 1 or not len(p) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise ValueError("categorical probabilities must be finite, >= 0 and not all zero")
+    return constriction.stream.model.Categorical(p, perfect=False)
+
+
 class Encoder:
     """constriction's range encoder, with every call guarded: bad parameters and the coder's
     panics (BaseException in pyo3) become one ValueError naming what was being coded."""

@@ -36,8 +36,9 @@ LIMITS = {"channels": 64, "side": 8192, "classes": 1_000_000, "per_class": 10_00
 class Kind(IntEnum):
     """What the file holds; decides which sections it needs and how images are made."""
 
-    PIXELS = 0
-    LATENT = 1
+    PIXELS = 0  # 8-bit pixels, coded losslessly (images on the 8-bit grid, or declared 8-bit)
+    LATENT = 1  # latent grids and decoders (the rate-utility model)
+    FLOAT_PIXELS = 2  # float16/float32 values, coded exactly (sets off the 8-bit grid)
 
 
 V1_FLAG_LATENT, V1_FLAG_SHARED_DECODER = 1, 2  # version 1's flags word
@@ -109,7 +110,7 @@ class Field:
     name: str
     wire: Wire
     since: int = 1
-    kinds: tuple[Kind, ...] = (Kind.PIXELS, Kind.LATENT)
+    kinds: tuple[Kind, ...] = tuple(Kind)
 
 
 LATENT = (Kind.LATENT,)
@@ -166,10 +167,11 @@ class Header:
     latent: LatentHeader | None = None
     meta: dict[str, str] = field(default_factory=dict)
     version: int = FORMAT_VERSION
+    pixel_kind: Kind = Kind.PIXELS  # the kind of a file without latents
 
     @property
     def kind(self) -> Kind:
-        return Kind.LATENT if self.latent is not None else Kind.PIXELS
+        return Kind.LATENT if self.latent is not None else self.pixel_kind
 
     @property
     def num_classes(self) -> int:
@@ -200,10 +202,13 @@ class Header:
                                   v["channels_per_level"], v["gain"], v["k"], v["steps"])
         return cls(v["channels"], v["height"], v["width"], v["class_names"],
                    v["samples_per_class"], v["mean"], v["std"],
-                   bool(v.get("shared_decoder", 0)), latent, v["meta"], version)
+                   bool(v.get("shared_decoder", 0)), latent, v["meta"], version,
+                   Kind.PIXELS if kind == Kind.LATENT else kind)
 
 
 def _kind_word(h: Header, version: int) -> int:
+    if version == 1 and h.kind == Kind.FLOAT_PIXELS:
+        raise ValueError("format version 1 cannot hold float pixels")
     if version == 1:
         return (V1_FLAG_LATENT if h.latent else 0) | (V1_FLAG_SHARED_DECODER
                                                       if h.shared_decoder else 0)

@@ -144,6 +144,16 @@ def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str]
     return ("decoded_same" if same else "decoded_different"), ""
 
 
+def off_grid(distilled):
+    """A pixel set moved off the 8-bit grid by a small deterministic wobble, as a learnt
+    MTT-style set is: its file holds exact float32 values (a base file for fuzzing)."""
+    import torch
+
+    wobble = torch.sin(torch.arange(distilled.images.numel(), dtype=torch.float32)) * 1e-3
+    return replace(distilled, codec=None,
+                   images=distilled.images + wobble.view_as(distilled.images))
+
+
 def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0):
     """`cases` mutations spread over `files`: a third plain byte damage, a third resealed byte
     damage, a third resealed hostile headers. Returns per (file, mode) outcome counts and the

@@ -28,12 +28,14 @@ def _neighbours(buf: np.ndarray, ys: np.ndarray, xs: np.ndarray):
     return a, b, c
 
 
-def _predict(a, b, c, ys, xs):
+def med_predict(a, b, c, ys, xs, start: int = 128):
+    """LOCO-I's median edge detector; the first row predicts from the left, the first column
+    from above, and the first value is `start`."""
     med = np.where(c >= np.maximum(a, b), np.minimum(a, b),
                    np.where(c <= np.minimum(a, b), np.maximum(a, b), a + b - c))
     first_row, first_col = (ys == 0)[None, :], (xs == 0)[None, :]
     pred = np.where(first_row, a, np.where(first_col, b, med))
-    return np.where(first_row & first_col, 128, pred)
+    return np.where(first_row & first_col, start, pred)
 
 
 def _bucket(a, b, c) -> np.ndarray:
@@ -41,7 +43,8 @@ def _bucket(a, b, c) -> np.ndarray:
     return np.minimum(np.floor(np.log2(1 + activity)).astype(np.int64), BUCKETS - 1)
 
 
-def _diagonals(h: int, w: int):
+def diagonals(h: int, w: int):
+    """Anti-diagonals (ys, xs) in order: every pixel after its left, upper, upper-left."""
     for t in range(h + w - 1):
         ys = np.arange(max(0, t - w + 1), min(h, t + 1))
         yield ys, t - ys
@@ -52,9 +55,9 @@ def _code(mode: str, planes: np.ndarray | None, shape, scales, coder):
     buf = np.zeros((n, h + 1, w + 1), dtype=np.int64)
     model = entropy.constriction.stream.model.QuantizedLaplace(-255, 255)
     residual_stats = np.zeros((BUCKETS, 2))
-    for ys, xs in _diagonals(h, w):
+    for ys, xs in diagonals(h, w):
         a, b, c = _neighbours(buf, ys, xs)
-        pred = _predict(a, b, c, ys, xs)
+        pred = med_predict(a, b, c, ys, xs)
         bucket = _bucket(a, b, c)
         if mode == "fit":
             residual = planes[:, ys, xs] - pred

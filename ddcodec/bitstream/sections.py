@@ -20,6 +20,7 @@ from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.entropy import Decoder, Encoder
 from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
+from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
 from ddcodec.bitstream.geometry import LatentGeometry
 from ddcodec.bitstream.latent_coding import code_latents
@@ -35,6 +36,7 @@ class CodingState:
     header: Header
     payload: object = None  # encoding a latent set: its LatentPayload
     pixels: np.ndarray | None = None  # uint8 N x C x H x W (pixel sets)
+    floats: np.ndarray | None = None  # float16/float32 N x C x H x W (float pixel sets)
     weight_ints: list[np.ndarray] | None = None
     arm: IntegerARM | None = None
     latents: list[np.ndarray] | None = None  # per level: G x planes x h x w, int64
@@ -168,6 +170,28 @@ class PixelsSection(SectionCodec):
         return zlib.crc32(np.ascontiguousarray(state.pixels).tobytes(), crc)
 
 
+class FloatPixelsSection(SectionCodec):
+    """Float pixels, exact to the bit (sets off the 8-bit grid; ddcodec.bitstream.float_coding).
+    The values are the set's normalised images as stored, float16 when that holds them."""
+
+    tag, name, kinds = 6, "float pixels", (Kind.FLOAT_PIXELS,)
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        width = 16 if state.floats.dtype == np.float16 else 32
+        data = encode_float_pixels(state.floats, width)
+        return data, 8.0 * len(data)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        h = state.header
+        state.floats, _ = decode_float_pixels(data, (h.num_images, h.channels, h.height,
+                                                     h.width))
+        return 8.0 * len(data)
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        values = np.ascontiguousarray(state.floats)
+        return zlib.crc32(values.astype(values.dtype.newbyteorder("<")).tobytes(), crc)
+
+
 def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
                 steps: list[list[int]]) -> IntegerARM:
     per_decoder = [{kind: (q, step) for kind, (q, step, _) in d["arm"].items()}
@@ -179,5 +203,5 @@ def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
     return IntegerARM.from_groups(per_decoder, cfg.arm_hidden, cfg.arm_context, cfg.k)
 
 
-for _part in (WeightsSection(), LatentsSection(), PixelsSection()):
+for _part in (WeightsSection(), LatentsSection(), PixelsSection(), FloatPixelsSection()):
     register(_part)

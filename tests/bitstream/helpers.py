@@ -45,3 +45,12 @@ def with_header(data: bytes, **changes) -> bytes:
 def reseal_header(head: bytes) -> bytes:
     end = len(head) - 4
     return head[:end] + zlib.crc32(head[:end]).to_bytes(4, "little")
+
+
+
+def float_set():
+    """The golden set off the 8-bit grid: its file holds exact float32 values."""
+    from ddcodec.bitstream.mutations import off_grid
+    from ddcodec.setfile import load_set
+
+    return off_grid(load_set(DATA / "golden_set.pt"))

@@ -1,0 +1,293 @@
+"""Sets written by other tools, read into a `DistilledSet` so any method's set can be priced.
+
+A registry of importers, one per source format (`encode --from NAME`; `auto` detects):
+
+- `set`: a ddcodec set file;
+- `mtt`: MTT/DATM outputs, `images_best.pt` + `labels_best.pt` (+ optional `lr_best.pt`, the
+  learnt student learning rate), as a folder or the images file; the tensors are normalised,
+  so the normalisation must be given;
+- `tensors`: one `.pt` holding DD-Ranking's `image_tensor` / `hard_labels` (or `images` /
+  `labels`) dict, or a bare image tensor whose labels are class-major with equal counts (what
+  DD-Ranking assumes without labels); normalised, so the normalisation must be given;
+- `imagefolder`: one sub-folder of images per class (8-bit pixels).
+
+Normalisation specs (`--normalization`): a dataset name (`cifar10`, `cifar100`, `imagenet`,
+...), `MEAN,STD` (one pair for every channel, or C means then C stds), or a JSON file with
+`mean` and `std` (ddcodec's own exports write one). Class names come from `--data`, else from
+a `classes.json`/`normalization.json` beside the set, else `class_0, class_1, ...`.
+Everything an importer had to decide is recorded in the set's provenance and notes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ddcodec.data import STANDARD_NORMALIZATION, Normalization
+from ddcodec.errors import DDCodecError
+from ddcodec.names import SET_SOURCES
+from ddcodec.registry import registrar
+from ddcodec.setfile import SET_FORMAT, DistilledSet, load_set, set_from_dict
+
+IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+NORMALIZATIONS = {**STANDARD_NORMALIZATION, "imagenet": IMAGENET_NORMALIZATION}
+MTT_FILES = ("images_best.pt", "labels_best.pt", "lr_best.pt")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What the source format does not say by itself."""
+
+    normalization: str | None = None  # a spec (see the module docstring)
+    data: str | None = None  # the dataset the set was distilled from (class names, provenance)
+    labels: str | None = None  # a separate labels file (tensors)
+
+
+Importer = Callable[[Path, ImportOptions], DistilledSet]
+IMPORTERS: dict[str, Importer] = {}
+register_importer = registrar(IMPORTERS)
+
+
+def import_set(path: str | os.PathLike, source: str = "auto",
+               options: ImportOptions | None = None) -> DistilledSet:
+    """Read a set in any supported format (`source`, or detected with `auto`)."""
+    path, options = Path(path), options or ImportOptions()
+    if not path.exists():
+        raise DDCodecError(f"{path} not found")
+    name = detect(path) if source == "auto" else source
+    if name not in IMPORTERS:
+        raise DDCodecError(f"unknown set format {source!r}; choose {', '.join(SET_SOURCES)}")
+    return IMPORTERS[name](path, options)
+
+
+def detect(path: Path) -> str:
+    if path.is_dir():
+        if (path / "images_best.pt").is_file():
+            return "mtt"
+        if any(p.is_dir() for p in path.iterdir()):
+            return "imagefolder"
+        raise DDCodecError(f"{path} holds neither images_best.pt nor class folders; say what "
+                           "it is with --from")
+    if path.name == "images_best.pt":
+        return "mtt"
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"DDZ\x1a":
+            raise DDCodecError(f"{path} is already a .ddz file")
+    raw = _load_tensor_file(path)
+    if isinstance(raw, dict) and raw.get("format") == SET_FORMAT:
+        return "set"
+    return "tensors"
+
+
+def _load_tensor_file(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for a non-torch or corrupt file
+        raise DDCodecError(f"{path} is not a readable torch file (or holds more than plain "
+                           "tensors)") from None
+
+
+def parse_normalization(spec: str, channels: int) -> Normalization:
+    """A normalisation from a dataset name, MEAN,STD numbers or a JSON file."""
+    text = spec.strip()
+    if text.lower() in NORMALIZATIONS:
+        norm = NORMALIZATIONS[text.lower()]
+    elif text.lower().endswith(".json"):
+        try:
+            norm = Normalization.from_dict(json.loads(Path(text).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DDCodecError(f"--normalization {text}: not a JSON file with 'mean' and "
+                               f"'std' ({exc})") from None
+    else:
+        try:
+            numbers = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise DDCodecError(f"--normalization {text!r}: use a dataset name "
+                               f"({', '.join(sorted(NORMALIZATIONS))}), MEAN,STD or a JSON "
+                               "file") from None
+        if len(numbers) == 2:
+            numbers = [numbers[0]] * channels + [numbers[1]] * channels
+        if len(numbers) != 2 * channels:
+            raise DDCodecError(f"--normalization {text!r}: give 2 or {2 * channels} numbers "
+                               f"for {channels}-channel images")
+        try:
+            norm = Normalization.from_dict({"mean": numbers[:channels],
+                                            "std": numbers[channels:]})
+        except ValueError as exc:
+            raise DDCodecError(f"--normalization {text!r}: {exc}") from None
+    if len(norm.mean) != channels:
+        raise DDCodecError(f"--normalization {text} has {len(norm.mean)} channels; the images "
+                           f"have {channels}")
+    return norm
+
+
+def _normalization(options: ImportOptions, channels: int, beside: Path, what: str
+                   ) -> tuple[Normalization, str]:
+    """The given normalisation, else one the set's folder records, else the data's."""
+    if options.normalization:
+        return parse_normalization(options.normalization, channels), options.normalization
+    recorded = beside / "normalization.json"
+    if recorded.is_file():
+        return parse_normalization(str(recorded), channels), str(recorded)
+    if options.data:
+        from ddcodec.data import load_dataset
+
+        return load_dataset(options.data).normalization, f"the data ({options.data})"
+    raise DDCodecError(f"{what} tensors are normalised: say how with --normalization "
+                       f"({', '.join(sorted(NORMALIZATIONS))}, MEAN,STD or FILE.json)")
+
+
+def _class_names(options: ImportOptions, labels: torch.Tensor, beside: Path) -> list[str]:
+    if options.data:
+        from ddcodec.data import load_dataset
+
+        return list(load_dataset(options.data).class_names)
+    recorded = _recorded_class_names(beside)
+    if recorded:
+        return recorded
+    count = int(labels.shape[1]) if labels.ndim == 2 else int(labels.max()) + 1 if len(
+        labels) else 0
+    return [f"class_{i}" for i in range(count)]
+
+
+def _recorded_class_names(folder: Path) -> list[str] | None:
+    """Class names a ddcodec export wrote beside the set, if any."""
+    for name in ("classes.json", "normalization.json"):
+        recorded = folder / name
+        if recorded.is_file():
+            try:
+                names = json.loads(recorded.read_text()).get("class_names")
+            except (OSError, ValueError, AttributeError):
+                names = None
+            if isinstance(names, list) and names:
+                return [str(n) for n in names]
+    return None
+
+
+def _assemble(images, labels, options: ImportOptions, beside: Path, method: str, source: Path,
+              what: str, syn_lr: float | None = None) -> DistilledSet:
+    """Validate through the set loader (one set of rules for every format), then order the
+    images by class, as the file stores them."""
+    if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.is_floating_point()):
+        raise DDCodecError(f"{what}: images must be a float N x C x H x W tensor")
+    if not isinstance(labels, torch.Tensor):
+        raise DDCodecError(f"{what}: labels must be a tensor")
+    norm, norm_source = _normalization(options, int(images.shape[1]), beside, what)
+    names = _class_names(options, labels, beside)
+    provenance = {"method": method, "imported_from": str(source),
+                  "normalization_source": norm_source}
+    if options.data:
+        provenance["data"] = options.data
+    if syn_lr is not None:
+        provenance["syn_lr"] = syn_lr
+    distilled = set_from_dict({"images": images, "labels": labels, "class_names": names,
+                               "normalization": norm.to_dict(), "provenance": provenance})
+    return _class_ordered(distilled)
+
+
+def _class_ordered(distilled: DistilledSet) -> DistilledSet:
+    labels = distilled.labels
+    if labels.ndim != 1:
+        return distilled
+    order = torch.argsort(labels, stable=True)
+    if not torch.equal(order, torch.arange(len(order))):
+        distilled.images, distilled.labels = distilled.images[order], labels[order]
+        distilled.notes.append("images reordered by class (stable), as the file stores them")
+    return distilled
+
+
+@register_importer("set")
+def _ddcodec_set(path: Path, options: ImportOptions) -> DistilledSet:
+    return load_set(path)
+
+
+@register_importer("mtt")
+def _mtt(path: Path, options: ImportOptions) -> DistilledSet:
+    folder = path if path.is_dir() else path.parent
+    images_file = path if path.is_file() else folder / "images_best.pt"
+    labels_file = Path(options.labels) if options.labels else folder / "labels_best.pt"
+    for needed in (images_file, labels_file):
+        if not needed.is_file():
+            raise DDCodecError(f"MTT set: {needed} not found (MTT writes images_best.pt and "
+                               "labels_best.pt side by side)")
+    images, labels = _load_tensor_file(images_file), _load_tensor_file(labels_file)
+    syn_lr = None
+    lr_file = folder / "lr_best.pt"
+    if lr_file.is_file():
+        lr = _load_tensor_file(lr_file)
+        if not isinstance(lr, (torch.Tensor, float, int)) or (
+                isinstance(lr, torch.Tensor) and lr.numel() != 1):
+            raise DDCodecError(f"{lr_file}: expected one learning rate")
+        syn_lr = float(lr)
+        if not (math.isfinite(syn_lr) and syn_lr > 0):
+            raise DDCodecError(f"{lr_file}: the learning rate {syn_lr} is not positive")
+    return _assemble(images, labels, options, folder, "imported-mtt", images_file,
+                     f"MTT set {images_file}", syn_lr)
+
+
+@register_importer("tensors")
+def _tensors(path: Path, options: ImportOptions) -> DistilledSet:
+    raw = _load_tensor_file(path)
+    labels = None
+    if isinstance(raw, dict):
+        images = raw.get("image_tensor", raw.get("images"))
+        labels = raw.get("hard_labels", raw.get("labels"))
+        if images is None:
+            raise DDCodecError(f"{path} holds a dict without 'image_tensor' or 'images'")
+    else:
+        images = raw
+    if options.labels:
+        labels = _load_tensor_file(Path(options.labels))
+    if labels is None:
+        labels = _class_major_labels(images, options, path)
+    return _assemble(images, labels, options, path.parent, "imported-tensors", path,
+                     f"tensor set {path}")
+
+
+def _class_major_labels(images, options: ImportOptions, path: Path) -> torch.Tensor:
+    """DD-Ranking's rule without labels: [0]*ipc + [1]*ipc + ..., which needs the class count."""
+    if not options.data:
+        raise DDCodecError(f"{path} has no labels: give --labels FILE, or --data SPEC so the "
+                           "images can be split class-major into equal counts")
+    from ddcodec.data import load_dataset
+
+    classes = load_dataset(options.data).num_classes
+    n = int(images.shape[0]) if isinstance(images, torch.Tensor) else 0
+    if n == 0 or n % classes:
+        raise DDCodecError(f"{path}: {n} images do not split into {classes} equal classes; "
+                           "give --labels FILE")
+    return torch.arange(classes).repeat_interleave(n // classes)
+
+
+@register_importer("imagefolder")
+def _imagefolder(path: Path, options: ImportOptions) -> DistilledSet:
+    from ddcodec.data import class_folders, image_files, read_common_images
+
+    if not path.is_dir():
+        raise DDCodecError(f"{path} is not a folder of class folders")
+    names = class_folders(path)
+    files = image_files(path, names)
+    images, labels = read_common_images(files, path)
+    channels = int(images.shape[1])
+    if options.normalization:
+        norm = parse_normalization(options.normalization, channels)
+    elif options.data:
+        from ddcodec.data import load_dataset
+
+        norm = load_dataset(options.data).normalization
+    else:
+        raise DDCodecError("an ImageFolder set needs the normalisation networks will see: "
+                           "--normalization or --data")
+    recorded = _recorded_class_names(path)  # ddcodec's own exports name folders 000_name
+    if recorded and len(recorded) == len(names):
+        names = recorded
+    provenance = {"method": "imported-imagefolder", "imported_from": str(path)}
+    if options.data:
+        provenance["data"] = options.data
+    return _class_ordered(DistilledSet(norm.normalize(images), labels, names, norm, provenance))
