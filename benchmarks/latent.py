@@ -54,6 +54,11 @@ POINTS = [
 ]
 
 
+def _training_step(event) -> bool:
+    """A phase-1 or phase-2 training step (not a plan, a note or work between steps)."""
+    return event.kind == "step" and "seconds" in event.info
+
+
 def fit_experiment(args) -> list[dict]:
     dataset = load_dataset("cifar10-subset")
     rows = []
@@ -63,7 +68,8 @@ def fit_experiment(args) -> list[dict]:
                                   fit_rate_weight=weight, iterations=0, seed=0)
         stamps: list[float] = []
         trainer = LatentTrainer(dataset, config, torch.device("cpu"),
-                                on_progress=lambda *_: stamps.append(time.perf_counter()))
+                                on_progress=lambda e: _training_step(e) and stamps.append(
+                                    time.perf_counter()))
         images, payload, _ = trainer.run()
         targets = (trainer.targets.flatten(0, 1) * 255).round()
         mse = ((images.float() - targets) ** 2).flatten(1).mean(1) / 255 ** 2
@@ -92,7 +98,8 @@ def budget_experiment(args) -> list[dict]:
             distilled = api.distill(
                 "cifar10-subset", path, device="cpu", param="latent", loss="dm",
                 batch_real=args.batch_real, seed=0, **settings,
-                on_progress=lambda phase, *_: stamps[phase].append(time.perf_counter()))
+                on_progress=lambda e: _training_step(e) and stamps[e.phase].append(
+                    time.perf_counter()))
             distill_s = time.perf_counter() - started
             ddz_path = path.with_suffix(".ddz")
             data, _ = api.encode(path, ddz_path)

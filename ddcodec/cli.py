@@ -32,6 +32,9 @@ def _set_verbose(ctx, param, value):
     return value
 
 
+EXIT_TARGET_MISSED = 3  # distill: the set is written, but outside --target-bpc's tolerance
+
+
 def common_options(func):
     """-q/-v/--seed/--device, shared by every command that computes."""
     options = [
@@ -43,6 +46,10 @@ def common_options(func):
         click.option("--device", default="auto", show_default=True,
                      type=click.Choice(["auto", "cpu", "cuda"], case_sensitive=False),
                      help="Where to compute (auto: cuda if available)."),
+        click.option("--log-every", type=click.FloatRange(min=1), default=30, show_default=True,
+                     envvar="DDCODEC_LOG_EVERY",
+                     help="When stderr is not a terminal (nohup, SLURM): seconds between plain "
+                          "progress lines [env DDCODEC_LOG_EVERY]."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -104,45 +111,31 @@ def checkpoint_options(func):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume, output,
-            force, as_json, quiet, verbose, seed, device, **options):
+            force, as_json, quiet, verbose, seed, device, log_every, **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
-    from ddcodec.progress import progress_bar, progress_enabled
+    from ddcodec.progress import display
 
     started = time.perf_counter()
     config = DistillConfig.of(**options, seed=seed)
-    with progress_bar(progress_enabled(quiet or as_json) and config.loss != "none") as bar:
-        on_iteration, on_progress = _distill_progress(bar, config)
+    with display(quiet or as_json or config.loss == "none", log_every) as shown:
+        iterations, label = config.matching.iterations, f"distill {config.loss}"
+
+        def on_iteration(i: int, value: float) -> None:
+            shown.update(label, i + 1, iterations, f"{config.loss.upper()} loss {value:.4g}")
+
         distilled = api.distill(
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            on_progress=on_progress, config=config)
-    _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet)
+            on_progress=shown.handle, config=config)
+    if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
+        raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
 
-def _distill_progress(bar, config):
-    """The progress bar's two hooks: pixel iterations, and latent phases."""
-    loss = config.loss
-    task = bar.add_task(f"distill {loss}", total=config.matching.iterations, info="")
-
-    def on_iteration(i: int, value: float) -> None:
-        bar.update(task, completed=i + 1, info=f"{loss.upper()} loss {value:.4g}")
-
-    def on_progress(phase: int, step: int, total: int, info: dict) -> None:
-        if phase == 1:
-            text = f"fit loss {info['loss']:.3g}"
-        else:
-            text = (f"{info['latent_bpc']:,.0f} latent bits/class, {loss.upper()} "
-                    f"{info['utility']:.3g}, lambda {info['lmbda']:.3g}")
-        bar.update(task, completed=step, total=total,
-                   description=f"phase {phase}/3", info=f"{text}, {info['seconds']:.2f} s/it")
-
-    return on_iteration, on_progress
-
-
-def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> None:
+def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:
+    """Print what was written; False when rate control missed its target."""
     size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")
     summary = {
@@ -153,9 +146,11 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
     }
     if estimated:
         summary["estimated_bpc"] = estimated["total"] / distilled.num_classes
+    rate = distilled.provenance.get("rate_control")
+    met = not rate or rate["within_tolerance"]
     if as_json:
         click.echo(json.dumps(summary))
-        return
+        return met
     _info(quiet, f"wrote {output}: {distilled.num_images} images ({distilled.num_classes} "
                  f"classes), {size:,} bytes, {seconds:.1f} s")
     if estimated:
@@ -168,15 +163,16 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
     if "syn_lr" in distilled.provenance:
         _info(quiet, f"learnt student learning rate {distilled.provenance['syn_lr']:.4g} "
                      "(stored; measure trains with it)")
-    rate = distilled.provenance.get("rate_control")
     if rate:
         verdict = "within" if rate["within_tolerance"] else "OUTSIDE"
         _info(quiet, f"rate control: {rate['achieved_bpc']:,.0f} bits/class in the encoded .ddz "
                      f"for a target of {rate['target_bpc']:,.0f} ({rate['error']:+.1%}, {verdict} "
                      f"±{rate['tolerance']:.0%}); {rate['why']}")
-        if not rate["within_tolerance"]:
+        if not met:
             click.echo(f"ddcodec: warning: rate control missed the target by "
-                       f"{rate['error']:+.1%}; try more --iterations or another --spc", err=True)
+                       f"{rate['error']:+.1%}; the set is written; exit status "
+                       f"{EXIT_TARGET_MISSED}; try more --iterations or another --spc", err=True)
+    return met
 
 
 @cli.command()
@@ -187,20 +183,18 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def experts(data_spec, data_root, download, resize, output, as_json, quiet, verbose, seed, device,
-            **options):
+            log_every, **options):
     """Train expert trajectories on the real data for trajectory matching (--loss tm)."""
     from ddcodec import api
     from ddcodec.data import parse_size
-    from ddcodec.progress import progress_bar, progress_enabled
+    from ddcodec.progress import display
 
     num_experts, epochs = options["num_experts"], options["epochs"]
     started = time.perf_counter()
-    with progress_bar(progress_enabled(quiet or as_json)) as bar:
-        task = bar.add_task("experts", total=num_experts * epochs, info="")
-
+    with display(quiet or as_json, log_every) as shown:
         def on_epoch(index: int, epoch: int) -> None:
-            bar.update(task, completed=index * epochs + epoch + 1,
-                       info=f"expert {index + 1}/{num_experts}")
+            shown.update("experts", index * epochs + epoch + 1, num_experts * epochs,
+                         f"expert {index + 1}/{num_experts}")
 
         report = api.experts(data_spec, output, data_root=data_root, download=download,
                              resize=parse_size(resize), device=device, on_epoch=on_epoch,
@@ -222,18 +216,18 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
               help="Folder with torchvision dataset files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @common_options
-def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, device, **options):
+def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, device, log_every,
+            **options):
     """Train fresh networks on a distilled set and report accuracy and bits per class."""
     from ddcodec import api
-    from ddcodec.progress import progress_bar, progress_enabled
+    from ddcodec.progress import display
 
     config = MeasureConfig(**options)
     runs, epochs = config.runs, config.epochs
-    with progress_bar(progress_enabled(quiet or as_json)) as bar:
-        task = bar.add_task("measure", total=runs * epochs, info="")
-
+    with display(quiet or as_json, log_every) as shown:
         def on_epoch(run: int, epoch: int) -> None:
-            bar.update(task, completed=run * epochs + epoch + 1, info=f"run {run + 1}/{runs}")
+            shown.update("measure", run * epochs + epoch + 1, runs * epochs,
+                         f"run {run + 1}/{runs}")
 
         report = api.measure(set_file, config=config, seed=seed, device=device,
                              data=data_spec, data_root=data_root, on_epoch=on_epoch)
@@ -304,7 +298,7 @@ def _listed(values) -> str:
 @common_options
 def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
           batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
-          pixel_iterations, qualities, as_json, quiet, verbose, seed, device):
+          pixel_iterations, qualities, as_json, quiet, verbose, seed, device, log_every):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
     from dataclasses import replace
@@ -321,8 +315,10 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
         seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
         pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
         qualities=_numbers(qualities, int, "--qualities"))
-    table = run_curve(config, output, device,
-                      on_event=None if quiet or as_json else lambda m: _info(False, m))
+    from ddcodec.progress import display
+
+    with display(quiet or as_json, log_every) as shown:
+        table = run_curve(config, output, device, on_event=lambda m: shown.say("curve", m))
     if as_json:
         click.echo(json.dumps(table))
         return
@@ -367,19 +363,20 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
 @click.option("--runs", type=click.IntRange(min=1), default=DEMO.runs, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @common_options
-def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, seed, device):
+def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, seed, device,
+         log_every):
     """The main job in a few minutes: distil (latent DM to a budget), encode, decode, check and
     measure, next to the vanilla IPC-1 baselines; prints a summary table."""
     from dataclasses import replace
 
     from ddcodec.demo import print_summary, run_demo
+    from ddcodec.progress import display
 
     latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent, target_bpc=target_bpc))
     config = replace(DEMO, data=data_spec, latent=latent, eval=replace(DEMO.eval, epochs=epochs),
                      runs=runs, seed=seed)
-    result = run_demo(config, output, device,
-                      say=(lambda m: None) if quiet or as_json else
-                      (lambda m: _info(False, f"[{time.strftime('%H:%M:%S')}] {m}")))
+    with display(quiet or as_json, log_every) as shown:
+        result = run_demo(config, output, device, say=lambda m: shown.say("demo", m))
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:

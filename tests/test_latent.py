@@ -21,8 +21,8 @@ class Killed(Exception):
 
 
 def kill_at(phase, step):
-    def hook(p, s, total, info):
-        if (p, s) == (phase, step):
+    def hook(event):
+        if event.kind == "step" and (event.phase, event.done) == (phase, step):
             raise Killed
     return hook
 
@@ -94,8 +94,8 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tiny, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
     trainer = LatentTrainer(tiny, DistillConfig.of(**TINY), CPU, checkpoint)
 
-    def press_ctrl_c(phase, step, total, info):
-        if (phase, step) == (2, 2):
+    def press_ctrl_c(event):
+        if event.kind == "step" and (event.phase, event.done) == (2, 2):
             trainer._stop_requested = True  # what the SIGINT handler does
 
     trainer.on_progress = press_ctrl_c

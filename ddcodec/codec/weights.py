@@ -74,25 +74,32 @@ def _load(module: nn.ParameterDict, names: list[str], values: torch.Tensor,
 
 
 @torch.no_grad()
+def step_pairs(kind: str, has_bias: bool = True) -> list[tuple[int, int | None]]:
+    """Every (weight step, bias step) pair the search tries for a module kind."""
+    weight_steps, bias_steps = STEP_RANGES[kind]
+    return [(ws, bs) for ws in weight_steps
+            for bs in (bias_steps if has_bias and bias_steps else [None])]
+
+
 def search_module(module: nn.ParameterDict, kind: str,
-                  cost: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+                  cost: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                  on_pair: Callable[[int, int], None] | None = None
                   ) -> list[dict[str, QuantizedGroup]]:
     """Try every (weight step, bias step) pair for all decoders at once; keep, per decoder, the
     accepted pair of least total bits (the finest pair if none is accepted).
 
     `cost()` evaluates the module as currently loaded and returns, per decoder, whether it is
-    acceptable and the bits of everything else that depends on the choice.
+    acceptable and the bits of everything else that depends on the choice. `on_pair(i, n)` is
+    told after each pair (the search can take minutes on large sets).
     """
     kinds = tensor_kinds(module)
     flats = {k: _flat(module, names) for k, names in kinds.items()}
     groups = next(iter(flats.values())).shape[0]
-    weight_steps, bias_steps = STEP_RANGES[kind]
-    pairs = [(ws, bs) for ws in weight_steps
-             for bs in (bias_steps if "bias" in kinds and bias_steps else [None])]
+    pairs = step_pairs(kind, "bias" in kinds)
     best = torch.full((groups,), float("inf"), dtype=torch.float64)
     chosen: list[tuple | None] = [None] * groups
     finest: list[tuple | None] = [None] * groups
-    for pair in pairs:
+    for number, pair in enumerate(pairs, start=1):
         steps = dict(zip(("weight", "bias"), pair))
         ints = {k: torch.round(flats[k] / 2.0 ** steps[k]) for k in kinds}
         valid = torch.stack([q.abs().amax(1) <= WEIGHT_MAX_ABS for q in ints.values()]).all(0)
@@ -107,6 +114,8 @@ def search_module(module: nn.ParameterDict, kind: str,
             finest[g] = finest[g] or pair
             if bool(ok[g]) and total[g] < best[g]:
                 best[g], chosen[g] = total[g], pair
+        if on_pair is not None:
+            on_pair(number, len(pairs))
     result = []
     for g in range(groups):
         pair = chosen[g] or finest[g]

@@ -34,7 +34,7 @@ import torch
 from ddcodec import seeds
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy, module_shapes
-from ddcodec.codec.weights import search_module
+from ddcodec.codec.weights import search_module, step_pairs
 from ddcodec.data import Dataset
 from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
@@ -44,6 +44,7 @@ from ddcodec.distillation.rate_control import (
     run_to_budget,
 )
 from ddcodec.errors import DDCodecError, Interrupted
+from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path
 from ddcodec.options import flatten
 from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
@@ -57,7 +58,6 @@ MAX_AUTO_SPC = 1000
 HARD_BITS_EVERY = 10  # steps between measurements of the rounded latents' bits (one ARM pass)
 LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
 
-ProgressHook = Callable[[int, int, int, dict], None]  # (phase, step, steps in phase, info)
 FileBits = Callable[[torch.Tensor, LatentPayload], int]  # (uint8 images, payload) -> .ddz bits
 
 
@@ -100,7 +100,7 @@ class LatentTrainer:
 
     def __init__(self, dataset: Dataset, config: "DistillConfig", device: torch.device,
                  checkpoint: Path | None = None, checkpoint_every: int = 0,
-                 on_progress: ProgressHook | None = None, file_bits: FileBits | None = None,
+                 on_progress: EventHook | None = None, file_bits: FileBits | None = None,
                  classes: Sequence[int] | None = None):
         from ddcodec.distillation.config import resolve
 
@@ -249,12 +249,27 @@ class LatentTrainer:
         """Train and quantise; returns the decoded uint8 images, the payload and what the run
         learnt besides (objective summary, rate control's record)."""
         self._load_checkpoint() if resume else self._start()
+        self._emit(Event("plan", plan=self._plan()))
         if self.rate is None:
             self.train()
             images, payload = self.quantize(self.config.latent.quant_mse)
             return images, payload, self._learnt()
-        images, payload = run_to_budget(self, self.rate, self.file_bits)
+        images, payload = run_to_budget(self, self.rate, self.file_bits, self._emit)
         return images, payload, {**self._learnt(), **self.rate.summary()}
+
+    def _emit(self, event: Event) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def _quantise_pairs(self) -> int:
+        return sum(len(step_pairs(name)) for name in MODULES)
+
+    def _plan(self) -> tuple[tuple[str, int, float], ...]:
+        """The stages ahead, with a step's guessed cost relative to a fit step's (a joint step
+        also embeds real images; a quantisation pair is one forward pass without gradients)."""
+        return (("fit", self._phase_length_of(1), 1.0),
+                ("joint", self._phase2_iterations(), 1.5),
+                ("quantise", self._quantise_pairs(), 0.3))
 
     def _learnt(self) -> dict:
         return self.objective.summary() if self.objective else {}
@@ -265,7 +280,14 @@ class LatentTrainer:
         self._train()
 
     def quantize(self, threshold: float) -> tuple[torch.Tensor, LatentPayload]:
-        return self._post_quantize(threshold)
+        total, done = self._quantise_pairs(), {}
+
+        def report(module: str, pair: int, pairs: int) -> None:
+            done[module] = pair
+            self._emit(Event("step", "quantise", sum(done.values()), total,
+                             f"{module} weights: step pair {pair}/{pairs}"))
+
+        return self._post_quantize(threshold, report)
 
     def snapshot(self) -> dict:
         return {k: v.clone() for k, v in self.bank.state_dict().items()}
@@ -290,8 +312,9 @@ class LatentTrainer:
                 info["seconds"] = time.perf_counter() - started
                 if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
                     self.save_checkpoint()
-                if self.on_progress is not None:
-                    self.on_progress(self.phase, self._phase_step(), self._phase_length(), info)
+                self._emit(Event("step", "fit" if self.phase == 1 else "joint",
+                                 self._phase_step(), self._phase_length(), self._step_text(info),
+                                 info))
                 if self._stop_requested:
                     self.save_checkpoint()
                     where = (f"checkpoint saved to {self.checkpoint}: rerun with --resume"
@@ -306,9 +329,23 @@ class LatentTrainer:
         return self.step
 
     def _phase_length(self) -> int:
-        if self.phase == 1:
+        return self._phase_length_of(self.phase)
+
+    def _phase_length_of(self, phase: int) -> int:
+        if phase == 1:
             return sum(n for _, n in self._stage_plan())
         return self._phase2_iterations()
+
+    def _step_text(self, info: dict) -> str:
+        if self.phase == 1:
+            return f"fit loss {info['loss']:.3g}, {info['seconds']:.2f} s/it"
+        return (f"{info['latent_bpc']:,.0f} latent bits/class, {self.config.loss.upper()} "
+                f"{info['utility']:.3g}, lambda {info['lmbda']:.3g}, {info['seconds']:.2f} s/it")
+
+    def _say(self, text: str) -> None:
+        """What the current stage is doing between steps (minutes, on large sets)."""
+        stage = "fit" if self.phase == 1 else "joint" if self.phase == 2 else "quantise"
+        self._emit(Event("step", stage, self._phase_step(), self._phase_length(), text))
 
     def _phase2_iterations(self) -> int:
         return self.config.matching.iterations + (self.rate.extra_iterations if self.rate else 0)
@@ -326,6 +363,7 @@ class LatentTrainer:
                 if self.rate is not None and plan[self.stage][0] == 1:
                     self.rate.set_side_bits(self._side_bits())  # one decoder per group now
                 return True
+            self._say("choosing each class's best candidate")
             self._select_candidates(1)
             self.fit_psnr = self._fit_psnr()
             if self.rate is not None:
@@ -365,7 +403,19 @@ class LatentTrainer:
             per_class = self._hard_bits(bits) / len(self.group_classes[0])
             self.fit_weights = torch.tensor([self.rate.rate_weight(float(w), float(b))
                                              for w, b in zip(self.fit_weights, per_class)])
+            if self._phase_step() + 1 == self._warm_up_steps():
+                start = self.config.latent.fit_rate_weight
+                self.rate.check_reachable(float(per_class.mean()),
+                                          float(self.fit_weights.max()) / start,
+                                          self._phase_step() + 1, self.config.latent.spc)
         return {"loss": float(losses.detach().mean())}
+
+    def _warm_up_steps(self) -> int:
+        """Phase-1 steps after which an unreachable target is judged: the first warm-up
+        stage (1/8 of phase 1, at least 40 steps: the rate weight needs 30 to fall
+        to FLOOR_RATIO at full error)."""
+        total = self._phase_length_of(1)
+        return min(total, max(40, total // 8))
 
     @torch.no_grad()
     def _select_candidates(self, keep: int) -> None:
@@ -390,7 +440,13 @@ class LatentTrainer:
         """Bits of everything but the latents in the file the current state would encode to:
         a dry run of quantisation and encoding (state restored)."""
         unquantised = self.snapshot()
-        decoded, payload = self._post_quantize(self.rate.threshold)
+
+        def dry_run(module: str, pair: int, pairs: int) -> None:
+            self._say(f"measuring the side information: {module} weights, step pair "
+                      f"{pair}/{pairs}")
+
+        decoded, payload = self._post_quantize(self.rate.threshold, dry_run)
+        self._say("measuring the side information: encoding")
         file_bits = self.file_bits(decoded, payload)
         self.restore(unquantised)
         return file_bits - payload.estimated_bits.latents
@@ -461,9 +517,14 @@ class LatentTrainer:
 
     # ------------------------------------------------------------------ phase 3
     @torch.no_grad()
-    def _post_quantize(self, threshold: float) -> tuple[torch.Tensor, LatentPayload]:
+    def _post_quantize(self, threshold: float,
+                       on_pair: Callable[[str, int, int], None] | None = None
+                       ) -> tuple[torch.Tensor, LatentPayload]:
         """Quantise every decoder (synthesis and upsampler within `threshold` MSE); return the
-        decoded uint8 images and the payload."""
+        decoded uint8 images and the payload. `on_pair(module, i, n)` after each step pair."""
+        def told(module: str):
+            return None if on_pair is None else (lambda i, n: on_pair(module, i, n))
+
         bank = self.bank
         hard = bank.quantized_latents(Proxy("hard"))
         everyone = torch.ones(bank.groups, dtype=torch.bool)
@@ -471,7 +532,7 @@ class LatentTrainer:
         def latent_bits():
             return everyone, bank.latent_bits(hard)
 
-        chosen = {"arm": search_module(bank.module("arm"), "arm", latent_bits)}
+        chosen = {"arm": search_module(bank.module("arm"), "arm", latent_bits, told("arm"))}
         for name in ("synthesis", "upsampler"):
             reference = bank.synthesize(hard)
 
@@ -479,7 +540,7 @@ class LatentTrainer:
                 mse = ((bank.synthesize(hard) - ref) ** 2).flatten(1).mean(1)
                 return (mse <= threshold).cpu(), torch.zeros(bank.groups)
 
-            chosen[name] = search_module(bank.module(name), name, within_threshold)
+            chosen[name] = search_module(bank.module(name), name, within_threshold, told(name))
         bits = EstimatedBits(
             latents=float(bank.latent_bits(hard).sum()),
             labels=float(LABEL_BITS_PER_CLASS * len(self.classes)),

@@ -30,6 +30,9 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Callable, Protocol
 
+from ddcodec.errors import DDCodecError
+from ddcodec.events import Event
+
 FILE_OVERHEAD_BITS = 8 * 200  # header, section framing, end record (header 125-145 B measured)
 WEIGHT_BITS_PER_PARAMETER = 9.0  # first guess before a quantisation dry run, v0 measured ~8.5
 PHASE1_GAIN = 0.1  # per step, on the relative error clipped to +-1
@@ -37,6 +40,18 @@ PHASE2_GAIN = 0.05
 MAX_THRESHOLD = 1e-4  # weight-quantisation MSE cap: 40 dB, far below 8-bit visibility
 MAX_ROUNDS = 4
 LMBDA_RANGE = 1e4  # lambda stays within its start x/÷ this
+# Unreachable budgets are refused early: at once below SIDE_MARGIN x the side information's
+# first estimate (which runs up to 2x high on small images, hence the margin), at the first
+# measured side information (a dry-run encode, once each class has one decoder) below it, or
+# when phase 1's rate weight has fallen below FLOOR_RATIO of its start (the rate barely counts)
+# while the latents still reach less than SHORT_SHARE of what phase 1 aims at.
+SIDE_MARGIN = 0.4
+FLOOR_RATIO = 0.05
+SHORT_SHARE = 0.6
+
+
+class Unreachable(DDCodecError):
+    """A --target-bpc the run cannot meet, found from its first measurements."""
 
 
 class Verdict(str, Enum):
@@ -58,15 +73,25 @@ class Trainable(Protocol):
     def resume_phase2(self) -> None: ...
 
 
-def run_to_budget(trainer: Trainable, rate: "RateControl", file_bits: Callable):
+def run_to_budget(trainer: Trainable, rate: "RateControl", file_bits: Callable,
+                  on_event: Callable[[Event], None] | None = None):
     """Train, quantise, measure the real file, and act on the verdict until done or out of
-    rounds. `file_bits(images, payload)` is given by the API layer (it encodes the set)."""
+    rounds. `file_bits(images, payload)` is given by the API layer (it encodes the set); each
+    probe is told to `on_event` as it starts and as a note with its result."""
+    tell = on_event or (lambda event: None)
+    lmbda_before = rate.lmbda
     while True:
         trainer.train()
         unquantised = trainer.snapshot()
         while True:
             images, payload = trainer.quantize(rate.threshold)
+            probe = len(rate.attempts) + 1
+            tell(Event("step", "rate control", probe, probe,
+                       "encoding the set to measure the file"))
             verdict = rate.judge(file_bits(images, payload), payload.estimated_bits.weights)
+            tell(Event("note", "rate control", probe, probe,
+                       rate.probe_text(probe, lmbda_before, verdict)))
+            lmbda_before = rate.lmbda
             if verdict in (Verdict.DONE, Verdict.MISSED):
                 return images, payload
             trainer.restore(unquantised)
@@ -91,6 +116,7 @@ class RateControl:
     iterations: int  # phase-2 iterations asked for; extra rounds add a quarter each
     fit_share: float = 1.0  # of the latent target, what phase 1 aims at (headroom for utility)
     lmbda_start: float = 0.0
+    side_bits: float | None = None  # measured (a dry-run encode), once known
     extra_iterations: int = 0
     rounds: int = 0
     attempts: list[dict] = field(default_factory=list)
@@ -99,14 +125,47 @@ class RateControl:
     def start(cls, target_bpc: float, classes: int, tolerance: float, lmbda: float,
               threshold: float, iterations: int, decoder_parameters: int,
               fit_share: float = 1.0) -> "RateControl":
+        """Refuses (Unreachable) a budget the decoders, labels and header alone exceed."""
         side = estimate_side_bits(classes, decoder_parameters)
         budget = target_bpc * classes
+        if budget < SIDE_MARGIN * side:
+            raise Unreachable(
+                f"--target-bpc {target_bpc:,.0f} is below what the decoders, labels and header "
+                f"alone cost (about {side / classes:,.0f} bits/class before any latent): "
+                f"reachable from about {1.05 * side / classes:,.0f}; or use --shared-decoder "
+                "or a smaller --decoder")
         return cls(budget, classes, tolerance, max(1.0, (budget - side) / classes), lmbda,
                    threshold, iterations, fit_share=fit_share, lmbda_start=lmbda)
 
     def set_side_bits(self, side_bits: float) -> None:
-        """Re-aim the latents at what the budget leaves after the measured side information."""
+        """Re-aim the latents at what the budget leaves after the measured side information;
+        refuse (Unreachable) a budget that the measured side information exceeds."""
+        if side_bits >= self.budget_bits:
+            raise Unreachable(
+                f"--target-bpc {self.budget_bits / self.classes:,.0f} is below what the "
+                f"decoders, labels and header cost ({side_bits / self.classes:,.0f} bits/class, "
+                f"measured): reachable from about {1.05 * side_bits / self.classes:,.0f}; or "
+                "use --shared-decoder or a smaller --decoder")
+        self.side_bits = side_bits
         self.latent_target = max(1.0, (self.budget_bits - side_bits) / self.classes)
+
+    def check_reachable(self, latent_bits_per_class: float, weight_ratio: float, steps: int,
+                        spc: int) -> None:
+        """After phase 1's warm-up: refuse (Unreachable) a target the latents cannot reach,
+        seen when the rate weight has all but vanished and they still fall far short."""
+        aim = self.fit_share * self.latent_target
+        if weight_ratio > FLOOR_RATIO or latent_bits_per_class >= SHORT_SHARE * aim:
+            return
+        side = (self.side_bits if self.side_bits is not None
+                else self.budget_bits - self.latent_target * self.classes) / self.classes
+        most = side + latent_bits_per_class / self.fit_share
+        raise Unreachable(
+            f"--target-bpc {self.budget_bits / self.classes:,.0f} is out of reach with "
+            f"--spc {spc}: after {steps} fit steps, with the rate weight at "
+            f"{weight_ratio:.2g} of its start, its latents spend about "
+            f"{latent_bits_per_class:,.0f} bits/class; reachable: about {1.05 * side:,.0f} "
+            f"to {most:,.0f} bits/class. Raise --spc, or leave it out to size it from the "
+            "budget")
 
     def rate_weight(self, weight: float, latent_bits_per_class: float) -> float:
         """Phase 1: more weight on rate while above its share of the target, less below."""
@@ -146,6 +205,19 @@ class RateControl:
         self.latent_target = max(1.0, self.latent_target - excess / self.classes)
         self.extra_iterations += max(10, self.iterations // 4)
         return Verdict.RETRAIN
+
+    def probe_text(self, probe: int, lmbda_before: float, verdict: Verdict) -> str:
+        """One line for a probe: e.g. 'rate control probe 2: 9,312 of 12,000 bits/class
+        (-22.4%), lambda 0.13 -> 0.2: retrain round 1/4, ...'."""
+        last = self.attempts[-1]
+        action = {Verdict.DONE: "within tolerance", Verdict.MISSED: "out of rounds, kept",
+                  Verdict.COARSER_WEIGHTS: f"coarser weights (MSE {self.threshold:.2g})",
+                  Verdict.RETRAIN: f"retrain round {self.rounds}/{MAX_ROUNDS}, "
+                                   f"{self.extra_iterations} more joint iterations in all, "
+                                   f"latents aiming at {self.latent_target:,.0f} bits/class"}
+        return (f"rate control probe {probe}: {last['bpc']:,.0f} of "
+                f"{self.budget_bits / self.classes:,.0f} bits/class ({last['error']:+.1%}), "
+                f"lambda {lmbda_before:.3g} -> {self.lmbda:.3g}: {action[verdict]}")
 
     def summary(self) -> dict:
         last = self.attempts[-1] if self.attempts else {}
