@@ -241,7 +241,9 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
-    if output is not None and format in ddz.FILE_FORMATS:
+    ddz.check_is_ddz(bytes(data), "<bytes>" if isinstance(source, (bytes, bytearray))
+                     else str(source))
+    if output is not None and format in ddz.FILE_FORMATS and str(output) != "-":
         from ddcodec.fileio import check_writable
 
         check_writable(output, force)
@@ -255,8 +257,9 @@ def info(source: str | os.PathLike | bytes) -> dict:
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
-    return ddz.info(bytes(data), name="<bytes>" if isinstance(source, (bytes, bytearray))
-                    else str(source))
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    ddz.check_is_ddz(bytes(data), name)
+    return ddz.info(bytes(data), name=name)
 
 
 def test(source: str | os.PathLike | bytes) -> bool:
@@ -264,5 +267,7 @@ def test(source: str | os.PathLike | bytes) -> bool:
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
+    ddz.check_is_ddz(bytes(data), "<bytes>" if isinstance(source, (bytes, bytearray))
+                     else str(source))
     ddz.test(bytes(data))
     return True

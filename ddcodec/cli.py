@@ -35,6 +35,20 @@ def _set_verbose(ctx, param, value):
 EXIT_TARGET_MISSED = 3  # distill: the set is written, but outside --target-bpc's tolerance
 
 
+def _set_threads(ctx, param, value):
+    if value:
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, envvar="DDCODEC_THREADS",
+    expose_value=False, callback=_set_threads,
+    help="CPU threads torch may use [env DDCODEC_THREADS; default: torch's choice].")
+
+
 def common_options(func):
     """-q/-v/--seed/--device, shared by every command that computes."""
     options = [
@@ -46,6 +60,7 @@ def common_options(func):
         click.option("--device", default="auto", show_default=True,
                      type=click.Choice(["auto", "cpu", "cuda"], case_sensitive=False),
                      help="Where to compute (auto: cuda if available)."),
+        threads_option,
         click.option("--log-every", type=click.FloatRange(min=1), default=30, show_default=True,
                      envvar="DDCODEC_LOG_EVERY",
                      help="When stderr is not a terminal (nohup, SLURM): seconds between plain "
@@ -419,6 +434,7 @@ def _default_output(source: str, suffix: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout "
                                                       "(not with output on stdout).")
 @click.option("-q", "--quiet", is_flag=True)
+@threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
 def encode(set_file, output, source_format, normalization, data, labels, pixels, to_stdout,
            force, as_json, quiet, verbose):
@@ -456,24 +472,43 @@ def _pixel_text(pixels: dict) -> str:
     return text
 
 
+DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mtt",
+                 "grid": ".grid.png"}  # never the name of the set the file was encoded from
+
+
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", default=None,
-              help="Where to write [default: SOURCE with suffix .pt, or its stem as a folder].")
+              help="Where to write; '-' for stdout (pt and grid) [default: SOURCE's stem + "
+                   ".decoded.pt, .imagefolder/, .mtt/ or .grid.png].")
+@click.option("-c", "--stdout", "to_stdout", is_flag=True,
+              help="Write to stdout (pt and grid formats).")
 @click.option("--format", "form", type=click.Choice(["pt", "imagefolder", "mtt", "grid"]),
               default="pt", show_default=True,
               help="pt: a ddcodec set file (plain tensors); imagefolder: one folder of PNGs per "
                    "class; mtt: images_best.pt + labels_best.pt; grid: one PNG, a labelled row "
                    "of (up to 10) images per class, to look at.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("-f", "--force", is_flag=True,
+              help="Overwrite an existing output; allow binary output to a terminal.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
+@threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def decode(source, output, form, force, as_json, quiet, verbose):
+def decode(source, output, to_stdout, form, force, as_json, quiet, verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
     from ddcodec import api
 
-    output = output or _default_output(source, {"pt": ".pt", "grid": ".png"}.get(form, ""))
+    if to_stdout:
+        output = "-"
+    output = output or _default_output(source, DECODED_NAMES[form])
+    if output == "-":
+        if form not in ("pt", "grid"):
+            raise click.UsageError(f"--format {form} writes a folder: give -o FOLDER")
+        if as_json:
+            raise click.UsageError("--json and output on stdout exclude each other")
+        if sys.stdout.isatty() and not force:
+            raise DDCodecError("refusing to write binary output to a terminal; use -o FILE, "
+                               "a pipe, or -f")
     started = time.perf_counter()
     decoded = api.decode(source, output, format=form, force=force)
     seconds = time.perf_counter() - started
@@ -482,21 +517,34 @@ def decode(source, output, form, force, as_json, quiet, verbose):
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        _info(quiet, f"wrote {output} ({form}): {summary['num_images']} images of "
-                     f"{summary['num_classes']} classes, {seconds:.2f} s")
+        _info(quiet, f"wrote {'stdout' if output == '-' else output} ({form}): "
+                     f"{summary['num_images']} images of {summary['num_classes']} classes, "
+                     f"{seconds:.2f} s")
 
 
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="One summary line instead of the table.")
+@threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def info(source, as_json, verbose):
+def info(source, as_json, quiet, verbose):
     """Sizes and bits per section of a .ddz file, its bpc, estimated against actual."""
     from ddcodec import api
 
     report = api.info(source)
     if as_json:
         click.echo(json.dumps(report))
+        return
+    kind = report["kind"]
+    extra = (f"decoder {report['decoder']['preset']} "
+             f"{'shared' if report['decoder']['shared'] else 'per class'}"
+             if kind == "latent" else _pixel_text(report["pixels"]))
+    summary = (f"{report['num_images']} images of {report['num_classes']} classes "
+               f"{tuple(report['image_shape'])}, {kind} ({extra}); "
+               f"{report['bpc']:,.0f} bits/class from the file")
+    if quiet:
+        click.echo(f"{source}: {summary}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -513,27 +561,34 @@ def info(source, as_json, verbose):
                   style="bold")
     console = Console()
     console.print(table)
-    kind = report["kind"]
-    extra = (f"decoder {report['decoder']['preset']} "
-             f"{'shared' if report['decoder']['shared'] else 'per class'}"
-             if kind == "latent" else _pixel_text(report["pixels"]))
-    console.print(f"{report['num_images']} images of {report['num_classes']} classes "
-                  f"{tuple(report['image_shape'])}, {kind} ({extra}); "
-                  f"{report['bpc']:,.0f} bits/class from the file "
-                  f"({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} vs estimate); "
-                  f"as float32 pixels: {report['float32_bits_per_class']:,.0f} bits/class")
+    console.print(f"{summary} ({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} "
+                  f"vs estimate); as float32 pixels: "
+                  f"{report['float32_bits_per_class']:,.0f} bits/class")
 
 
 @cli.command(name="test")
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object on stdout ({file, ok, error}).")
 @click.option("-q", "--quiet", is_flag=True)
+@threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def test_command(source, quiet, verbose):
+def test_command(source, as_json, quiet, verbose):
     """Check a .ddz completely (checksums, every section, a full decode); exit 0 or 1."""
     from ddcodec import api
 
-    api.test(source)
-    _info(quiet, f"{source}: OK")
+    if not as_json:
+        api.test(source)
+        _info(quiet, f"{source}: OK")
+        return
+    try:
+        api.test(source)
+        error = None
+    except DDCodecError as exc:
+        error = str(exc)
+    click.echo(json.dumps({"file": source, "ok": error is None, "error": error}))
+    if error is not None:
+        raise click.exceptions.Exit(1)
 
 
 def _print_measure(report: dict) -> None:
@@ -590,4 +645,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # anything unforeseen: still one line, traceback only with -v
         if _state["verbose"]:
             traceback.print_exc()
-        _fail(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        text = (str(exc) or "unexpected failure").splitlines()[0]
+        _fail(f"internal error: {text} (rerun with -v for details, and please report it)")

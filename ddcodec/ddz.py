@@ -48,6 +48,25 @@ def read_input(path: str | os.PathLike) -> bytes:
     return path.read_bytes()
 
 
+def check_is_ddz(data: bytes, name: str) -> None:
+    """A file that is not a .ddz gets a line saying what it is, when we can tell."""
+    if data[:4] == fmt.MAGIC:
+        return
+    if data[:2] == b"PK":  # torch's zip container: a set file, or tensors to import
+        import io
+
+        try:
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:
+            raw = None
+        from ddcodec.setfile import SET_FORMAT
+
+        if isinstance(raw, dict) and raw.get("format") == SET_FORMAT:
+            raise DDCodecError(f"{name} is a ddcodec set file, not a .ddz: use encode to make "
+                               "one (or measure it as it is)")
+        raise DDCodecError(f"{name} is a torch file, not a .ddz: use encode to make one")
+
+
 def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
            name: str | None = None) -> tuple[bytes, dict]:
     """A set (a set file's path, or in memory) -> (.ddz bytes, report with estimated bits per
@@ -85,9 +104,14 @@ def write_bytes(data: bytes, output: str | os.PathLike, force: bool) -> None:
 
 def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) -> Path:
     """Write decoded images as a ddcodec set file, an ImageFolder tree, MTT tensors or one PNG
-    contact sheet (a row per class)."""
+    contact sheet (a row per class); "-" writes a file format to stdout."""
     if form not in FORMATS:
         raise DDCodecError(f"unknown --format {form!r}; choose {', '.join(FORMATS)}")
+    if str(output) == "-":
+        if form not in FILE_FORMATS:
+            raise DDCodecError(f"--format {form} writes a folder, not a stream: give -o FOLDER")
+        write_bytes(_file_bytes(decoded, form), "-", force)
+        return Path("-")
     if form == "grid":
         return _write_grid(decoded, output, force)
     if form == "imagefolder" and decoded.exact_floats:
@@ -109,6 +133,7 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
         else:
             _write_mtt(distilled, tmp)
         _write_normalization(distilled, tmp, form)
+        _usual_permissions(tmp)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)
@@ -119,16 +144,40 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
 
 
 def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Path:
+    path = check_writable(output, force)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_file_bytes(decoded, "grid", title=path.stem))
+    return path
+
+
+def _file_bytes(decoded: Decoded, form: str, title: str = "decoded") -> bytes:
+    """The bytes of a one-file export (a set file, or the grid PNG)."""
+    if form == "pt":
+        from ddcodec.setfile import set_bytes
+
+        return set_bytes(decoded.to_set())
+    import io
+
     from ddcodec.grid import class_grid
 
-    path = check_writable(output, force)
     sheet = class_grid(decoded.images_uint8(), decoded.labels, list(decoded.header.class_names),
-                       title=f"{path.stem}: {decoded.header.num_images} images, "
+                       title=f"{title}: {decoded.header.num_images} images, "
                              f"{8 * decoded.file_bytes / decoded.header.num_classes:,.0f} "
                              "bits/class")
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _usual_permissions(root: Path) -> None:
+    """mkdtemp makes a private (0700) folder; an export gets what mkdir would give (0777 and
+    files 0666, less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~umask)
 
 
 MAX_FOLDER_NAME = 100  # well inside every file system's 255-byte limit

@@ -21,11 +21,13 @@ from ddcodec.errors import DDCodecError
 
 def option(default: Any, help: str = "", *, min: float | None = None,
            choices: tuple | None = None, path: str | None = None, cli: bool = True,
-           flag: str | None = None, default_text: str | None = None):
+           flag: str | None = None, default_text: str | None = None,
+           alias: Callable[[str], str] | None = None):
     """A config field with what the command line needs to offer it. `cli=False` keeps it
-    API-only; `default_text` is shown instead of a None default ("dm 0.1, gm 0.01, ...")."""
+    API-only; `default_text` is shown instead of a None default ("dm 0.1, gm 0.01, ...");
+    `alias` maps other spellings onto one of `choices` (which --help lists)."""
     meta = {"help": help, "min": min, "choices": choices, "path": path, "cli": cli and bool(help),
-            "flag": flag, "default_text": default_text}
+            "flag": flag, "default_text": default_text, "alias": alias}
     return dataclasses.field(default=default, metadata={"option": meta})
 
 
@@ -94,6 +96,22 @@ def _optional(tp) -> Any:
     return args[0] if args else tp
 
 
+class AliasChoice(click.Choice):
+    """A choice that also takes other spellings of its values (ConvNet-D3 for convnet)."""
+
+    def __init__(self, choices, alias: Callable[[str], str] | None = None):
+        super().__init__(choices)
+        self.alias = alias
+
+    def convert(self, value, param, ctx):
+        if self.alias is not None and isinstance(value, str):
+            try:
+                value = self.alias(value)
+            except Exception:  # not an alias: the choice's own message lists the values
+                pass
+        return super().convert(value, param, ctx)
+
+
 def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
     meta = f.metadata["option"]
     base = _optional(tp)
@@ -105,7 +123,7 @@ def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
         return click.option(flag, name, is_flag=True, default=bool(f.default), help=kwargs["help"],
                             show_default="/" in flag)
     if meta["choices"]:
-        kind = click.Choice([str(c) for c in meta["choices"]])
+        kind = AliasChoice([str(c) for c in meta["choices"]], meta["alias"])
         if base is int:
             kwargs["callback"] = lambda ctx, param, value: None if value is None else int(value)
     elif meta["path"]:

@@ -42,7 +42,8 @@ class MeasureConfig:
     epochs: int = option(EvalConfig.epochs, "Training epochs per network (the field's "
                                             "standard: 1000).", min=1)
     runs: int = option(5, "Fresh networks to train; accuracy is their mean and std.", min=1)
-    arch: str = option(EvalConfig.arch, f"{', '.join(ARCHITECTURES)} (convnet: ConvNet-D3).")
+    arch: str = option(EvalConfig.arch, "Network to train (convnet: ConvNet-D3).",
+                       choices=ARCHITECTURES, alias=canonical_arch)
     lr: float | None = option(None, "Learning rate.", default_text="the set's learned lr, "
                                                                     f"else {EvalConfig.lr:g}")
     batch_size: int = option(EvalConfig.batch_size, "Images per SGD step.", min=1)

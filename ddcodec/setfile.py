@@ -88,7 +88,8 @@ def load_set(path: str | os.PathLike) -> DistilledSet:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a non-torch or corrupt file
-        raise DDCodecError(f"{path} is not a ddcodec set file ({type(exc).__name__})") from exc
+        raise DDCodecError(f"{path} is not a ddcodec set file (not a readable torch file, or "
+                           "damaged)") from exc
     if not isinstance(raw, dict) or raw.get("format") != SET_FORMAT:
         raise DDCodecError(f"{path} is not a ddcodec set file (no '{SET_FORMAT}' marker)")
     try:

@@ -116,7 +116,7 @@ def test_measure_human_output_and_arch_option(run_cli, tmp_path, tiny_npz):
                               "--arch", "resnet18")
     assert code == 0 and "accuracy" in stdout and "bits per class" in stdout and "resnet18" in stdout
     code, _, err = run_cli("measure", str(out), "--arch", "nope")
-    assert code == 1 and "unknown architecture" in err
+    assert code == 2 and "'nope' is not one of 'convnet'" in err
 
 
 def test_error_paths_without_other_coverage(run_cli, tmp_path, tiny_npz, monkeypatch):

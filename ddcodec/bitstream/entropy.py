@@ -62,13 +62,9 @@ class Encoder:
         self.what, self._coder = what, constriction.stream.queue.RangeEncoder()
 
     def encode(self, symbols: np.ndarray, model, *params) -> None:
-        try:
-            self._coder.encode(symbols, model, *params)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseException
-            raise ValueError(f"the range coder refused the {self.what} "
-                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        _guard(lambda: self._coder.encode(symbols, model, *params),
+               lambda exc: ValueError(f"the range coder refused the {self.what} "
+                                      f"({_reason(exc)})"))
 
     def to_bytes(self) -> bytes:
         return self._coder.get_compressed().astype("<u4").tobytes()
@@ -108,11 +104,22 @@ class Decoder:
 
 
 def guarded(call, what: str):
-    """Run a constriction call; turn its errors (some are BaseException panics) into ours."""
+    """Run a constriction decoder call; its errors (some are panics) become a FormatError."""
+    return _guard(call, lambda exc: FormatError(f"corrupt {what}: the range decoder rejected "
+                                                "the data"))
+
+
+def _guard(call, failure):
+    """Run a constriction call; any error it raises, panics included (pyo3 raises those as
+    BaseException), becomes `failure(exc)`. Ctrl-C and exits pass through."""
     try:
         return call()
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseException
-        raise FormatError(f"corrupt {what}: the range decoder rejected the data "
-                          f"({type(exc).__name__})") from None
+        raise failure(exc) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else "no reason given"

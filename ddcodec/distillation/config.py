@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ddcodec.errors import DDCodecError
-from ddcodec.names import DEFAULT_STRATEGY, canonical_arch
+from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
 from ddcodec.options import build, option
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class MatchingConfig:
         default_text="as the references: dm 20000, gm 1000 x outer loop, tm 5000")
     batch_real: int = option(256, "DM/GM: real images per class per iteration.", min=1)
     arch: str = option("convnet", "Network the objective matches through (for tm: the "
-                                  "experts').")
+                                  "experts').", choices=ARCHITECTURES, alias=canonical_arch)
     dsa_strategy: str = option(DEFAULT_STRATEGY, cli=False)
 
     def __post_init__(self):
@@ -267,7 +267,8 @@ class ExpertConfig:
 
     num_experts: int = option(100, "Experts to train (MTT: 100; a few suffice on CPU).", min=1)
     epochs: int = option(50, "Epochs per expert; parameters are kept after each.", min=1)
-    arch: str = option("convnet", "Expert network.")
+    arch: str = option("convnet", "Expert network.", choices=ARCHITECTURES,
+                       alias=canonical_arch)
     lr: float = option(0.01, "SGD learning rate (no momentum, no weight decay, as MTT).")
     batch_size: int = option(256, "Images per SGD step.", min=1)
     dsa_strategy: str = option(DEFAULT_STRATEGY, cli=False)

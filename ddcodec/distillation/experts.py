@@ -112,7 +112,8 @@ def _read_manifest(root: Path) -> dict:
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
-        raise DDCodecError(f"{root / MANIFEST} is not readable ({type(exc).__name__})") from exc
+        raise DDCodecError(f"{root / MANIFEST} is not readable (damaged, or not made by "
+                           "ddcodec)") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DDCodecError(f"{root / MANIFEST} is not a ddcodec experts manifest")
     return manifest
@@ -171,7 +172,8 @@ class ExpertBuffer:
         try:
             trajectory = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise DDCodecError(f"{path} is not a readable expert ({type(exc).__name__})") from exc
+            raise DDCodecError(f"{path} is not a readable expert (damaged, or not made by "
+                               "ddcodec)") from exc
         if (not isinstance(trajectory, torch.Tensor) or trajectory.dim() != 2
                 or trajectory.shape != (self.epochs + 1, self.num_parameters)):
             raise DDCodecError(f"{path} does not hold a trajectory of {self.epochs + 1} x "

@@ -216,7 +216,8 @@ class LatentTrainer:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise DDCodecError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from exc
+            raise DDCodecError(f"{path} is not a readable checkpoint (damaged, or not made by "
+                               "ddcodec)") from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise DDCodecError(f"{path} is not a ddcodec checkpoint")
         mine = flatten(self.config)
