@@ -272,8 +272,8 @@ def _listed(values) -> str:
 
 @cli.command()
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Folder for the points, table (curve.json, curve.csv) and plot (curve.png); "
-                   "finished points in it are reused.")
+              help="Folder for the points, table (curve.json, curve.csv) and plot (curve.png, "
+                   ".pdf, .svg); finished points in it are reused.")
 @click.option("--budgets", default=_listed(CURVE.budgets), show_default=True,
               help="Bits per class to distil to, comma-separated.")
 @click.option("--loss", "losses", multiple=True, type=click.Choice(["dm", "gm", "tm"]),
@@ -309,11 +309,16 @@ def _listed(values) -> str:
               show_default=True, help="DM iterations of the vanilla pixel sets.")
 @click.option("--qualities", default=_listed(CURVE.qualities), show_default=True,
               help="JPEG/WebP qualities tried at each budget (the best is the baseline).")
+@click.option("--ceiling-epochs", type=click.IntRange(min=0), default=CURVE.ceiling_epochs,
+              show_default=True,
+              help="Epochs of the ceiling: networks trained on the whole training split (it "
+                   "needs far fewer than a small set); 0: no ceiling.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
 def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
           batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
-          pixel_iterations, qualities, as_json, quiet, verbose, seed, device, log_every):
+          pixel_iterations, qualities, ceiling_epochs, as_json, quiet, verbose, seed, device,
+          log_every):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
     from dataclasses import replace
@@ -329,7 +334,7 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
         data=data_spec, distill=latent, eval=replace(CURVE.eval, epochs=epochs), runs=runs,
         seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
         pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
-        qualities=_numbers(qualities, int, "--qualities"))
+        qualities=_numbers(qualities, int, "--qualities"), ceiling_epochs=ceiling_epochs)
     from ddcodec.progress import display
 
     with display(quiet or as_json, log_every) as shown:
@@ -363,7 +368,7 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
             console.print(f"{r['series']} reaches {r['reference']}'s {r['reference_accuracy']:.1f} % "
                           f"with {r['ratio']:.0f}x fewer bits ({r['latent_bpc']:,.0f} vs "
                           f"{r['reference_bpc']:,.0f} bits/class)")
-    console.print(f"wrote {output}/curve.json, curve.csv, curve.png")
+    console.print(f"wrote {output}/curve.json, curve.csv, curve.png, curve.pdf, curve.svg")
 
 
 @cli.command()

@@ -36,7 +36,7 @@ from ddcodec.fileio import atomic_path
 # A point's version changes when the code that produced it changes what it measures; the table
 # keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2;
 # all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds).
-POINT_VERSION = {"latent": 4, "pixels": 2, "packed": 2}
+POINT_VERSION = {"latent": 4, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
 
@@ -208,6 +208,8 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
                     _packed_point(store, config, dataset, codec, quality, budget, dev, say)
         for ipc in config.pixel_ipcs:
             _pixel_point(store, config, ipc, device, say)
+    if config.ceiling_epochs:
+        _full_point(store, config, dataset, dev, say)
     table = build_table(store, config)
     table["seconds_this_run"] = time.perf_counter() - started
     write_outputs(table, out)
@@ -216,18 +218,49 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
 
 def _kind(spec: dict) -> str:
     series = spec.get("series", "")
-    return "latent" if series.startswith("latent-") else (
-        "pixels" if series == "pixels" else "packed")
+    if series.startswith("latent-"):
+        return "latent"
+    return series if series in ("pixels", "full") else "packed"
+
+
+def _full_point(store: PointStore, config: CurveConfig, dataset: Dataset,
+                device: torch.device, say: Event) -> dict:
+    """The ceiling: the whole training split under the protocol, for `ceiling_epochs`."""
+    from dataclasses import replace
+
+    from ddcodec.evaluate import evaluate_set
+
+    spec = {"series": "full", "epochs": config.ceiling_epochs, "protocol": config.protocol(),
+            "version": POINT_VERSION["full"]}
+    found = store.get(spec)
+    if found:
+        return found
+    n = int(dataset.x_train.shape[0])
+    say(f"the whole training split ({n:,} images, {config.ceiling_epochs} epochs): measuring")
+    started = time.perf_counter()
+    result = evaluate_set(dataset.train_images(), dataset.y_train, dataset.test_images(),
+                          dataset.y_test, dataset.num_classes,
+                          replace(config.eval, epochs=config.ceiling_epochs), config.runs,
+                          config.seed, device)
+    return store.put(spec, {
+        "series": "full", "num_images": n, "epochs": config.ceiling_epochs,
+        **_accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
+                            "accuracies": result.accuracies}),
+        "seconds": time.perf_counter() - started})
 
 
 def build_table(store: PointStore, config: CurveConfig) -> dict:
     """Every cached point measured under this protocol, the best-quality envelopes of the
     packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
     protocol = config.protocol()
-    points = []
+    points, ceiling = [], None
     for record in store.all():
         spec = record.get("spec", {})
         if spec.get("protocol") != protocol or spec.get("version") != POINT_VERSION[_kind(spec)]:
+            continue
+        if record["series"] == "full":
+            if spec.get("epochs") == config.ceiling_epochs:
+                ceiling = {k: v for k, v in record.items() if k != "spec"}
             continue
         if record["series"] == "pixels":
             common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
@@ -250,7 +283,8 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
             "protocol": {**protocol, "note": "ConvNet-D3, SGD 0.01 (MTT sets: learnt lr), "
                                              "momentum 0.9, wd 5e-4, batch 256, lr x0.1 at "
                                              "half, DSA, final-epoch accuracy"},
-            "points": points, "comparison": compare(points), "ratios": ratios(points)}
+            "points": points, "comparison": compare(points), "ratios": ratios(points),
+            "ceiling": ceiling}
 
 
 def _series(points: list[dict], name: str) -> list[dict]:
@@ -320,7 +354,7 @@ STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "
 
 
 def write_outputs(table: dict, out: Path) -> None:
-    from ddcodec.plot import Series, log_x_plot
+    from ddcodec.plot import Ceiling, Series, rate_utility_plot
 
     with atomic_path(out / "curve.json") as tmp:
         tmp.write_text(json.dumps(table, indent=1) + "\n")
@@ -343,9 +377,12 @@ def write_outputs(table: dict, out: Path) -> None:
                                  [p["accuracy_std"] for p in pts], color, dashed, marker,
                                  notes=notes))
     if series:
-        protocol = table["protocol"]
-        log_x_plot(series, out / "curve.png",
-                   title=f"Rate-utility on {protocol['data']} ({protocol['epochs']} epochs x "
-                         f"{protocol['runs']} ConvNet-D3, {table['date']})",
-                   x_label="bits per class (whole file; log scale)",
-                   y_label="test accuracy (%)")
+        protocol, full = table["protocol"], table.get("ceiling")
+        ceiling = None if not full else Ceiling(
+            f"whole training split ({full['num_images']:,} images, {full['epochs']} epochs): "
+            f"{full['accuracy_mean']:.1f} %", full["accuracy_mean"], full["accuracy_std"])
+        rate_utility_plot(series, out / "curve",
+                          title=f"Rate-utility on {protocol['data']} ({protocol['epochs']} "
+                                f"epochs x {protocol['runs']} ConvNet-D3, {table['date']})",
+                          x_label="bits per class (whole file; log scale)",
+                          y_label="test accuracy (%)", ceiling=ceiling)

@@ -47,12 +47,17 @@ class CurveConfig:
     pixel_iterations: int = 500
     qualities: tuple[int, ...] = (25, 50, 75)
     codecs: tuple[str, ...] = ("jpeg", "webp")
+    # the ceiling: the whole training split, trained for this many epochs (it converges in far
+    # fewer than a small set needs); 0: none
+    ceiling_epochs: int = 20
 
     def __post_init__(self):
         if not self.budgets or any(b <= 0 for b in self.budgets):
             raise DDCodecError("--budgets must be positive bits per class")
         if self.runs < 1:
             raise DDCodecError("--epochs and --runs must be at least 1")
+        if self.ceiling_epochs < 0:
+            raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
             raise DDCodecError("--shared-decoder must be auto, yes or no")
         if "tm" in self.losses and not self.distill.tm.experts:

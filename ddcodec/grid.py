@@ -4,14 +4,21 @@ what the bits bought (`ddcodec decode --format grid`, and the report's image gri
 from __future__ import annotations
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ddcodec.errors import DDCodecError
-from ddcodec.plot import font
 
 GAP = 2  # pixels between tiles
 LABEL_WIDTH = 110
 TITLE_HEIGHT = 28
+
+
+def font(size: int):
+    """Pillow's default font at `size` (the bitmap font before Pillow 10.1)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -1,18 +1,19 @@
-"""Line plots with a logarithmic x axis, drawn with Pillow (no plotting library needed).
+"""The rate-utility plot, drawn with matplotlib: PNG for the docs, PDF and SVG for papers.
 
-Enough for a rate-utility curve that people can read: titled, labelled axes with units, decade
-ticks with minor ticks, grid, error bars, markers, and a legend.
+A log-scale bits-per-class axis, one series per method with error bars (the spread over
+networks), IPC labels beside the vanilla points, and the full-training-set ceiling as a line
+with its spread shaded. Figures are built on matplotlib's object API (no pyplot state), and the
+PDF and SVG carry no creation date, so the same table gives the same files.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from ddcodec.fileio import atomic_path
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-           "#7f7f7f", "#17becf", "#bcbd22"]
+FORMATS = ("png", "pdf", "svg")
 
 
 @dataclass
@@ -23,142 +24,63 @@ class Series:
     yerr: list[float] = field(default_factory=list)
     color: str | None = None
     dashed: bool = False
-    marker: str = "o"  # o, s (square), ^ (triangle), d (diamond)
-    connect: bool = True
-    notes: list[str] = field(default_factory=list)  # a short tag drawn beside each point
+    marker: str = "o"  # a matplotlib marker: o, s, ^, d, ...
+    notes: list[str] = field(default_factory=list)  # a short tag beside each point ("IPC 10")
 
 
-def font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the bitmap font
-        return ImageFont.load_default()
+@dataclass(frozen=True)
+class Ceiling:
+    """The accuracy of the whole training set under (a stated version of) the protocol."""
+
+    label: str
+    accuracy: float
+    std: float = 0.0
 
 
-def _marker(draw: ImageDraw.ImageDraw, x: float, y: float, kind: str, color: str, r: int = 5):
-    if kind == "s":
-        draw.rectangle([x - r, y - r, x + r, y + r], fill=color)
-    elif kind == "^":
-        draw.polygon([(x, y - r - 1), (x - r, y + r), (x + r, y + r)], fill=color)
-    elif kind == "d":
-        draw.polygon([(x, y - r - 1), (x + r, y), (x, y + r + 1), (x - r, y)], fill=color)
-    else:
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=color)
+def rate_utility_plot(series: list[Series], stem: str | Path, *, title: str, x_label: str,
+                      y_label: str, ceiling: Ceiling | None = None,
+                      formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Draw the plot and write STEM.png/.pdf/.svg (atomically); return the paths."""
+    import matplotlib
 
+    matplotlib.rcParams["svg.hashsalt"] = "ddcodec"  # stable ids: the same SVG every time
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-def _dashed(draw, points, color, width=2, dash=8):
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        length = math.hypot(x1 - x0, y1 - y0)
-        steps = max(1, int(length // dash))
-        for i in range(0, steps, 2):
-            a, b = i / steps, min(1.0, (i + 1) / steps)
-            draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a),
-                       (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)], fill=color, width=width)
-
-
-def log_x_plot(series: list[Series], path, *, title: str, x_label: str, y_label: str,
-               y_range: tuple[float, float] | None = None, size=(1200, 760)) -> None:
-    width, height = size
-    left, right, top, bottom = 100, 330, 70, 90
-    xs = [x for s in series for x in s.x if x > 0]
-    ys = [y + e for s in series for y, e in zip(s.y, s.yerr or [0] * len(s.y))]
-    ys += [y - e for s in series for y, e in zip(s.y, s.yerr or [0] * len(s.y))]
-    if not xs:
+    if not any(s.x for s in series):
         raise ValueError("nothing to plot")
-    lo_dec = math.floor(math.log10(min(xs)))
-    hi_dec = math.ceil(math.log10(max(xs)))
-    if hi_dec == lo_dec:
-        hi_dec += 1
-    if y_range is None:
-        step = 10
-        y_range = (max(0.0, math.floor(min(ys) / step) * step),
-                   min(100.0, math.ceil(max(ys) / step) * step))
-        if y_range[0] == y_range[1]:
-            y_range = (max(0.0, y_range[0] - step), min(100.0, y_range[0] + step))
-    y0, y1 = y_range
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def px(x):
-        return left + (math.log10(x) - lo_dec) / (hi_dec - lo_dec) * plot_w
-
-    def py(y):
-        return top + (1 - (y - y0) / (y1 - y0)) * plot_h
-
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    small, normal, large = font(15), font(18), font(22)
-    # grid and ticks
-    for decade in range(lo_dec, hi_dec + 1):
-        x = px(10 ** decade)
-        draw.line([(x, top), (x, top + plot_h)], fill="#d0d0d0", width=1)
-        label = f"{10 ** decade:,}" if decade < 9 else f"1e{decade}"  # 100,000,000 still fits
-        tw = draw.textlength(label, font=small)
-        draw.text((x - tw / 2, top + plot_h + 8), label, fill="black", font=small)
-        if decade < hi_dec:
-            for m in range(2, 10):
-                xm = px(m * 10 ** decade)
-                draw.line([(xm, top), (xm, top + plot_h)], fill="#f0f0f0", width=1)
-                draw.line([(xm, top + plot_h), (xm, top + plot_h + 4)], fill="black", width=1)
-    span = y1 - y0
-    ystep = 5 if span <= 40 else 10
-    y = math.ceil(y0 / ystep) * ystep
-    while y <= y1 + 1e-9:
-        yy = py(y)
-        draw.line([(left, yy), (left + plot_w, yy)], fill="#d0d0d0", width=1)
-        label = f"{y:g}"
-        tw = draw.textlength(label, font=small)
-        draw.text((left - tw - 8, yy - 9), label, fill="black", font=small)
-        y += ystep
-    draw.rectangle([left, top, left + plot_w, top + plot_h], outline="black", width=2)
-    # titles
-    tw = draw.textlength(title, font=large)
-    draw.text((left + (plot_w - tw) / 2, 20), title, fill="black", font=large)
-    tw = draw.textlength(x_label, font=normal)
-    draw.text((left + (plot_w - tw) / 2, height - 45), x_label, fill="black", font=normal)
-    label_image = Image.new("RGB", (int(draw.textlength(y_label, font=normal)) + 4, 26), "white")
-    ImageDraw.Draw(label_image).text((2, 2), y_label, fill="black", font=normal)
-    rotated = label_image.rotate(90, expand=True)
-    image.paste(rotated, (20, int(top + (plot_h - rotated.height) / 2)))
-    # data
-    legend = []
-    for i, s in enumerate(series):
-        color = s.color or PALETTE[i % len(PALETTE)]
-        notes = s.notes or [""] * len(s.y)
-        kept = [(x, y, e, n) for x, y, e, n in zip(s.x, s.y, s.yerr or [0.0] * len(s.y), notes)
-                if x > 0]
-        points = [(px(x), py(y)) for x, y, _, _ in kept]
-        if s.connect and len(points) > 1:
-            if s.dashed:
-                _dashed(draw, points, color)
-            else:
-                draw.line(points, fill=color, width=3)
-        for (x, y), (_, value, err, note) in zip(points, kept):
-            if err > 0:
-                hi, lo = py(value + err), py(value - err)
-                draw.line([(x, hi), (x, lo)], fill=color, width=2)
-                draw.line([(x - 5, hi), (x + 5, hi)], fill=color, width=2)
-                draw.line([(x - 5, lo), (x + 5, lo)], fill=color, width=2)
-            _marker(draw, x, y, s.marker, color)
+    figure = Figure(figsize=(9.5, 5.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for s in series:
+        axes.errorbar(s.x, s.y, yerr=s.yerr or None, label=s.label, color=s.color,
+                      marker=s.marker, markersize=6, linestyle="--" if s.dashed else "-",
+                      linewidth=1.6, capsize=3, elinewidth=1)
+        for x, y, note in zip(s.x, s.y, s.notes):
             if note:
-                draw.text((x + 8, y + 6), note, fill=color, font=small)
-        legend.append((s, color))
-    # legend, right of the plot
-    lx, ly = left + plot_w + 20, top + 10
-    for s, color in legend:
-        if s.connect:
-            if s.dashed:
-                _dashed(draw, [(lx, ly + 10), (lx + 36, ly + 10)], color)
-            else:
-                draw.line([(lx, ly + 10), (lx + 36, ly + 10)], fill=color, width=3)
-        _marker(draw, lx + 18, ly + 10, s.marker, color)
-        words, line = s.label.split(), ""
-        for word in words:  # wrap long labels
-            if draw.textlength(f"{line} {word}".strip(), font=small) > right - 70 and line:
-                draw.text((lx + 46, ly), line, fill="black", font=small)
-                ly += 19
-                line = word
-            else:
-                line = f"{line} {word}".strip()
-        draw.text((lx + 46, ly), line, fill="black", font=small)
-        ly += 30
-    image.save(path)
+                axes.annotate(note, (x, y), textcoords="offset points", xytext=(6, -12),
+                              fontsize=8, color=s.color)
+    if ceiling is not None:
+        axes.axhline(ceiling.accuracy, color="black", linewidth=1.2, linestyle=":",
+                     label=ceiling.label)
+        if ceiling.std:
+            axes.axhspan(ceiling.accuracy - ceiling.std, ceiling.accuracy + ceiling.std,
+                         color="black", alpha=0.07, linewidth=0)
+    axes.set_xscale("log")
+    axes.margins(x=0.08)  # room for the last point's label
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title, fontsize=11)
+    axes.grid(True, which="major", alpha=0.35)
+    axes.grid(True, which="minor", alpha=0.12)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    stem = Path(stem)
+    written = []
+    for form in formats:
+        path = stem.with_suffix(f".{form}")
+        metadata = {"CreationDate": None} if form == "pdf" else (
+            {"Date": None} if form == "svg" else None)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=form, dpi=150, metadata=metadata)
+        written.append(path)
+    return written

@@ -104,6 +104,14 @@ def test_distill_and_measure_json(run_cli, tmp_path, tiny_npz):
     report = json.loads(stdout)  # exactly one JSON object
     assert REQUIRED_MEASURE_KEYS <= set(report)
     assert report["runs"] == 2 and report["epochs"] == 3 and report["arch"] == "convnet"
+    # what made the number, and in which unit each accuracy is
+    env = report["environment"]
+    assert env["ddcodec"] and env["torch"] and env["constriction"] == "0.5.0"
+    assert env["device"] == "cpu" and env["date"].startswith("20")
+    assert report["units"]["accuracy_mean"].startswith("fraction")
+    assert report["accuracy_mean_percent"] == pytest.approx(100 * report["accuracy_mean"])
+    assert report["accuracies_percent"] == pytest.approx([100 * a for a in
+                                                          report["accuracies"]])
     assert len(report["accuracies"]) == 2 and report["num_classes"] == 3
     assert report["bpc"] == pytest.approx(8 * out.stat().st_size / 3)
 

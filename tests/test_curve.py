@@ -92,7 +92,12 @@ def test_curve_end_to_end_reuses_points(npz16, tmp_path):
     assert len(rows) == len(table["points"])
     assert json.loads((out / "curve.json").read_text())["points"] == table["points"]
     with Image.open(out / "curve.png") as png:
-        assert png.size == (1200, 760)
+        assert png.size == (1425, 840)  # 9.5 x 5.6 inches at 150 dpi
+    assert (out / "curve.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (out / "curve.svg").read_bytes()[:400]
+    ceiling = table["ceiling"]  # the whole training split, the line above every point
+    assert ceiling["num_images"] == 36 and ceiling["epochs"] == 20
+    assert ceiling["accuracy_mean"] >= 90
     stamp = ddz.stat().st_mtime_ns
     again = run_curve(config, out, "cpu")  # every point reused: nothing re-distilled
     assert ddz.stat().st_mtime_ns == stamp
