@@ -130,8 +130,11 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     result = evaluate_set(distilled.images, distilled.labels, test_images, dataset.y_test,
                           distilled.num_classes, config, runs, seed, dev, on_epoch)
     seconds = time.perf_counter() - started
+    ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
+                        on_epoch) if measuring.baselines else {})
     file_bytes = len(raw)
     return {
+        **ranking,
         "file": str(path),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file_bytes": file_bytes,
@@ -173,6 +176,42 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
                   "bpc": "bits per class of the whole file", "seconds": "wall-clock seconds"},
         "environment": environment(dev),
     }
+
+
+def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed: int,
+             device: torch.device, on_epoch) -> dict:
+    """DD-Ranking's baselines under the same protocol and seeds (default lr: the learnt one
+    belongs to the synthetic set): a random real subset with the set's images per class and
+    label kind, and the whole training split; then HLR, IOR and LRS (ddcodec.ranking)."""
+    from ddcodec.distillation.random_subset import random_real_subset
+    from ddcodec.ranking import label_robust_score
+
+    if distilled.labels.ndim != 1:
+        raise DDCodecError("--baselines: a soft-label set's random baseline needs a teacher's "
+                           "labels, which measure does not have; measure without --baselines")
+    counts = torch.bincount(distilled.labels, minlength=distilled.num_classes).tolist()
+    config = measuring.eval_config(None)
+    runs, parts = measuring.runs, {}
+    images, labels = random_real_subset(dataset, counts, seed, distilled.normalization)
+    train = {"random": (images, labels),
+             "full": (distilled.normalization.normalize(dataset.x_train), dataset.y_train)}
+    for offset, (name, (x, y)) in enumerate(train.items(), start=1):
+        started = time.perf_counter()
+        tell = (lambda run, epoch, o=offset: on_epoch(o * runs + run, epoch)) if on_epoch else None
+        result = evaluate_set(x, y, test_images, dataset.y_test, distilled.num_classes, config,
+                              runs, seed, device, tell)
+        parts[name] = {"accuracy_mean": result.mean, "accuracy_std": result.std,
+                       "accuracies": list(result.accuracies),
+                       "accuracy_mean_percent": 100 * result.mean,
+                       "num_images": int(x.shape[0]), "lr": config.lr,
+                       "seconds": time.perf_counter() - started}
+    parts["random"]["images_per_class"] = counts
+    metrics = label_robust_score(synthetic, parts["random"]["accuracy_mean"],
+                                 parts["full"]["accuracy_mean"], measuring.lrs_lambda)
+    return {"baselines": parts, "ranking": {
+        **metrics, "definition": "HLR = full - synthetic, IOR = synthetic - random (fractions); "
+                                 "alpha = lambda IOR - (1 - lambda) HLR; "
+                                 "LRS = (e^alpha - e^-1) / (e - e^-1), as DD-Ranking defines it"}}
 
 
 def environment(device: torch.device) -> dict:

@@ -239,9 +239,14 @@ def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, devic
 
     config = MeasureConfig(**options)
     runs, epochs = config.runs, config.epochs
+    parts = ["the set"] + (["a random real subset", "the whole training split"]
+                           if config.baselines else [])
     with display(quiet or as_json, log_every) as shown:
+        shown.plan([(f"measure {part}", runs * epochs, 1.0) for part in parts])
+
         def on_epoch(run: int, epoch: int) -> None:
-            shown.update("measure", run * epochs + epoch + 1, runs * epochs,
+            part, run = divmod(run, runs)
+            shown.update(f"measure {parts[part]}", run * epochs + epoch + 1, runs * epochs,
                          f"run {run + 1}/{runs}")
 
         report = api.measure(set_file, config=config, seed=seed, device=device,
@@ -616,6 +621,16 @@ def _print_measure(report: dict) -> None:
                      f"final-epoch accuracy on {report['num_test']} test images"),
         ("time", f"{report['seconds']:.1f} s on {report['device']}"),
     ]
+    if "ranking" in report:
+        base, rank = report["baselines"], report["ranking"]
+        for name, label in (("random", "random real subset"), ("full", "whole training split")):
+            part = base[name]
+            rows.append((label, f"{100 * part['accuracy_mean']:.2f} ± "
+                                f"{100 * part['accuracy_std']:.2f} % ({part['num_images']:,} "
+                                "images, same protocol and seeds)"))
+        rows.append(("DD-Ranking", f"HLR {rank['hlr_percent']:.2f} points (lower is better), "
+                                   f"IOR {rank['ior_percent']:+.2f} points, LRS "
+                                   f"{rank['lrs_percent']:.2f} % (lambda {rank['lrs_lambda']:g})"))
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)

@@ -49,6 +49,17 @@ class MeasureConfig:
     batch_size: int = option(EvalConfig.batch_size, "Images per SGD step.", min=1)
     dsa: bool = option(EvalConfig.dsa, "Train with DSA augmentation (--no-dsa: without).",
                        flag="--dsa/--no-dsa")
+    baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
+                                    "real subset with the set's images per class and the whole "
+                                    "training split; report DD-Ranking's HLR, IOR and LRS.")
+    lrs_lambda: float = option(0.5, "DD-Ranking's lambda in alpha = lambda IOR - (1 - lambda) "
+                                    "HLR.", min=0)
+
+    def __post_init__(self):
+        if not 0 <= self.lrs_lambda <= 1:
+            from ddcodec.errors import DDCodecError
+
+            raise DDCodecError("--lrs-lambda must be within [0, 1]")
 
     def eval_config(self, stored_lr: float | None = None) -> EvalConfig:
         lr = self.lr if self.lr is not None else (stored_lr or EvalConfig.lr)

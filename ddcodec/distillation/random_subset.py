@@ -18,10 +18,13 @@ def sample_class_indices(dataset: Dataset, c: int, n: int, generator: torch.Gene
     return pool[torch.randperm(len(pool), generator=generator)[:n]]
 
 
-def random_real_subset(dataset: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-ordered images (normalised) and labels, the same for the same seed; each class's
-    images depend only on (seed, class)."""
-    chosen = torch.cat([sample_class_indices(dataset, c, ipc, seeds.keyed("real_subset", seed, c))
-                        for c in range(dataset.num_classes)])
-    images = dataset.normalization.normalize(dataset.x_train[chosen])
+def random_real_subset(dataset: Dataset, ipc: int | list[int], seed: int,
+                       normalization=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-ordered images (normalised, by `normalization` or the data's) and labels, `ipc`
+    per class (or `ipc[c]` of class c), the same for the same seed; each class's images depend
+    only on (seed, class)."""
+    counts = [ipc] * dataset.num_classes if isinstance(ipc, int) else list(ipc)
+    chosen = torch.cat([sample_class_indices(dataset, c, n, seeds.keyed("real_subset", seed, c))
+                        for c, n in enumerate(counts) if n])
+    images = (normalization or dataset.normalization).normalize(dataset.x_train[chosen])
     return images, dataset.y_train[chosen].clone()
