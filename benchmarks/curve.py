@@ -1,5 +1,5 @@
 """Rate-utility curves on the bundled CIFAR-10 subset, on CPU: latent DM, GM and (smaller) TM
-against vanilla pixel sets (float32 and lossless 8-bit) and packed JPEG/WebP real subsets.
+against vanilla pixel sets (float32 and rounded to 8 bits) and packed JPEG/WebP real subsets.
 
 Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into bench_runs/curve
 (points are cached there: an interrupted run resumes, a finished one only rebuilds the report),

@@ -221,7 +221,10 @@ class TerminalDisplay(Display):
 
 @contextlib.contextmanager
 def display(quiet: bool = False, log_every: float = DEFAULT_LOG_EVERY) -> Iterator[Display]:
-    """The display for this run: none when quiet, rich on a terminal, plain lines otherwise."""
+    """The display for this run: none when quiet, rich on a terminal, plain lines otherwise.
+    Image folders decoded during the run show as a 'loading images' stage."""
+    from ddcodec.folder_cache import loading_progress
+
     if quiet:
         shown = Display()
     elif sys.stderr.isatty():
@@ -229,6 +232,7 @@ def display(quiet: bool = False, log_every: float = DEFAULT_LOG_EVERY) -> Iterat
     else:
         shown = PlainDisplay(log_every)
     try:
-        yield shown
+        with loading_progress(lambda done, total: shown.update("loading images", done, total)):
+            yield shown
     finally:
         shown.close()

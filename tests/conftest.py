@@ -35,6 +35,12 @@ def write_npz(path: Path, layout: str = "hwc", per_class: int = 12, test_per_cla
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Each test's ImageFolder cache in its own folder, never the user's ~/.cache."""
+    monkeypatch.setenv("DDCODEC_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def tiny_npz(tmp_path) -> Path:
     return write_npz(tmp_path / "tiny.npz")

@@ -211,3 +211,37 @@ def test_parse_size():
     for bad in ("x", "0", "3x4x5", "-2"):
         with pytest.raises(DDCodecError):
             parse_size(bad)
+
+
+def test_image_folders_are_cached_and_a_changed_file_is_seen(tmp_path, monkeypatch):
+    """The second load comes from the cache (keyed by names, sizes and dates), a touched file
+    is read afresh, and loading reports progress."""
+    from PIL import Image
+
+    from ddcodec import folder_cache
+
+    root = tmp_path / "tree"
+    for split, n in (("train", 4), ("val", 2)):
+        for c, colour in enumerate(((200, 0, 0), (0, 200, 0))):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                mode = "L" if i == 0 else "RGB"  # greyscale JPEGs are converted, as torchvision
+                Image.new(mode, (8, 8), colour[c] if mode == "L" else colour).save(
+                    folder / f"{i}.JPEG")
+    seen = []
+    with folder_cache.loading_progress(lambda done, total: seen.append((done, total))):
+        first = load_dataset(f"imagefolder:{root}")
+    assert seen[-1] == (12, 12) and first.x_train.shape == (8, 3, 8, 8)
+    assert len(list(folder_cache.cache_dir().glob("imagefolder-*.pt"))) == 1
+    reads = []
+    original = folder_cache.decode_all
+    monkeypatch.setattr(folder_cache, "decode_all",
+                        lambda files, fn, what="images": reads.append(len(files)) or
+                        original(files, fn, what))
+    again = load_dataset(f"imagefolder:{root}")
+    assert reads == [] and torch.equal(again.x_train, first.x_train)
+    assert again.normalization == first.normalization
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "train" / "class0" / "1.JPEG")
+    changed = load_dataset(f"imagefolder:{root}")
+    assert reads and not torch.equal(changed.x_train, first.x_train)
