@@ -34,7 +34,12 @@ import torch  # noqa: E402
 
 from ddcodec import __version__  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.bitstream.mutations import OUTCOMES, fuzz, off_grid  # noqa: E402
+from ddcodec.bitstream.mutations import (  # noqa: E402
+    OUTCOMES,
+    fuzz,
+    off_grid,
+    with_soft_labels,
+)
 from ddcodec.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
@@ -59,7 +64,8 @@ def main() -> int:
     files = {"latent-v2": (DATA / "golden_v2.ddz").read_bytes(),
              "latent-v1": (DATA / "golden.ddz").read_bytes(),
              "pixels-v2": encode_set(replace(distilled, codec=None))[0],
-             "float-v2": encode_set(off_grid(distilled))[0]}
+             "float-v2": encode_set(off_grid(distilled))[0],
+             "labels-v2": encode_set(with_soft_labels(distilled))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

@@ -6,7 +6,8 @@ file's size (bits per class) and the accuracy of networks trained on what it dec
 
 __version__ = "0.1.0"
 
-API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "test_split")
+API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "test_split",
+       "train_teacher", "label")
 SETS = {"DistilledSet": "ddcodec.setfile", "load_set": "ddcodec.setfile",
         "save_set": "ddcodec.setfile", "import_set": "ddcodec.importers"}
 __all__ = ["__version__", *API, *SETS]

@@ -123,11 +123,12 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         raise DDCodecError(
             f"{path} holds {distilled.num_classes} classes of {distilled.image_shape} images but "
             f"{spec} has {dataset.num_classes} classes of {dataset.image_shape}")
-    config = measuring.eval_config(distilled.provenance.get("syn_lr"))
+    config = measuring.eval_config(distilled.provenance.get("syn_lr"), distilled.soft_labels)
     dev = resolve_device(device)
     test_images = distilled.normalization.normalize(dataset.x_test)
     started = time.perf_counter()
-    result = evaluate_set(distilled.images, distilled.labels, test_images, dataset.y_test,
+    train_labels = distilled.labels if measuring.hard_labels else distilled.training_labels()
+    result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
                           distilled.num_classes, config, runs, seed, dev, on_epoch)
     seconds = time.perf_counter() - started
     ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
@@ -151,6 +152,7 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         "epochs": epochs,
         "arch": config.arch,
         "seeds": list(result.seeds),
+        "labels": _label_report(distilled, measuring, config),
         "protocol": {
             "optimizer": "sgd", "lr": config.lr, "momentum": config.momentum,
             "weight_decay": config.weight_decay, "batch_size": config.batch_size,
@@ -178,6 +180,15 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     }
 
 
+def _label_report(distilled, measuring, config) -> dict:
+    soft = distilled.soft_labels
+    if soft is None or measuring.hard_labels:
+        return {"kind": "hard", **({"soft_labels_ignored": True} if soft is not None else {})}
+    return {"kind": "soft (static, one per image)", "codec": soft.codec,
+            "loss": config.label_loss, "temperature": config.label_temperature,
+            "teacher": soft.teacher}
+
+
 def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed: int,
              device: torch.device, on_epoch) -> dict:
     """DD-Ranking's baselines under the same protocol and seeds (default lr: the learnt one
@@ -186,9 +197,9 @@ def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed:
     from ddcodec.distillation.random_subset import random_real_subset
     from ddcodec.ranking import label_robust_score
 
-    if distilled.labels.ndim != 1:
-        raise DDCodecError("--baselines: a soft-label set's random baseline needs a teacher's "
-                           "labels, which measure does not have; measure without --baselines")
+    if distilled.soft_labels is not None:
+        raise DDCodecError("--baselines: a soft-label set's random baseline needs its teacher's "
+                           "labels on the random images; measure without --baselines")
     counts = torch.bincount(distilled.labels, minlength=distilled.num_classes).tolist()
     config = measuring.eval_config(None)
     runs, parts = measuring.runs, {}
@@ -297,6 +308,65 @@ def encode(source: "str | os.PathLike | DistilledSet",
     if output is not None:
         ddz.write_bytes(data, output, force)
     return data, report
+
+
+def train_teacher(data: str = DEFAULT_SPEC, output: str | os.PathLike = "teacher.pt", *,
+                  data_root: str | None = None, resize: tuple[int, int] | None = None,
+                  force: bool = False, device: str = "auto", on_epoch=None, **config):
+    """Train a teacher (TeacherConfig(**config)) on `data`'s training split, its checkpoint
+    chosen on a held-out part of it, and write it to `output`."""
+    from ddcodec import teacher
+    from ddcodec.fileio import check_writable
+    from ddcodec.teacher_config import TeacherConfig
+
+    cfg = TeacherConfig(**config)
+    check_writable(output, force)
+    dataset = load_dataset(data, data_root, resize=resize)
+    made = teacher.train_teacher(dataset, cfg, resolve_device(device), on_epoch)
+    made.save(output, force=force)
+    return made
+
+
+def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike,
+          output: str | os.PathLike | None = None, *, temperature: float = 1.0,
+          loss: str = "ce", codec: str = "float16", k: int = 16, step_log2: int = -4,
+          force: bool = False, device: str = "auto", source_format: str = "auto",
+          normalization: str | None = None, data: str | None = None):
+    """Give a set static soft labels: the teacher's softmax(logits / temperature) on each of
+    its images, stored in the `codec` rung (float16, or vq with k entries); write it to `output`
+    if given and return it."""
+    from dataclasses import replace
+
+    from ddcodec.fileio import check_writable
+    from ddcodec.labels import LABEL_CODECS, as_float16, as_vq
+    from ddcodec.setfile import DistilledSet, save_set
+    from ddcodec.teacher import check_teacher_fits, load_teacher
+
+    if codec not in LABEL_CODECS:
+        raise DDCodecError(f"unknown label codec {codec!r}; choose {', '.join(LABEL_CODECS)}")
+    if loss not in ("ce", "kl") or not temperature > 0:
+        raise DDCodecError("--loss must be ce or kl and --temperature > 0")
+    if output is not None:
+        check_writable(output, force)
+    distilled = source
+    if not isinstance(source, DistilledSet):
+        from ddcodec.importers import ImportOptions, import_set
+
+        distilled = import_set(source, source_format, ImportOptions(normalization, data))
+    made = load_teacher(teacher)
+    check_teacher_fits(made, distilled.num_classes, distilled.image_shape,
+                       distilled.normalization, "the set")
+    probabilities = made.probabilities(distilled.images, temperature, resolve_device(device))
+    summary = {k: made.info.get(k) for k in ("data", "epoch", "chosen_holdout_accuracy",
+                                             "test_accuracy")}
+    meta = {"temperature": float(temperature), "loss": loss, "teacher": {"arch": made.arch,
+                                                                         **summary}}
+    soft = (as_float16(probabilities, **meta) if codec == "float16"
+            else as_vq(probabilities, k, step_log2, **meta))
+    labelled = replace(distilled, soft_labels=soft, notes=list(distilled.notes))
+    if output is not None:
+        save_set(labelled, output, force=force)
+    return labelled
 
 
 def test_split(data: str = DEFAULT_SPEC, *, normalization=None, data_root: str | None = None,

@@ -23,6 +23,7 @@ from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.names import BUNDLED_DATA, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.protocol import MeasureConfig
+from ddcodec.teacher_config import TeacherConfig
 
 _state = {"verbose": 0}
 
@@ -188,6 +189,83 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
                        f"{rate['error']:+.1%}; the set is written; exit status "
                        f"{EXIT_TARGET_MISSED}; try more --iterations or another --spc", err=True)
     return met
+
+
+@cli.command()
+@data_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The teacher file to write (teacher.pt).")
+@click_options(TeacherConfig)
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@common_options
+def teacher(data_spec, data_root, download, resize, output, force, as_json, quiet, verbose,
+            seed, device, log_every, **options):
+    """Train a teacher for soft labels; its checkpoint is chosen on a held-out part of the
+    training split (never the test split)."""
+    from ddcodec import api
+    from ddcodec.data import parse_size
+    from ddcodec.progress import display
+
+    epochs = options["epochs"]
+    with display(quiet or as_json, log_every) as shown:
+        made = api.train_teacher(data_spec, output, data_root=data_root, resize=parse_size(resize),
+                           force=force, device=device,
+                           on_epoch=lambda e: shown.update("teacher", e + 1, epochs),
+                           seed=seed, **options)
+    info = made.info
+    if as_json:
+        click.echo(json.dumps({"output": output, **info}))
+        return
+    _info(quiet, f"wrote {output}: {made.arch}, epoch {info['epoch']} of {epochs} "
+                 f"({options['pick']} on {info['held_out_images']:,} held-out training images: "
+                 f"{100 * info['chosen_holdout_accuracy']:.1f} %); test accuracy "
+                 f"{100 * info['test_accuracy']:.1f} % (reported, not used)")
+
+
+@cli.command()
+@click.argument("set_file", type=click.Path())
+@click.option("--teacher", "teacher_file", required=True, type=click.Path(dir_okay=False),
+              help="A teacher from `ddcodec teacher`.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The labelled set file to write.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="T of the teacher's softmax(logits / T), recorded.")
+@click.option("--loss", type=click.Choice(["ce", "kl"]), default="ce", show_default=True,
+              help="What measure trains with: soft cross-entropy, or KL at the temperature.")
+@click.option("--codec", type=click.Choice(["float16", "vq"]), default="float16",
+              show_default=True,
+              help="How the file stores them: float16 (the papers' count) or vq (a codebook of "
+                   "--k quantised log-probability vectors, one index per image).")
+@click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
+              help="VQ codebook entries.")
+@click.option("--from", "source_format", type=click.Choice(SET_SOURCES), default="auto",
+              show_default=True, help="What SET is (as encode --from).")
+@click.option("--normalization", default=None, help="As encode --normalization.")
+@click.option("--data", default=None, help="As encode --data.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@common_options
+def label(set_file, teacher_file, output, temperature, loss, codec, k, source_format,
+          normalization, data, force, as_json, quiet, verbose, seed, device, log_every):
+    """Give a set static soft labels from a teacher (one distribution per image), stored as
+    float16 or vector-quantised, every bit of them counted when the set is encoded."""
+    from ddcodec import api
+
+    labelled = api.label(set_file, teacher_file, output, temperature=temperature, loss=loss,
+                         codec=codec, k=k, force=force, device=device,
+                         source_format=source_format, normalization=normalization, data=data)
+    soft = labelled.soft_labels
+    summary = {"output": output, "codec": soft.codec, "temperature": soft.temperature,
+               "loss": soft.loss, "num_images": labelled.num_images,
+               "float16_bits_per_class": soft.float16_bits / labelled.num_classes,
+               **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {})}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    extra = f", {summary['codebook']} codebook entries" if soft.vq is not None else ""
+    _info(quiet, f"wrote {output}: {labelled.num_images} soft labels ({soft.codec}{extra}, "
+                 f"T {soft.temperature:g}, loss {soft.loss}); encode it to count their bits")
 
 
 @cli.command()

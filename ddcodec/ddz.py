@@ -207,11 +207,24 @@ def _write_imagefolder(decoded: Decoded, root: Path) -> None:
         counters[label] += 1
     (root / "classes.json").write_text(json.dumps(
         {"folders": folders, "class_names": names}, indent=1))
+    soft = decoded.soft_labels
+    if soft is not None:  # one distribution per image, by its file name
+        counters = [0] * len(names)
+        rows = {}
+        for label, row in zip(decoded.labels.tolist(), soft.probabilities.tolist()):
+            rows[f"{folders[label]}/{counters[label]:05d}.png"] = row
+            counters[label] += 1
+        (root / "soft_labels.json").write_text(json.dumps(
+            {"temperature": soft.temperature, "loss": soft.loss, "codec": soft.codec,
+             "labels": rows}))
 
 
 def _write_mtt(distilled: DistilledSet, root: Path) -> None:
     torch.save(distilled.images.contiguous(), root / "images_best.pt")
     torch.save(distilled.labels.contiguous(), root / "labels_best.pt")
+    if distilled.soft_labels is not None:  # probabilities, one row per image (N x classes)
+        torch.save(distilled.soft_labels.probabilities.contiguous(),
+                   root / "soft_labels_best.pt")
     if "syn_lr" in distilled.provenance:
         torch.save(torch.tensor(distilled.provenance["syn_lr"]), root / "lr_best.pt")
 
@@ -245,6 +258,7 @@ def info(data: bytes, name: str = "-") -> dict:
         "float32_bits_per_class": 32 * h.num_images * h.channels * h.height * h.width
                                   / h.num_classes,
         "pixels": pixel_coding(h),
+        "labels": label_report(decoded),
         "meta": h.meta,
         "skipped_sections": [f"{t:#04x}" for t in decoded.skipped_sections],
     }
@@ -254,6 +268,19 @@ def info(data: bytes, name: str = "-") -> dict:
                              "shared": h.shared_decoder, "gain": h.latent.gain,
                              "k": h.latent.k}
     return report
+
+
+def label_report(decoded: Decoded) -> dict:
+    """Hard labels cost nothing (the class counts are in the header); soft labels their
+    section, shown next to the papers' float16 count of the same distributions."""
+    soft = decoded.soft_labels
+    if soft is None:
+        return {"kind": "hard", "bits": 0}
+    return {"kind": "soft (one per image)", "codec": soft.codec, "loss": soft.loss,
+            "temperature": soft.temperature,
+            "bits": 8 * decoded.section_bytes.get("labels", 0),
+            "float16_bits": soft.float16_bits,
+            **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {})}
 
 
 def test(data: bytes) -> Decoded:

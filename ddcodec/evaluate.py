@@ -42,10 +42,21 @@ def learning_rate(config: EvalConfig, epoch: int) -> float:
     return config.lr * 0.1 if config.epochs > 1 and epoch >= config.epochs // 2 else config.lr
 
 
+def soft_label_loss(logits: torch.Tensor, targets: torch.Tensor, config: EvalConfig
+                    ) -> torch.Tensor:
+    """The loss of soft targets (rows of probabilities), as the config names it."""
+    if config.label_loss == "kl":
+        log_student = F.log_softmax(logits / config.label_temperature, dim=1)
+        return F.kl_div(log_student, targets, reduction="batchmean")
+    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
 def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   config: EvalConfig, seed: int, device: torch.device,
-                  on_epoch: Callable[[int], None] | None = None) -> nn.Module:
-    """Train one fresh network on (images, labels); labels are class indices or soft rows."""
+                  on_epoch: Callable[[int], None] | None = None,
+                  after_epoch: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+    """Train one fresh network on (images, labels); labels are class indices or soft rows
+    (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network."""
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
@@ -65,10 +76,14 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
             x, y = images[batch], labels[batch]
             if augment is not None:
                 x = augment(x, generator)
-            loss = F.cross_entropy(net(x), y)
+            logits = net(x)
+            loss = (soft_label_loss(logits, y, config) if y.is_floating_point()
+                    else F.cross_entropy(logits, y))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch, net)
         if on_epoch is not None:
             on_epoch(epoch)
     return net

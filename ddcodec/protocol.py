@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
 from ddcodec.options import option
 
+LABEL_LOSSES = ("ce", "kl")
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -22,9 +24,17 @@ class EvalConfig:
     batch_size: int = 256
     dsa: bool = True
     dsa_strategy: str = DEFAULT_STRATEGY
+    # soft labels (rows of probabilities): "ce", soft cross-entropy at T = 1 (D3 style), or
+    # "kl", KL(labels || softmax(logits / T)) without the T^2 factor (SRe2L/RDED style)
+    label_loss: str = "ce"
+    label_temperature: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "arch", canonical_arch(self.arch))
+        if self.label_loss not in LABEL_LOSSES:
+            raise ValueError(f"label loss must be one of {', '.join(LABEL_LOSSES)}")
+        if not self.label_temperature > 0:
+            raise ValueError("the label temperature must be > 0")
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
         if self.batch_size < 1:
@@ -49,6 +59,12 @@ class MeasureConfig:
     batch_size: int = option(EvalConfig.batch_size, "Images per SGD step.", min=1)
     dsa: bool = option(EvalConfig.dsa, "Train with DSA augmentation (--no-dsa: without).",
                        flag="--dsa/--no-dsa")
+    label_loss: str | None = option(None, "Soft-label sets: ce (soft cross-entropy) or kl (KL "
+                                          "at the label temperature).", choices=LABEL_LOSSES,
+                                    default_text="what the set records")
+    label_temperature: float | None = option(None, "Soft-label sets: the temperature of the kl "
+                                                   "loss.", default_text="the set's")
+    hard_labels: bool = option(False, "Train a soft-label set on its hard labels (a control).")
     baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
                                     "real subset with the set's images per class and the whole "
                                     "training split; report DD-Ranking's HLR, IOR and LRS.")
@@ -61,11 +77,17 @@ class MeasureConfig:
 
             raise DDCodecError("--lrs-lambda must be within [0, 1]")
 
-    def eval_config(self, stored_lr: float | None = None) -> EvalConfig:
+    def eval_config(self, stored_lr: float | None = None, soft_labels=None) -> EvalConfig:
+        """The protocol for this set: its learnt lr, and its soft labels' loss and temperature,
+        unless options say otherwise."""
         lr = self.lr if self.lr is not None else (stored_lr or EvalConfig.lr)
+        loss = self.label_loss or (soft_labels.loss if soft_labels is not None else "ce")
+        temperature = self.label_temperature or (soft_labels.temperature
+                                                 if soft_labels is not None else 1.0)
         try:
             return EvalConfig(arch=self.arch, epochs=self.epochs, lr=float(lr),
-                              batch_size=self.batch_size, dsa=self.dsa)
+                              batch_size=self.batch_size, dsa=self.dsa, label_loss=loss,
+                              label_temperature=float(temperature))
         except ValueError as exc:
             from ddcodec.errors import DDCodecError
 

@@ -43,6 +43,7 @@ CLASS_STREAMS: dict[str, str] = {
     "latent_init": "a decoder group's initial latents and weights (first class, candidate)",
     "quantisation_noise": "the training proxy's noise (first class, candidate, step)",
     "class_matching_draws": "a class's real batch and DSA draw (class, iteration)",
+    "teacher_holdout": "which training images a teacher holds out to pick its checkpoint (class)",
 }
 
 

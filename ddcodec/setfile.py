@@ -23,10 +23,11 @@ import torch
 from ddcodec.data import Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable
+from ddcodec.labels import SoftLabels, as_float16
 from ddcodec.payload import LatentPayload
 
 SET_FORMAT = "ddcodec-set"
-SET_FORMAT_VERSION = 2
+SET_FORMAT_VERSION = 3  # written only by sets with soft labels; hard-label sets stay version 2
 
 
 @dataclass
@@ -38,6 +39,7 @@ class DistilledSet:
     provenance: dict = field(default_factory=dict)
     codec: LatentPayload | None = None
     notes: list[str] = field(default_factory=list)  # what loading converted, for the user
+    soft_labels: SoftLabels | None = None  # a teacher's distributions, one per image
 
     @property
     def num_classes(self) -> int:
@@ -51,13 +53,18 @@ class DistilledSet:
     def num_images(self) -> int:
         return int(self.images.shape[0])
 
+    def training_labels(self) -> torch.Tensor:
+        """What networks train on: the soft labels' distributions, else the class indices."""
+        return self.soft_labels.probabilities if self.soft_labels is not None else self.labels
+
     def to_dict(self) -> dict:
+        soft = self.soft_labels
         return {
             "format": SET_FORMAT,
-            "format_version": SET_FORMAT_VERSION,
+            "format_version": SET_FORMAT_VERSION if soft is not None else 2,
             "images": self.images.detach().cpu().to(torch.float32).contiguous(),
-            "labels": self.labels.detach().cpu().to(
-                torch.float32 if self.labels.is_floating_point() else torch.int64).contiguous(),
+            "labels": self.labels.detach().cpu().to(torch.int64).contiguous(),
+            **({"soft_labels": soft.to_dict()} if soft is not None else {}),
             "class_names": list(self.class_names),
             "num_classes": self.num_classes,
             "image_shape": list(self.image_shape),
@@ -127,11 +134,15 @@ def set_from_dict(raw: dict) -> DistilledSet:
         images = converted
     if not (isinstance(labels, torch.Tensor) and labels.shape[:1] == images.shape[:1]):
         raise DDCodecError("'labels' must hold one label per image")
-    if labels.ndim == 2:  # soft labels: one distribution per image (measure reads them)
+    soft = None
+    if labels.ndim == 2:  # schema 2: soft labels in place of the classes
         if not labels.is_floating_point() or labels.shape[1] != len(class_names) or not (
                 torch.isfinite(labels).all() and (labels >= 0).all()):
             raise DDCodecError("soft 'labels' must be float N x classes, finite and >= 0")
-        labels = labels.to(torch.float32)
+        soft = as_float16(labels.to(torch.float32), temperature=1.0)
+        notes.append("soft labels read from 'labels' (schema 2), rounded to float16; hard "
+                     "labels are their argmax")
+        labels = labels.argmax(1)
     elif labels.ndim != 1:
         raise DDCodecError("'labels' must be N class indices (or N x classes soft labels)")
     elif labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -141,6 +152,16 @@ def set_from_dict(raw: dict) -> DistilledSet:
         raise DDCodecError(f"labels fall outside the {len(class_names)} classes")
     else:
         labels = labels.to(torch.int64)
+    if "soft_labels" in raw:
+        if soft is not None:
+            raise DDCodecError("soft labels given twice ('labels' and 'soft_labels')")
+        if not isinstance(raw["soft_labels"], dict):
+            raise DDCodecError("'soft_labels' must be a dict")
+        soft = SoftLabels.from_dict(raw["soft_labels"], int(images.shape[0]), len(class_names))
+    elif soft is not None:
+        from ddcodec.labels import check_soft_labels
+
+        check_soft_labels(soft, int(images.shape[0]), len(class_names))
     if len(normalization.mean) != images.shape[1]:
         raise DDCodecError("normalisation does not match the image channels")
     if not torch.isfinite(images).all():
@@ -153,4 +174,4 @@ def set_from_dict(raw: dict) -> DistilledSet:
             raise DDCodecError(f"bad latent payload: codec holds {payload.num_images} images, "
                                f"the set {images.shape[0]}")
     return DistilledSet(images, labels, class_names, normalization,
-                        dict(provenance), payload, notes)
+                        dict(provenance), payload, notes, soft)

@@ -25,6 +25,7 @@ from ddcodec.bitstream.geometry import LatentGeometry
 from ddcodec.bitstream.sections import REGISTRY, CodingState, parts_for
 from ddcodec.codec import synthesis, upsampling
 from ddcodec.data import Normalization
+from ddcodec.labels import SoftLabels
 from ddcodec.names import PIXEL_MODES
 from ddcodec.payload import LatentPayload
 from ddcodec.setfile import DistilledSet
@@ -48,6 +49,7 @@ class Decoded:
     estimated_bits: dict[str, float] = field(default_factory=dict)
     file_bytes: int = 0
     skipped_sections: list[int] = field(default_factory=list)  # unknown ancillary tags
+    soft_labels: SoftLabels | None = None
 
     @property
     def normalization(self) -> Normalization:
@@ -66,7 +68,7 @@ class Decoded:
         images = (self.images.to(torch.float32) if self.exact_floats
                   else self.normalization.normalize(self.images))
         return DistilledSet(images, self.labels, list(h.class_names), self.normalization,
-                            provenance)
+                            provenance, soft_labels=self.soft_labels)
 
     def images_uint8(self) -> torch.Tensor:
         """The images as 8-bit pixels (for PNG exports and pictures; float pixel files are
@@ -92,7 +94,7 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
     header = fmt.Header(c, hgt, wid, list(distilled.class_names), counts,
                         list(distilled.normalization.mean), list(distilled.normalization.std),
                         meta=_meta(distilled), version=version)
-    state = CodingState(header)
+    state = CodingState(header, soft_labels=distilled.soft_labels)
     payload = distilled.codec
     if payload is None:
         plan = plan_pixels(distilled, pixels)
@@ -243,7 +245,10 @@ def decode_bytes(data: bytes, images: bool = True) -> Decoded:
     header = fmt.read_header(reader)
     header_bytes = reader.pos
     state = CodingState(header)  # a latent header's geometry is parsed here, once
-    check_plausible(header, len(data), state.geometry if header.kind == Kind.LATENT else None)
+    geometry = state.geometry if header.kind == Kind.LATENT else None
+    check_plausible(header, len(data), geometry)
+    state.memory_left = (MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * len(data)
+                         - decoded_memory(header, geometry))
     sections, values_crc = fmt.read_sections(reader)
     found, skipped = {}, []
     for section in sections:
@@ -278,7 +283,8 @@ def decode_bytes(data: bytes, images: bool = True) -> Decoded:
     labels = torch.arange(header.num_classes).repeat_interleave(
         torch.tensor(header.samples_per_class))
     return Decoded(header, pictures, labels, state.latents, sizes, estimate,
-                   file_bytes=len(data), skipped_sections=skipped)
+                   file_bytes=len(data), skipped_sections=skipped,
+                   soft_labels=state.soft_labels)
 
 
 def _images(state: CodingState) -> torch.Tensor:

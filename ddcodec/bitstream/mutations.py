@@ -154,6 +154,21 @@ def off_grid(distilled):
                    images=distilled.images + wobble.view_as(distilled.images))
 
 
+def with_soft_labels(distilled, codec: str = "vq"):
+    """The set with deterministic soft labels (seeded distributions, VQ with 4 entries or
+    float16): a base file whose labels section gets fuzzed too."""
+    import torch
+
+    from ddcodec.labels import as_float16, as_vq
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(distilled.num_images, distilled.num_classes, generator=generator)
+    probabilities = torch.softmax(2 * logits, dim=1)
+    soft = (as_vq(probabilities, 4, temperature=2.0, loss="kl") if codec == "vq"
+            else as_float16(probabilities, temperature=1.0))
+    return replace(distilled, soft_labels=soft)
+
+
 def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0):
     """`cases` mutations spread over `files`: a third plain byte damage, a third resealed byte
     damage, a third resealed hostile headers. Returns per (file, mode) outcome counts and the

@@ -23,6 +23,7 @@ from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
 from ddcodec.bitstream.geometry import LatentGeometry
+from ddcodec.bitstream.label_coding import decode_labels, encode_labels
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
@@ -37,6 +38,8 @@ class CodingState:
     payload: object = None  # encoding a latent set: its LatentPayload
     pixels: np.ndarray | None = None  # uint8 N x C x H x W (pixel sets)
     floats: np.ndarray | None = None  # float16/float32 N x C x H x W (float pixel sets)
+    soft_labels: object = None  # ddcodec.labels.SoftLabels, when the set has them
+    memory_left: int | None = None  # decoding: bytes a section may still allocate
     weight_ints: list[np.ndarray] | None = None
     arm: IntegerARM | None = None
     latents: list[np.ndarray] | None = None  # per level: G x planes x h x w, int64
@@ -192,6 +195,36 @@ class FloatPixelsSection(SectionCodec):
         return zlib.crc32(values.astype(values.dtype.newbyteorder("<")).tobytes(), crc)
 
 
+class LabelsSection(SectionCodec):
+    """Soft labels, one distribution per image (ddcodec.bitstream.label_coding). Critical: a
+    reader that cannot read them must not train on the hard labels instead."""
+
+    tag, name, kinds = 7, "labels", tuple(Kind)
+    required = False
+
+    def present(self, state: CodingState) -> bool:
+        return state.soft_labels is not None
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        return encode_labels(state.soft_labels)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        h = state.header
+        need = 16 * h.num_images * h.num_classes  # probabilities, indices and work arrays
+        if state.memory_left is not None and need > state.memory_left:
+            raise FormatError(f"corrupt header: soft labels of {h.num_images:,} images x "
+                              f"{h.num_classes:,} classes are implausible for this file")
+        state.soft_labels = decode_labels(data, h.num_images, h.num_classes)
+        return 8.0 * len(data)
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        labels = state.soft_labels
+        if labels.vq is not None:
+            crc = zlib.crc32(labels.vq.codebook.numpy().astype("<i4").tobytes(), crc)
+            return zlib.crc32(labels.vq.indices.numpy().astype("<i8").tobytes(), crc)
+        return zlib.crc32(labels.probabilities.numpy().astype("<f2").tobytes(), crc)
+
+
 def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
                 steps: list[list[int]]) -> IntegerARM:
     per_decoder = [{kind: (q, step) for kind, (q, step, _) in d["arm"].items()}
@@ -203,5 +236,6 @@ def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
     return IntegerARM.from_groups(per_decoder, cfg.arm_hidden, cfg.arm_context, cfg.k)
 
 
-for _part in (WeightsSection(), LatentsSection(), PixelsSection(), FloatPixelsSection()):
+for _part in (WeightsSection(), LatentsSection(), PixelsSection(), FloatPixelsSection(),
+              LabelsSection()):
     register(_part)

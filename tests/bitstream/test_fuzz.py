@@ -5,7 +5,7 @@ hangs, or decodes silently wrong when the checksums were left alone."""
 from dataclasses import replace
 
 from ddcodec.bitstream.codec import encode_set
-from ddcodec.bitstream.mutations import fuzz
+from ddcodec.bitstream.mutations import fuzz, with_soft_labels
 from ddcodec.setfile import load_set
 from helpers import DATA, float_set, golden_v2
 
@@ -13,7 +13,8 @@ from helpers import DATA, float_set, golden_v2
 def test_a_few_hundred_mutations_never_crash_hang_or_decode_silently_wrong():
     pixels = encode_set(replace(load_set(DATA / "golden_set.pt"), codec=None))[0]
     files = {"latent-v2": golden_v2(), "latent-v1": (DATA / "golden.ddz").read_bytes(),
-             "pixels-v2": pixels, "float-v2": encode_set(float_set())[0]}
+             "pixels-v2": pixels, "float-v2": encode_set(float_set())[0],
+             "labels-v2": encode_set(with_soft_labels(load_set(DATA / "golden_set.pt")))[0]}
     counts, examples = fuzz(files, cases=450, seed=7, timeout_s=20)
     assert examples == []
     plain = sum((c for (_, mode), c in counts.items() if mode == "plain"), start=type(

@@ -1,0 +1,180 @@
+"""Soft labels: one distribution per synthetic sample, from a teacher, stored in a rung of the
+compression ladder and counted in every bit.
+
+Rungs (`codec`):
+- `float16`: the probabilities as float16, the papers' convention (and `info`'s "float
+  equivalent" cost);
+- `vq`: vector quantisation. The teacher's distributions are clustered by k-means under the
+  KL divergence (the loss they train with: a sample goes to the centroid q of least
+  cross-entropy -sum p log q, a centroid is the mean of its samples, which minimises their
+  summed KL); each centroid is stored as its log-probabilities, integers q with one power-of-two
+  step (log-probability = q x 2^step, floored at LOG_FLOOR), each sample as the index of its
+  centroid. The decoded distribution is softmax(q x 2^step): the integers are exact, the
+  softmax is float arithmetic (float64, then float32).
+
+`temperature` is the T the teacher's softmax used, and `loss` what `measure` trains with: "ce"
+(soft cross-entropy) or "kl" (KL against softmax(student / T)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ddcodec.errors import DDCodecError
+
+LABEL_CODECS = ("float16", "vq")
+LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
+ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
+KMEANS_ITERATIONS = 30
+
+
+@dataclass(frozen=True)
+class VQLabels:
+    step_log2: int
+    codebook: torch.Tensor  # int32 k x K: quantised log-probabilities
+    indices: torch.Tensor  # int64 N
+
+    def probabilities(self) -> torch.Tensor:
+        return decode_vq(self.codebook, self.step_log2)[self.indices]
+
+    def to_dict(self) -> dict:
+        return {"step_log2": self.step_log2, "codebook": self.codebook.contiguous(),
+                "indices": self.indices.contiguous()}
+
+
+@dataclass(frozen=True)
+class SoftLabels:
+    probabilities: torch.Tensor  # float32 N x K, what training sees (decoded)
+    temperature: float
+    loss: str = "ce"
+    codec: str = "float16"
+    vq: VQLabels | None = None
+    teacher: dict = field(default_factory=dict)
+
+    @property
+    def float16_bits(self) -> int:
+        """The papers' count: 16 bits per probability."""
+        return 16 * self.probabilities.numel()
+
+    def to_dict(self) -> dict:
+        return {"probabilities": self.probabilities.contiguous(), "temperature": self.temperature,
+                "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher),
+                **({"vq": self.vq.to_dict()} if self.vq is not None else {})}
+
+    @classmethod
+    def from_dict(cls, raw: dict, num_images: int, num_classes: int) -> "SoftLabels":
+        """Validate a set file's soft labels; one line names what is wrong."""
+        try:
+            probs = raw["probabilities"]
+            temperature, loss, codec = float(raw["temperature"]), raw["loss"], raw["codec"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DDCodecError(f"damaged soft labels ({exc})") from None
+        vq = None
+        if codec == "vq":
+            try:
+                v = raw["vq"]
+                vq = VQLabels(int(v["step_log2"]), v["codebook"], v["indices"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DDCodecError(f"damaged VQ soft labels ({exc})") from None
+        labels = cls(probs, temperature, loss, codec, vq, dict(raw.get("teacher", {})))
+        check_soft_labels(labels, num_images, num_classes)
+        return labels
+
+
+def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> None:
+    p = labels.probabilities
+    if not isinstance(p, torch.Tensor) or not p.is_floating_point() or p.ndim != 2:
+        raise DDCodecError("soft labels must be a float N x classes tensor")
+    if p.shape != (num_images, num_classes):
+        raise DDCodecError(f"soft labels are {tuple(p.shape)}; the set needs "
+                           f"{(num_images, num_classes)} (one row per image, one column per "
+                           "class)")
+    if not torch.isfinite(p).all():
+        raise DDCodecError("soft labels hold NaN or infinite values")
+    if (p < 0).any():
+        raise DDCodecError("soft labels hold negative probabilities")
+    sums = p.double().sum(1)
+    if len(sums) and float((sums - 1).abs().max()) > ROW_SUM_TOLERANCE:
+        worst = int((sums - 1).abs().argmax())
+        raise DDCodecError(f"soft-label row {worst} sums to {float(sums[worst]):.4f}, not 1")
+    if labels.loss not in ("ce", "kl"):
+        raise DDCodecError(f"soft-label loss {labels.loss!r}: use ce or kl")
+    if not (math.isfinite(labels.temperature) and labels.temperature > 0):
+        raise DDCodecError("the soft-label temperature must be > 0")
+    if labels.codec not in LABEL_CODECS:
+        raise DDCodecError(f"soft-label codec {labels.codec!r}: use {', '.join(LABEL_CODECS)}")
+    if labels.codec == "vq":
+        vq = labels.vq
+        if (vq is None or vq.codebook.ndim != 2 or vq.codebook.shape[1] != num_classes
+                or vq.indices.shape != (num_images,) or vq.codebook.is_floating_point()
+                or vq.indices.is_floating_point()):
+            raise DDCodecError("VQ soft labels need an integer k x classes codebook and one "
+                               "integer index per image")
+        if len(vq.indices) and (int(vq.indices.min()) < 0
+                                or int(vq.indices.max()) >= vq.codebook.shape[0]):
+            raise DDCodecError("VQ soft-label indices fall outside the codebook")
+        # the softmax is float arithmetic: equal on one machine, within rounding on another
+        if not torch.allclose(vq.probabilities(), labels.probabilities, rtol=0, atol=1e-6):
+            raise DDCodecError("VQ soft labels disagree with their codebook and indices")
+
+
+def decode_vq(codebook: torch.Tensor, step_log2: int) -> torch.Tensor:
+    """Distributions of quantised log-probabilities: softmax(q x 2^step), float64 -> float32."""
+    return torch.softmax(codebook.to(torch.float64) * 2.0 ** step_log2, dim=1).float()
+
+
+def as_float16(probabilities: torch.Tensor, **meta) -> SoftLabels:
+    """The float16 rung: probabilities rounded to float16 (what the file stores)."""
+    return SoftLabels(probabilities.half().float(), codec="float16", **meta)
+
+
+def as_vq(probabilities: torch.Tensor, k: int, step_log2: int = -4, seed: int = 0,
+          **meta) -> SoftLabels:
+    """The VQ rung: KL k-means (k-means++ start from `seed`), the centroids' log-probabilities
+    quantised to step 2^step_log2, each sample replaced by the decoded centroid nearest it."""
+    if k < 1:
+        raise DDCodecError("the VQ codebook needs at least one entry (--k >= 1)")
+    p = probabilities.double()
+    centroids = _kl_kmeans(p, min(k, len(p)), seed)
+    step = 2.0 ** step_log2
+    logq = centroids.clamp_min(math.exp(LOG_FLOOR)).log()
+    codebook = torch.round(logq / step).clamp(LOG_FLOOR / step, 0).to(torch.int32)
+    codebook = torch.unique(codebook, dim=0)  # equal rows after rounding: keep one
+    indices = _nearest(p, torch.log_softmax(codebook.double() * step, dim=1))
+    vq = VQLabels(step_log2, codebook, indices)
+    return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
+
+
+def _nearest(p: torch.Tensor, log_centres: torch.Tensor) -> torch.Tensor:
+    """Each row's centre of least cross-entropy -sum p log q (least KL(p || q))."""
+    return (-(p @ log_centres.T)).argmin(1)
+
+
+def _kl_kmeans(p: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """k-means under KL(p || q) on distributions (Bregman k-means: the centre of a cluster is
+    its mean), k-means++ start, deterministic for a seed."""
+    generator = torch.Generator().manual_seed(seed)
+    floor = math.exp(LOG_FLOOR)
+    entropy = (p * p.clamp_min(floor).log()).sum(1)
+
+    def divergence(centres: torch.Tensor) -> torch.Tensor:  # rows x centres: KL(p || q)
+        return entropy[:, None] - p @ centres.clamp_min(floor).log().T
+
+    centres = p[int(torch.randint(len(p), (1,), generator=generator))][None]
+    while len(centres) < k:
+        d = divergence(centres).min(1).values.clamp_min(0)
+        if float(d.sum()) <= 0:
+            break
+        pick = int(torch.multinomial(d / d.sum(), 1, generator=generator))
+        centres = torch.cat([centres, p[pick][None]])
+    for _ in range(KMEANS_ITERATIONS):
+        assign = divergence(centres).argmin(1)
+        moved = torch.stack([p[assign == j].mean(0) if (assign == j).any() else centres[j]
+                             for j in range(len(centres))])
+        if torch.equal(moved, centres):
+            break
+        centres = moved
+    return centres

@@ -1,0 +1,133 @@
+"""Soft labels from a teacher: coded exactly (float16 and VQ), counted in bpc and info,
+exported, trained on by measure, and refused when bad."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import ddcodec
+from ddcodec.bitstream.codec import decode_bytes, encode_set
+from ddcodec.errors import DDCodecError
+from ddcodec.labels import as_float16, as_vq
+from ddcodec.setfile import load_set, save_set
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory):
+    """A teacher trained on a tiny real-looking set, and a random-real set it labels."""
+    from conftest import write_npz
+
+    root = tmp_path_factory.mktemp("soft")
+    npz = write_npz(root / "tiny.npz", per_class=20)
+    teacher = root / "teacher.pt"
+    made = ddcodec.train_teacher(f"npz:{npz}", teacher, device="cpu", epochs=3, holdout=0.2)
+    distilled = ddcodec.distill(f"npz:{npz}", root / "r.pt", loss="none", ipc=4)
+    return npz, teacher, made, distilled, root
+
+
+def test_the_teacher_picks_its_checkpoint_on_held_out_training_images(taught):
+    _, teacher, made, _, _ = taught
+    info = made.info
+    assert len(info["holdout_accuracy"]) == 3 and info["held_out_images"] == 12
+    assert info["chosen_holdout_accuracy"] == max(info["holdout_accuracy"])
+    raw = torch.load(teacher, weights_only=True)  # plain tensors and numbers
+    assert raw["format"] == "ddcodec-teacher" and raw["info"]["epoch"] == info["epoch"]
+
+
+@pytest.mark.parametrize("codec", ["float16", "vq"])
+def test_soft_labels_round_trip_exactly_and_are_counted(taught, codec):
+    _, teacher, _, distilled, root = taught
+    labelled = ddcodec.label(distilled, teacher, codec=codec, k=4, temperature=2.0,
+                                 loss="kl", device="cpu")
+    soft = labelled.soft_labels
+    assert soft.probabilities.shape == (12, 3)
+    assert torch.allclose(soft.probabilities.sum(1), torch.ones(12), atol=1e-3)
+    hard_bytes, _ = encode_set(distilled)
+    data, bits = encode_set(labelled)
+    decoded = decode_bytes(data)
+    back = decoded.soft_labels
+    assert back.codec == codec and back.loss == "kl" and back.temperature == 2.0
+    assert torch.equal(back.probabilities, soft.probabilities)  # bit-exact here
+    if codec == "vq":
+        assert torch.equal(back.vq.codebook, soft.vq.codebook)
+        assert torch.equal(back.vq.indices, soft.vq.indices)
+    # counted: the file grows by the section, which bits and info show
+    section = decoded.section_bytes["labels"]
+    assert len(data) == len(hard_bytes) + section + 5 and bits["labels"] == 8 * section
+    report = ddcodec.info(data)
+    assert report["labels"]["bits"] == 8 * section
+    assert report["labels"]["float16_bits"] == 16 * 12 * 3
+    if codec == "float16":
+        assert section == 6 + 2 * 12 * 3
+    # the set file keeps them, and so do the exports
+    path = root / f"s_{codec}.pt"
+    save_set(labelled, path, force=True)
+    assert torch.equal(load_set(path).soft_labels.probabilities, soft.probabilities)
+    out = decoded.to_set()
+    assert torch.equal(out.soft_labels.probabilities, soft.probabilities)
+
+
+def test_exports_carry_soft_labels(taught, run_cli):
+    _, teacher, _, distilled, root = taught
+    labelled = ddcodec.label(distilled, teacher, device="cpu")
+    data, _ = ddcodec.encode(labelled)
+    ddz = root / "lab.ddz"
+    ddz.write_bytes(data)
+    assert run_cli("decode", str(ddz), "--format", "mtt", "-o", str(root / "m"), "-f",
+                   "-q")[0] == 0
+    soft = torch.load(root / "m" / "soft_labels_best.pt", weights_only=True)
+    assert torch.equal(soft, labelled.soft_labels.probabilities)
+    assert run_cli("decode", str(ddz), "--format", "imagefolder", "-o", str(root / "f"), "-f",
+                   "-q")[0] == 0
+    sidecar = json.loads((root / "f" / "soft_labels.json").read_text())
+    assert len(sidecar["labels"]) == 12 and sidecar["temperature"] == 1.0
+
+
+def test_measure_trains_on_soft_labels_and_says_so(taught):
+    _, teacher, _, distilled, _ = taught
+    labelled = ddcodec.label(distilled, teacher, device="cpu", loss="kl", temperature=4.0)
+    report = ddcodec.measure(labelled, epochs=2, runs=1, device="cpu")
+    assert report["labels"]["kind"].startswith("soft") and report["labels"]["loss"] == "kl"
+    assert report["labels"]["temperature"] == 4.0
+    hard = ddcodec.measure(labelled, epochs=2, runs=1, device="cpu", hard_labels=True)
+    assert hard["labels"]["kind"] == "hard" and hard["labels"]["soft_labels_ignored"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: -p, "negative"),
+    (lambda p: p * 2, "sums to"),
+    (lambda p: p.masked_fill(torch.zeros_like(p, dtype=torch.bool).index_fill(0, torch.tensor(
+        [0]), True), float("nan")), "NaN"),
+    (lambda p: p[:, :2], "one column per class"),
+])
+def test_bad_soft_labels_are_refused(taught, tmp_path, damage, message):
+    _, _, _, distilled, _ = taught
+    good = as_float16(torch.full((12, 3), 1 / 3), temperature=1.0)
+    raw = replace(distilled, soft_labels=good).to_dict()
+    raw["soft_labels"]["probabilities"] = damage(raw["soft_labels"]["probabilities"])
+    path = tmp_path / "bad.pt"
+    torch.save(raw, path)
+    with pytest.raises(DDCodecError, match=message):
+        load_set(path)
+
+
+def test_a_teacher_for_other_data_is_refused(taught, tmp_path):
+    _, teacher, _, _, _ = taught
+    cifar = ddcodec.distill("cifar10-subset", None, loss="none", ipc=1)
+    with pytest.raises(DDCodecError, match="the teacher was made for 3 classes"):
+        ddcodec.label(cifar, teacher, device="cpu")
+    assert not list(tmp_path.iterdir())
+
+
+def test_vq_is_deterministic_and_never_worse_with_more_entries():
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(60, 10, generator=g) * 2, 1)
+    a, b = as_vq(p, 8, temperature=1.0), as_vq(p, 8, temperature=1.0)
+    assert torch.equal(a.vq.codebook, b.vq.codebook) and torch.equal(a.vq.indices, b.vq.indices)
+
+    def kl(q):
+        return float((p * (p.log() - q.clamp_min(1e-12).log())).sum(1).mean())
+
+    assert kl(as_vq(p, 32, temperature=1.0).probabilities) < kl(a.probabilities)
