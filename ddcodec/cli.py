@@ -697,6 +697,9 @@ def _print_measure(report: dict) -> None:
         ("protocol", f"{report['arch']}, {report['epochs']} epochs, lr {report['protocol']['lr']:g}"
                      f", {'DSA' if report['protocol']['dsa'] else 'no augmentation'}, "
                      f"final-epoch accuracy on {report['num_test']} test images"),
+        ("labels", report["labels"]["kind"] + (
+            f", {report['labels']['codec']}, loss {report['labels']['loss']} at T "
+            f"{report['labels']['temperature']:g}" if "codec" in report["labels"] else "")),
         ("time", f"{report['seconds']:.1f} s on {report['device']}"),
     ]
     if "ranking" in report:

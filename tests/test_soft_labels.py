@@ -131,3 +131,11 @@ def test_vq_is_deterministic_and_never_worse_with_more_entries():
         return float((p * (p.log() - q.clamp_min(1e-12).log())).sum(1).mean())
 
     assert kl(as_vq(p, 32, temperature=1.0).probabilities) < kl(a.probabilities)
+
+
+def test_version_1_cannot_hold_soft_labels(taught):
+    _, _, _, distilled, _ = taught
+    labelled = replace(distilled, soft_labels=as_float16(torch.full((12, 3), 1 / 3),
+                                                         temperature=1.0))
+    with pytest.raises(ValueError, match="version 1 cannot hold soft labels"):
+        encode_set(labelled, version=1)

@@ -90,6 +90,8 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
     order = torch.argsort(distilled.labels, stable=True)
     if distilled.labels.ndim != 1 or not torch.equal(order, torch.arange(len(order))):
         raise ValueError("labels must be hard and class-ordered to be coded")
+    if version == 1 and distilled.soft_labels is not None:
+        raise ValueError("format version 1 cannot hold soft labels")
     c, hgt, wid = distilled.image_shape
     header = fmt.Header(c, hgt, wid, list(distilled.class_names), counts,
                         list(distilled.normalization.mean), list(distilled.normalization.std),
