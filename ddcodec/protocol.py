@@ -82,8 +82,8 @@ class MeasureConfig:
         unless options say otherwise."""
         lr = self.lr if self.lr is not None else (stored_lr or EvalConfig.lr)
         loss = self.label_loss or (soft_labels.loss if soft_labels is not None else "ce")
-        temperature = self.label_temperature or (soft_labels.temperature
-                                                 if soft_labels is not None else 1.0)
+        temperature = self.label_temperature if self.label_temperature is not None else (
+            soft_labels.temperature if soft_labels is not None else 1.0)
         try:
             return EvalConfig(arch=self.arch, epochs=self.epochs, lr=float(lr),
                               batch_size=self.batch_size, dsa=self.dsa, label_loss=loss,
