@@ -139,3 +139,17 @@ def test_version_1_cannot_hold_soft_labels(taught):
                                                          temperature=1.0))
     with pytest.raises(ValueError, match="version 1 cannot hold soft labels"):
         encode_set(labelled, version=1)
+
+
+def test_soft_labels_beat_hard_labels_on_real_cifar(tmp_path):
+    """Two real CIFAR-10 images per class: a short-trained teacher's soft labels (about 40 %
+    accurate itself) lift the same images well above their hard labels (measured: +8 points
+    at 3 epochs of teacher; 30 epochs x 2 networks here)."""
+    teacher = tmp_path / "t.pt"
+    made = ddcodec.train_teacher("cifar10-subset", teacher, device="cpu", epochs=2)
+    assert made.info["test_accuracy"] > 0.25  # it learnt something, chance is 0.10
+    images = ddcodec.distill("cifar10-subset", None, loss="none", ipc=2)
+    soft = ddcodec.label(images, teacher, device="cpu")
+    hard_acc = ddcodec.measure(images, epochs=30, runs=2, device="cpu")["accuracy_mean"]
+    soft_acc = ddcodec.measure(soft, epochs=30, runs=2, device="cpu")["accuracy_mean"]
+    assert soft_acc > hard_acc + 0.04, (hard_acc, soft_acc)
