@@ -479,7 +479,8 @@ def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, s
     config = replace(DEMO, data=data_spec, latent=latent, eval=replace(DEMO.eval, epochs=epochs),
                      runs=runs, seed=seed)
     with display(quiet or as_json, log_every) as shown:
-        result = run_demo(config, output, device, say=lambda m: shown.say("demo", m))
+        result = run_demo(config, output, device, say=lambda m: shown.say("demo", m),
+                          on_progress=shown.handle)
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:

@@ -46,7 +46,9 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig, out: Path, device: str = "auto",
-             say: Callable[[str], None] = lambda m: None) -> dict:
+             say: Callable[[str], None] = lambda m: None,
+             on_progress: Callable | None = None) -> dict:
+    """Run the demo; `say` gets a line per stage, `on_progress` the latent run's events."""
     from ddcodec import api
 
     out = Path(out)
@@ -71,7 +73,7 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto",
     say(f"latent DM at {config.target_bpc:,.0f} bits per class: distilling")
     t = time.perf_counter()
     latent = api.distill(config.data, out / "latent.pt", force=True, device=device,
-                         config=config.latent, seed=config.seed)
+                         config=config.latent, seed=config.seed, on_progress=on_progress)
     rate = latent.provenance["rate_control"]
     finish("latent", "latent DM (ddcodec)", out / "latent.pt", time.perf_counter() - t,
            {"lmbda": rate["lmbda"], "target_bpc": rate["target_bpc"]})

@@ -138,8 +138,9 @@ class Display:
         stage, done, total, text = self.current
         elapsed = time.monotonic() - self.started
         count = f" {done:,}/{total:,}" if total else ""
+        eta = self.eta.remaining() if total else None  # a part without steps: unknown
         return (f"{stage}{count}{': ' + text if text else ''}; elapsed {clock(elapsed)}, "
-                f"ETA {clock(self.eta.remaining())}")
+                f"ETA {clock(eta)}")
 
     def _show(self, stage_changed: bool) -> None:
         pass
@@ -198,8 +199,8 @@ class TerminalDisplay(Display):
         self._ticker.start()
 
     def _clock_text(self) -> str:
-        return (f"{clock(time.monotonic() - self.started)} elapsed, "
-                f"ETA {clock(self.eta.remaining())}")
+        eta = self.eta.remaining() if self.current[2] else None
+        return f"{clock(time.monotonic() - self.started)} elapsed, ETA {clock(eta)}"
 
     def _tick(self) -> None:  # the clocks move even while a long step runs
         while not self._stop.wait(1.0):
