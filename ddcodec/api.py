@@ -133,6 +133,9 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     seconds = time.perf_counter() - started
     ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
                         on_epoch) if measuring.baselines else {})
+    if measuring.teacher:
+        ranking["label_controls"] = _label_controls(distilled, dataset, measuring, len(raw),
+                                                    test_images, seed, dev)
     file_bytes = len(raw)
     return {
         **ranking,
@@ -187,6 +190,61 @@ def _label_report(distilled, measuring, config) -> dict:
     return {"kind": "soft (static, one per image)", "codec": soft.codec,
             "loss": config.label_loss, "temperature": config.label_temperature,
             "teacher": soft.teacher}
+
+
+def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images, seed: int,
+                    device: torch.device) -> dict:
+    """Without these, the teacher's knowledge is credited to the set: the same images trained
+    on their hard labels, and the most random real images per class that, labelled by the same
+    teacher in the same rung, fit in the set's bits per class (a lossless .ddz each)."""
+    from ddcodec import ddz
+    from ddcodec.distillation.random_subset import random_real_subset
+    from ddcodec.setfile import DistilledSet
+    from ddcodec.teacher import check_teacher_fits, load_teacher
+
+    soft = distilled.soft_labels
+    if soft is None:
+        raise DDCodecError("--teacher: the set has no soft labels to control for")
+    made = load_teacher(measuring.teacher)
+    check_teacher_fits(made, distilled.num_classes, distilled.image_shape,
+                       distilled.normalization, "the set")
+    config = measuring.eval_config(distilled.provenance.get("syn_lr"), soft)
+
+    def labelled_random(ipc: int):
+        images, labels = random_real_subset(dataset, ipc, seed, distilled.normalization)
+        plain = DistilledSet(images, labels, list(distilled.class_names),
+                             distilled.normalization)
+        return label(plain, measuring.teacher, temperature=soft.temperature, loss=soft.loss,
+                     codec=soft.codec, k=soft.vq.codebook.shape[0] if soft.vq is not None
+                     else 16, device=str(device))
+
+    most = min(len(dataset.indices_of_class(c)) for c in range(distilled.num_classes))
+    best, low, high = None, 1, most
+    while low <= high:  # the largest IPC whose file fits (sizes grow with IPC)
+        mid = (low + high) // 2
+        candidate = labelled_random(mid)
+        size = len(ddz.encode(candidate)[0])
+        if size <= file_bytes:
+            best, low = (mid, candidate, size), mid + 1
+        else:
+            high = mid - 1
+
+    def run(images, labels) -> dict:
+        result = evaluate_set(images, labels, test_images, dataset.y_test,
+                              distilled.num_classes, config, measuring.runs, seed, device)
+        return {"accuracy_mean": result.mean, "accuracy_std": result.std,
+                "accuracies": list(result.accuracies), "accuracy_mean_percent": 100 * result.mean}
+
+    controls = {"same_images_hard_labels": run(distilled.images, distilled.labels)}
+    if best is None:
+        controls["random_real_same_teacher"] = {"note": "not one labelled real image per class "
+                                                        "fits in the set's bits"}
+    else:
+        ipc, candidate, size = best
+        controls["random_real_same_teacher"] = {
+            **run(candidate.images, candidate.training_labels()), "images_per_class": ipc,
+            "bpc": 8 * size / distilled.num_classes}
+    return controls
 
 
 def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed: int,

@@ -703,6 +703,17 @@ def _print_measure(report: dict) -> None:
             f"{report['labels']['temperature']:g}" if "codec" in report["labels"] else "")),
         ("time", f"{report['seconds']:.1f} s on {report['device']}"),
     ]
+    controls = report.get("label_controls")
+    if controls:
+        hard = controls["same_images_hard_labels"]
+        rows.append(("control: hard labels", f"{100 * hard['accuracy_mean']:.2f} ± "
+                                             f"{100 * hard['accuracy_std']:.2f} % (the same "
+                                             "images)"))
+        rnd = controls["random_real_same_teacher"]
+        rows.append(("control: random real", rnd.get("note") or (
+            f"{100 * rnd['accuracy_mean']:.2f} ± {100 * rnd['accuracy_std']:.2f} % "
+            f"({rnd['images_per_class']} per class, the same teacher's labels, "
+            f"{rnd['bpc']:,.0f} bits/class)")))
     if "ranking" in report:
         base, rank = report["baselines"], report["ranking"]
         for name, label in (("random", "random real subset"), ("full", "whole training split")):

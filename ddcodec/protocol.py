@@ -65,6 +65,11 @@ class MeasureConfig:
     label_temperature: float | None = option(None, "Soft-label sets: the temperature of the kl "
                                                    "loss.", default_text="the set's")
     hard_labels: bool = option(False, "Train a soft-label set on its hard labels (a control).")
+    teacher: str | None = option(None, "Soft-label sets: the teacher that labelled them; with "
+                                       "it, measure also trains the controls (the same images "
+                                       "with hard labels, and random real images with this "
+                                       "teacher's labels at equal bits per class).",
+                                 path="file")
     baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
                                     "real subset with the set's images per class and the whole "
                                     "training split; report DD-Ranking's HLR, IOR and LRS.")

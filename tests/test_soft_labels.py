@@ -153,3 +153,16 @@ def test_soft_labels_beat_hard_labels_on_real_cifar(tmp_path):
     hard_acc = ddcodec.measure(images, epochs=30, runs=2, device="cpu")["accuracy_mean"]
     soft_acc = ddcodec.measure(soft, epochs=30, runs=2, device="cpu")["accuracy_mean"]
     assert soft_acc > hard_acc + 0.04, (hard_acc, soft_acc)
+
+
+def test_measure_controls_credit_the_teacher_fairly(taught):
+    _, teacher, _, distilled, _ = taught
+    labelled = ddcodec.label(distilled, teacher, device="cpu")
+    report = ddcodec.measure(labelled, epochs=2, runs=1, device="cpu", teacher=str(teacher))
+    controls = report["label_controls"]
+    assert set(controls["same_images_hard_labels"]) >= {"accuracy_mean", "accuracies"}
+    rnd = controls["random_real_same_teacher"]
+    # as many labelled random real images per class as fit in the set's own bits
+    assert rnd["images_per_class"] >= 1 and rnd["bpc"] <= report["bpc"]
+    with pytest.raises(DDCodecError, match="no soft labels"):
+        ddcodec.measure(distilled, epochs=1, runs=1, device="cpu", teacher=str(teacher))
