@@ -99,7 +99,8 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
     sums = p.double().sum(1)
     if len(sums) and float((sums - 1).abs().max()) > ROW_SUM_TOLERANCE:
         worst = int((sums - 1).abs().argmax())
-        raise DDCodecError(f"soft-label row {worst} sums to {float(sums[worst]):.4f}, not 1")
+        raise DDCodecError(f"soft-label row {worst} sums to {float(sums[worst]):.4f}, not 1 "
+                           "(logits? turn them into probabilities with a softmax first)")
     if labels.loss not in ("ce", "kl"):
         raise DDCodecError(f"soft-label loss {labels.loss!r}: use ce or kl")
     if not (math.isfinite(labels.temperature) and labels.temperature > 0):
