@@ -65,7 +65,8 @@ def main() -> int:
              "latent-v1": (DATA / "golden.ddz").read_bytes(),
              "pixels-v2": encode_set(replace(distilled, codec=None))[0],
              "float-v2": encode_set(off_grid(distilled))[0],
-             "labels-v2": encode_set(with_soft_labels(distilled))[0]}
+             "labels-v2": encode_set(with_soft_labels(distilled))[0],
+             "topk-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "topk"))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

@@ -192,6 +192,13 @@ def _label_report(distilled, measuring, config) -> dict:
             "teacher": soft.teacher}
 
 
+def _rung_size(soft) -> int:
+    """The k of a soft-label rung: codebook entries (vq) or kept classes (topk)."""
+    if soft.vq is not None:
+        return int(soft.vq.codebook.shape[0])
+    return int(soft.topk.classes.shape[1]) if soft.topk is not None else 16
+
+
 def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images, seed: int,
                     device: torch.device) -> dict:
     """Without these, the teacher's knowledge is credited to the set: the same images trained
@@ -215,8 +222,7 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
         plain = DistilledSet(images, labels, list(distilled.class_names),
                              distilled.normalization)
         return label(plain, measuring.teacher, temperature=soft.temperature, loss=soft.loss,
-                     codec=soft.codec, k=soft.vq.codebook.shape[0] if soft.vq is not None
-                     else 16, device=str(device))
+                     codec=soft.codec, k=_rung_size(soft), device=str(device))
 
     most = min(len(dataset.indices_of_class(c)) for c in range(distilled.num_classes))
     best, low, high = None, 1, most
@@ -387,16 +393,16 @@ def train_teacher(data: str = DEFAULT_SPEC, output: str | os.PathLike = "teacher
 
 def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike,
           output: str | os.PathLike | None = None, *, temperature: float = 1.0,
-          loss: str = "ce", codec: str = "float16", k: int = 16, step_log2: int = -4,
+          loss: str = "ce", codec: str = "float16", k: int | None = None, step_log2: int = -4,
           force: bool = False, device: str = "auto", source_format: str = "auto",
           normalization: str | None = None, data: str | None = None):
     """Give a set static soft labels: the teacher's softmax(logits / temperature) on each of
-    its images, stored in the `codec` rung (float16, or vq with k entries); write it to `output`
-    if given and return it."""
+    its images, stored in the `codec` rung (float16; vq with k entries, 16 by default; topk
+    keeping k classes, 2 by default); write it to `output` if given and return it."""
     from dataclasses import replace
 
     from ddcodec.fileio import check_writable
-    from ddcodec.labels import LABEL_CODECS, as_float16, as_vq
+    from ddcodec.labels import LABEL_CODECS, as_float16, as_topk, as_vq
     from ddcodec.setfile import DistilledSet, save_set
     from ddcodec.teacher import check_teacher_fits, load_teacher
 
@@ -419,8 +425,11 @@ def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike
                                              "test_accuracy")}
     meta = {"temperature": float(temperature), "loss": loss, "teacher": {"arch": made.arch,
                                                                          **summary}}
-    soft = (as_float16(probabilities, **meta) if codec == "float16"
-            else as_vq(probabilities, k, step_log2, **meta))
+    k = k if k is not None else {"vq": 16, "topk": 2}.get(codec, 0)
+    rungs = {"float16": lambda: as_float16(probabilities, **meta),
+             "vq": lambda: as_vq(probabilities, k, step_log2, **meta),
+             "topk": lambda: as_topk(probabilities, k, **meta)}
+    soft = rungs[codec]()
     labelled = replace(distilled, soft_labels=soft, notes=list(distilled.notes))
     if output is not None:
         save_set(labelled, output, force=force)

@@ -233,12 +233,14 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
               show_default=True, help="T of the teacher's softmax(logits / T), recorded.")
 @click.option("--loss", type=click.Choice(["ce", "kl"]), default="ce", show_default=True,
               help="What measure trains with: soft cross-entropy, or KL at the temperature.")
-@click.option("--codec", type=click.Choice(["float16", "vq"]), default="float16",
+@click.option("--codec", type=click.Choice(["float16", "vq", "topk"]), default="float16",
               show_default=True,
-              help="How the file stores them: float16 (the papers' count) or vq (a codebook of "
-                   "--k quantised log-probability vectors, one index per image).")
-@click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
-              help="VQ codebook entries.")
+              help="How the file stores them: float16 (the papers' count), vq (a codebook of "
+                   "--k quantised log-probability vectors, one index per image) or topk (the "
+                   "--k most probable classes per image at 8 bits each, the rest spread "
+                   "evenly).")
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="VQ codebook entries (default 16), or top-k's kept classes (default 2).")
 @click.option("--from", "source_format", type=click.Choice(SET_SOURCES), default="auto",
               show_default=True, help="What SET is (as encode --from).")
 @click.option("--normalization", default=None, help="As encode --normalization.")

@@ -12,6 +12,11 @@ Rungs (`codec`):
   centroid. The decoded distribution is softmax(q x 2^step): the integers are exact, the
   softmax is float arithmetic (float64, then float32).
 
+- `topk`: the label-pruning papers' rung: per sample, the k most probable classes and their
+  probabilities as `bits`-bit integers m (p = m / (2^bits - 1)); the mass left is spread evenly
+  over the other classes (if the kept integers exceed the scale, they are renormalised and the
+  others get 0). Integers exact, the division float64 then float32.
+
 `temperature` is the T the teacher's softmax used, and `loss` what `measure` trains with: "ce"
 (soft cross-entropy) or "kl" (KL against softmax(student / T)).
 """
@@ -25,7 +30,7 @@ import torch
 
 from ddcodec.errors import DDCodecError
 
-LABEL_CODECS = ("float16", "vq")
+LABEL_CODECS = ("float16", "vq", "topk")
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
 ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
 KMEANS_ITERATIONS = 30
@@ -46,6 +51,20 @@ class VQLabels:
 
 
 @dataclass(frozen=True)
+class TopKLabels:
+    bits: int
+    classes: torch.Tensor  # int64 N x k: the kept classes, most probable first
+    values: torch.Tensor  # int32 N x k: their probabilities x (2^bits - 1), rounded
+
+    def probabilities(self, num_classes: int) -> torch.Tensor:
+        return decode_topk(self.classes, self.values, self.bits, num_classes)
+
+    def to_dict(self) -> dict:
+        return {"bits": self.bits, "classes": self.classes.contiguous(),
+                "values": self.values.contiguous()}
+
+
+@dataclass(frozen=True)
 class SoftLabels:
     probabilities: torch.Tensor  # float32 N x K, what training sees (decoded)
     temperature: float
@@ -53,6 +72,7 @@ class SoftLabels:
     codec: str = "float16"
     vq: VQLabels | None = None
     teacher: dict = field(default_factory=dict)
+    topk: TopKLabels | None = None
 
     @property
     def float16_bits(self) -> int:
@@ -62,7 +82,8 @@ class SoftLabels:
     def to_dict(self) -> dict:
         return {"probabilities": self.probabilities.contiguous(), "temperature": self.temperature,
                 "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher),
-                **({"vq": self.vq.to_dict()} if self.vq is not None else {})}
+                **({"vq": self.vq.to_dict()} if self.vq is not None else {}),
+                **({"topk": self.topk.to_dict()} if self.topk is not None else {})}
 
     @classmethod
     def from_dict(cls, raw: dict, num_images: int, num_classes: int) -> "SoftLabels":
@@ -79,7 +100,14 @@ class SoftLabels:
                 vq = VQLabels(int(v["step_log2"]), v["codebook"], v["indices"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise DDCodecError(f"damaged VQ soft labels ({exc})") from None
-        labels = cls(probs, temperature, loss, codec, vq, dict(raw.get("teacher", {})))
+        topk = None
+        if codec == "topk":
+            try:
+                t = raw["topk"]
+                topk = TopKLabels(int(t["bits"]), t["classes"], t["values"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DDCodecError(f"damaged top-k soft labels ({exc})") from None
+        labels = cls(probs, temperature, loss, codec, vq, dict(raw.get("teacher", {})), topk)
         check_soft_labels(labels, num_images, num_classes)
         return labels
 
@@ -107,6 +135,8 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         raise DDCodecError("the soft-label temperature must be > 0")
     if labels.codec not in LABEL_CODECS:
         raise DDCodecError(f"soft-label codec {labels.codec!r}: use {', '.join(LABEL_CODECS)}")
+    if labels.codec == "topk":
+        _check_topk(labels, num_images, num_classes)
     if labels.codec == "vq":
         vq = labels.vq
         if (vq is None or vq.codebook.ndim != 2 or vq.codebook.shape[1] != num_classes
@@ -120,6 +150,56 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         # the softmax is float arithmetic: equal on one machine, within rounding on another
         if not torch.allclose(vq.probabilities(), labels.probabilities, rtol=0, atol=1e-6):
             raise DDCodecError("VQ soft labels disagree with their codebook and indices")
+
+
+def _check_topk(labels: SoftLabels, num_images: int, num_classes: int) -> None:
+    t = labels.topk
+    if (t is None or t.classes.ndim != 2 or t.classes.shape[0] != num_images
+            or t.values.shape != t.classes.shape or t.classes.is_floating_point()
+            or t.values.is_floating_point() or not 1 <= t.bits <= 16
+            or not 1 <= t.classes.shape[1] <= num_classes):
+        raise DDCodecError("top-k soft labels need N x k integer classes and values, "
+                           "1 <= k <= classes, 1 to 16 bits")
+    if len(t.classes) and (int(t.classes.min()) < 0 or int(t.classes.max()) >= num_classes
+                           or int(t.values.min()) < 0
+                           or int(t.values.max()) > (1 << t.bits) - 1):
+        raise DDCodecError("top-k soft labels hold a class or a value out of range")
+    if not torch.allclose(t.probabilities(num_classes), labels.probabilities, rtol=0,
+                          atol=1e-6):
+        raise DDCodecError("top-k soft labels disagree with their classes and values")
+
+
+def decode_topk(classes: torch.Tensor, values: torch.Tensor, bits: int,
+                num_classes: int) -> torch.Tensor:
+    """Distributions from the top-k integers: kept p = m / (2^bits - 1), the rest spread evenly
+    (renormalised when the kept integers exceed the scale), float64 -> float32."""
+    scale = float((1 << bits) - 1)
+    n, k = classes.shape
+    kept = values.to(torch.float64)
+    total = kept.sum(1, keepdim=True)
+    over = total > scale
+    kept = torch.where(over, kept / total.clamp_min(1), kept / scale)
+    rest = num_classes - k
+    left = (1 - kept.sum(1, keepdim=True)).clamp_min(0)
+    fill = left / rest if rest else torch.zeros_like(left)
+    out = fill.expand(n, num_classes).clone()
+    out.scatter_(1, classes, kept)
+    if not rest:  # nothing to spread the rest over: renormalise what is kept
+        out = out / out.sum(1, keepdim=True).clamp_min(1e-300)
+    return out.float()
+
+
+def as_topk(probabilities: torch.Tensor, k: int, bits: int = 8, **meta) -> SoftLabels:
+    """The top-k rung: the k most probable classes per sample at `bits` bits each."""
+    num_classes = probabilities.shape[1]
+    if not 1 <= k <= num_classes:
+        raise DDCodecError(f"--k must be between 1 and the {num_classes} classes for top-k")
+    if not 1 <= bits <= 16:
+        raise DDCodecError("top-k probabilities take 1 to 16 bits")
+    top = probabilities.double().topk(k, dim=1)
+    values = torch.round(top.values * ((1 << bits) - 1)).to(torch.int32)
+    topk = TopKLabels(bits, top.indices.to(torch.int64), values)
+    return SoftLabels(topk.probabilities(num_classes), codec="topk", topk=topk, **meta)
 
 
 def decode_vq(codebook: torch.Tensor, step_log2: int) -> torch.Tensor:

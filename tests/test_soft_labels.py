@@ -36,11 +36,11 @@ def test_the_teacher_picks_its_checkpoint_on_held_out_training_images(taught):
     assert raw["format"] == "ddcodec-teacher" and raw["info"]["epoch"] == info["epoch"]
 
 
-@pytest.mark.parametrize("codec", ["float16", "vq"])
+@pytest.mark.parametrize("codec", ["float16", "vq", "topk"])
 def test_soft_labels_round_trip_exactly_and_are_counted(taught, codec):
     _, teacher, _, distilled, root = taught
-    labelled = ddcodec.label(distilled, teacher, codec=codec, k=4, temperature=2.0,
-                                 loss="kl", device="cpu")
+    labelled = ddcodec.label(distilled, teacher, codec=codec, k=4 if codec == "vq" else 2,
+                             temperature=2.0, loss="kl", device="cpu")
     soft = labelled.soft_labels
     assert soft.probabilities.shape == (12, 3)
     assert torch.allclose(soft.probabilities.sum(1), torch.ones(12), atol=1e-3)
@@ -53,6 +53,10 @@ def test_soft_labels_round_trip_exactly_and_are_counted(taught, codec):
     if codec == "vq":
         assert torch.equal(back.vq.codebook, soft.vq.codebook)
         assert torch.equal(back.vq.indices, soft.vq.indices)
+    if codec == "topk":  # the two most probable classes kept, the third gets what is left
+        assert torch.equal(back.topk.classes, soft.topk.classes)
+        assert torch.equal(back.topk.values, soft.topk.values)
+        assert torch.equal(soft.topk.classes[:, 0], soft.probabilities.argmax(1))
     # counted: the file grows by the section, which bits and info show
     section = decoded.section_bytes["labels"]
     assert len(data) == len(hard_bytes) + section + 5 and bits["labels"] == 8 * section
@@ -166,3 +170,20 @@ def test_measure_controls_credit_the_teacher_fairly(taught):
     assert rnd["images_per_class"] >= 1 and rnd["bpc"] <= report["bpc"]
     with pytest.raises(DDCodecError, match="no soft labels"):
         ddcodec.measure(distilled, epochs=1, runs=1, device="cpu", teacher=str(teacher))
+
+
+def test_top_k_keeps_the_most_probable_classes_and_spreads_the_rest():
+    from ddcodec.labels import as_topk, decode_topk
+
+    p = torch.tensor([[0.7, 0.2, 0.06, 0.04], [0.25, 0.25, 0.25, 0.25]])
+    t = as_topk(p, 2, bits=8, temperature=1.0)
+    assert t.topk.classes[0].tolist() == [0, 1]
+    # 0.7 x 255 = 178.5 rounds half to even: 178
+    assert t.probabilities[0, :2].tolist() == pytest.approx([178 / 255, 51 / 255], abs=1e-6)
+    assert t.probabilities[0, 2] == t.probabilities[0, 3]  # the rest, evenly
+    assert torch.allclose(t.probabilities.sum(1), torch.ones(2), atol=1e-6)
+    # kept integers above the scale are renormalised, the others get nothing
+    over = decode_topk(torch.tensor([[0, 1]]), torch.tensor([[200, 100]]), 8, 4)
+    assert over[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0, 0], abs=1e-6)
+    with pytest.raises(DDCodecError, match="between 1 and the 4 classes"):
+        as_topk(p, 5, temperature=1.0)

@@ -1,11 +1,15 @@
 """Soft labels in and out of a `.ddz` (the `labels` section, tag 7).
 
-Layout: codec (u8: 0 float16, 1 vq), loss (u8: 0 ce, 1 kl), temperature (f32), then
+Layout: codec (u8: 0 float16, 1 vq, 2 topk), loss (u8: 0 ce, 1 kl), temperature (f32), then
 - float16: the N x K probabilities as little-endian float16, row by row (the papers' count);
 - vq: the step exponent (svarint), k (varint), the codebook's byte length (varint) and the
   codebook (k x K integers, one group of the weights coder: zero-mean Laplace, range-coded),
   then k index counts (varints) and the indices, range-coded under the categorical model of
-  those counts (a one-entry model codes nothing).
+  those counts (a one-entry model codes nothing);
+- topk: k (u8) and bits (u8); the K class counts (varints) and the distinct values with their
+  counts (varint n, then value and count varints); then one range-coded stream (varint byte
+  length, words) of the N x k kept classes, row by row, under the categorical of the class
+  counts, followed by their N x k values under the categorical of the value counts.
 Every number is exact; only turning VQ integers into probabilities (softmax) is float
 arithmetic (ddcodec.labels.decode_vq).
 """
@@ -20,7 +24,7 @@ import torch
 from ddcodec.bitstream import entropy
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
-from ddcodec.labels import LABEL_CODECS, SoftLabels, VQLabels
+from ddcodec.labels import LABEL_CODECS, SoftLabels, TopKLabels, VQLabels
 
 LOSSES = ("ce", "kl")
 MAX_CODEBOOK = 1 << 16
@@ -36,6 +40,8 @@ def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
         out.raw(labels.probabilities.numpy().astype("<f2").tobytes())
         data = out.getvalue()
         return data, 8.0 * len(data)
+    if labels.codec == "topk":
+        return _encode_topk(labels, out)
     vq = labels.vq
     k, classes = vq.codebook.shape
     out.svarint(vq.step_log2)
@@ -75,6 +81,8 @@ def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
         if not torch.isfinite(probs).all() or (probs < 0).any():
             raise FormatError("corrupt label section: a probability is negative or not finite")
         return SoftLabels(probs, codec="float16", **meta)
+    if LABEL_CODECS[codec] == "topk":
+        return _decode_topk(reader, len(data), num_images, num_classes, meta)
     step = reader.svarint(MAX_STEP)
     k = reader.varint(MAX_CODEBOOK)
     if k < 1:
@@ -100,6 +108,81 @@ def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
             raise FormatError("corrupt label section: the indices disagree with their counts")
     vq = VQLabels(step, codebook, torch.from_numpy(indices))
     return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
+
+
+def _encode_topk(labels: SoftLabels, out: Writer) -> tuple[bytes, float]:
+    t = labels.topk
+    classes, values = t.classes.numpy().ravel(), t.values.numpy().ravel()
+    num_classes = labels.probabilities.shape[1]
+    out.u8(t.classes.shape[1])
+    out.u8(t.bits)
+    class_counts = np.bincount(classes, minlength=num_classes)
+    for count in class_counts:
+        out.varint(int(count))
+    distinct, value_counts = np.unique(values, return_counts=True)
+    out.varint(len(distinct))
+    for value, count in zip(distinct, value_counts):
+        out.varint(int(value))
+        out.varint(int(count))
+    coder = entropy.Encoder("top-k labels")
+    used = False
+    for symbols, counts in ((classes, class_counts),
+                            (np.searchsorted(distinct, values), value_counts)):
+        model = _index_model(counts)
+        if model is not None:
+            coder.encode(symbols.astype(np.int32), model)
+            used = True
+    stream = coder.to_bytes() if used else b""
+    out.varint(len(stream))
+    out.raw(stream)
+    data = out.getvalue()
+    return data, 8.0 * len(data)
+
+
+def _decode_topk(reader: Reader, size: int, num_images: int, num_classes: int,
+                 meta: dict) -> SoftLabels:
+    k, bits = reader.u8(), reader.u8()
+    if not 1 <= k <= num_classes or not 1 <= bits <= 16:
+        raise FormatError("corrupt label section: bad top-k size or bits")
+    n = num_images * k
+    class_counts = np.array([reader.varint(n) for _ in range(num_classes)], dtype=np.int64)
+    distinct = []
+    value_counts = []
+    for _ in range(reader.varint(min(n, 1 << bits))):
+        distinct.append(reader.varint((1 << bits) - 1))
+        value_counts.append(reader.varint(n))
+    distinct_arr, value_counts_arr = np.array(distinct, dtype=np.int64), np.array(
+        value_counts, dtype=np.int64)
+    if (int(class_counts.sum()) != n or int(value_counts_arr.sum()) != n
+            or np.any(np.diff(distinct_arr) <= 0)):
+        raise FormatError("corrupt label section: top-k counts do not add up")
+    stream = reader.take(reader.varint(size))
+    if reader.remaining:
+        raise FormatError("corrupt label section: unexpected bytes at its end")
+    coder = entropy.Decoder(stream, "label section") if stream else None
+    decoded = []
+    for counts in (class_counts, value_counts_arr):
+        model = _index_model(counts)
+        if model is None:
+            decoded.append(np.full(n, int(np.argmax(counts)), dtype=np.int64))
+        elif coder is None:
+            raise FormatError("corrupt label section: the top-k stream is missing")
+        else:
+            decoded.append(coder.decode(model, n).astype(np.int64))
+    if coder is not None:
+        coder.finish()
+    classes, value_index = decoded
+    if not (np.array_equal(np.bincount(classes, minlength=num_classes), class_counts)
+            and np.array_equal(np.bincount(value_index, minlength=len(distinct_arr)),
+                               value_counts_arr)):
+        raise FormatError("corrupt label section: top-k symbols disagree with their counts")
+    rows = classes.reshape(num_images, k)
+    if any(len(set(row)) != k for row in rows.tolist()):
+        raise FormatError("corrupt label section: a class kept twice in one row")
+    topk = TopKLabels(bits, torch.from_numpy(rows.copy()),
+                      torch.from_numpy(distinct_arr[value_index].astype(np.int32).reshape(
+                          num_images, k)))
+    return SoftLabels(topk.probabilities(num_classes), codec="topk", topk=topk, **meta)
 
 
 def _index_model(counts: np.ndarray):

@@ -155,17 +155,18 @@ def off_grid(distilled):
 
 
 def with_soft_labels(distilled, codec: str = "vq"):
-    """The set with deterministic soft labels (seeded distributions, VQ with 4 entries or
-    float16): a base file whose labels section gets fuzzed too."""
+    """The set with deterministic soft labels (seeded distributions; VQ with 4 entries, top-2
+    or float16): a base file whose labels section gets fuzzed too."""
     import torch
 
-    from ddcodec.labels import as_float16, as_vq
+    from ddcodec.labels import as_float16, as_topk, as_vq
 
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(distilled.num_images, distilled.num_classes, generator=generator)
     probabilities = torch.softmax(2 * logits, dim=1)
-    soft = (as_vq(probabilities, 4, temperature=2.0, loss="kl") if codec == "vq"
-            else as_float16(probabilities, temperature=1.0))
+    soft = {"vq": lambda: as_vq(probabilities, 4, temperature=2.0, loss="kl"),
+            "topk": lambda: as_topk(probabilities, 2, temperature=1.0),
+            "float16": lambda: as_float16(probabilities, temperature=1.0)}[codec]()
     return replace(distilled, soft_labels=soft)
 
 

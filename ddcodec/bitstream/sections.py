@@ -219,6 +219,9 @@ class LabelsSection(SectionCodec):
 
     def digest(self, state: CodingState, crc: int) -> int:
         labels = state.soft_labels
+        if labels.topk is not None:
+            crc = zlib.crc32(labels.topk.classes.numpy().astype("<i8").tobytes(), crc)
+            return zlib.crc32(labels.topk.values.numpy().astype("<i4").tobytes(), crc)
         if labels.vq is not None:
             crc = zlib.crc32(labels.vq.codebook.numpy().astype("<i4").tobytes(), crc)
             return zlib.crc32(labels.vq.indices.numpy().astype("<i8").tobytes(), crc)
