@@ -93,23 +93,23 @@ class SoftLabels:
             temperature, loss, codec = float(raw["temperature"]), raw["loss"], raw["codec"]
         except (KeyError, TypeError, ValueError) as exc:
             raise DDCodecError(f"damaged soft labels ({exc})") from None
-        vq = None
-        if codec == "vq":
+        payload = {}
+        if codec in PAYLOADS:  # the rung's integers: what the file stores
+            build = PAYLOADS[codec]
             try:
-                v = raw["vq"]
-                vq = VQLabels(int(v["step_log2"]), v["codebook"], v["indices"])
+                payload[codec] = build(raw[codec])
             except (KeyError, TypeError, ValueError) as exc:
-                raise DDCodecError(f"damaged VQ soft labels ({exc})") from None
-        topk = None
-        if codec == "topk":
-            try:
-                t = raw["topk"]
-                topk = TopKLabels(int(t["bits"]), t["classes"], t["values"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DDCodecError(f"damaged top-k soft labels ({exc})") from None
-        labels = cls(probs, temperature, loss, codec, vq, dict(raw.get("teacher", {})), topk)
+                raise DDCodecError(f"damaged {codec} soft labels ({exc})") from None
+        labels = cls(probs, temperature, loss, codec, teacher=dict(raw.get("teacher", {})),
+                     **payload)
         check_soft_labels(labels, num_images, num_classes)
         return labels
+
+
+PAYLOADS = {
+    "vq": lambda v: VQLabels(int(v["step_log2"]), v["codebook"], v["indices"]),
+    "topk": lambda t: TopKLabels(int(t["bits"]), t["classes"], t["values"]),
+}
 
 
 def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> None:
