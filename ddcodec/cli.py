@@ -655,6 +655,12 @@ def info(source, as_json, quiet, verbose):
     console.print(f"{summary} ({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} "
                   f"vs estimate); as float32 pixels: "
                   f"{report['float32_bits_per_class']:,.0f} bits/class")
+    labels = report["labels"]
+    if labels["kind"] != "hard":
+        k = report["num_classes"]
+        console.print(f"labels: {labels['kind']}, {labels['codec']}, {labels['bits'] / k:,.0f} "
+                      f"bits/class (as float16: {labels['float16_bits'] / k:,.0f}), loss "
+                      f"{labels['loss']} at T {labels['temperature']:g}")
 
 
 @cli.command(name="test")
