@@ -1,0 +1,130 @@
+"""The soft-label ladder on the CIFAR-10 subset: one teacher, one set of images, every rung.
+
+For random real images at a few IPCs, the same images are measured with hard labels and with
+the teacher's static soft labels stored in each rung (float16; top-k; VQ at several k), each
+encoded to a real .ddz so the label bits are counted from the file. Writes docs/BENCHMARKS.md
+(section "Soft labels: the ladder") and docs/benchmarks/labels.json.
+
+    python benchmarks/labels.py            # about 40 minutes on 2 cores
+    python benchmarks/labels.py --quick    # a few minutes, prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ddcodec import __version__, api  # noqa: E402
+from report import replace_section, write_record  # noqa: E402
+
+HEADING = "## Soft labels: the ladder (CIFAR-10 subset, CPU)"
+
+
+def rungs(args) -> list[tuple[str, str, int | None]]:
+    """(name, codec, k) of every rung measured, hard labels first."""
+    out = [("hard labels", "hard", None), ("float16", "float16", None)]
+    out += [(f"top-{k}", "topk", k) for k in args.topk]
+    out += [(f"VQ k={k}", "vq", k) for k in args.vq]
+    return out
+
+
+def measure_ladder(args, tmp: Path) -> dict:
+    teacher_path = tmp / "teacher.pt"
+    started = time.perf_counter()
+    teacher = api.train_teacher("cifar10-subset", teacher_path, device="cpu",
+                                epochs=args.teacher_epochs)
+    teacher_seconds = time.perf_counter() - started
+    rows = []
+    for ipc in args.ipc:
+        images = api.distill("cifar10-subset", None, loss="none", ipc=ipc, seed=args.seed)
+        for name, codec, k in rungs(args):
+            labelled = images if codec == "hard" else api.label(
+                images, teacher_path, codec=codec, k=k, temperature=args.temperature,
+                device="cpu")
+            data, _ = api.encode(labelled)
+            report = api.measure(labelled, epochs=args.epochs, runs=args.runs, device="cpu",
+                                 seed=args.seed)
+            decoded = api.decode(data)
+            label_bits = 8 * decoded.section_bytes.get("labels", 0)
+            rows.append({"ipc": ipc, "rung": name, "codec": codec, "k": k,
+                         "accuracy_mean": 100 * report["accuracy_mean"],
+                         "accuracy_std": 100 * report["accuracy_std"],
+                         "bpc": 8 * len(data) / 10, "label_bpc": label_bits / 10,
+                         "float16_label_bpc": 16 * 10 * ipc})
+            print(f"IPC {ipc:2d} {name:12s} {rows[-1]['accuracy_mean']:6.2f} ± "
+                  f"{rows[-1]['accuracy_std']:.2f} %  labels {rows[-1]['label_bpc']:8,.0f} "
+                  f"bits/class", flush=True)
+    return {"teacher": {k: teacher.info[k] for k in ("epoch", "chosen_holdout_accuracy",
+                                                     "test_accuracy", "held_out_images")},
+            "teacher_seconds": teacher_seconds, "rows": rows}
+
+
+def section(result: dict, args, seconds: float) -> str:
+    t = result["teacher"]
+    lines = [HEADING, "",
+             f"Measured {dt.date.today()} on {platform.machine()} ({os.cpu_count()} cores), "
+             f"torch {torch.__version__}, ddcodec {__version__}, by `python "
+             f"benchmarks/labels.py` in {seconds / 60:.0f} min.", "",
+             f"Teacher: ConvNet-D3, {args.teacher_epochs} epochs on the training split less a "
+             f"held-out {t['held_out_images']:,} images, checkpoint of epoch {t['epoch']} chosen "
+             f"on them ({100 * t['chosen_holdout_accuracy']:.1f} %); its test accuracy "
+             f"{100 * t['test_accuracy']:.1f} % (reported only). Soft labels at T = "
+             f"{args.temperature:g}, soft cross-entropy. Images: random real, seed {args.seed}. "
+             f"Accuracy: {args.epochs} epochs × {args.runs} ConvNet-D3 (shortened protocol), "
+             "final epoch. Bits per class are the whole `.ddz`; label bits its labels "
+             "section; float16 is the papers' count of the same labels.", "",
+             "| IPC | labels | accuracy (%) | label bits/class | float16 count | file bits/class |",
+             "|---:|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        f16 = "–" if r["codec"] == "hard" else f"{r['float16_label_bpc']:,.0f}"
+        lines.append(f"| {r['ipc']} | {r['rung']} | {r['accuracy_mean']:.2f} ± "
+                     f"{r['accuracy_std']:.2f} | {r['label_bpc']:,.0f} | {f16} | "
+                     f"{r['bpc']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--topk", type=int, nargs="+", default=[2])
+    parser.add_argument("--vq", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--teacher-epochs", type=int, default=15)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.ipc, args.vq, args.teacher_epochs, args.epochs, args.runs = [1], [4], 1, 3, 1
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = measure_ladder(args, Path(tmp))
+    seconds = time.perf_counter() - started
+    text = section(result, args, seconds)
+    print(text)
+    if args.quick:
+        return
+    out = Path(args.out)
+    write_record(out, "labels", {"date": str(dt.date.today()), **result,
+                                 "settings": vars(args), "seconds": seconds})
+    replace_section(out, HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
