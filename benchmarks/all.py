@@ -38,6 +38,8 @@ STEPS = [
     ("curve", ["benchmarks/curve.py", "--experts", str(EXPERTS)],
      "Rate-utility curve, docs/curve.png"),
     ("grids", ["benchmarks/grids.py"], "Decoded images, docs/grids/*.png"),
+    ("pixel_coding", ["benchmarks/pixel_coding.py"], "Pixel coding and image folders"),
+    ("labels", ["benchmarks/labels.py"], "Soft labels: the ladder"),
 ]
 
 
