@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step;
-# about 3.6 hours on 2 CPU cores from scratch.
+# about 4 hours on 2 CPU cores from scratch.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/all.py
 

@@ -1,6 +1,6 @@
 """The whole report in one command: every benchmark, in order, then the reproduction section.
 
-    python benchmarks/all.py                      # from scratch: about 3.6 hours on 2 cores
+    python benchmarks/all.py                      # from scratch: about 4 hours on 2 cores
     python benchmarks/all.py --steps curve grids  # only some steps (the others keep their text)
 
 Each step is one script (or CLI command) that rewrites its own section of docs/BENCHMARKS.md
