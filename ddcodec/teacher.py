@@ -12,7 +12,6 @@ The file is a plain dict of tensors and numbers, loadable with torch.load(weight
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,8 +133,7 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, device: torch.device,
 
     def after_epoch(epoch: int, net) -> None:
         history.append(accuracy(net, held_x, held_y, device))
-        snapshots.append(copy.deepcopy({k: v.detach().cpu() for k, v in
-                                        net.state_dict().items()}))
+        snapshots.append({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
 
     train_network(images[train_index], dataset.y_train[train_index], dataset.num_classes,
                   protocol, config.seed, device, on_epoch, after_epoch)

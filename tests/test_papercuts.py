@@ -108,3 +108,15 @@ def test_messages_name_no_exception_types(run_cli, tmp_path):
         assert code == 1
         assert not any(name in err for name in ("Error:", "Exception", "BadZipFile",
                                                 "UnpicklingError", "RuntimeError"))
+
+
+def test_other_torch_files_and_folder_streams_are_named(tmp_path, encoded):
+    import ddcodec
+    from ddcodec.errors import DDCodecError
+
+    tensors = tmp_path / "t.pt"
+    torch.save({"image_tensor": torch.zeros(1, 3, 4, 4)}, tensors)
+    with pytest.raises(DDCodecError, match="is a torch file, not a .ddz: use encode"):
+        ddcodec.decode(tensors)
+    with pytest.raises(DDCodecError, match="writes a folder, not a stream"):
+        ddcodec.decode(encoded[1], "-", format="mtt")

@@ -113,3 +113,13 @@ def test_a_missed_target_writes_the_set_and_exits_3(run_cli, tiny_npz, tmp_path)
     assert code == 3, err
     assert "missed the target" in err and "exit status 3" in err
     assert (tmp_path / "s.pt").is_file()
+
+
+def test_measured_side_information_above_the_budget_is_refused():
+    from ddcodec.distillation.rate_control import RateControl, Unreachable
+
+    rate = RateControl.start(20_000, 10, 0.05, 0.1, 5e-6, 100, 1_000)
+    rate.set_side_bits(150_000)  # measured, under the budget: re-aims the latents
+    assert rate.latent_target == pytest.approx(5_000)
+    with pytest.raises(Unreachable, match=r"\(25,000 bits/class, measured\)"):
+        rate.set_side_bits(250_000)
