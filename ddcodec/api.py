@@ -60,9 +60,10 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     if resume and not cfg.is_latent:
         raise DDCodecError("--resume applies to --param latent runs")
     dataset = load_dataset(data, data_root, download, resize)
+    labelling = _distill_labeller(cfg, dataset, resolve_device(device))
     distilled = run(dataset, cfg, resolve_device(device), on_iteration, checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, resume=resume, on_progress=on_progress,
-                    file_sizer=encoded_bits)
+                    file_sizer=encoded_bits, labeller=labelling)
     if resize is not None:
         distilled.provenance["resize"] = list(resize)
     if output is not None:
@@ -70,6 +71,19 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     if checkpoint is not None and cfg.is_latent and checkpoint.exists():
         checkpoint.unlink()
     return distilled
+
+
+def _distill_labeller(config: "DistillConfig", dataset, device: torch.device):
+    """The teacher that labels a distilled set (None for hard labels), checked against the data
+    before anything is trained."""
+    from ddcodec.labelling import labeller, plan_for
+
+    plan = plan_for(config, dataset.num_classes)
+    if plan is None:
+        return None
+    made = labeller(config.labelling.teacher, plan, device)
+    made.check_fits(dataset, f"the data {dataset.spec}")
+    return made
 
 
 def encoded_bits(distilled) -> int:
@@ -399,17 +413,11 @@ def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike
     """Give a set static soft labels: the teacher's softmax(logits / temperature) on each of
     its images, stored in the `codec` rung (float16; vq with k entries, 16 by default; topk
     keeping k classes, 2 by default); write it to `output` if given and return it."""
-    from dataclasses import replace
-
     from ddcodec.fileio import check_writable
-    from ddcodec.labels import LABEL_CODECS, as_float16, as_topk, as_vq
+    from ddcodec.labelling import LabelPlan, labeller
     from ddcodec.setfile import DistilledSet, save_set
-    from ddcodec.teacher import check_teacher_fits, load_teacher
 
-    if codec not in LABEL_CODECS:
-        raise DDCodecError(f"unknown label codec {codec!r}; choose {', '.join(LABEL_CODECS)}")
-    if loss not in ("ce", "kl") or not temperature > 0:
-        raise DDCodecError("--loss must be ce or kl and --temperature > 0")
+    plan = LabelPlan(codec, temperature, loss, k, step_log2)
     if output is not None:
         check_writable(output, force)
     distilled = source
@@ -417,20 +425,9 @@ def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike
         from ddcodec.importers import ImportOptions, import_set
 
         distilled = import_set(source, source_format, ImportOptions(normalization, data))
-    made = load_teacher(teacher)
-    check_teacher_fits(made, distilled.num_classes, distilled.image_shape,
-                       distilled.normalization, "the set")
-    probabilities = made.probabilities(distilled.images, temperature, resolve_device(device))
-    summary = {k: made.info.get(k) for k in ("data", "epoch", "chosen_holdout_accuracy",
-                                             "test_accuracy")}
-    meta = {"temperature": float(temperature), "loss": loss, "teacher": {"arch": made.arch,
-                                                                         **summary}}
-    k = k if k is not None else {"vq": 16, "topk": 2}.get(codec, 0)
-    rungs = {"float16": lambda: as_float16(probabilities, **meta),
-             "vq": lambda: as_vq(probabilities, k, step_log2, **meta),
-             "topk": lambda: as_topk(probabilities, k, **meta)}
-    soft = rungs[codec]()
-    labelled = replace(distilled, soft_labels=soft, notes=list(distilled.notes))
+    made = labeller(teacher, plan, resolve_device(device))
+    made.check_fits(distilled, "the set")
+    labelled = made(distilled)
     if output is not None:
         save_set(labelled, output, force=force)
     return labelled

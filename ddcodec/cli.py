@@ -164,6 +164,11 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
         summary["estimated_bpc"] = estimated["total"] / distilled.num_classes
     rate = distilled.provenance.get("rate_control")
     met = not rate or rate["within_tolerance"]
+    if distilled.soft_labels is not None:
+        from ddcodec.api import encoded_bits
+        from ddcodec.labelling import label_split
+
+        summary["label_split"] = label_split(distilled, encoded_bits(distilled))
     if as_json:
         click.echo(json.dumps(summary))
         return met
@@ -176,6 +181,12 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
                      f"phase-1 fit {distilled.provenance['fit_psnr']:.1f} dB PSNR")
     else:
         _info(quiet, f"{summary['bpc']:,.0f} bits/class as stored")
+    if distilled.soft_labels is not None:
+        split = summary["label_split"]
+        _info(quiet, f"labels: {split['rung']}, {split['label_bpc']:,.0f} bits/class "
+                     f"({split['label_share']:.1%} of the {split['file_bpc']:,.0f} of its .ddz; "
+                     f"float16 would take {split['float16_bpc']:,.0f}); images, decoders and "
+                     f"header {split['rest_bpc']:,.0f}")
     if "syn_lr" in distilled.provenance:
         _info(quiet, f"learnt student learning rate {distilled.provenance['syn_lr']:.4g} "
                      "(stored; measure trains with it)")
@@ -450,7 +461,8 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
     console.print(grid)
     for r in table["ratios"]:
         if r["ratio"]:
-            console.print(f"{r['series']} reaches {r['reference']}'s {r['reference_accuracy']:.1f} % "
+            console.print(f"{r['series']} reaches {r['reference']}'s "
+                          f"{r['reference_accuracy']:.1f} % "
                           f"with {r['ratio']:.0f}x fewer bits ({r['latent_bpc']:,.0f} vs "
                           f"{r['reference_bpc']:,.0f} bits/class)")
     console.print(f"wrote {output}/curve.json, curve.csv, curve.png, curve.pdf, curve.svg")

@@ -4,7 +4,8 @@ A spec is one of:
   * `cifar10-subset`: the real CIFAR-10 subset bundled with ddcodec (the default);
   * `cifar10`, `cifar100`, `mnist`, `fashion-mnist`, `svhn`: torchvision's files under a root
     folder (`--data-root`, else `$DDCODEC_DATA_ROOT`, else `./data`), never downloaded unless asked;
-  * `imagefolder:DIR`: one sub-folder of images per class (or `DIR/train` and `DIR/test` such trees);
+  * `imagefolder:DIR`: one sub-folder of images per class (or `DIR/train` and `DIR/test` such
+    trees);
   * `npz:FILE`: arrays `x_train`, `y_train`, `x_test`, `y_test`, uint8, HWC or CHW.
 
 Images are kept as uint8 N x C x H x W; `Normalization` maps them to the float space networks see,

@@ -78,7 +78,8 @@ class ResNet18(nn.Module):
                                   nn.ReLU(inplace=True))
         blocks, in_ch = [], 64
         for out_ch, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [_BasicBlock(in_ch, out_ch, stride, norm), _BasicBlock(out_ch, out_ch, 1, norm)]
+            blocks += [_BasicBlock(in_ch, out_ch, stride, norm),
+                       _BasicBlock(out_ch, out_ch, 1, norm)]
             in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = 512

@@ -122,7 +122,8 @@ def test_measure_human_output_and_arch_option(run_cli, tmp_path, tiny_npz):
                    "-o", str(out), "-q")[0] == 0
     code, stdout, _ = run_cli("measure", str(out), "--epochs", "1", "--runs", "1",
                               "--arch", "resnet18")
-    assert code == 0 and "accuracy" in stdout and "bits per class" in stdout and "resnet18" in stdout
+    assert code == 0 and "accuracy" in stdout and "bits per class" in stdout
+    assert "resnet18" in stdout
     code, _, err = run_cli("measure", str(out), "--arch", "nope")
     assert code == 2 and "'nope' is not one of 'convnet'" in err
 

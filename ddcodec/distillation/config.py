@@ -181,6 +181,53 @@ class LatentConfig:
                "--target-bpc must be > 0 and --rate-tolerance in (0, 1)")
 
 
+LABEL_KINDS = ("hard", "float16", "topk", "vq")  # ddcodec.labels.LABEL_CODECS, and hard
+
+
+def _label_kind(name: str) -> str:
+    """`soft` is the float16 rung (the papers' soft labels, uncompressed)."""
+    return {"soft": "float16"}.get(name.lower(), name.lower())
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """What labels the set carries. Soft labels come from a teacher on the final decoded images
+    and are stored in a rung of the compression ladder (ddcodec.labels); under --target-bpc
+    their bits come out of the same budget (rate control measures the whole file)."""
+
+    labels: str = option("hard", "Labels: hard (free in the file), or a teacher's soft labels "
+                                 "stored as float16 (alias soft), topk or vq, every bit counted "
+                                 "(under --target-bpc, out of the same budget).",
+                         choices=LABEL_KINDS, alias=_label_kind)
+    teacher: str | None = option(None, "Soft labels: a teacher from `ddcodec teacher`.",
+                                 path="file")
+    label_k: int | None = option(None, "Soft labels: vq codebook entries, or topk's kept "
+                                       "classes.", min=1,
+                                 default_text="topk 2; vq 16, or under --target-bpc the most "
+                                              "entries whose labels fit --label-share of it")
+    label_share: float = option(0.1, "Soft labels, vq under --target-bpc without --label-k: "
+                                     "the largest share of the budget the labels may take.")
+    label_temperature: float = option(1.0, "Soft labels: T of the teacher's softmax(logits / "
+                                           "T), recorded.")
+    label_loss: str = option("ce", "Soft labels: what measure trains with, soft cross-entropy "
+                                   "or KL at the temperature (recorded).", choices=("ce", "kl"))
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", _label_kind(self.labels))
+        _check(self.labels in LABEL_KINDS, f"unknown --labels {self.labels!r}; choose "
+                                           f"{', '.join(LABEL_KINDS)} (or soft)")
+        _check(self.labels == "hard" or bool(self.teacher),
+               f"--labels {self.labels} needs --teacher FILE (make one with `ddcodec teacher`)")
+        _check(0 < self.label_share < 1, "--label-share must be in (0, 1)")
+        _check(self.label_temperature > 0, "--label-temperature must be > 0")
+        _check(self.label_loss in ("ce", "kl"), "--label-loss must be ce or kl")
+        _check(self.label_k is None or self.label_k >= 1, "--label-k must be at least 1")
+
+    @property
+    def soft(self) -> bool:
+        return self.labels != "hard"
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """How to distil; `DistillConfig.of(spc=2, loss="gm", ...)` builds one from flat options."""
@@ -196,6 +243,7 @@ class DistillConfig:
     gm: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
     tm: TrajectoryMatchingConfig = field(default_factory=TrajectoryMatchingConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
+    labelling: LabelConfig = field(default_factory=LabelConfig)
 
     @classmethod
     def of(cls, **flat) -> "DistillConfig":
@@ -230,6 +278,8 @@ class DistillConfig:
             used["matching"] = asdict(self.matching)
         if self.loss in ("gm", "tm"):
             used[self.loss] = asdict(getattr(self, self.loss))
+        if self.labelling.soft:
+            used["labels"] = asdict(self.labelling)
         return used
 
 

@@ -46,6 +46,7 @@ from ddcodec.distillation.rate_control import (
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path
+from ddcodec.labelling import LabelCost, estimated_cost, plan_for
 from ddcodec.options import flatten
 from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
 
@@ -84,9 +85,15 @@ def samples_for_budget(dataset: Dataset, config: "DistillConfig") -> int:
     class)."""
     c, h, w = dataset.image_shape
     side = estimate_side_bits(dataset.num_classes, decoder_parameters(dataset, config))
-    latent_bits = config.latent.target_bpc - side / dataset.num_classes
-    per_image = BITS_PER_PIXEL * h * w * c / 3
+    labels = label_cost(dataset, config)
+    latent_bits = config.latent.target_bpc - side / dataset.num_classes - labels.fixed
+    per_image = BITS_PER_PIXEL * h * w * c / 3 + labels.per_image
     return int(max(1, min(MAX_AUTO_SPC, latent_bits // per_image)))
+
+
+def label_cost(dataset: Dataset, config: "DistillConfig") -> LabelCost:
+    """What the run's soft labels should cost per class (nothing for hard labels)."""
+    return estimated_cost(plan_for(config, dataset.num_classes), dataset.num_classes)
 
 
 class LatentTrainer:
@@ -176,9 +183,10 @@ class LatentTrainer:
         decoders = decoder_parameters(self.dataset, cfg)
         if not self.codec.shared_decoder:
             decoders = round(decoders * share)
+        labels = label_cost(self.dataset, cfg).per_class(lat.spc) * len(self.classes)
         return RateControl.start(lat.target_bpc, len(self.classes), lat.rate_tolerance,
                                  lat.lmbda, lat.quant_mse, cfg.matching.iterations,
-                                 decoders, lat.fit_budget_share)
+                                 decoders, lat.fit_budget_share, label_bits=labels)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
@@ -226,7 +234,8 @@ class LatentTrainer:
             changed = sorted(k for k in mine if state["config"].get(k) != mine[k])
             if state.get("classes") != list(self.classes):
                 changed.append("classes")
-            raise DDCodecError(f"{path} was made with other settings ({', '.join(changed) or 'data'}"
+            raise DDCodecError(f"{path} was made with other settings "
+                               f"({', '.join(changed) or 'data'}"
                                "); resume with the same options or start afresh")
         self.owner, self.candidates = list(state["owner"]), list(state["candidates"])
         shapes_only = torch.Generator().manual_seed(0)  # the values come from the state

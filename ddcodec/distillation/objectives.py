@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 
 class Objective(Protocol):
-    def __call__(self, synthetic: torch.Tensor, counts: list[int], iteration: int) -> torch.Tensor: ...
+    def __call__(self, synthetic: torch.Tensor, counts: list[int],
+                 iteration: int) -> torch.Tensor: ...
 
     def state(self) -> dict: ...
 

@@ -10,7 +10,8 @@ from ddcodec.data import Dataset
 from ddcodec.errors import DDCodecError
 
 
-def sample_class_indices(dataset: Dataset, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+def sample_class_indices(dataset: Dataset, c: int, n: int,
+                         generator: torch.Generator) -> torch.Tensor:
     pool = dataset.indices_of_class(c)
     if len(pool) < n:
         raise DDCodecError(f"class {dataset.class_names[c]!r} has only {len(pool)} training "

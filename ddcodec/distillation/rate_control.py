@@ -124,16 +124,20 @@ class RateControl:
     @classmethod
     def start(cls, target_bpc: float, classes: int, tolerance: float, lmbda: float,
               threshold: float, iterations: int, decoder_parameters: int,
-              fit_share: float = 1.0) -> "RateControl":
-        """Refuses (Unreachable) a budget the decoders, labels and header alone exceed."""
-        side = estimate_side_bits(classes, decoder_parameters)
+              fit_share: float = 1.0, label_bits: float = 0.0) -> "RateControl":
+        """Refuses (Unreachable) a budget the decoders, labels and header alone exceed.
+        `label_bits`: the soft labels' estimated bits (all classes), if the set has them."""
+        side = estimate_side_bits(classes, decoder_parameters) + label_bits
         budget = target_bpc * classes
-        if budget < SIDE_MARGIN * side:
+        # the margin covers the decoders' estimate; the labels' is close (float16 exact)
+        if budget < SIDE_MARGIN * (side - label_bits) + label_bits:
+            of_them = f", soft labels {label_bits / classes:,.0f} of them" if label_bits else ""
+            cheaper = ", a cheaper label rung or fewer --spc" if of_them else ""
             raise Unreachable(
                 f"--target-bpc {target_bpc:,.0f} is below what the decoders, labels and header "
-                f"alone cost (about {side / classes:,.0f} bits/class before any latent): "
-                f"reachable from about {1.05 * side / classes:,.0f}; or use --shared-decoder "
-                "or a smaller --decoder")
+                f"alone cost (about {side / classes:,.0f} bits/class before any latent{of_them})"
+                f": reachable from about {1.05 * side / classes:,.0f}; or use --shared-decoder "
+                f"or a smaller --decoder{cheaper}")
         return cls(budget, classes, tolerance, max(1.0, (budget - side) / classes), lmbda,
                    threshold, iterations, fit_share=fit_share, lmbda_start=lmbda)
 
@@ -230,7 +234,8 @@ class RateControl:
             "attempts": list(self.attempts),
             "lmbda_start": self.lmbda_start,
             "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {self.lmbda:.4g}, "
-                    f"where the utility's pull balances the rate at the {self.latent_target:,.0f} latent bits per class "
+                    f"where the utility's pull balances the rate at the "
+                    f"{self.latent_target:,.0f} latent bits per class "
                     f"the budget leaves after side information; weight quantisation MSE "
                     f"{self.threshold:.2g}")}}
 

@@ -17,6 +17,7 @@ from ddcodec.setfile import DistilledSet
 
 ProgressHook = Callable[[int, float], None]  # (iteration, loss)
 FileSizer = Callable[[DistilledSet], int]  # a set -> bits of its encoded file
+Labeller = Callable[[DistilledSet], DistilledSet]  # a set -> the same set with soft labels
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class RunHooks:
     checkpoint_every: int = 0
     resume: bool = False
     file_sizer: FileSizer | None = None
+    labeller: Labeller | None = None  # soft labels on every set the run sizes or returns
+
+    def labelled(self, distilled: DistilledSet) -> DistilledSet:
+        return self.labeller(distilled) if self.labeller is not None else distilled
 
 
 Representation = Callable[[Dataset, DistillConfig, torch.device, RunHooks], DistilledSet]
@@ -40,11 +45,15 @@ def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
             on_iteration: ProgressHook | None = None, *, checkpoint: Path | None = None,
             checkpoint_every: int = 0, resume: bool = False,
             on_progress: Callable | None = None,
-            file_sizer: FileSizer | None = None) -> DistilledSet:
+            file_sizer: FileSizer | None = None,
+            labeller: Labeller | None = None) -> DistilledSet:
     """Run the configured method. Rate control (`target_bpc`) measures real files through
-    `file_sizer`, which the API layer provides (it knows the bitstream; distillation does not)."""
+    `file_sizer`, which the API layer provides (it knows the bitstream; distillation does not);
+    `labeller` gives soft labels to the final set and to every set rate control measures, so
+    that their bits come out of the same budget."""
     config = resolve(config, dataset)
-    hooks = RunHooks(on_iteration, on_progress, checkpoint, checkpoint_every, resume, file_sizer)
+    hooks = RunHooks(on_iteration, on_progress, checkpoint, checkpoint_every, resume, file_sizer,
+                     labeller)
     return REPRESENTATIONS[config.param](dataset, config, device, hooks)
 
 
@@ -61,8 +70,9 @@ def _pixel_set(dataset: Dataset, config: DistillConfig, device: torch.device,
     else:
         images, labels, learnt = distill_pixels(dataset, config, device, hooks.on_iteration)
         details = {"method": config.loss, **learnt}
-    return DistilledSet(images.cpu(), labels.cpu(), list(dataset.class_names),
-                        dataset.normalization, _provenance(dataset, config, details))
+    return hooks.labelled(DistilledSet(images.cpu(), labels.cpu(), list(dataset.class_names),
+                                       dataset.normalization,
+                                       _provenance(dataset, config, details)))
 
 
 @register_representation("latent")
@@ -76,11 +86,11 @@ def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
         raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
 
     def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
-        return sizer(latent_set(dataset, config, uint8_images, payload, {}))
+        return sizer(hooks.labelled(latent_set(dataset, config, uint8_images, payload, {})))
 
     trainer = LatentTrainer(dataset, config, device, hooks.checkpoint, hooks.checkpoint_every,
                             hooks.on_progress, file_bits=file_bits if sizer is not None else None)
-    return latent_set(dataset, config, *trainer.run(resume=hooks.resume))
+    return hooks.labelled(latent_set(dataset, config, *trainer.run(resume=hooks.resume)))
 
 
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,

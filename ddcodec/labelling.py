@@ -1,0 +1,164 @@
+"""Labelling a set with a teacher: what `ddcodec label` does to a set file, and what
+`distill --labels` does to every set its rate control measures, so that the file it sizes is the
+file it writes.
+
+The rung (ddcodec.labels) is fixed by the plan, except a VQ codebook left without a size under
+a budget: it gets the most entries (1, 2, 4, ... up to one per image) whose encoded labels fit
+`share` of the whole file's bits, measured by encoding them. More entries never hurt accuracy in
+the ladder (docs/BENCHMARKS.md, "Soft labels: the ladder"); the share caps what they take from
+the images. The split between labels and the rest is reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from ddcodec.errors import DDCodecError
+from ddcodec.labels import LABEL_CODECS, SoftLabels, as_float16, as_topk, as_vq
+from ddcodec.setfile import DistilledSet
+
+DEFAULT_K = {"vq": 16, "topk": 2}
+VQ_ENTRY_BITS = 6.0  # a codebook entry's quantised log-probability, range-coded (measured 4-7)
+TOPK_VALUE_BITS = 8  # top-k keeps 8-bit probabilities
+SECTION_BITS = 8 * 16  # codec, loss, temperature and the section's framing
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """How soft labels are made and stored: the rung, its size k (None: its default, or under
+    `budget_bits` the VQ codebook that fits `share` of it), the temperature and the loss."""
+
+    codec: str
+    temperature: float = 1.0
+    loss: str = "ce"
+    k: int | None = None
+    step_log2: int = -4
+    budget_bits: float | None = None  # the whole file's, when it has one
+    share: float = 0.1
+
+    def __post_init__(self):
+        if self.codec not in LABEL_CODECS:
+            raise DDCodecError(f"unknown label codec {self.codec!r}; choose "
+                               f"{', '.join(LABEL_CODECS)}")
+        if self.loss not in ("ce", "kl") or not self.temperature > 0:
+            raise DDCodecError("the label loss must be ce or kl and the temperature > 0")
+        if self.k is not None and self.k < 1:
+            raise DDCodecError("--label-k must be at least 1")
+
+
+@dataclass(frozen=True)
+class LabelCost:
+    """Estimated label bits per class before any image exists: a fixed part (a codebook) and a
+    part per image. Rate control then measures the real ones."""
+
+    fixed: float
+    per_image: float
+
+    def per_class(self, images_per_class: int) -> float:
+        return self.fixed + self.per_image * images_per_class
+
+
+def label_bits(labels: SoftLabels) -> int:
+    """Bits of the labels section the file will carry."""
+    from ddcodec.bitstream.label_coding import encode_labels
+
+    return 8 * len(encode_labels(labels)[0])
+
+
+def estimated_cost(plan: LabelPlan | None, num_classes: int) -> LabelCost:
+    """What the plan's labels should cost (hard labels: nothing beyond today's counts)."""
+    if plan is None:
+        return LabelCost(0.0, 0.0)
+    fixed = SECTION_BITS / num_classes
+    if plan.codec == "float16":
+        return LabelCost(fixed, 16.0 * num_classes)
+    if plan.codec == "topk":
+        k = plan.k or DEFAULT_K["topk"]
+        return LabelCost(fixed, k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
+    if plan.k is None and plan.budget_bits is not None:
+        return LabelCost(plan.share * plan.budget_bits / num_classes, 0.0)
+    k = plan.k or DEFAULT_K["vq"]
+    return LabelCost(fixed + k * VQ_ENTRY_BITS, math.log2(k) if k > 1 else 0.0)
+
+
+class Labeller:
+    """A teacher and a plan: sets in, the same sets with soft labels out."""
+
+    def __init__(self, teacher, plan: LabelPlan, device: torch.device):
+        self.teacher, self.plan, self.device = teacher, plan, device
+        summary = {k: teacher.info.get(k) for k in ("data", "epoch", "chosen_holdout_accuracy",
+                                                    "test_accuracy")}
+        self.meta = {"temperature": float(plan.temperature), "loss": plan.loss,
+                     "teacher": {"arch": teacher.arch, **summary}}
+
+    def check_fits(self, distilled_or_dataset, what: str) -> None:
+        from ddcodec.teacher import check_teacher_fits
+
+        check_teacher_fits(self.teacher, distilled_or_dataset.num_classes,
+                           distilled_or_dataset.image_shape,
+                           distilled_or_dataset.normalization, what)
+
+    def __call__(self, distilled: DistilledSet) -> DistilledSet:
+        probabilities = self.teacher.probabilities(distilled.images, self.plan.temperature,
+                                                   self.device)
+        soft = self.rung(probabilities)
+        return replace(distilled, soft_labels=soft, notes=list(distilled.notes))
+
+    def rung(self, probabilities: torch.Tensor) -> SoftLabels:
+        plan, meta = self.plan, self.meta
+        if plan.codec == "float16":
+            return as_float16(probabilities, **meta)
+        if plan.codec == "topk":
+            return as_topk(probabilities, plan.k or DEFAULT_K["topk"], **meta)
+        if plan.k is not None or plan.budget_bits is None:
+            return as_vq(probabilities, plan.k or DEFAULT_K["vq"], plan.step_log2, **meta)
+        return self._vq_within_share(probabilities)
+
+    def _vq_within_share(self, probabilities: torch.Tensor) -> SoftLabels:
+        """The most codebook entries (powers of two, up to one per image) whose labels fit the
+        plan's share of the budget; one entry if none does (it costs a codebook row)."""
+        cap = self.plan.share * self.plan.budget_bits
+        chosen, k = as_vq(probabilities, 1, self.plan.step_log2, **self.meta), 2
+        while k <= max(1, len(probabilities)):
+            candidate = as_vq(probabilities, k, self.plan.step_log2, **self.meta)
+            if label_bits(candidate) > cap:
+                break
+            chosen, k = candidate, 2 * k
+        return chosen
+
+
+def labeller(teacher_path, plan: LabelPlan, device: torch.device) -> Labeller:
+    from ddcodec.teacher import load_teacher
+
+    return Labeller(load_teacher(teacher_path), plan, device)
+
+
+def plan_for(config, num_classes: int) -> LabelPlan | None:
+    """The plan of a (resolved) DistillConfig's labels; None for hard labels."""
+    wanted = config.labelling
+    if not wanted.soft:
+        return None
+    target = config.latent.target_bpc if config.is_latent else None
+    return LabelPlan(wanted.labels, wanted.label_temperature, wanted.label_loss, wanted.label_k,
+                     budget_bits=None if target is None else target * num_classes,
+                     share=wanted.label_share)
+
+
+def rung_name(labels: SoftLabels) -> str:
+    if labels.vq is not None:
+        return f"vq k={labels.vq.codebook.shape[0]}"
+    if labels.topk is not None:
+        return f"top-{labels.topk.classes.shape[1]}"
+    return labels.codec
+
+
+def label_split(distilled: DistilledSet, file_bits: int) -> dict:
+    """How the bits of a set's .ddz divide between its soft labels and everything else."""
+    bits, classes = label_bits(distilled.soft_labels), distilled.num_classes
+    return {"rung": rung_name(distilled.soft_labels), "label_bits": bits,
+            "label_bpc": bits / classes, "label_share": bits / file_bits,
+            "file_bpc": file_bits / classes, "rest_bpc": (file_bits - bits) / classes,
+            "float16_bpc": distilled.soft_labels.float16_bits / classes}
