@@ -40,6 +40,8 @@ STEPS = [
     ("grids", ["benchmarks/grids.py"], "Decoded images, docs/grids/*.png"),
     ("pixel_coding", ["benchmarks/pixel_coding.py"], "Pixel coding and image folders"),
     ("labels", ["benchmarks/labels.py"], "Soft labels: the ladder"),
+    ("label_epochs", ["benchmarks/labels.py", "--per-epoch"],
+     "Soft labels per epoch: the ladder"),
 ]
 
 

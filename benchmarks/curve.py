@@ -1,12 +1,15 @@
 """Rate-utility curves on the bundled CIFAR-10 subset, on CPU: latent DM, GM and (smaller) TM
-against vanilla pixel sets (float32 and rounded to 8 bits) and packed JPEG/WebP real subsets.
+against vanilla pixel sets (float32 and rounded to 8 bits) and packed JPEG/WebP real subsets;
+with a teacher (trained once into bench_runs/teacher.pt, as benchmarks/labels.py trains its
+own), latent DM again with float16 and with VQ soft labels inside each budget, and random real
+images (packed WebP q25) with the same teacher's VQ labels at equal bits.
 
 Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into bench_runs/curve
 (points are cached there: an interrupted run resumes, a finished one only rebuilds the report),
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
 docs/BENCHMARKS.md.
 
-    python benchmarks/curve.py                 # about 2 hours on 2 cores from scratch
+    python benchmarks/curve.py                 # about 3.5 hours on 2 cores from scratch
     python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
     python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
 """
@@ -26,11 +29,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import curve_point_seconds, replace_section, write_record  # noqa: E402
-from ddcodec.curve import (LABELS, CurveConfig, PointStore, build_table, run_curve,  # noqa: E402
-                           write_outputs)
+from ddcodec.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
+                           run_curve, write_outputs)
 
 # The shortened CPU protocol: 300 epochs (the field: 1000), 2 networks per point (the field: 5).
 EPOCHS, RUNS = 300, 2
+TEACHER_EPOCHS = 15  # as benchmarks/labels.py's teacher
+LABELLED_RANDOM = ("webp", 25)  # the packed baseline that reached the most at every budget
 IPC50_ITERATIONS = 100  # pixel DM at IPC 50 costs ~2.5 s per iteration on 2 cores
 # Per loss: budgets (bits per class) and latent options. GM's reference inner loop (50 epochs of
 # network training per update at 10 images per class) and MTT's 20 unrolled steps over every
@@ -61,8 +66,11 @@ def configs(args) -> list[CurveConfig]:
                                      "fit_iterations": args.fit_iterations,
                                      "batch_real": args.batch_real, "experts": args.experts,
                                      **options})
+        labelled = dict(teacher=args.teacher, label_rungs=("float16", "vq"),
+                        labelled_random=(LABELLED_RANDOM[0], min(args.qualities)))
         out.append(CurveConfig(budgets=budgets, losses=(loss,), distill=latent,
-                               baselines=loss == "dm", **common))
+                               baselines=loss == "dm",
+                               **(labelled if loss == "dm" and args.teacher else {}), **common))
     if 50 in args.pixel_ipcs:  # the slowest point last, with fewer DM iterations
         out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
                                   "pixel_iterations": IPC50_ITERATIONS}))
@@ -104,7 +112,7 @@ def section(table: dict, args, seconds: float) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     for p in pts:
-        if "-q" in p["series"]:
+        if "-q" in p["series"] and "+" not in p["series"]:
             continue
         notes = []
         if p.get("lmbda") is not None:
@@ -115,23 +123,31 @@ def section(table: dict, args, seconds: float) -> str:
             notes.append(f"quality {p['quality']}")
         if p.get("syn_lr"):
             notes.append(f"learnt lr {p['syn_lr']:.3g}")
+        if p.get("labels"):
+            labels = p["labels"]
+            notes.append(f"labels {labels['rung']}: {labels['label_bpc']:,.0f} bits/class")
         count = p.get("images_per_class") or p.get("ipc")
-        lines.append(f"| {LABELS.get(p['series'], p['series'])} | {p['bpc']:,.0f} | "
+        name = (_legend(p["series"]) or (p["series"],))[0]
+        lines.append(f"| {name} | {p['bpc']:,.0f} | "
                      f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} | "
                      f"{count if count is not None else ''} | {minutes(p)} | "
                      f"{'; '.join(notes)} |")
+    labelled = sorted({p["series"] for p in pts if "+" in p["series"]
+                       and not p["series"].startswith("latent-")})
     lines += ["", "At each latent point, the best accuracy each baseline reaches with no more "
               "bits per class (– where none fits):", "",
               "| latent point | bits per class | accuracy % | vanilla float32 | vanilla 8-bit "
-              "| JPEG | WebP | above all |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+              f"| JPEG | WebP |{''.join(f' {n} |' for n in labelled)} above all |",
+              "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(labelled) + "---|"]
 
     def cell(v):
         return "–" if v is None else f"{v:.2f}"
 
     for r in table["comparison"]:
+        extra = "".join(f" {cell(r.get(n))} |" for n in labelled)
         lines.append(f"| {r['series']} | {r['bpc']:,.0f} | {r['accuracy']:.2f} | "
                      f"{cell(r['pixels-float32'])} | {cell(r['pixels-8bit'])} | {cell(r['jpeg'])} "
-                     f"| {cell(r['webp'])} | {'yes' if r['above_all'] else '**no**'} |")
+                     f"| {cell(r['webp'])} |{extra} {'yes' if r['above_all'] else '**no**'} |")
     lines += ["", "Equal-accuracy bit ratio against vanilla float32 pixels (the latent curve's "
               "bits interpolated in log bits where it first reaches the reference's accuracy):",
               ""]
@@ -141,10 +157,11 @@ def section(table: dict, args, seconds: float) -> str:
             lines.append(f"* {r['series']} vs {r['reference']} ({r['reference_accuracy']:.2f} % at "
                          f"{r['reference_bpc']:,.0f} bits): {bound}{r['latent_bpc']:,.0f} bits per "
                          f"class, **{'≥ ' if bound else ''}{r['ratio']:.0f}x** fewer"
-                         f"{' (already reached at the smallest budget measured)' if bound else ''}.")
+                         f"{' (already reached at the smallest budget measured)' * bool(bound)}.")
         else:
             lines.append(f"* {r['series']} does not reach {r['reference']}'s "
                          f"{r['reference_accuracy']:.2f} % within the budgets measured.")
+    lines += labelled_summary(table)
     measured_ipcs = {p.get("ipc") for p in pts if p["series"] == "pixels-float32"}
     missing = [i for i in args.pixel_ipcs if i not in measured_ipcs]
     misses = [p for p in pts if p.get("within_tolerance") is False]
@@ -173,6 +190,48 @@ def section(table: dict, args, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def labelled_summary(table: dict) -> list[str]:
+    """The teacher's own accuracy and the soft-label targets (met or not, always reported)."""
+    teacher = table.get("teacher")
+    if not teacher:
+        return []
+    lines = ["", f"Soft labels: one teacher, {teacher['arch']}, epoch {teacher['epoch']} chosen on "
+             f"held-out training images ({100 * teacher['chosen_holdout_accuracy']:.1f} %); its "
+             f"own test accuracy {100 * teacher['test_accuracy']:.1f} % (reported, never used to "
+             "choose). Labels at T = 1, soft cross-entropy; VQ takes the most codebook entries "
+             "within 10 % of each budget (`distill --labels vq`); the random real control gets "
+             "the same teacher's VQ labels by the same rule, its labels and images together "
+             "within the budget."]
+    pts = [p for p in table["points"] if p["series"].startswith("latent-dm+")
+           and p["budget_bpc"] == 12_000]
+    if pts:
+        best = max(pts, key=lambda p: p["accuracy_mean"])
+        verdict = "met" if best["accuracy_mean"] >= 50 else "**not met**"
+        lines.append(f"* Target: 50 % or more at 12,000 bits per class: {best['series']} "
+                     f"{best['accuracy_mean']:.2f} % ({verdict}).")
+    ratio = [r for r in table["ratios"] if "+" in r["series"] and r["reference"].endswith("10")]
+    for r in ratio:
+        value = f"{r['ratio']:.0f}x" if r["ratio"] else "not reached"
+        verdict = "met" if r["ratio"] and r["ratio"] >= 100 else "**not met**"
+        lines.append(f"* Target: 100x or more fewer bits than vanilla float32 IPC 10 at its "
+                     f"accuracy: {r['series']} {value} ({verdict}).")
+    return lines
+
+
+def ensure_teacher(args) -> str:
+    """The labelled series' teacher: bench_runs/teacher.pt, trained once (its time is the
+    first labelled point's overhead, stated in the report)."""
+    path = Path(args.teacher)
+    if not path.is_file():
+        from ddcodec import api
+
+        print(f"training the teacher into {path}", file=sys.stderr, flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        api.train_teacher("cifar10-subset", path, device="cpu",
+                          epochs=1 if args.quick else TEACHER_EPOCHS)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -182,6 +241,8 @@ def main() -> None:
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="With --report-only: the minutes the points took, for the report.")
     parser.add_argument("--work", default=str(ROOT / "bench_runs" / "curve"))
+    parser.add_argument("--teacher", default=str(ROOT / "bench_runs" / "teacher.pt"),
+                        help="Trained here first if absent; 'none': no labelled series.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
@@ -190,11 +251,14 @@ def main() -> None:
         args.epochs, args.runs, args.iterations, args.fit_iterations = 5, 1, 3, 16
         args.batch_real, args.pixel_iterations, args.qualities = 16, 2, (50,)
         args.pixel_ipcs, args.work = (1,), args.work + "-quick"
+        if args.teacher == parser.get_default("teacher"):
+            args.teacher = str(Path(args.work) / "teacher.pt")
     else:
         args.epochs, args.runs, args.iterations, args.fit_iterations = EPOCHS, RUNS, 150, 800
         args.batch_real, args.pixel_iterations, args.qualities = 64, 500, (25, 50)
         args.pixel_ipcs = (1, 10, 50)
     started = time.perf_counter()
+    args.teacher = None if args.teacher == "none" else ensure_teacher(args)
     table = None
     if args.report_only:
         table = build_table(PointStore(Path(args.work)), configs(args)[0])

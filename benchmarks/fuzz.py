@@ -66,7 +66,9 @@ def main() -> int:
              "pixels-v2": encode_set(replace(distilled, codec=None))[0],
              "float-v2": encode_set(off_grid(distilled))[0],
              "labels-v2": encode_set(with_soft_labels(distilled))[0],
-             "topk-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "topk"))[0]}
+             "topk-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "topk"))[0],
+             "epochs-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "vq",
+                                                      3))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

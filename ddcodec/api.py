@@ -141,9 +141,11 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     dev = resolve_device(device)
     test_images = distilled.normalization.normalize(dataset.x_test)
     started = time.perf_counter()
+    soft = None if measuring.hard_labels else distilled.soft_labels
     train_labels = distilled.labels if measuring.hard_labels else distilled.training_labels()
     result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
-                          distilled.num_classes, config, runs, seed, dev, on_epoch)
+                          distilled.num_classes, config, runs, seed, dev, on_epoch,
+                          views=soft.views() if soft is not None else None)
     seconds = time.perf_counter() - started
     ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
                         on_epoch) if measuring.baselines else {})
@@ -201,7 +203,9 @@ def _label_report(distilled, measuring, config) -> dict:
     soft = distilled.soft_labels
     if soft is None or measuring.hard_labels:
         return {"kind": "hard", **({"soft_labels_ignored": True} if soft is not None else {})}
-    return {"kind": "soft (static, one per image)", "codec": soft.codec,
+    kind = (f"soft (per epoch: {soft.epochs} views per image, replayed)" if soft.per_epoch
+            else "soft (static, one per image)")
+    return {"kind": kind, "codec": soft.codec,
             "loss": config.label_loss, "temperature": config.label_temperature,
             "teacher": soft.teacher}
 
@@ -236,7 +240,9 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
         plain = DistilledSet(images, labels, list(distilled.class_names),
                              distilled.normalization)
         return label(plain, measuring.teacher, temperature=soft.temperature, loss=soft.loss,
-                     codec=soft.codec, k=_rung_size(soft), device=str(device))
+                     codec=soft.codec, k=_rung_size(soft), device=str(device),
+                     epochs=soft.epochs, view_seed=soft.view_seed,
+                     view_strategy=soft.view_strategy or None)
 
     most = min(len(dataset.indices_of_class(c)) for c in range(distilled.num_classes))
     best, low, high = None, 1, most
@@ -249,9 +255,10 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
         else:
             high = mid - 1
 
-    def run(images, labels) -> dict:
+    def run(images, labels, views=None) -> dict:
         result = evaluate_set(images, labels, test_images, dataset.y_test,
-                              distilled.num_classes, config, measuring.runs, seed, device)
+                              distilled.num_classes, config, measuring.runs, seed, device,
+                              views=views)
         return {"accuracy_mean": result.mean, "accuracy_std": result.std,
                 "accuracies": list(result.accuracies), "accuracy_mean_percent": 100 * result.mean}
 
@@ -262,7 +269,8 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
     else:
         ipc, candidate, size = best
         controls["random_real_same_teacher"] = {
-            **run(candidate.images, candidate.training_labels()), "images_per_class": ipc,
+            **run(candidate.images, candidate.training_labels(), candidate.soft_labels.views()),
+            "images_per_class": ipc,
             "bpc": 8 * size / distilled.num_classes}
     return controls
 
@@ -409,15 +417,18 @@ def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike
           output: str | os.PathLike | None = None, *, temperature: float = 1.0,
           loss: str = "ce", codec: str = "float16", k: int | None = None, step_log2: int = -4,
           force: bool = False, device: str = "auto", source_format: str = "auto",
-          normalization: str | None = None, data: str | None = None):
-    """Give a set static soft labels: the teacher's softmax(logits / temperature) on each of
-    its images, stored in the `codec` rung (float16; vq with k entries, 16 by default; topk
-    keeping k classes, 2 by default); write it to `output` if given and return it."""
+          normalization: str | None = None, data: str | None = None, epochs: int = 0,
+          view_seed: int = 0, view_strategy: str | None = None):
+    """Give a set soft labels: the teacher's softmax(logits / temperature) on each of its
+    images (`epochs` E > 0: on E keyed views of each, one label per image and epoch, FKD
+    style), stored in the `codec` rung (float16; vq with k entries, 16 by default; topk keeping
+    k classes, 2 by default); write it to `output` if given and return it."""
     from ddcodec.fileio import check_writable
     from ddcodec.labelling import LabelPlan, labeller
     from ddcodec.setfile import DistilledSet, save_set
 
-    plan = LabelPlan(codec, temperature, loss, k, step_log2)
+    plan = LabelPlan(codec, temperature, loss, k, step_log2, epochs=epochs, view_seed=view_seed,
+                     **({"view_strategy": view_strategy} if view_strategy else {}))
     if output is not None:
         check_writable(output, force)
     distilled = source

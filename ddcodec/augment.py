@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ddcodec.names import DEFAULT_STRATEGY
 GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+UNIFORMS_PER_VIEW = 4  # the group, then up to three numbers (color's)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,56 @@ class DSA:
             values = {"angle": uniform(-1.0, 1.0) * p.ratio_rotate * math.pi / 180}
         return AugPlan(group, values)
 
+    def plans_from_uniforms(self, shape, uniforms: torch.Tensor
+                            ) -> list[tuple[torch.Tensor, AugPlan]]:
+        """Per-sample transforms from given uniforms in [0, 1) (N x UNIFORMS_PER_VIEW: the
+        group, then its numbers), with `draw`'s distributions: (sample indices, plan) for each
+        group drawn. Counter-based uniforms make a sample's view a function of its key alone,
+        which per-epoch soft labels need (ddcodec.views)."""
+        _, _, h, w = shape
+        p = self.params
+        u = uniforms.double()
+        picks = (u[:, 0] * len(self.groups)).long().clamp(max=len(self.groups) - 1)
+        out = []
+        for index, group in enumerate(self.groups):
+            chosen = torch.nonzero(picks == index).flatten()
+            if len(chosen) == 0:
+                continue
+            a, b, c = u[chosen, 1], u[chosen, 2], u[chosen, 3]
+
+            def integers(v: torch.Tensor, low: int, high: int) -> torch.Tensor:
+                return (low + (v * (high - low)).floor().long()).clamp(max=high - 1)
+
+            if group == "color":
+                values = {"brightness": ((a - 0.5) * p.brightness).float(),
+                          "saturation": (b * p.saturation).float(),
+                          "contrast": (c + p.contrast).float()}
+            elif group == "crop":
+                sh, sw = int(h * p.ratio_crop_pad + 0.5), int(w * p.ratio_crop_pad + 0.5)
+                values = {"dy": integers(a, -sh, sh + 1), "dx": integers(b, -sw, sw + 1)}
+            elif group == "cutout":
+                ch, cw = int(h * p.ratio_cutout + 0.5), int(w * p.ratio_cutout + 0.5)
+                values = {"cy": integers(a, 0, h + (1 - ch % 2)),
+                          "cx": integers(b, 0, w + (1 - cw % 2)), "size": torch.tensor([ch, cw])}
+            elif group == "flip":
+                values = {"flip": a < p.prob_flip}
+            elif group == "scale":
+                low, high = 1 / p.ratio_scale, p.ratio_scale
+                values = {"sx": (a * (high - low) + low).float(),
+                          "sy": (b * (high - low) + low).float()}
+            else:  # rotate
+                values = {"angle": ((a * 2 - 1) * p.ratio_rotate * math.pi / 180).float()}
+            out.append((chosen, AugPlan(group, values)))
+        return out
+
+    def apply_each(self, x: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+        """Each sample its own transform, from its row of uniforms."""
+        out = x.clone()
+        for chosen, plan in self.plans_from_uniforms(x.shape, uniforms):
+            index = chosen.to(x.device)
+            out[index] = self.apply(x[index], plan)
+        return out
+
     def apply(self, x: torch.Tensor, plan: AugPlan) -> torch.Tensor:
         n = x.shape[0]
         v = {k: (t.to(x.device) if k == "size" else _per_sample(t, n).to(x.device))
@@ -147,3 +198,21 @@ def _cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, ch: int, cw: in
     in_cols = (cols >= left[:, None]) & (cols < left[:, None] + cw)
     keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
     return x * keep[:, None].to(x.dtype)
+
+
+@dataclass(frozen=True)
+class LabelViews:
+    """The views per-epoch soft labels are made on: view e of image i is DSA (this strategy)
+    with uniforms keyed by (seed, e, i) (ddcodec.seeds.counter_uniforms), a function of its key
+    alone, so `measure` replays exactly the views the teacher labelled, on any machine."""
+
+    seed: int
+    strategy: str
+
+    def __call__(self, images: torch.Tensor, epoch: int, samples) -> torch.Tensor:
+        from ddcodec import seeds
+
+        uniforms = seeds.counter_uniforms("label_views", self.seed, epoch,
+                                          torch.as_tensor(samples).cpu().numpy(),
+                                          UNIFORMS_PER_VIEW)
+        return DSA(DSAParams(strategy=self.strategy)).apply_each(images, uniforms)

@@ -252,6 +252,9 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
                    "evenly).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="VQ codebook entries (default 16), or top-k's kept classes (default 2).")
+@click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Per-epoch labels (FKD style): one per image on each of E augmented views, "
+                   "regenerated from --seed by measure, which replays them; 0: static.")
 @click.option("--from", "source_format", type=click.Choice(SET_SOURCES), default="auto",
               show_default=True, help="What SET is (as encode --from).")
 @click.option("--normalization", default=None, help="As encode --normalization.")
@@ -259,25 +262,28 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def label(set_file, teacher_file, output, temperature, loss, codec, k, source_format,
+def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, source_format,
           normalization, data, force, as_json, quiet, verbose, seed, device, log_every):
-    """Give a set static soft labels from a teacher (one distribution per image), stored as
-    float16 or vector-quantised, every bit of them counted when the set is encoded."""
+    """Give a set soft labels from a teacher (one distribution per image, or per image and
+    epoch), stored as float16, top-k or vector-quantised, every bit of them counted when the set
+    is encoded."""
     from ddcodec import api
 
     labelled = api.label(set_file, teacher_file, output, temperature=temperature, loss=loss,
                          codec=codec, k=k, force=force, device=device,
-                         source_format=source_format, normalization=normalization, data=data)
+                         source_format=source_format, normalization=normalization, data=data,
+                         epochs=epochs, view_seed=seed)
     soft = labelled.soft_labels
     summary = {"output": output, "codec": soft.codec, "temperature": soft.temperature,
-               "loss": soft.loss, "num_images": labelled.num_images,
+               "loss": soft.loss, "num_images": labelled.num_images, "epochs": soft.epochs,
                "float16_bits_per_class": soft.float16_bits / labelled.num_classes,
                **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {})}
     if as_json:
         click.echo(json.dumps(summary))
         return
     extra = f", {summary['codebook']} codebook entries" if soft.vq is not None else ""
-    _info(quiet, f"wrote {output}: {labelled.num_images} soft labels ({soft.codec}{extra}, "
+    per = f" x {soft.epochs} epochs" if soft.per_epoch else ""
+    _info(quiet, f"wrote {output}: {labelled.num_images}{per} soft labels ({soft.codec}{extra}, "
                  f"T {soft.temperature:g}, loss {soft.loss}); encode it to count their bits")
 
 
@@ -409,12 +415,19 @@ def _listed(values) -> str:
               show_default=True,
               help="Epochs of the ceiling: networks trained on the whole training split (it "
                    "needs far fewer than a small set); 0: no ceiling.")
+@click.option("--teacher", type=click.Path(dir_okay=False), default=None,
+              help="Add soft-label series: each latent loss with each --label-rungs rung's "
+                   "labels from this teacher inside the budget, and random real images (packed "
+                   f"{CURVE.labelled_random[0].upper()} q{CURVE.labelled_random[1]}) with the "
+                   "last rung's labels at equal bits.")
+@click.option("--label-rungs", default=",".join(CURVE.label_rungs), show_default=True,
+              help="Soft-label rungs of the labelled series (float16, topk, vq).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
 def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
           batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
-          pixel_iterations, qualities, ceiling_epochs, as_json, quiet, verbose, seed, device,
-          log_every):
+          pixel_iterations, qualities, ceiling_epochs, teacher, label_rungs, as_json, quiet,
+          verbose, seed, device, log_every):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
     from dataclasses import replace
@@ -430,7 +443,8 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
         data=data_spec, distill=latent, eval=replace(CURVE.eval, epochs=epochs), runs=runs,
         seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
         pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
-        qualities=_numbers(qualities, int, "--qualities"), ceiling_epochs=ceiling_epochs)
+        qualities=_numbers(qualities, int, "--qualities"), ceiling_epochs=ceiling_epochs,
+        teacher=teacher, label_rungs=tuple(r.strip() for r in label_rungs.split(",") if r))
     from ddcodec.progress import display
 
     with display(quiet or as_json, log_every) as shown:
@@ -452,7 +466,7 @@ def _print_curve(table: dict, output: str, quiet: bool) -> None:
     for column in ("series", "bits/class", "accuracy %", "images/class"):
         grid.add_column(column, justify="left" if column == "series" else "right")
     for p in table["points"]:
-        if "-q" in p["series"]:  # single qualities; their best is the jpeg/webp row
+        if "-q" in p["series"] and "+" not in p["series"]:  # their best is the jpeg/webp row
             continue
         grid.add_row(p["series"], f"{p['bpc']:,.0f}",
                      f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}",

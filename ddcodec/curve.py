@@ -98,20 +98,30 @@ def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: D
                              "accuracies": result.accuracies})
 
 
+def teacher_digest(path: str | Path) -> str:
+    """What identifies a teacher in a point's key: its bytes, not its path."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: float,
-                  device: str, say: Event) -> dict:
+                  device: str, say: Event, rung: str | None = None) -> dict:
     from ddcodec import api
 
     options = config.latent_options(loss, budget)
     shared = options["shared_decoder"]
-    spec = {"series": f"latent-{loss}", "budget_bpc": budget, "distill": options,
+    series = f"latent-{loss}" + (f"+{rung}" if rung else "")
+    spec = {"series": series, "budget_bpc": budget, "distill": options,
             "protocol": config.protocol(), "version": POINT_VERSION["latent"]}
     if loss == "tm":  # the experts folder's name is not what determines the point
         spec["distill"] = {**options, "experts": Path(options["experts"]).name}
+    if rung:
+        options = {**options, "labels": rung, "teacher": config.teacher}
+        spec["distill"] = {**spec["distill"], "labels": rung,
+                           "teacher": teacher_digest(config.teacher)}
     found = store.get(spec)
     if found:
         return found
-    say(f"latent-{loss} at {budget:,.0f} bits/class: distilling")
+    say(f"{series} at {budget:,.0f} bits/class: distilling")
     started = time.perf_counter()
     set_path = store.path(spec, ".pt")
     distilled = api.distill(config.data, set_path, force=True, device=device, **options)
@@ -119,13 +129,18 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     ddz_path = store.path(spec, ".ddz")
     data, _ = api.encode(set_path, ddz_path, force=True)
     set_path.unlink()
-    say(f"latent-{loss} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
+    say(f"{series} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, epochs=config.eval.epochs, runs=config.runs, seed=config.seed,
                          device=device)
     rate = distilled.provenance.get("rate_control", {})
+    labels = {}
+    if rung:
+        from ddcodec.labelling import label_split
+
+        labels = {"labels": label_split(distilled, 8 * len(data))}
     return store.put(spec, {
-        "series": f"latent-{loss}", "budget_bpc": budget, "bpc": report["bpc"],
+        "series": series, "budget_bpc": budget, "bpc": report["bpc"], **labels,
         "file_bytes": report["file_bytes"], **_accuracy_fields(report),
         "images_per_class": report["images_per_class"], "lmbda": rate.get("lmbda"),
         "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
@@ -162,29 +177,78 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
 
 
 def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,
-                  quality: int, budget: float, device: torch.device, say: Event) -> dict | None:
+                  quality: int, budget: float, device: torch.device, say: Event,
+                  rung: str | None = None) -> dict | None:
+    """Random real images packed as JPEG/WebP, as many per class as fit in the budget; with a
+    rung, each candidate is labelled by the teacher (VQ: the codebook rule of `distill
+    --labels`, at this budget) and its label bits count against the same budget."""
     from ddcodec.packed import largest_within
 
-    spec = {"series": f"{codec}-q{quality}", "budget_bpc": budget, "codec": codec,
+    series = f"{codec}-q{quality}" + (f"+{rung}" if rung else "")
+    spec = {"series": series, "budget_bpc": budget, "codec": codec,
             "quality": quality, "protocol": config.protocol(),
             "version": POINT_VERSION["packed"]}
+    label_bits = None
+    if rung:
+        spec.update(labels=rung, teacher=teacher_digest(config.teacher))
+        label_bits = _random_labeller(config, dataset, rung, budget, device)
     found = store.get(spec)
     if found:
         return found if found.get("bpc") else None
     started = time.perf_counter()
-    best = largest_within(dataset, codec, quality, budget, config.seed)
+    best = largest_within(dataset, codec, quality, budget, config.seed,
+                          extra_bits=label_bits and label_bits.bits)
     if best is None:
-        store.put(spec, {"series": spec["series"], "budget_bpc": budget, "bpc": None,
+        store.put(spec, {"series": series, "budget_bpc": budget, "bpc": None,
                          "note": "not one image per class fits"})
         return None
     per_class, images, labels, bits = best
-    say(f"{codec} q{quality} at {budget:,.0f} bits/class: {per_class} images per class; "
-        "measuring")
+    say(f"{series} at {budget:,.0f} bits/class: {per_class} images per class; measuring")
+    extra, train_labels = {}, labels
+    if label_bits is not None:
+        soft = label_bits.label(images, labels)
+        train_labels = soft.probabilities
+        from ddcodec.labelling import label_bits as count, rung_name
+
+        extra = {"labels": {"rung": rung_name(soft), "label_bpc": count(soft) /
+                            dataset.num_classes}}
     return store.put(spec, {
-        "series": f"{codec}-q{quality}", "codec": codec, "quality": quality,
+        "series": series, "codec": codec, "quality": quality,
         "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
-        **_measure_images(images, labels, dataset, config, device),
+        **extra, **_measure_images(images, train_labels, dataset, config, device),
         "seconds": time.perf_counter() - started})
+
+
+class _LabelledBits:
+    """Soft labels of uint8 images for the packed series, and their bits."""
+
+    def __init__(self, made, dataset: Dataset):
+        self.made, self.dataset = made, dataset
+
+    def label(self, images_uint8: torch.Tensor, labels: torch.Tensor):
+        from ddcodec.setfile import DistilledSet
+
+        plain = DistilledSet(self.dataset.normalization.normalize(images_uint8), labels,
+                             list(self.dataset.class_names), self.dataset.normalization)
+        return self.made(plain).soft_labels
+
+    def bits(self, images_uint8: torch.Tensor, labels: torch.Tensor) -> int:
+        from ddcodec.labelling import label_bits
+
+        return label_bits(self.label(images_uint8, labels))
+
+
+def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: float,
+                     device: torch.device) -> _LabelledBits:
+    from ddcodec.distillation.config import LabelConfig
+    from ddcodec.labelling import LabelPlan, labeller
+
+    wanted = LabelConfig()  # the defaults distill --labels uses
+    plan = LabelPlan(rung, wanted.label_temperature, wanted.label_loss,
+                     budget_bits=budget * dataset.num_classes, share=wanted.label_share)
+    made = labeller(config.teacher, plan, device)
+    made.check_fits(dataset, f"the data {dataset.spec}")
+    return _LabelledBits(made, dataset)
 
 
 def run_curve(config: CurveConfig, out: Path, device: str = "auto",
@@ -199,9 +263,15 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     dev = resolve_device(device)
     dataset = load_dataset(config.data)
     started = time.perf_counter()
+    rungs = config.label_rungs if config.teacher else ()
     for budget in sorted(config.budgets):
         for loss in config.losses:
             _latent_point(store, config, loss, budget, device, say)
+            for rung in rungs:
+                _latent_point(store, config, loss, budget, device, say, rung)
+        if rungs and config.baselines:
+            codec, quality = config.labelled_random
+            _packed_point(store, config, dataset, codec, quality, budget, dev, say, rungs[-1])
     if config.baselines:
         for budget in sorted(config.budgets):
             for codec in config.codecs:
@@ -255,9 +325,13 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
     packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
     protocol = config.protocol()
     points, ceiling = [], None
+    digest = teacher_digest(config.teacher) if config.teacher else None
     for record in store.all():
         spec = record.get("spec", {})
         if spec.get("protocol") != protocol or spec.get("version") != POINT_VERSION[_kind(spec)]:
+            continue
+        teacher = spec.get("teacher") or spec.get("distill", {}).get("teacher")
+        if teacher is not None and teacher != digest:  # labelled by another teacher, or none
             continue
         if record["series"] == "full":
             if spec.get("epochs") == config.ceiling_epochs:
@@ -274,7 +348,7 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
     for codec in ("jpeg", "webp"):
         by_budget: dict[float, dict] = {}
         for p in points:
-            if p.get("codec") == codec and p["series"] != codec:
+            if p.get("codec") == codec and p["series"] != codec and "+" not in p["series"]:
                 best = by_budget.get(p["budget_bpc"])
                 if best is None or p["accuracy_mean"] > best["accuracy_mean"]:
                     by_budget[p["budget_bpc"]] = p
@@ -285,7 +359,19 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
                                              "momentum 0.9, wd 5e-4, batch 256, lr x0.1 at "
                                              "half, DSA, final-epoch accuracy"},
             "points": points, "comparison": compare(points), "ratios": ratios(points),
-            "ceiling": ceiling}
+            "ceiling": ceiling, **_teacher_record(config)}
+
+
+def _teacher_record(config: CurveConfig) -> dict:
+    """The teacher behind the labelled series, with its own accuracy (reported, never used)."""
+    if not config.teacher:
+        return {}
+    from ddcodec.teacher import load_teacher
+
+    made = load_teacher(config.teacher)
+    return {"teacher": {"digest": teacher_digest(config.teacher), "arch": made.arch, **{
+        k: made.info.get(k) for k in ("epoch", "chosen_holdout_accuracy", "test_accuracy",
+                                      "data")}}}
 
 
 def _series(points: list[dict], name: str) -> list[dict]:
@@ -301,7 +387,9 @@ def accuracy_at(points: list[dict], bpc: float) -> float | None:
 def compare(points: list[dict]) -> list[dict]:
     """At each latent point: the best each baseline reaches with no more bits per class."""
     rows = []
-    baselines = ("pixels-float32", "pixels-8bit", "jpeg", "webp")
+    labelled = sorted({p["series"] for p in points
+                       if "+" in p["series"] and not p["series"].startswith("latent-")})
+    baselines = ("pixels-float32", "pixels-8bit", "jpeg", "webp", *labelled)
     for p in points:
         if not p["series"].startswith("latent-"):
             continue
@@ -352,6 +440,26 @@ STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "
          "latent-tm": ("#9467bd", False, "d"), "pixels-float32": ("#d62728", True, "^"),
          "pixels-8bit": ("#ff7f0e", True, "^"), "jpeg": ("#7f7f7f", True, "s"),
          "webp": ("#8c564b", True, "d")}
+RUNG_NAMES = {"float16": "float16 soft labels", "topk": "top-k soft labels",
+              "vq": "VQ soft labels"}
+RUNG_STYLE = {"float16": ("#17becf", "P"), "topk": ("#bcbd22", "X"), "vq": ("#e377c2", "*")}
+
+
+def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
+    """Legend text and style of a series; labelled series ("latent-dm+vq", "webp-q25+vq")
+    are named from their base series and rung."""
+    if name in LABELS:
+        return LABELS[name], STYLE[name]
+    base, _, rung = name.partition("+")
+    if rung not in RUNG_NAMES:
+        return None
+    color, marker = RUNG_STYLE[rung]
+    if base.startswith("latent-"):
+        return f"latent {base[7:].upper()} + {RUNG_NAMES[rung]} (ours, .ddz)", (color, False,
+                                                                               marker)
+    codec, _, quality = base.partition("-q")
+    return (f"random real, packed {codec.upper()} q{quality} + the same teacher's "
+            f"{RUNG_NAMES[rung]}", (color, True, marker))
 
 
 def write_outputs(table: dict, out: Path) -> None:
@@ -368,10 +476,11 @@ def write_outputs(table: dict, out: Path) -> None:
             for p in table["points"]:
                 writer.writerow(p)
     series = []
-    for name, label in LABELS.items():
-        pts = _series(table["points"], name)
-        if pts:
-            color, dashed, marker = STYLE[name]
+    names = list(LABELS) + sorted({p["series"] for p in table["points"]} - set(LABELS))
+    for name in names:
+        pts, legend = _series(table["points"], name), _legend(name)
+        if pts and legend:
+            label, (color, dashed, marker) = legend
             notes = [f"IPC {p['ipc']}" if p.get("ipc") else "" for p in pts]
             series.append(Series(label, [p["bpc"] for p in pts],
                                  [p["accuracy_mean"] for p in pts],

@@ -50,6 +50,12 @@ class CurveConfig:
     # the ceiling: the whole training split, trained for this many epochs (it converges in far
     # fewer than a small set needs); 0: none
     ceiling_epochs: int = 20
+    # soft labels (with a teacher): each latent loss again with each rung's labels inside the
+    # budget, and random real images packed by (codec, quality) with the last rung's labels at
+    # the same budgets, the control that credits the teacher fairly
+    teacher: str | None = None
+    label_rungs: tuple[str, ...] = ("float16", "vq")
+    labelled_random: tuple[str, int] = ("webp", 25)
 
     def __post_init__(self):
         if not self.budgets or any(b <= 0 for b in self.budgets):
@@ -60,6 +66,8 @@ class CurveConfig:
             raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
             raise DDCodecError("--shared-decoder must be auto, yes or no")
+        if self.teacher is not None and not set(self.label_rungs) <= {"float16", "topk", "vq"}:
+            raise DDCodecError("label rungs must be float16, topk or vq")
         if "tm" in self.losses and not self.distill.tm.experts:
             raise DDCodecError("--loss tm needs --experts DIR (make one with `ddcodec experts`)")
 

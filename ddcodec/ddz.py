@@ -208,23 +208,37 @@ def _write_imagefolder(decoded: Decoded, root: Path) -> None:
     (root / "classes.json").write_text(json.dumps(
         {"folders": folders, "class_names": names}, indent=1))
     soft = decoded.soft_labels
-    if soft is not None:  # one distribution per image, by its file name
+    if soft is not None:  # by file name: a distribution per image, or E of them (per epoch)
         counters = [0] * len(names)
         rows = {}
-        for label, row in zip(decoded.labels.tolist(), soft.probabilities.tolist()):
+        per_image = soft.training_rows()
+        per_image = per_image.transpose(0, 1) if soft.per_epoch else per_image
+        for label, row in zip(decoded.labels.tolist(), per_image.tolist()):
             rows[f"{folders[label]}/{counters[label]:05d}.png"] = row
             counters[label] += 1
         (root / "soft_labels.json").write_text(json.dumps(
             {"temperature": soft.temperature, "loss": soft.loss, "codec": soft.codec,
-             "labels": rows}))
+             **_views_record(soft), "labels": rows}))
+
+
+def _views_record(soft) -> dict:
+    """Per-epoch labels: how to regenerate the views they were made on."""
+    if not soft.per_epoch:
+        return {}
+    return {"epochs": soft.epochs, "view_seed": soft.view_seed,
+            "view_strategy": soft.view_strategy,
+            "views": "ddcodec.augment.LabelViews(view_seed, view_strategy)(images, epoch, "
+                     "sample indices); labels[file][epoch]"}
 
 
 def _write_mtt(distilled: DistilledSet, root: Path) -> None:
     torch.save(distilled.images.contiguous(), root / "images_best.pt")
     torch.save(distilled.labels.contiguous(), root / "labels_best.pt")
-    if distilled.soft_labels is not None:  # probabilities, one row per image (N x classes)
-        torch.save(distilled.soft_labels.probabilities.contiguous(),
-                   root / "soft_labels_best.pt")
+    soft = distilled.soft_labels
+    if soft is not None:  # probabilities: N x classes, or epochs x N x classes
+        torch.save(soft.training_rows().contiguous(), root / "soft_labels_best.pt")
+        if soft.per_epoch:
+            (root / "soft_label_views.json").write_text(json.dumps(_views_record(soft)))
     if "syn_lr" in distilled.provenance:
         torch.save(torch.tensor(distilled.provenance["syn_lr"]), root / "lr_best.pt")
 
@@ -276,7 +290,9 @@ def label_report(decoded: Decoded) -> dict:
     soft = decoded.soft_labels
     if soft is None:
         return {"kind": "hard", "bits": 0}
-    return {"kind": "soft (one per image)", "codec": soft.codec, "loss": soft.loss,
+    kind = (f"soft (per epoch: {soft.epochs} per image)" if soft.per_epoch
+            else "soft (one per image)")
+    return {"kind": kind, "codec": soft.codec, "loss": soft.loss, **_views_record(soft),
             "temperature": soft.temperature,
             "bits": 8 * decoded.section_bytes.get("labels", 0),
             "float16_bits": soft.float16_bits,

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddcodec import seeds
-from ddcodec.augment import DSA, DSAParams
+from ddcodec.augment import DSA, DSAParams, LabelViews
 from ddcodec.networks import seeded_network
 from ddcodec.protocol import EvalConfig  # noqa: F401 - re-exported
 
@@ -54,9 +54,14 @@ def soft_label_loss(logits: torch.Tensor, targets: torch.Tensor, config: EvalCon
 def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   config: EvalConfig, seed: int, device: torch.device,
                   on_epoch: Callable[[int], None] | None = None,
-                  after_epoch: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+                  after_epoch: Callable[[int, nn.Module], None] | None = None,
+                  views: LabelViews | None = None) -> nn.Module:
     """Train one fresh network on (images, labels); labels are class indices or soft rows
-    (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network."""
+    (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network.
+
+    Per-epoch soft labels (E x N x K, with their `views`) are replayed: at epoch t each image
+    is shown as the view the teacher labelled at label epoch t mod E, with that label, in place
+    of a random augmentation (FKD's replay; a protocol longer than E cycles through them)."""
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
@@ -66,6 +71,9 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     lr = learning_rate(config, 0)
     optimizer = _sgd(net, lr, config)
     n = images.shape[0]
+    per_epoch = labels.ndim == 3
+    if per_epoch and views is None:
+        raise ValueError("per-epoch soft labels need the views they were made on")
     for epoch in range(config.epochs):
         if learning_rate(config, epoch) != lr:  # a fresh optimizer, as the references do
             lr = learning_rate(config, epoch)
@@ -73,8 +81,13 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]
-            x, y = images[batch], labels[batch]
-            if augment is not None:
+            if per_epoch:
+                label_epoch = epoch % labels.shape[0]
+                x = views(images[batch], label_epoch, batch)
+                y = labels[label_epoch][batch]
+            else:
+                x, y = images[batch], labels[batch]
+            if augment is not None and not per_epoch:
                 x = augment(x, generator)
             logits = net(x)
             loss = (soft_label_loss(logits, y, config) if y.is_floating_point()
@@ -105,13 +118,16 @@ def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
                  test_labels: torch.Tensor, num_classes: int, config: EvalConfig, runs: int,
                  seed: int, device: torch.device,
-                 on_epoch: Callable[[int, int], None] | None = None) -> EvalResult:
-    """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch."""
+                 on_epoch: Callable[[int, int], None] | None = None,
+                 views: LabelViews | None = None) -> EvalResult:
+    """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch;
+    `views`: those of per-epoch soft labels (see train_network)."""
     result = EvalResult(config)
     for run in range(runs):
         run_seed = seed + run
         callback = (lambda e, r=run: on_epoch(r, e)) if on_epoch else None
-        net = train_network(images, labels, num_classes, config, run_seed, device, callback)
+        net = train_network(images, labels, num_classes, config, run_seed, device, callback,
+                            views=views)
         result.accuracies.append(accuracy(net, test_images, test_labels, device))
         result.seeds.append(run_seed)
     return result

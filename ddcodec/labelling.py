@@ -17,7 +17,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from ddcodec.errors import DDCodecError
-from ddcodec.labels import LABEL_CODECS, SoftLabels, as_float16, as_topk, as_vq
+from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float16, as_topk,
+                            as_vq)
+from ddcodec.names import DEFAULT_STRATEGY
 from ddcodec.setfile import DistilledSet
 
 DEFAULT_K = {"vq": 16, "topk": 2}
@@ -38,6 +40,9 @@ class LabelPlan:
     step_log2: int = -4
     budget_bits: float | None = None  # the whole file's, when it has one
     share: float = 0.1
+    epochs: int = 0  # > 0: per-epoch labels on keyed views (ddcodec.augment.LabelViews)
+    view_seed: int = 0
+    view_strategy: str = DEFAULT_STRATEGY
 
     def __post_init__(self):
         if self.codec not in LABEL_CODECS:
@@ -47,6 +52,8 @@ class LabelPlan:
             raise DDCodecError("the label loss must be ce or kl and the temperature > 0")
         if self.k is not None and self.k < 1:
             raise DDCodecError("--label-k must be at least 1")
+        if not 0 <= self.epochs <= MAX_LABEL_EPOCHS:
+            raise DDCodecError(f"label epochs must be 0 (static) to {MAX_LABEL_EPOCHS:,}")
 
 
 @dataclass(frozen=True)
@@ -72,16 +79,16 @@ def estimated_cost(plan: LabelPlan | None, num_classes: int) -> LabelCost:
     """What the plan's labels should cost (hard labels: nothing beyond today's counts)."""
     if plan is None:
         return LabelCost(0.0, 0.0)
-    fixed = SECTION_BITS / num_classes
+    fixed, rows = SECTION_BITS / num_classes, max(1, plan.epochs)  # rows per image
     if plan.codec == "float16":
-        return LabelCost(fixed, 16.0 * num_classes)
+        return LabelCost(fixed, 16.0 * num_classes * rows)
     if plan.codec == "topk":
         k = plan.k or DEFAULT_K["topk"]
-        return LabelCost(fixed, k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
+        return LabelCost(fixed, rows * k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
     if plan.k is None and plan.budget_bits is not None:
         return LabelCost(plan.share * plan.budget_bits / num_classes, 0.0)
     k = plan.k or DEFAULT_K["vq"]
-    return LabelCost(fixed + k * VQ_ENTRY_BITS, math.log2(k) if k > 1 else 0.0)
+    return LabelCost(fixed + k * VQ_ENTRY_BITS, rows * math.log2(k) if k > 1 else 0.0)
 
 
 class Labeller:
@@ -93,6 +100,9 @@ class Labeller:
                                                     "test_accuracy")}
         self.meta = {"temperature": float(plan.temperature), "loss": plan.loss,
                      "teacher": {"arch": teacher.arch, **summary}}
+        if plan.epochs:
+            self.meta.update(epochs=plan.epochs, view_seed=plan.view_seed,
+                             view_strategy=plan.view_strategy)
 
     def check_fits(self, distilled_or_dataset, what: str) -> None:
         from ddcodec.teacher import check_teacher_fits
@@ -102,10 +112,21 @@ class Labeller:
                            distilled_or_dataset.normalization, what)
 
     def __call__(self, distilled: DistilledSet) -> DistilledSet:
-        probabilities = self.teacher.probabilities(distilled.images, self.plan.temperature,
-                                                   self.device)
+        probabilities = self.probabilities(distilled.images)
         soft = self.rung(probabilities)
         return replace(distilled, soft_labels=soft, notes=list(distilled.notes))
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's rows: one per image, or per epoch and image on the keyed views."""
+        plan = self.plan
+        if not plan.epochs:
+            return self.teacher.probabilities(images, plan.temperature, self.device)
+        from ddcodec.augment import LabelViews
+
+        views, samples = LabelViews(plan.view_seed, plan.view_strategy), torch.arange(len(images))
+        return torch.cat([self.teacher.probabilities(views(images, epoch, samples),
+                                                     plan.temperature, self.device)
+                          for epoch in range(plan.epochs)])
 
     def rung(self, probabilities: torch.Tensor) -> SoftLabels:
         plan, meta = self.plan, self.meta
@@ -144,7 +165,7 @@ def plan_for(config, num_classes: int) -> LabelPlan | None:
     target = config.latent.target_bpc if config.is_latent else None
     return LabelPlan(wanted.labels, wanted.label_temperature, wanted.label_loss, wanted.label_k,
                      budget_bits=None if target is None else target * num_classes,
-                     share=wanted.label_share)
+                     share=wanted.label_share, epochs=wanted.label_epochs, view_seed=config.seed)
 
 
 def rung_name(labels: SoftLabels) -> str:

@@ -19,6 +19,11 @@ Rungs (`codec`):
 
 `temperature` is the T the teacher's softmax used, and `loss` what `measure` trains with: "ce"
 (soft cross-entropy) or "kl" (KL against softmax(student / T)).
+
+Per-epoch labels (FKD/SRe2L style, `epochs` E > 0) hold E x N rows, row e x N + i the teacher's
+distribution on view e of image i. The view is regenerated from (view seed, e, i) by
+`ddcodec.augment.LabelViews`, so it costs no bits and `measure` replays exactly the views that
+were labelled. Every rung codes the rows as it codes N static ones.
 """
 
 from __future__ import annotations
@@ -73,6 +78,24 @@ class SoftLabels:
     vq: VQLabels | None = None
     teacher: dict = field(default_factory=dict)
     topk: TopKLabels | None = None
+    epochs: int = 0  # 0: static, one row per image; E: one per image and epoch
+    view_seed: int = 0  # per-epoch: the key of the labelled views
+    view_strategy: str = ""  # per-epoch: the DSA groups the views draw from
+
+    @property
+    def per_epoch(self) -> bool:
+        return self.epochs > 0
+
+    def views(self):
+        """The views per-epoch labels were made on (None for static labels)."""
+        from ddcodec.augment import LabelViews
+
+        return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch else None
+
+    def training_rows(self) -> torch.Tensor:
+        """N x K (static) or E x N x K (per epoch): what a network trains on."""
+        p = self.probabilities
+        return p.view(self.epochs, -1, p.shape[1]) if self.per_epoch else p
 
     @property
     def float16_bits(self) -> int:
@@ -80,8 +103,10 @@ class SoftLabels:
         return 16 * self.probabilities.numel()
 
     def to_dict(self) -> dict:
+        views = ({"epochs": self.epochs, "view_seed": self.view_seed,
+                  "view_strategy": self.view_strategy} if self.per_epoch else {})
         return {"probabilities": self.probabilities.contiguous(), "temperature": self.temperature,
-                "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher),
+                "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher), **views,
                 **({"vq": self.vq.to_dict()} if self.vq is not None else {}),
                 **({"topk": self.topk.to_dict()} if self.topk is not None else {})}
 
@@ -91,6 +116,9 @@ class SoftLabels:
         try:
             probs = raw["probabilities"]
             temperature, loss, codec = float(raw["temperature"]), raw["loss"], raw["codec"]
+            views = {"epochs": int(raw.get("epochs", 0)),
+                     "view_seed": int(raw.get("view_seed", 0)),
+                     "view_strategy": str(raw.get("view_strategy", ""))}
         except (KeyError, TypeError, ValueError) as exc:
             raise DDCodecError(f"damaged soft labels ({exc})") from None
         payload = {}
@@ -101,7 +129,7 @@ class SoftLabels:
             except (KeyError, TypeError, ValueError) as exc:
                 raise DDCodecError(f"damaged {codec} soft labels ({exc})") from None
         labels = cls(probs, temperature, loss, codec, teacher=dict(raw.get("teacher", {})),
-                     **payload)
+                     **payload, **views)
         check_soft_labels(labels, num_images, num_classes)
         return labels
 
@@ -116,10 +144,14 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
     p = labels.probabilities
     if not isinstance(p, torch.Tensor) or not p.is_floating_point() or p.ndim != 2:
         raise DDCodecError("soft labels must be a float N x classes tensor")
-    if p.shape != (num_images, num_classes):
+    _check_views(labels)
+    rows = num_images * max(1, labels.epochs)
+    if p.shape != (rows, num_classes):
+        per = f" x {labels.epochs} epochs" if labels.per_epoch else ""
         raise DDCodecError(f"soft labels are {tuple(p.shape)}; the set needs "
-                           f"{(num_images, num_classes)} (one row per image, one column per "
+                           f"{(rows, num_classes)} (one row per image{per}, one column per "
                            "class)")
+    num_images = rows  # every rung below codes the rows
     if not torch.isfinite(p).all():
         raise DDCodecError("soft labels hold NaN or infinite values")
     if (p < 0).any():
@@ -150,6 +182,24 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         # the softmax is float arithmetic: equal on one machine, within rounding on another
         if not torch.allclose(vq.probabilities(), labels.probabilities, rtol=0, atol=1e-6):
             raise DDCodecError("VQ soft labels disagree with their codebook and indices")
+
+
+MAX_LABEL_EPOCHS = 10_000
+MAX_LABEL_VALUES = 1 << 26  # rows x classes a file may decode to (256 MB of float32)
+
+
+def _check_views(labels: SoftLabels) -> None:
+    from ddcodec.augment import DSAParams
+
+    if not 0 <= labels.epochs <= MAX_LABEL_EPOCHS:
+        raise DDCodecError(f"per-epoch soft labels take 1 to {MAX_LABEL_EPOCHS:,} epochs")
+    if labels.per_epoch:
+        if not 0 <= labels.view_seed < 1 << 63:
+            raise DDCodecError("the views' seed must be in [0, 2^63)")
+        try:
+            DSAParams(strategy=labels.view_strategy).groups()
+        except ValueError as exc:
+            raise DDCodecError(f"per-epoch soft labels: {exc}") from None
 
 
 def _check_topk(labels: SoftLabels, num_images: int, num_classes: int) -> None:
@@ -244,13 +294,15 @@ def _kl_kmeans(p: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     def divergence(centres: torch.Tensor) -> torch.Tensor:  # rows x centres: KL(p || q)
         return entropy[:, None] - p @ centres.clamp_min(floor).log().T
 
-    centres = p[int(torch.randint(len(p), (1,), generator=generator))][None]
-    while len(centres) < k:
-        d = divergence(centres).min(1).values.clamp_min(0)
+    picks = [int(torch.randint(len(p), (1,), generator=generator))]
+    nearest = divergence(p[picks]).min(1).values  # to the closest centre so far (exact: a min)
+    while len(picks) < k:
+        d = nearest.clamp_min(0)
         if float(d.sum()) <= 0:
             break
-        pick = int(torch.multinomial(d / d.sum(), 1, generator=generator))
-        centres = torch.cat([centres, p[pick][None]])
+        picks.append(int(torch.multinomial(d / d.sum(), 1, generator=generator)))
+        nearest = torch.minimum(nearest, divergence(p[picks[-1:]])[:, 0])
+    centres = p[picks]
     for _ in range(KMEANS_ITERATIONS):
         assign = divergence(centres).argmin(1)
         moved = torch.stack([p[assign == j].mean(0) if (assign == j).any() else centres[j]

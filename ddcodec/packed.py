@@ -84,9 +84,10 @@ def files_bits(files: list[bytes]) -> int:
 
 
 def largest_within(dataset: Dataset, codec: str, quality: int, budget_bpc: float,
-                   seed: int = 0):
-    """The most images per class whose packed files fit in budget_bpc x classes bits, or None
-    when not even one per class fits. Returns (per_class, images, labels, bits)."""
+                   seed: int = 0, extra_bits=None):
+    """The most images per class whose packed files (plus `extra_bits(images, labels)` of the
+    decoded images, e.g. their soft labels) fit in budget_bpc x classes bits, or None when not
+    even one per class fits. Returns (per_class, images, labels, bits)."""
     orders = class_orders(dataset, seed)
     budget = budget_bpc * dataset.num_classes
     low, high = 0, min(len(o) for o in orders)
@@ -94,12 +95,19 @@ def largest_within(dataset: Dataset, codec: str, quality: int, budget_bpc: float
     while low < high:  # bits grow with the count: binary search the largest that fits
         mid = (low + high + 1) // 2
         files = packed_files(dataset, codec, quality, mid, orders)
-        if files_bits(files) <= budget:
-            low, best = mid, files
+        bits = files_bits(files)
+        if extra_bits is not None and bits <= budget:
+            bits += extra_bits(*_decoded(files, mid, dataset))
+        if bits <= budget:
+            low, best = mid, (files, bits)
         else:
             high = mid - 1
     if best is None:
         return None
-    images = torch.cat([unpack(data, low, dataset.image_shape) for data in best])
-    labels = torch.arange(len(best)).repeat_interleave(low)
-    return low, images, labels, files_bits(best)
+    images, labels = _decoded(best[0], low, dataset)
+    return low, images, labels, best[1]
+
+
+def _decoded(files: list[bytes], per_class: int, dataset: Dataset):
+    images = torch.cat([unpack(data, per_class, dataset.image_shape) for data in files])
+    return images, torch.arange(len(files)).repeat_interleave(per_class)

@@ -47,6 +47,15 @@ CLASS_STREAMS: dict[str, str] = {
 }
 
 
+# Sample streams: counter-based uniforms, one row per (epoch, sample), with no generator at all
+# (`counter_uniforms`), so a sample's draw is a function of its key on any machine.
+SAMPLE_STREAMS: dict[str, str] = {
+    "label_views": "the augmented view a per-epoch soft label was made on, and measure replays "
+                   "(epoch, sample)",
+}
+MASK64 = (1 << 64) - 1
+
+
 def derive(purpose: str, seed: int, index: int = 0) -> int:
     """The seed of one run stream."""
     try:
@@ -62,7 +71,7 @@ def generator(purpose: str, seed: int, index: int = 0) -> torch.Generator:
 
 def keyed_seed(purpose: str, seed: int, *keys: int) -> int:
     """A 63-bit seed hashed from (purpose, seed, keys): distinct keys give unrelated streams."""
-    if purpose not in CLASS_STREAMS:
+    if purpose not in CLASS_STREAMS and purpose not in SAMPLE_STREAMS:
         raise ValueError(f"no class stream named {purpose!r}")
     text = ":".join([purpose, str(int(seed)), *(str(int(k)) for k in keys)])
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
@@ -72,3 +81,28 @@ def keyed_seed(purpose: str, seed: int, *keys: int) -> int:
 def keyed(purpose: str, seed: int, *keys: int) -> torch.Generator:
     """A CPU generator for one class stream, keyed by (purpose, seed, class, counters...)."""
     return torch.Generator().manual_seed(keyed_seed(purpose, seed, *keys))
+
+
+def _splitmix64(x):
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic, exact everywhere)."""
+    import numpy as np
+
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_uniforms(purpose: str, seed: int, epoch: int, samples, slots: int) -> torch.Tensor:
+    """Uniforms in [0, 1), float64, one row of `slots` per sample: row i is a function of
+    (purpose, seed, epoch, samples[i]) alone (a hashed key, then SplitMix64 of a counter), so it
+    does not depend on the batch, the order, the thread count or the machine."""
+    import numpy as np
+
+    if purpose not in SAMPLE_STREAMS:
+        raise ValueError(f"no sample stream named {purpose!r}")
+    key = np.uint64(keyed_seed(purpose, seed, epoch))
+    ids = np.asarray(samples, dtype=np.uint64)[:, None] * np.uint64(slots) + np.arange(
+        slots, dtype=np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        bits = _splitmix64(key + (ids + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+    return torch.from_numpy((bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53)

@@ -54,8 +54,9 @@ class DistilledSet:
         return int(self.images.shape[0])
 
     def training_labels(self) -> torch.Tensor:
-        """What networks train on: the soft labels' distributions, else the class indices."""
-        return self.soft_labels.probabilities if self.soft_labels is not None else self.labels
+        """What networks train on: the soft labels' distributions (E x N x K when per epoch),
+        else the class indices."""
+        return self.soft_labels.training_rows() if self.soft_labels is not None else self.labels
 
     def to_dict(self) -> dict:
         soft = self.soft_labels

@@ -35,6 +35,16 @@ def write_npz(path: Path, layout: str = "hwc", per_class: int = 12, test_per_cla
     return path
 
 
+def data_and_teacher(root: Path, epochs: int = 2, **npz) -> tuple[Path, Path]:
+    """A tiny npz dataset in `root` and a teacher trained on it (a few seconds)."""
+    import ddcodec
+
+    data = write_npz(root / "data.npz", **npz)
+    teacher = root / "teacher.pt"
+    ddcodec.train_teacher(f"npz:{data}", teacher, device="cpu", epochs=epochs, holdout=0.2)
+    return data, teacher
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Each test's ImageFolder cache in its own folder, never the user's ~/.cache."""

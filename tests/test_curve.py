@@ -127,3 +127,39 @@ def test_curve_command_refuses_bad_budget_lists(run_cli, tmp_path):
     code, _, err = run_cli("curve", "-o", str(tmp_path / "c"), "--budgets", "6000,lots")
     assert code == 2 and "comma-separated numbers" in err
     assert not (tmp_path / "c").exists()
+
+
+def test_curve_with_a_teacher_adds_labelled_series_counted_whole(npz16, tmp_path):
+    """latent + VQ labels and random real + the same teacher's VQ labels, each point's bits the
+    whole file's (labels included) and within the budget's reach; another teacher's points in
+    the same folder are not reported."""
+    from ddcodec import api
+
+    teacher = tmp_path / "teacher.pt"
+    api.train_teacher(f"npz:{npz16}", teacher, device="cpu", epochs=2, holdout=0.2)
+    latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8)
+    config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
+                         eval=EvalConfig(epochs=3), runs=1, pixel_ipcs=(), qualities=(50,),
+                         codecs=("webp",), ceiling_epochs=0, teacher=str(teacher),
+                         label_rungs=("vq",), labelled_random=("webp", 50))
+    out = tmp_path / "curve"
+    table = run_curve(config, out, "cpu")
+    by = {p["series"]: p for p in table["points"]}
+    assert {"latent-dm", "latent-dm+vq", "webp-q50", "webp-q50+vq"} <= set(by)
+    labelled = by["latent-dm+vq"]
+    ddz = out / "points" / labelled["file"]
+    assert labelled["bpc"] == 8 * ddz.stat().st_size / 3  # the whole file, labels included
+    assert api.decode(str(ddz)).to_set().soft_labels.codec == "vq"
+    assert 0 < labelled["labels"]["label_bpc"] <= 0.1 * 3000
+    random = by["webp-q50+vq"]
+    assert random["bpc"] <= 3000 and random["labels"]["label_bpc"] > 0
+    # the labels take bits: never more images than the same codec without them
+    assert random["images_per_class"] <= by["webp-q50"]["images_per_class"]
+    assert table["teacher"]["chosen_holdout_accuracy"] is not None
+    row = next(r for r in table["comparison"] if r["series"] == "latent-dm+vq")
+    assert "webp-q50+vq" in row
+    other = tmp_path / "other.pt"
+    api.train_teacher(f"npz:{npz16}", other, device="cpu", epochs=1, holdout=0.2)
+    rebuilt = build_table(PointStore(out), CurveConfig(**{**config.__dict__,
+                                                          "teacher": str(other)}))
+    assert not any("+" in p["series"] for p in rebuilt["points"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ddcodec
-from conftest import write_npz
+from conftest import data_and_teacher
 from ddcodec.bitstream.codec import decode_bytes
 from ddcodec.distillation import DistillConfig
 from ddcodec.distillation.latent import decoder_parameters, samples_for_budget
@@ -27,9 +27,7 @@ SMALL = dict(param="latent", spc=4, fit_iterations=40, fit_candidates=2, iterati
 def small(tmp_path_factory):
     """Three classes of 16 x 16 images and a teacher for them."""
     root = tmp_path_factory.mktemp("distill-labels")
-    npz = write_npz(root / "t16.npz", size=16)
-    teacher = root / "teacher.pt"
-    ddcodec.train_teacher(f"npz:{npz}", teacher, device="cpu", epochs=2, holdout=0.2)
+    npz, teacher = data_and_teacher(root, size=16)
     return f"npz:{npz}", teacher, root
 
 

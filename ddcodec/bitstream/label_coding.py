@@ -24,18 +24,27 @@ import torch
 from ddcodec.bitstream import entropy
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
-from ddcodec.labels import LABEL_CODECS, SoftLabels, TopKLabels, VQLabels
+from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, MAX_LABEL_VALUES, SoftLabels,
+                            TopKLabels, VQLabels)
 
 LOSSES = ("ce", "kl")
 MAX_CODEBOOK = 1 << 16
 MAX_STEP = 16
+PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
+MAX_STRATEGY = 64
 
 
 def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
     out = Writer()
-    out.u8(LABEL_CODECS.index(labels.codec))
+    out.u8(LABEL_CODECS.index(labels.codec) | (PER_EPOCH if labels.per_epoch else 0))
     out.u8(LOSSES.index(labels.loss))
     out.f32(labels.temperature)
+    if labels.per_epoch:
+        strategy = labels.view_strategy.encode("ascii")
+        out.varint(labels.epochs)
+        out.varint(labels.view_seed)
+        out.varint(len(strategy))
+        out.raw(strategy)
     if labels.codec == "float16":
         out.raw(labels.probabilities.numpy().astype("<f2").tobytes())
         data = out.getvalue()
@@ -65,13 +74,17 @@ def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
 
 def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
     reader = Reader(data, "label section")
-    codec, loss = reader.u8(), reader.u8()
+    flags, loss = reader.u8(), reader.u8()
+    codec = flags & ~PER_EPOCH
     if codec >= len(LABEL_CODECS) or loss >= len(LOSSES):
         raise FormatError("corrupt label section: unknown codec or loss")
     temperature = reader.f32()
     if not (math.isfinite(temperature) and temperature > 0):
         raise FormatError("corrupt label section: bad temperature")
     meta = {"temperature": float(temperature), "loss": LOSSES[loss]}
+    if flags & PER_EPOCH:
+        meta.update(_decode_views(reader, num_images, num_classes))
+        num_images *= meta["epochs"]  # from here on: the rows
     if LABEL_CODECS[codec] == "float16":
         raw = reader.take(2 * num_images * num_classes)
         if reader.remaining:
@@ -108,6 +121,23 @@ def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
             raise FormatError("corrupt label section: the indices disagree with their counts")
     vq = VQLabels(step, codebook, torch.from_numpy(indices))
     return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
+
+
+def _decode_views(reader: Reader, num_images: int, num_classes: int) -> dict:
+    """The per-epoch fields: epochs, the views' seed and their DSA strategy."""
+    from ddcodec.augment import DSAParams
+
+    epochs = reader.varint(MAX_LABEL_EPOCHS)
+    seed = reader.varint((1 << 63) - 1)
+    strategy = reader.take(reader.varint(MAX_STRATEGY))
+    if epochs < 1 or num_images * epochs * num_classes > MAX_LABEL_VALUES:
+        raise FormatError("corrupt label section: per-epoch labels out of range")
+    try:
+        text = strategy.decode("ascii")
+        DSAParams(strategy=text).groups()
+    except (UnicodeDecodeError, ValueError):
+        raise FormatError("corrupt label section: an unknown view strategy") from None
+    return {"epochs": epochs, "view_seed": seed, "view_strategy": text}
 
 
 def _encode_topk(labels: SoftLabels, out: Writer) -> tuple[bytes, float]:

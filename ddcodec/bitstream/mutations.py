@@ -154,19 +154,24 @@ def off_grid(distilled):
                    images=distilled.images + wobble.view_as(distilled.images))
 
 
-def with_soft_labels(distilled, codec: str = "vq"):
+def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     """The set with deterministic soft labels (seeded distributions; VQ with 4 entries, top-2
-    or float16): a base file whose labels section gets fuzzed too."""
+    or float16; `epochs` > 0: per-epoch rows): a base file whose labels section gets fuzzed
+    too."""
     import torch
 
     from ddcodec.labels import as_float16, as_topk, as_vq
+    from ddcodec.names import DEFAULT_STRATEGY
 
     generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(distilled.num_images, distilled.num_classes, generator=generator)
+    rows = distilled.num_images * max(1, epochs)
+    logits = torch.randn(rows, distilled.num_classes, generator=generator)
     probabilities = torch.softmax(2 * logits, dim=1)
-    soft = {"vq": lambda: as_vq(probabilities, 4, temperature=2.0, loss="kl"),
-            "topk": lambda: as_topk(probabilities, 2, temperature=1.0),
-            "float16": lambda: as_float16(probabilities, temperature=1.0)}[codec]()
+    views = (dict(epochs=epochs, view_seed=3, view_strategy=DEFAULT_STRATEGY) if epochs
+             else {})
+    soft = {"vq": lambda: as_vq(probabilities, 4, temperature=2.0, loss="kl", **views),
+            "topk": lambda: as_topk(probabilities, 2, temperature=1.0, **views),
+            "float16": lambda: as_float16(probabilities, temperature=1.0, **views)}[codec]()
     return replace(distilled, soft_labels=soft)
 
 

@@ -211,6 +211,9 @@ class LabelConfig:
                                            "T), recorded.")
     label_loss: str = option("ce", "Soft labels: what measure trains with, soft cross-entropy "
                                    "or KL at the temperature (recorded).", choices=("ce", "kl"))
+    label_epochs: int = option(0, "Soft labels per epoch (FKD style): one per image for each of "
+                                  "E views, regenerated from the seed by measure; 0: one static "
+                                  "label per image.", min=0)
 
     def __post_init__(self):
         object.__setattr__(self, "labels", _label_kind(self.labels))
@@ -222,6 +225,7 @@ class LabelConfig:
         _check(self.label_temperature > 0, "--label-temperature must be > 0")
         _check(self.label_loss in ("ce", "kl"), "--label-loss must be ce or kl")
         _check(self.label_k is None or self.label_k >= 1, "--label-k must be at least 1")
+        _check(self.label_epochs >= 0, "--label-epochs must be >= 0")
 
     @property
     def soft(self) -> bool:

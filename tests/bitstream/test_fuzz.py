@@ -16,7 +16,9 @@ def test_a_few_hundred_mutations_never_crash_hang_or_decode_silently_wrong():
              "pixels-v2": pixels, "float-v2": encode_set(float_set())[0],
              "labels-v2": encode_set(with_soft_labels(load_set(DATA / "golden_set.pt")))[0],
              "topk-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
-                                                            codec=None), "topk"))[0]}
+                                                            codec=None), "topk"))[0],
+             "epochs-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
+                                                              codec=None), "vq", 3))[0]}
     counts, examples = fuzz(files, cases=450, seed=7, timeout_s=20)
     assert examples == []
     plain = sum((c for (_, mode), c in counts.items() if mode == "plain"), start=type(
