@@ -68,7 +68,9 @@ def main() -> int:
              "labels-v2": encode_set(with_soft_labels(distilled))[0],
              "topk-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "topk"))[0],
              "epochs-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "vq",
-                                                      3))[0]}
+                                                      3))[0],
+             "vqae-v2": encode_set(with_soft_labels(replace(distilled, codec=None),
+                                                    "vqae"))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

@@ -211,9 +211,11 @@ def _label_report(distilled, measuring, config) -> dict:
 
 
 def _rung_size(soft) -> int:
-    """The k of a soft-label rung: codebook entries (vq) or kept classes (topk)."""
+    """The k of a soft-label rung: codebook entries (vq, vqae) or kept classes (topk)."""
     if soft.vq is not None:
         return int(soft.vq.codebook.shape[0])
+    if soft.vqae is not None:
+        return soft.vqae.shapes[0]
     return int(soft.topk.classes.shape[1]) if soft.topk is not None else 16
 
 

@@ -244,14 +244,16 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
               show_default=True, help="T of the teacher's softmax(logits / T), recorded.")
 @click.option("--loss", type=click.Choice(["ce", "kl"]), default="ce", show_default=True,
               help="What measure trains with: soft cross-entropy, or KL at the temperature.")
-@click.option("--codec", type=click.Choice(["float16", "vq", "topk"]), default="float16",
-              show_default=True,
+@click.option("--codec", type=click.Choice(["float16", "vq", "topk", "vqae"]),
+              default="float16", show_default=True,
               help="How the file stores them: float16 (the papers' count), vq (a codebook of "
-                   "--k quantised log-probability vectors, one index per image) or topk (the "
+                   "--k quantised log-probability vectors, one index per image), topk (the "
                    "--k most probable classes per image at 8 bits each, the rest spread "
-                   "evenly).")
+                   "evenly) or vqae (a VQ autoencoder: --k codes of 16 numbers and one small "
+                   "decoder MLP, for many classes).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
-              help="VQ codebook entries (default 16), or top-k's kept classes (default 2).")
+              help="VQ/VQAE codebook entries (default 16/64), or top-k's kept classes "
+                   "(default 2).")
 @click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Per-epoch labels (FKD style): one per image on each of E augmented views, "
                    "regenerated from --seed by measure, which replays them; 0: static.")

@@ -66,8 +66,9 @@ class CurveConfig:
             raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
             raise DDCodecError("--shared-decoder must be auto, yes or no")
-        if self.teacher is not None and not set(self.label_rungs) <= {"float16", "topk", "vq"}:
-            raise DDCodecError("label rungs must be float16, topk or vq")
+        rungs = {"float16", "topk", "vq", "vqae"}
+        if self.teacher is not None and not set(self.label_rungs) <= rungs:
+            raise DDCodecError("label rungs must be float16, topk, vq or vqae")
         if "tm" in self.losses and not self.distill.tm.experts:
             raise DDCodecError("--loss tm needs --experts DIR (make one with `ddcodec experts`)")
 

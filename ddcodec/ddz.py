@@ -297,6 +297,8 @@ def label_report(decoded: Decoded) -> dict:
             "bits": 8 * decoded.section_bytes.get("labels", 0),
             "float16_bits": soft.float16_bits,
             **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {}),
+            **(dict(zip(("codebook", "code_dim", "hidden"), soft.vqae.shapes))
+               if soft.vqae is not None else {}),
             **({"top_k": int(soft.topk.classes.shape[1]), "value_bits": soft.topk.bits}
                if soft.topk is not None else {})}
 

@@ -22,7 +22,7 @@ from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float
 from ddcodec.names import DEFAULT_STRATEGY
 from ddcodec.setfile import DistilledSet
 
-DEFAULT_K = {"vq": 16, "topk": 2}
+DEFAULT_K = {"vq": 16, "topk": 2, "vqae": 64}
 VQ_ENTRY_BITS = 6.0  # a codebook entry's quantised log-probability, range-coded (measured 4-7)
 TOPK_VALUE_BITS = 8  # top-k keeps 8-bit probabilities
 SECTION_BITS = 8 * 16  # codec, loss, temperature and the section's framing
@@ -85,6 +85,13 @@ def estimated_cost(plan: LabelPlan | None, num_classes: int) -> LabelCost:
     if plan.codec == "topk":
         k = plan.k or DEFAULT_K["topk"]
         return LabelCost(fixed, rows * k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
+    if plan.codec == "vqae":
+        from ddcodec.vqae import CODE_DIM, HIDDEN
+
+        k = plan.k or DEFAULT_K["vqae"]
+        weights = HIDDEN * (CODE_DIM + 1) + num_classes * (HIDDEN + 1) + k * CODE_DIM
+        return LabelCost(fixed + weights * VQ_ENTRY_BITS / num_classes,
+                         rows * math.log2(k) if k > 1 else 0.0)
     if plan.k is None and plan.budget_bits is not None:
         return LabelCost(plan.share * plan.budget_bits / num_classes, 0.0)
     k = plan.k or DEFAULT_K["vq"]
@@ -134,6 +141,10 @@ class Labeller:
             return as_float16(probabilities, **meta)
         if plan.codec == "topk":
             return as_topk(probabilities, plan.k or DEFAULT_K["topk"], **meta)
+        if plan.codec == "vqae":
+            from ddcodec.vqae import as_vqae
+
+            return as_vqae(probabilities, plan.k or DEFAULT_K["vqae"], plan.view_seed, **meta)
         if plan.k is not None or plan.budget_bits is None:
             return as_vq(probabilities, plan.k or DEFAULT_K["vq"], plan.step_log2, **meta)
         return self._vq_within_share(probabilities)
@@ -171,6 +182,9 @@ def plan_for(config, num_classes: int) -> LabelPlan | None:
 def rung_name(labels: SoftLabels) -> str:
     if labels.vq is not None:
         return f"vq k={labels.vq.codebook.shape[0]}"
+    if labels.vqae is not None:
+        k, code, hidden = labels.vqae.shapes
+        return f"vqae k={k} d_c={code} d_h={hidden}"
     if labels.topk is not None:
         return f"top-{labels.topk.classes.shape[1]}"
     return labels.codec

@@ -12,6 +12,12 @@ Rungs (`codec`):
   centroid. The decoded distribution is softmax(q x 2^step): the integers are exact, the
   softmax is float arithmetic (float64, then float32).
 
+- `vqae`: a VQ autoencoder (ddcodec.vqae), for many classes: k codebook entries in a small
+  code space (integers, step 2^code_step) and one decoder MLP (code -> hidden -> K logits, its
+  weights integers with step 2^weight_step), each sample the index of an entry. The decoded
+  distributions are softmax(decoder(entry)), float arithmetic (float64, then float32) on exact
+  integers.
+
 - `topk`: the label-pruning papers' rung: per sample, the k most probable classes and their
   probabilities as `bits`-bit integers m (p = m / (2^bits - 1)); the mass left is spread evenly
   over the other classes (if the kept integers exceed the scale, they are renormalised and the
@@ -35,7 +41,7 @@ import torch
 
 from ddcodec.errors import DDCodecError
 
-LABEL_CODECS = ("float16", "vq", "topk")
+LABEL_CODECS = ("float16", "vq", "topk", "vqae")
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
 ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
 KMEANS_ITERATIONS = 30
@@ -52,6 +58,39 @@ class VQLabels:
 
     def to_dict(self) -> dict:
         return {"step_log2": self.step_log2, "codebook": self.codebook.contiguous(),
+                "indices": self.indices.contiguous()}
+
+
+@dataclass(frozen=True)
+class VQAELabels:
+    code_step_log2: int
+    weight_step_log2: int
+    codebook: torch.Tensor  # int32 k x d_c
+    weights: tuple  # int32: first layer weight (d_h x d_c) and bias, last (K x d_h) and bias
+    indices: torch.Tensor  # int64 N
+
+    def table(self) -> torch.Tensor:
+        """The k decoded distributions: softmax(decoder(entry)), float64 -> float32."""
+        w1, b1, w2, b2 = (t.to(torch.float64) * 2.0 ** self.weight_step_log2
+                          for t in self.weights)
+        z = self.codebook.to(torch.float64) * 2.0 ** self.code_step_log2
+        hidden = torch.relu(z @ w1.T + b1)
+        return torch.softmax(hidden @ w2.T + b2, dim=1).float()
+
+    def probabilities(self) -> torch.Tensor:
+        return self.table()[self.indices]
+
+    @property
+    def shapes(self) -> tuple[int, int, int]:
+        """(k, d_c, d_h)."""
+        return (int(self.codebook.shape[0]), int(self.codebook.shape[1]),
+                int(self.weights[0].shape[0]))
+
+    def to_dict(self) -> dict:
+        return {"code_step_log2": self.code_step_log2,
+                "weight_step_log2": self.weight_step_log2,
+                "codebook": self.codebook.contiguous(),
+                "weights": [t.contiguous() for t in self.weights],
                 "indices": self.indices.contiguous()}
 
 
@@ -78,6 +117,7 @@ class SoftLabels:
     vq: VQLabels | None = None
     teacher: dict = field(default_factory=dict)
     topk: TopKLabels | None = None
+    vqae: VQAELabels | None = None
     epochs: int = 0  # 0: static, one row per image; E: one per image and epoch
     view_seed: int = 0  # per-epoch: the key of the labelled views
     view_strategy: str = ""  # per-epoch: the DSA groups the views draw from
@@ -108,6 +148,7 @@ class SoftLabels:
         return {"probabilities": self.probabilities.contiguous(), "temperature": self.temperature,
                 "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher), **views,
                 **({"vq": self.vq.to_dict()} if self.vq is not None else {}),
+                **({"vqae": self.vqae.to_dict()} if self.vqae is not None else {}),
                 **({"topk": self.topk.to_dict()} if self.topk is not None else {})}
 
     @classmethod
@@ -137,6 +178,8 @@ class SoftLabels:
 PAYLOADS = {
     "vq": lambda v: VQLabels(int(v["step_log2"]), v["codebook"], v["indices"]),
     "topk": lambda t: TopKLabels(int(t["bits"]), t["classes"], t["values"]),
+    "vqae": lambda a: VQAELabels(int(a["code_step_log2"]), int(a["weight_step_log2"]),
+                                 a["codebook"], tuple(a["weights"]), a["indices"]),
 }
 
 
@@ -169,6 +212,8 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         raise DDCodecError(f"soft-label codec {labels.codec!r}: use {', '.join(LABEL_CODECS)}")
     if labels.codec == "topk":
         _check_topk(labels, num_images, num_classes)
+    if labels.codec == "vqae":
+        _check_vqae(labels, num_images, num_classes)
     if labels.codec == "vq":
         vq = labels.vq
         if (vq is None or vq.codebook.ndim != 2 or vq.codebook.shape[1] != num_classes
@@ -182,6 +227,28 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         # the softmax is float arithmetic: equal on one machine, within rounding on another
         if not torch.allclose(vq.probabilities(), labels.probabilities, rtol=0, atol=1e-6):
             raise DDCodecError("VQ soft labels disagree with their codebook and indices")
+
+
+def _check_vqae(labels: SoftLabels, num_images: int, num_classes: int) -> None:
+    a = labels.vqae
+    ok = a is not None and a.codebook.ndim == 2 and len(a.weights) == 4 and all(
+        isinstance(t, torch.Tensor) and not t.is_floating_point()
+        for t in (a.codebook, *a.weights, a.indices))
+    if ok:
+        k, code, hidden = a.shapes
+        ok = (tuple(a.weights[0].shape) == (hidden, code) and tuple(a.weights[1].shape) == (
+            hidden,) and tuple(a.weights[2].shape) == (num_classes, hidden)
+              and tuple(a.weights[3].shape) == (num_classes,)
+              and a.indices.shape == (num_images,))
+    if not ok:
+        raise DDCodecError("VQ-autoencoder soft labels need an integer k x d_c codebook, a d_c "
+                           "-> d_h -> classes decoder and one integer index per image")
+    if len(a.indices) and (int(a.indices.min()) < 0
+                           or int(a.indices.max()) >= a.codebook.shape[0]):
+        raise DDCodecError("VQ-autoencoder soft-label indices fall outside the codebook")
+    if not torch.allclose(a.probabilities(), labels.probabilities, rtol=0, atol=1e-6):
+        raise DDCodecError("VQ-autoencoder soft labels disagree with their codebook, decoder "
+                           "and indices")
 
 
 MAX_LABEL_EPOCHS = 10_000
@@ -274,12 +341,12 @@ def as_vq(probabilities: torch.Tensor, k: int, step_log2: int = -4, seed: int = 
     logq = centroids.clamp_min(math.exp(LOG_FLOOR)).log()
     codebook = torch.round(logq / step).clamp(LOG_FLOOR / step, 0).to(torch.int32)
     codebook = torch.unique(codebook, dim=0)  # equal rows after rounding: keep one
-    indices = _nearest(p, torch.log_softmax(codebook.double() * step, dim=1))
+    indices = kl_nearest(p, torch.log_softmax(codebook.double() * step, dim=1))
     vq = VQLabels(step_log2, codebook, indices)
     return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
 
 
-def _nearest(p: torch.Tensor, log_centres: torch.Tensor) -> torch.Tensor:
+def kl_nearest(p: torch.Tensor, log_centres: torch.Tensor) -> torch.Tensor:
     """Each row's centre of least cross-entropy -sum p log q (least KL(p || q))."""
     return (-(p @ log_centres.T)).argmin(1)
 

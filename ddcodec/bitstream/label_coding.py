@@ -1,6 +1,7 @@
 """Soft labels in and out of a `.ddz` (the `labels` section, tag 7).
 
-Layout: codec (u8: 0 float16, 1 vq, 2 topk), loss (u8: 0 ce, 1 kl), temperature (f32), then
+Layout: codec (u8: 0 float16, 1 vq, 2 topk, 3 vqae; bit 0x80: per epoch, see FORMAT.md), loss
+(u8: 0 ce, 1 kl), temperature (f32), then
 - float16: the N x K probabilities as little-endian float16, row by row (the papers' count);
 - vq: the step exponent (svarint), k (varint), the codebook's byte length (varint) and the
   codebook (k x K integers, one group of the weights coder: zero-mean Laplace, range-coded),
@@ -9,9 +10,12 @@ Layout: codec (u8: 0 float16, 1 vq, 2 topk), loss (u8: 0 ce, 1 kl), temperature 
 - topk: k (u8) and bits (u8); the K class counts (varints) and the distinct values with their
   counts (varint n, then value and count varints); then one range-coded stream (varint byte
   length, words) of the N x k kept classes, row by row, under the categorical of the class
-  counts, followed by their N x k values under the categorical of the value counts.
-Every number is exact; only turning VQ integers into probabilities (softmax) is float
-arithmetic (ddcodec.labels.decode_vq).
+  counts, followed by their N x k values under the categorical of the value counts;
+- vqae: the code and weight step exponents (svarints), k, d_c, d_h (varints), one weights block
+  (byte length, then the codebook k x d_c and the decoder's four tensors as weight groups),
+  then the indices as vq's.
+Every number is exact; only turning VQ integers into probabilities (softmax) and running the
+VQ autoencoder's decoder are float arithmetic (ddcodec.labels).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from ddcodec.bitstream import entropy
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
 from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, MAX_LABEL_VALUES, SoftLabels,
-                            TopKLabels, VQLabels)
+                            TopKLabels, VQAELabels, VQLabels)
 
 LOSSES = ("ce", "kl")
 MAX_CODEBOOK = 1 << 16
 MAX_STEP = 16
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
 MAX_STRATEGY = 64
+MAX_CODE_DIM, MAX_HIDDEN, MAX_DECODER = 256, 4096, 1 << 22
 
 
 def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
@@ -51,6 +56,8 @@ def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
         return data, 8.0 * len(data)
     if labels.codec == "topk":
         return _encode_topk(labels, out)
+    if labels.codec == "vqae":
+        return _encode_vqae(labels, out)
     vq = labels.vq
     k, classes = vq.codebook.shape
     out.svarint(vq.step_log2)
@@ -58,18 +65,79 @@ def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
     book, _ = encode_weights([vq.codebook.numpy().ravel()])
     out.varint(len(book))
     out.raw(book)
-    counts = np.bincount(vq.indices.numpy(), minlength=k)
+    _encode_indices(out, vq.indices, k)
+    data = out.getvalue()
+    return data, 8.0 * len(data)
+
+
+def _encode_indices(out: Writer, indices: torch.Tensor, k: int) -> None:
+    """k index counts (varints), then the indices range-coded under their categorical (nothing
+    when one index takes every row)."""
+    counts = np.bincount(indices.numpy(), minlength=k)
     for count in counts:
         out.varint(int(count))
     coder = entropy.Encoder("label indices")
     model = _index_model(counts)
     if model is not None:
-        coder.encode(vq.indices.numpy().astype(np.int32), model)
+        coder.encode(indices.numpy().astype(np.int32), model)
     stream = coder.to_bytes() if model is not None else b""
     out.varint(len(stream))
     out.raw(stream)
+
+
+def _decode_indices(reader: Reader, size: int, rows: int, k: int) -> torch.Tensor:
+    counts = np.array([reader.varint(rows) for _ in range(k)], dtype=np.int64)
+    if int(counts.sum()) != rows:
+        raise FormatError("corrupt label section: index counts do not add up to the images")
+    stream = reader.take(reader.varint(size))
+    if reader.remaining:
+        raise FormatError("corrupt label section: unexpected bytes at its end")
+    model = _index_model(counts)
+    if model is None:
+        if stream:
+            raise FormatError("corrupt label section: an index stream where none is needed")
+        return torch.from_numpy(np.full(rows, int(np.argmax(counts)), dtype=np.int64))
+    coder = entropy.Decoder(stream, "label section")
+    indices = coder.decode(model, rows).astype(np.int64)
+    coder.finish()
+    if not np.array_equal(np.bincount(indices, minlength=k), counts):
+        raise FormatError("corrupt label section: the indices disagree with their counts")
+    return torch.from_numpy(indices)
+
+
+def _encode_vqae(labels: SoftLabels, out: Writer) -> tuple[bytes, float]:
+    """code and weight steps (svarints), k, d_c, d_h (varints), the codebook and the decoder's
+    four tensors as one weights block (byte length, then the weights coder's groups), then the
+    indices as VQ's."""
+    a = labels.vqae
+    k, code, hidden = a.shapes
+    out.svarint(a.code_step_log2)
+    out.svarint(a.weight_step_log2)
+    for value in (k, code, hidden):
+        out.varint(value)
+    block, _ = encode_weights([t.numpy().ravel() for t in (a.codebook, *a.weights)])
+    out.varint(len(block))
+    out.raw(block)
+    _encode_indices(out, a.indices, k)
     data = out.getvalue()
     return data, 8.0 * len(data)
+
+
+def _decode_vqae(reader: Reader, size: int, rows: int, num_classes: int,
+                 meta: dict) -> SoftLabels:
+    code_step, weight_step = reader.svarint(MAX_STEP), reader.svarint(MAX_STEP)
+    k, code, hidden = (reader.varint(MAX_CODEBOOK), reader.varint(MAX_CODE_DIM),
+                       reader.varint(MAX_HIDDEN))
+    if min(k, code, hidden) < 1 or k > rows or hidden * (code + num_classes) > MAX_DECODER:
+        raise FormatError("corrupt label section: a VQ autoencoder out of range")
+    shapes = [(k, code), (hidden, code), (hidden,), (num_classes, hidden), (num_classes,)]
+    block, _ = decode_weights(reader.take(reader.varint(size)),
+                              [math.prod(s) for s in shapes])
+    book, *weights = (torch.from_numpy(q.astype(np.int32).reshape(s))
+                      for q, s in zip(block, shapes))
+    vqae = VQAELabels(code_step, weight_step, book, tuple(weights),
+                      _decode_indices(reader, size, rows, k))
+    return SoftLabels(vqae.probabilities(), codec="vqae", vqae=vqae, **meta)
 
 
 def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
@@ -96,30 +164,15 @@ def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
         return SoftLabels(probs, codec="float16", **meta)
     if LABEL_CODECS[codec] == "topk":
         return _decode_topk(reader, len(data), num_images, num_classes, meta)
+    if LABEL_CODECS[codec] == "vqae":
+        return _decode_vqae(reader, len(data), num_images, num_classes, meta)
     step = reader.svarint(MAX_STEP)
     k = reader.varint(MAX_CODEBOOK)
     if k < 1:
         raise FormatError("corrupt label section: an empty codebook")
     book, _ = decode_weights(reader.take(reader.varint(len(data))), [k * num_classes])
     codebook = torch.from_numpy(book[0].astype(np.int32).reshape(k, num_classes))
-    counts = np.array([reader.varint(num_images) for _ in range(k)], dtype=np.int64)
-    if int(counts.sum()) != num_images:
-        raise FormatError("corrupt label section: index counts do not add up to the images")
-    stream = reader.take(reader.varint(len(data)))
-    if reader.remaining:
-        raise FormatError("corrupt label section: unexpected bytes at its end")
-    model = _index_model(counts)
-    if model is None:
-        if stream:
-            raise FormatError("corrupt label section: an index stream where none is needed")
-        indices = np.full(num_images, int(np.argmax(counts)), dtype=np.int64)
-    else:
-        coder = entropy.Decoder(stream, "label section")
-        indices = coder.decode(model, num_images).astype(np.int64)
-        coder.finish()
-        if not np.array_equal(np.bincount(indices, minlength=k), counts):
-            raise FormatError("corrupt label section: the indices disagree with their counts")
-    vq = VQLabels(step, codebook, torch.from_numpy(indices))
+    vq = VQLabels(step, codebook, _decode_indices(reader, len(data), num_images, k))
     return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
 
 

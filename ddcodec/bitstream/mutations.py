@@ -162,6 +162,7 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
 
     from ddcodec.labels import as_float16, as_topk, as_vq
     from ddcodec.names import DEFAULT_STRATEGY
+    from ddcodec.vqae import as_vqae
 
     generator = torch.Generator().manual_seed(0)
     rows = distilled.num_images * max(1, epochs)
@@ -171,7 +172,8 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
              else {})
     soft = {"vq": lambda: as_vq(probabilities, 4, temperature=2.0, loss="kl", **views),
             "topk": lambda: as_topk(probabilities, 2, temperature=1.0, **views),
-            "float16": lambda: as_float16(probabilities, temperature=1.0, **views)}[codec]()
+            "float16": lambda: as_float16(probabilities, temperature=1.0, **views),
+            "vqae": lambda: as_vqae(probabilities, 4, temperature=1.0, **views)}[codec]()
     return replace(distilled, soft_labels=soft)
 
 

@@ -181,7 +181,7 @@ class LatentConfig:
                "--target-bpc must be > 0 and --rate-tolerance in (0, 1)")
 
 
-LABEL_KINDS = ("hard", "float16", "topk", "vq")  # ddcodec.labels.LABEL_CODECS, and hard
+LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard
 
 
 def _label_kind(name: str) -> str:
@@ -196,7 +196,8 @@ class LabelConfig:
     their bits come out of the same budget (rate control measures the whole file)."""
 
     labels: str = option("hard", "Labels: hard (free in the file), or a teacher's soft labels "
-                                 "stored as float16 (alias soft), topk or vq, every bit counted "
+                                 "stored as float16 (alias soft), topk, vq or vqae (a VQ "
+                                 "autoencoder, for many classes), every bit counted "
                                  "(under --target-bpc, out of the same budget).",
                          choices=LABEL_KINDS, alias=_label_kind)
     teacher: str | None = option(None, "Soft labels: a teacher from `ddcodec teacher`.",

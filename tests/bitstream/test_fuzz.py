@@ -18,7 +18,9 @@ def test_a_few_hundred_mutations_never_crash_hang_or_decode_silently_wrong():
              "topk-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
                                                             codec=None), "topk"))[0],
              "epochs-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
-                                                              codec=None), "vq", 3))[0]}
+                                                              codec=None), "vq", 3))[0],
+             "vqae-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
+                                                            codec=None), "vqae"))[0]}
     counts, examples = fuzz(files, cases=450, seed=7, timeout_s=20)
     assert examples == []
     plain = sum((c for (_, mode), c in counts.items() if mode == "plain"), start=type(
