@@ -53,6 +53,7 @@ def configs(args) -> list[CurveConfig]:
     from ddcodec.evaluate import EvalConfig
 
     common = dict(eval=EvalConfig(epochs=args.epochs), runs=args.runs,
+                  ceiling_epochs=1 if args.quick else CurveConfig().ceiling_epochs,
                   pixel_iterations=args.pixel_iterations, qualities=args.qualities,
                   pixel_ipcs=tuple(i for i in args.pixel_ipcs if i < 50))
     out = []
@@ -66,11 +67,13 @@ def configs(args) -> list[CurveConfig]:
                                      "fit_iterations": args.fit_iterations,
                                      "batch_real": args.batch_real, "experts": args.experts,
                                      **options})
-        labelled = dict(teacher=args.teacher, label_rungs=("float16", "vq"),
+        # every config names the teacher, so each table keeps the labelled points; only DM's
+        # computes them
+        labelled = dict(teacher=args.teacher,
+                        label_rungs=("float16", "vq") if loss == "dm" else (),
                         labelled_random=(LABELLED_RANDOM[0], min(args.qualities)))
         out.append(CurveConfig(budgets=budgets, losses=(loss,), distill=latent,
-                               baselines=loss == "dm",
-                               **(labelled if loss == "dm" and args.teacher else {}), **common))
+                               baselines=loss == "dm", **labelled, **common))
     if 50 in args.pixel_ipcs:  # the slowest point last, with fewer DM iterations
         out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
                                   "pixel_iterations": IPC50_ITERATIONS}))

@@ -10,8 +10,13 @@ and training epoch, each on its keyed view, replayed by measure) at IPC 10 over 
 epochs, and the paper's claim: the VQ compression ratio against float16 at 90 % or more of
 float16's accuracy. Section "Soft labels per epoch: the ladder", docs/benchmarks/label_epochs.json.
 
+`--tiny` measures the static ladder on Tiny-ImageNet-200 (200 classes, 64 x 64), where the VQ
+autoencoder should earn its place, with settings sized for 2 CPU cores (stated in the section):
+section "Soft labels on Tiny-ImageNet-200: the ladder", docs/benchmarks/labels_tiny.json.
+
     python benchmarks/labels.py              # about 25 minutes on 2 cores
     python benchmarks/labels.py --per-epoch  # about 25 minutes on 2 cores
+    python benchmarks/labels.py --tiny       # about 1 hour on 2 cores
     python benchmarks/labels.py --quick      # a few minutes, prints only
 """
 
@@ -37,6 +42,8 @@ from report import replace_section, write_record  # noqa: E402
 
 HEADING = "## Soft labels: the ladder (CIFAR-10 subset, CPU)"
 EPOCH_HEADING = "## Soft labels per epoch: the ladder (CIFAR-10 subset, CPU)"
+TINY_HEADING = "## Soft labels on Tiny-ImageNet-200: the ladder (CPU)"
+TINY = f"imagefolder:{ROOT.parent / 'shared' / 'data' / 'tiny-imagenet-200'}"
 
 
 def rungs(args) -> list[tuple[str, str, int | None]]:
@@ -44,19 +51,21 @@ def rungs(args) -> list[tuple[str, str, int | None]]:
     out = [("hard labels", "hard", None), ("float16", "float16", None)]
     out += [(f"top-{k}", "topk", k) for k in args.topk]
     out += [(f"VQ k={k}", "vq", k) for k in args.vq]
+    out += [(f"VQAE k={k}", "vqae", k) for k in args.vqae]
     return out
 
 
 def measure_ladder(args, tmp: Path) -> dict:
     teacher_path = tmp / "teacher.pt"
     started = time.perf_counter()
-    teacher = api.train_teacher("cifar10-subset", teacher_path, device="cpu",
+    teacher = api.train_teacher(args.data, teacher_path, device="cpu",
                                 epochs=args.teacher_epochs)
     teacher_seconds = time.perf_counter() - started
     rows = []
     label_epochs = args.epochs if args.per_epoch else 0
     for ipc in args.ipc:
-        images = api.distill("cifar10-subset", None, loss="none", ipc=ipc, seed=args.seed)
+        images = api.distill(args.data, None, loss="none", ipc=ipc, seed=args.seed)
+        classes = images.num_classes
         for name, codec, k in rungs(args):
             labelled = images if codec == "hard" else api.label(
                 images, teacher_path, codec=codec, k=k, temperature=args.temperature,
@@ -69,8 +78,8 @@ def measure_ladder(args, tmp: Path) -> dict:
             rows.append({"ipc": ipc, "rung": name, "codec": codec, "k": k,
                          "accuracy_mean": 100 * report["accuracy_mean"],
                          "accuracy_std": 100 * report["accuracy_std"],
-                         "bpc": 8 * len(data) / 10, "label_bpc": label_bits / 10,
-                         "float16_label_bpc": 16 * 10 * ipc * max(1, label_epochs)})
+                         "bpc": 8 * len(data) / classes, "label_bpc": label_bits / classes,
+                         "float16_label_bpc": 16 * classes * ipc * max(1, label_epochs)})
             print(f"IPC {ipc:2d} {name:12s} {rows[-1]['accuracy_mean']:6.2f} ± "
                   f"{rows[-1]['accuracy_std']:.2f} %  labels {rows[-1]['label_bpc']:8,.0f} "
                   f"bits/class", flush=True)
@@ -106,17 +115,27 @@ def paper_claim(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def tiny_note(args) -> str:
+    if not args.tiny:
+        return ""
+    return ("Tiny-ImageNet-200 (`../shared/data/tiny-imagenet-200`: 200 classes, 64 × 64, 200 "
+            "training images per class, tested on the official 10,000 validation images), "
+            "with settings sized for 2 CPU cores: all 200 classes, a teacher of "
+            f"{args.teacher_epochs} epochs and a protocol of {args.epochs} epochs × "
+            f"{args.runs} network (not the field's). ")
+
+
 def section(result: dict, args, seconds: float) -> str:
     t = result["teacher"]
-    heading = EPOCH_HEADING if args.per_epoch else HEADING
+    heading = EPOCH_HEADING if args.per_epoch else TINY_HEADING if args.tiny else HEADING
     what = (f"Per-epoch soft labels: one per image for each of the {args.epochs} epochs, on "
             "the image's view keyed by (seed, epoch, image), replayed by measure in place of "
             "its random augmentation. " if args.per_epoch else "")
     lines = [heading, "",
              f"Measured {dt.date.today()} on {platform.machine()} ({os.cpu_count()} cores), "
              f"torch {torch.__version__}, ddcodec {__version__}, by `python "
-             f"benchmarks/labels.py{' --per-epoch' if args.per_epoch else ''}` in "
-             f"{seconds / 60:.0f} min.", "", what +
+             f"benchmarks/labels.py{' --per-epoch' * args.per_epoch}{' --tiny' * args.tiny}` "
+             f"in {seconds / 60:.0f} min.", "", what + tiny_note(args) +
              f"Teacher: ConvNet-D3, {args.teacher_epochs} epochs on the training split less a "
              f"held-out {t['held_out_images']:,} images, checkpoint of epoch {t['epoch']} chosen "
              f"on them ({100 * t['chosen_holdout_accuracy']:.1f} %); its test accuracy "
@@ -150,15 +169,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--vqae", type=int, nargs="+", default=[])
+    parser.add_argument("--tiny", action="store_true",
+                        help="The static ladder on Tiny-ImageNet-200 (IPC 10; VQ and VQAE).")
     parser.add_argument("--per-epoch", action="store_true",
                         help="The per-epoch ladder (IPC 10; top-2, VQ 16-1024) instead.")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.data = TINY if args.tiny else "cifar10-subset"
     if args.per_epoch and not args.quick:
         args.ipc, args.vq = [10], [16, 64, 256, 1024]
+    if args.tiny and not args.quick:  # sized for 2 CPU cores: a short teacher and protocol
+        args.ipc, args.vq, args.vqae, args.topk = [10], [64, 256], [64, 256], [2]
+        args.teacher_epochs, args.epochs, args.runs = 6, 100, 1
     if args.quick:
         args.ipc, args.vq, args.teacher_epochs, args.epochs, args.runs = [1], [4], 1, 3, 1
+        args.vqae = [4]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = measure_ladder(args, Path(tmp))
@@ -168,10 +195,10 @@ def main() -> None:
     if args.quick:
         return
     out = Path(args.out)
-    write_record(out, "label_epochs" if args.per_epoch else "labels",
-                 {"date": str(dt.date.today()), **result, "settings": vars(args),
-                  "seconds": seconds})
-    replace_section(out, EPOCH_HEADING if args.per_epoch else HEADING, text)
+    name = "label_epochs" if args.per_epoch else "labels_tiny" if args.tiny else "labels"
+    write_record(out, name, {"date": str(dt.date.today()), **result, "settings": vars(args),
+                             "seconds": seconds})
+    replace_section(out, text.splitlines()[0], text)
 
 
 if __name__ == "__main__":
