@@ -188,13 +188,12 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     spec = {"series": series, "budget_bpc": budget, "codec": codec,
             "quality": quality, "protocol": config.protocol(),
             "version": POINT_VERSION["packed"]}
-    label_bits = None
     if rung:
         spec.update(labels=rung, teacher=teacher_digest(config.teacher))
-        label_bits = _random_labeller(config, dataset, rung, budget, device)
     found = store.get(spec)
     if found:
         return found if found.get("bpc") else None
+    label_bits = _random_labeller(config, dataset, rung, budget, device) if rung else None
     started = time.perf_counter()
     best = largest_within(dataset, codec, quality, budget, config.seed,
                           extra_bits=label_bits and label_bits.bits)
