@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from pathlib import Path
@@ -127,6 +128,9 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     distilled, raw, estimate = _load_for_measure(set_path)
+    if measuring.frozen_samples and distilled.prior_sampler() is None:
+        raise DDCodecError("--frozen-samples is for distributional sets (distill --param "
+                           "distribution); this set has fixed images")
     path = set_path if isinstance(set_path, (str, os.PathLike)) else "<set in memory>"
     spec = data or distilled.provenance.get("data")
     if not spec:
@@ -143,9 +147,11 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     started = time.perf_counter()
     soft = None if measuring.hard_labels else distilled.soft_labels
     train_labels = distilled.labels if measuring.hard_labels else distilled.training_labels()
+    resample = _resampler(distilled, train_labels, measuring)
     result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
                           distilled.num_classes, config, runs, seed, dev, on_epoch,
-                          views=soft.views() if soft is not None else None)
+                          views=soft.views() if soft is not None else None, resample=resample)
+    per_epoch = resample.images_per_epoch if resample is not None else distilled.num_images
     seconds = time.perf_counter() - started
     ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
                         on_epoch) if measuring.baselines else {})
@@ -178,7 +184,10 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
             "lr_schedule": f"x0.1 at epoch {epochs // 2}", "dsa": config.dsa,
             "dsa_strategy": config.dsa_strategy if config.dsa else None,
             "accuracy": "final epoch, whole test set",
+            "images_per_epoch": per_epoch,
+            "steps_per_epoch": math.ceil(per_epoch / config.batch_size),
         },
+        **({"distribution": _distribution_report(resample)} if resample is not None else {}),
         "test_data": spec,
         "num_test": int(dataset.x_test.shape[0]),
         "method": distilled.provenance.get("method"),
@@ -197,6 +206,27 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
                   "bpc": "bits per class of the whole file", "seconds": "wall-clock seconds"},
         "environment": environment(dev),
     }
+
+
+def _resampler(distilled, train_labels, measuring):
+    """A distributional set's per-epoch data (means and fresh samples), else None."""
+    sampler = distilled.prior_sampler()
+    if sampler is None:
+        return None
+    if train_labels.ndim == 3:
+        raise DDCodecError("this distributional set carries per-epoch soft labels; it takes "
+                           "one label per prior")
+    from ddcodec.distribution import Resampled
+
+    return Resampled(distilled.images, train_labels, sampler, distilled.normalization,
+                     frozen=measuring.frozen_samples)
+
+
+def _distribution_report(resample) -> dict:
+    return {"priors": resample.sampler.num_priors,
+            "samples_per_prior": resample.sampler.samples_per_prior,
+            "resampled": "epoch 0's samples at every epoch (frozen control)" if resample.frozen
+            else "fresh samples every epoch"}
 
 
 def _label_report(distilled, measuring, config) -> dict:
@@ -456,8 +486,10 @@ def test_split(data: str = DEFAULT_SPEC, *, normalization=None, data_root: str |
 
 
 def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None = None,
-           format: str = "pt", force: bool = False):
-    """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given."""
+           format: str = "pt", force: bool = False, samples: int = 0):
+    """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given.
+    `samples`: a distributional file's means plus this many samples per prior (epoch 0), as
+    one set of fixed images (what is returned and exported)."""
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
@@ -468,6 +500,8 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
 
         check_writable(output, force)
     decoded = ddz.decode(bytes(data))
+    if samples:
+        decoded = ddz.with_samples(decoded, samples)
     if output is not None:
         ddz.export(decoded, output, format, force)
     return decoded

@@ -609,11 +609,14 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
                    "of (up to 10) images per class, to look at.")
 @click.option("-f", "--force", is_flag=True,
               help="Overwrite an existing output; allow binary output to a terminal.")
+@click.option("--samples", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Distributional files: export each prior's mean and this many samples "
+                   "(those measure trains on at epoch 0), each with its prior's label.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def decode(source, output, to_stdout, form, force, as_json, quiet, verbose):
+def decode(source, output, to_stdout, form, force, samples, as_json, quiet, verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
     from ddcodec import api
 
@@ -629,7 +632,7 @@ def decode(source, output, to_stdout, form, force, as_json, quiet, verbose):
             raise DDCodecError("refusing to write binary output to a terminal; use -o FILE, "
                                "a pipe, or -f")
     started = time.perf_counter()
-    decoded = api.decode(source, output, format=form, force=force)
+    decoded = api.decode(source, output, format=form, force=force, samples=samples)
     seconds = time.perf_counter() - started
     summary = {"output": output, "format": form, "num_images": decoded.header.num_images,
                "num_classes": decoded.header.num_classes, "seconds": seconds}
@@ -683,6 +686,14 @@ def info(source, as_json, quiet, verbose):
     console.print(f"{summary} ({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} "
                   f"vs estimate); as float32 pixels: "
                   f"{report['float32_bits_per_class']:,.0f} bits/class")
+    spread = report.get("distribution")
+    if spread:
+        sigmas = ", ".join(f"{v:.2g}" for v in spread["sigma_median_per_level"])
+        console.print(f"distribution: {spread['priors']} priors, each mean + "
+                      f"{spread['samples_per_prior']} fresh sample(s) per epoch "
+                      f"({spread['images_per_epoch']} images); median sigma per level "
+                      f"(latent steps, coarse last): {sigmas}; scales "
+                      f"{spread['scales_bits'] / report['num_classes']:,.0f} bits/class")
     labels = report["labels"]
     if labels["kind"] != "hard":
         k = report["num_classes"]

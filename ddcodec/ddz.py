@@ -92,6 +92,31 @@ def decode(data: bytes) -> Decoded:
     return decode_bytes(data)
 
 
+def with_samples(decoded: Decoded, samples: int) -> Decoded:
+    """A distributional file as fixed images: per class, its priors' means, then `samples`
+    samples of each (epoch 0, as measure's first epoch), each with its prior's label (soft
+    labels re-indexed in their rung, so exactly the file's values)."""
+    from dataclasses import replace
+
+    sampler = decoded.sampler
+    if sampler is None:
+        raise DDCodecError("--samples is for distributional files (distill --param "
+                           "distribution); this file has fixed images")
+    drawn = sampler.images(0, samples)
+    prior = torch.cat([torch.arange(decoded.header.num_images), sampler.prior_of_sample(samples)])
+    labels = decoded.labels[prior]
+    order = torch.argsort(labels, stable=True)  # a class's means, then its samples
+    images = torch.cat([decoded.images, drawn])[order]
+    header = replace(decoded.header,
+                     samples_per_class=[n * (1 + samples)
+                                        for n in decoded.header.samples_per_class],
+                     meta={**decoded.header.meta,
+                           "samples": f"means + {samples} samples per prior (epoch 0)"})
+    soft = decoded.soft_labels.take(prior[order]) if decoded.soft_labels is not None else None
+    return replace(decoded, header=header, images=images, labels=labels[order],
+                   soft_labels=soft, sampler=None)
+
+
 def write_bytes(data: bytes, output: str | os.PathLike, force: bool) -> None:
     if str(output) == "-":
         sys.stdout.buffer.write(data)
@@ -281,7 +306,23 @@ def info(data: bytes, name: str = "-") -> dict:
                              "arm_hidden": h.latent.arm_hidden, "levels": h.latent.levels,
                              "shared": h.shared_decoder, "gain": h.latent.gain,
                              "k": h.latent.k}
+    if decoded.sampler is not None:
+        report["distribution"] = distribution_report(decoded)
     return report
+
+
+def distribution_report(decoded: Decoded) -> dict:
+    """A distributional file's priors: how many, the samples each adds per epoch, and the
+    spreads (latent steps) per level: median and range over the priors."""
+    scales = decoded.sampler.scales
+    sigma = scales.sigma().flatten(0, 1)  # priors x levels
+    return {"priors": int(sigma.shape[0]), "samples_per_prior": scales.samples,
+            "seed": scales.seed,
+            "images_per_epoch": int(sigma.shape[0]) * (1 + scales.samples),
+            "sigma_median_per_level": [float(v) for v in sigma.median(0).values],
+            "sigma_min_per_level": [float(v) for v in sigma.min(0).values],
+            "sigma_max_per_level": [float(v) for v in sigma.max(0).values],
+            "scales_bits": decoded.estimated_bits.get("scales", 0.0)}
 
 
 def label_report(decoded: Decoded) -> dict:

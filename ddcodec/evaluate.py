@@ -21,6 +21,8 @@ from ddcodec.augment import DSA, DSAParams, LabelViews
 from ddcodec.networks import seeded_network
 from ddcodec.protocol import EvalConfig  # noqa: F401 - re-exported
 
+Resampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # epoch -> (images, labels)
+
 
 @dataclass
 class EvalResult:
@@ -55,13 +57,17 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   config: EvalConfig, seed: int, device: torch.device,
                   on_epoch: Callable[[int], None] | None = None,
                   after_epoch: Callable[[int, nn.Module], None] | None = None,
-                  views: LabelViews | None = None) -> nn.Module:
+                  views: LabelViews | None = None,
+                  resample: Resampler | None = None) -> nn.Module:
     """Train one fresh network on (images, labels); labels are class indices or soft rows
     (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network.
 
     Per-epoch soft labels (E x N x K, with their `views`) are replayed: at epoch t each image
     is shown as the view the teacher labelled at label epoch t mod E, with that label, in place
-    of a random augmentation (FKD's replay; a protocol longer than E cycles through them)."""
+    of a random augmentation (FKD's replay; a protocol longer than E cycles through them).
+
+    `resample(epoch)` (distributional sets) gives each epoch's (images, labels) in place of
+    the fixed ones: the means and fresh samples of every prior."""
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
@@ -78,6 +84,9 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         if learning_rate(config, epoch) != lr:  # a fresh optimizer, as the references do
             lr = learning_rate(config, epoch)
             optimizer = _sgd(net, lr, config)
+        if resample is not None:
+            images, labels = (t.to(device) for t in resample(epoch))
+            n = images.shape[0]
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, config.batch_size):
             batch = order[start:start + config.batch_size]
@@ -119,7 +128,8 @@ def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
                  test_labels: torch.Tensor, num_classes: int, config: EvalConfig, runs: int,
                  seed: int, device: torch.device,
                  on_epoch: Callable[[int, int], None] | None = None,
-                 views: LabelViews | None = None) -> EvalResult:
+                 views: LabelViews | None = None,
+                 resample: Resampler | None = None) -> EvalResult:
     """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch;
     `views`: those of per-epoch soft labels (see train_network)."""
     result = EvalResult(config)
@@ -127,7 +137,7 @@ def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
         run_seed = seed + run
         callback = (lambda e, r=run: on_epoch(r, e)) if on_epoch else None
         net = train_network(images, labels, num_classes, config, run_seed, device, callback,
-                            views=views)
+                            views=views, resample=resample)
         result.accuracies.append(accuracy(net, test_images, test_labels, device))
         result.seeds.append(run_seed)
     return result

@@ -137,6 +137,24 @@ class SoftLabels:
         p = self.probabilities
         return p.view(self.epochs, -1, p.shape[1]) if self.per_epoch else p
 
+    def take(self, rows: torch.Tensor) -> "SoftLabels":
+        """The labels of images `rows` (static labels), in the same rung: its indices or rows
+        are taken, its codebook and tables kept, so the values are exactly the same."""
+        if self.per_epoch:
+            raise ValueError("per-epoch soft labels cannot be re-indexed")
+        from dataclasses import replace
+
+        rows = torch.as_tensor(rows, dtype=torch.int64)
+        parts = {}
+        if self.vq is not None:
+            parts["vq"] = replace(self.vq, indices=self.vq.indices[rows])
+        if self.vqae is not None:
+            parts["vqae"] = replace(self.vqae, indices=self.vqae.indices[rows])
+        if self.topk is not None:
+            parts["topk"] = replace(self.topk, classes=self.topk.classes[rows],
+                                    values=self.topk.values[rows])
+        return replace(self, probabilities=self.probabilities[rows], **parts)
+
     @property
     def float16_bits(self) -> int:
         """The papers' count: 16 bits per probability."""

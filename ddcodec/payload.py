@@ -21,11 +21,12 @@ import torch
 from ddcodec.bitstream.fixedpoint import STEP_RANGE, WEIGHT_MAX_ABS
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import MODULES, CodecConfig, module_shapes
+from ddcodec.distribution import Scales
 from ddcodec.errors import DDCodecError
 
 PAYLOAD_VERSION = 2  # 1: the untyped dict of ddcodec 0.1, same fields; still read
 KINDS = ("weight", "bias")
-BIT_PARTS = ("latents", "arm", "synthesis", "upsampler", "labels")
+BIT_PARTS = ("latents", "arm", "synthesis", "upsampler", "labels", "scales")
 
 
 class PayloadError(DDCodecError):
@@ -142,6 +143,7 @@ class EstimatedBits:
     synthesis: float
     upsampler: float
     labels: float
+    scales: float = 0.0  # a distributional set's spreads (absent before ddcodec 0.2: 0)
 
     @property
     def weights(self) -> float:
@@ -149,7 +151,7 @@ class EstimatedBits:
 
     @property
     def total(self) -> float:
-        return self.latents + self.arm + self.synthesis + self.upsampler + self.labels
+        return sum(getattr(self, p) for p in BIT_PARTS)
 
     def to_dict(self) -> dict:
         return {**{p: float(getattr(self, p)) for p in BIT_PARTS}, "total": self.total}
@@ -158,6 +160,8 @@ class EstimatedBits:
     def from_dict(cls, raw, where: str = "estimated_bits") -> "EstimatedBits":
         values = {}
         for part in BIT_PARTS:
+            if part == "scales" and isinstance(raw, dict) and part not in raw:
+                continue
             value = _get(raw, part, where)
             _need(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
                   f"{where}.{part}", "must be a finite number >= 0")
@@ -173,6 +177,7 @@ class LatentPayload:
     estimated_bits: EstimatedBits
     fit_psnr: float | None = None
     extra: dict = field(default_factory=dict)  # free-form, ignored by the codec
+    scales: Scales | None = None  # a distributional set's spreads (ddcodec.distribution)
 
     @property
     def num_images(self) -> int:
@@ -198,6 +203,7 @@ class LatentPayload:
         return {"payload_version": PAYLOAD_VERSION, "config": self.config.to_dict(),
                 "layout": self.layout.to_dict(), "groups": [g.to_dict() for g in self.groups],
                 "estimated_bits": self.estimated_bits.to_dict(), "fit_psnr": self.fit_psnr,
+                **({"scales": self.scales.to_dict()} if self.scales is not None else {}),
                 **self.extra}
 
     @classmethod
@@ -269,6 +275,14 @@ class LatentPayload:
         fit_psnr = raw.get("fit_psnr")
         _need(fit_psnr is None or isinstance(fit_psnr, (int, float)), "codec.fit_psnr",
               "must be a number")
-        known = {"payload_version", "config", "layout", "groups", "estimated_bits", "fit_psnr"}
+        scales = None
+        if raw.get("scales") is not None:
+            try:
+                scales = Scales.from_dict(raw["scales"])
+                scales.check_against(len(groups), groups[0].n_images, layout.levels)
+            except DDCodecError as exc:
+                raise PayloadError(f"bad latent payload: codec.scales: {exc}") from None
+        known = {"payload_version", "config", "layout", "groups", "estimated_bits", "fit_psnr",
+                 "scales"}
         extra = {k: v for k, v in raw.items() if k not in known}
-        return cls(config, layout, tuple(groups), bits, fit_psnr, extra)
+        return cls(config, layout, tuple(groups), bits, fit_psnr, extra, scales)

@@ -70,6 +70,9 @@ class MeasureConfig:
                                        "with hard labels, and random real images with this "
                                        "teacher's labels at equal bits per class).",
                                  path="file")
+    frozen_samples: bool = option(False, "Distributional sets: train every epoch on the "
+                                         "samples of epoch 0 instead of fresh ones (the control "
+                                         "that isolates the value of regeneration).")
     baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
                                     "real subset with the set's images per class and the whole "
                                     "training split; report DD-Ranking's HLR, IOR and LRS.")

@@ -52,6 +52,10 @@ CLASS_STREAMS: dict[str, str] = {
 SAMPLE_STREAMS: dict[str, str] = {
     "label_views": "the augmented view a per-epoch soft label was made on, and measure replays "
                    "(epoch, sample)",
+    "prior_samples": "a distributional set's samples, which measure regenerates (epoch, "
+                     "prior x samples + sample)",
+    "prior_training_noise": "the samples a distributional set trains on (step, prior x samples "
+                            "+ sample)",
 }
 MASK64 = (1 << 64) - 1
 
@@ -92,10 +96,10 @@ def _splitmix64(x):
     return x ^ (x >> np.uint64(31))
 
 
-def counter_uniforms(purpose: str, seed: int, epoch: int, samples, slots: int) -> torch.Tensor:
-    """Uniforms in [0, 1), float64, one row of `slots` per sample: row i is a function of
-    (purpose, seed, epoch, samples[i]) alone (a hashed key, then SplitMix64 of a counter), so it
-    does not depend on the batch, the order, the thread count or the machine."""
+def counter_bits(purpose: str, seed: int, epoch: int, samples, slots: int):
+    """Random uint64 words, one row of `slots` per sample: row i is a function of (purpose,
+    seed, epoch, samples[i]) alone (a hashed key, then SplitMix64 of a counter), so it does not
+    depend on the batch, the order, the thread count or the machine."""
     import numpy as np
 
     if purpose not in SAMPLE_STREAMS:
@@ -104,5 +108,12 @@ def counter_uniforms(purpose: str, seed: int, epoch: int, samples, slots: int) -
     ids = np.asarray(samples, dtype=np.uint64)[:, None] * np.uint64(slots) + np.arange(
         slots, dtype=np.uint64)[None, :]
     with np.errstate(over="ignore"):
-        bits = _splitmix64(key + (ids + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+        return _splitmix64(key + (ids + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+
+
+def counter_uniforms(purpose: str, seed: int, epoch: int, samples, slots: int) -> torch.Tensor:
+    """Uniforms in [0, 1), float64, from `counter_bits` (53 bits each)."""
+    import numpy as np
+
+    bits = counter_bits(purpose, seed, epoch, samples, slots)
     return torch.from_numpy((bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53)

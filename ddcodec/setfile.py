@@ -40,6 +40,15 @@ class DistilledSet:
     codec: LatentPayload | None = None
     notes: list[str] = field(default_factory=list)  # what loading converted, for the user
     soft_labels: SoftLabels | None = None  # a teacher's distributions, one per image
+    sampler: object = None  # distributional sets: a ddcodec.distribution.PriorSampler
+
+    def prior_sampler(self):
+        """A distributional set's sampler (its images are the priors' means), else None."""
+        if self.sampler is None and self.codec is not None and self.codec.scales is not None:
+            from ddcodec.bitstream.codec import prior_sampler
+
+            self.sampler = prior_sampler(self.codec, int(self.images.shape[1]))
+        return self.sampler
 
     @property
     def num_classes(self) -> int:

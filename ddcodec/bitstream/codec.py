@@ -25,6 +25,7 @@ from ddcodec.bitstream.geometry import LatentGeometry
 from ddcodec.bitstream.sections import REGISTRY, CodingState, parts_for
 from ddcodec.codec import synthesis, upsampling
 from ddcodec.data import Normalization
+from ddcodec.distribution import PriorSampler
 from ddcodec.labels import SoftLabels
 from ddcodec.names import PIXEL_MODES
 from ddcodec.payload import LatentPayload
@@ -50,6 +51,7 @@ class Decoded:
     file_bytes: int = 0
     skipped_sections: list[int] = field(default_factory=list)  # unknown ancillary tags
     soft_labels: SoftLabels | None = None
+    sampler: PriorSampler | None = None  # distributional sets: draws each epoch's samples
 
     @property
     def normalization(self) -> Normalization:
@@ -68,7 +70,7 @@ class Decoded:
         images = (self.images.to(torch.float32) if self.exact_floats
                   else self.normalization.normalize(self.images))
         return DistilledSet(images, self.labels, list(h.class_names), self.normalization,
-                            provenance, soft_labels=self.soft_labels)
+                            provenance, soft_labels=self.soft_labels, sampler=self.sampler)
 
     def images_uint8(self) -> torch.Tensor:
         """The images as 8-bit pixels (for PNG exports and pictures; float pixel files are
@@ -284,9 +286,30 @@ def decode_bytes(data: bytes, images: bool = True) -> Decoded:
     pictures = _images(state) if images else torch.empty(0, dtype=torch.uint8)
     labels = torch.arange(header.num_classes).repeat_interleave(
         torch.tensor(header.samples_per_class))
+    sampler = None
+    if "scales" in state.extras:
+        sampler = PriorSampler(state.geometry, header.latent.steps, state.weight_ints,
+                               state.latents, state.extras["scales"])
     return Decoded(header, pictures, labels, state.latents, sizes, estimate,
                    file_bytes=len(data), skipped_sections=skipped,
-                   soft_labels=state.soft_labels)
+                   soft_labels=state.soft_labels, sampler=sampler)
+
+
+def prior_sampler(payload: LatentPayload, channels: int) -> PriorSampler | None:
+    """The sampler of a distributional payload in memory (None without scales): the geometry
+    and integers its .ddz would decode to, so samples match the file's exactly."""
+    if payload.scales is None:
+        return None
+    classes = len(payload.groups[0].classes) if payload.config.shared_decoder else len(
+        payload.groups)
+    per_class = payload.num_images // classes
+    header = fmt.Header(channels, payload.layout.height, payload.layout.width,
+                        [str(c) for c in range(classes)], [per_class] * classes, [0.0] * channels,
+                        [1.0] * channels, shared_decoder=payload.config.shared_decoder,
+                        latent=_latent_header(payload))
+    ints = [q.q.numpy() for q in payload.weight_groups()]
+    return PriorSampler(LatentGeometry.from_header(header), header.latent.steps, ints,
+                        payload.latent_grids(), payload.scales)
 
 
 def _images(state: CodingState) -> torch.Tensor:

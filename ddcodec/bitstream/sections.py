@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import torch
 
 from ddcodec.bitstream.armint import IntegerARM
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.entropy import Decoder, Encoder
 from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
@@ -228,6 +229,61 @@ class LabelsSection(SectionCodec):
         return zlib.crc32(labels.probabilities.numpy().astype("<f2").tobytes(), crc)
 
 
+class ScalesSection(SectionCodec):
+    """A distributional set's spreads (ddcodec.distribution): samples per prior and epoch, the
+    seed of their noise, then per level a centre code and every prior's difference from it
+    under a Laplace per level (the weights' coder). Critical: a reader that skipped it would
+    train on the means alone."""
+
+    tag, name, kinds = 8, "scales", (Kind.LATENT,)
+    required = False
+
+    def present(self, state: CodingState) -> bool:
+        return state.payload is not None and state.payload.scales is not None
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        scales = state.payload.scales
+        codes = scales.codes.numpy().astype(np.int32)  # G x N x L
+        writer = Writer()
+        writer.varint(scales.samples)
+        writer.varint(scales.seed)
+        centres = [int(np.median(codes[:, :, level])) for level in range(codes.shape[2])]
+        for centre in centres:
+            writer.varint(centre)
+        residuals = [codes[:, :, level].ravel() - centre for level, centre in enumerate(centres)]
+        data, bits = encode_weights(residuals)
+        head = writer.getvalue()
+        state.extras["scales"] = scales
+        return head + data, bits + 8.0 * len(head)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        from ddcodec.distribution import CODE_MAX, MAX_SAMPLES, Scales
+        from ddcodec.errors import DDCodecError
+
+        geometry = state.geometry
+        groups, priors, levels = geometry.groups, geometry.per_group, geometry.layout.levels
+        reader = Reader(data, "scales section")
+        samples = reader.varint(MAX_SAMPLES)
+        seed = reader.varint(2 ** 63 - 1)
+        centres = [reader.varint(CODE_MAX) for _ in range(levels)]
+        head = reader.pos
+        ints, bits = decode_weights(reader.take(reader.remaining), [groups * priors] * levels)
+        codes = np.stack([q.reshape(groups, priors) + c for q, c in zip(ints, centres)], axis=2)
+        if codes.min() < 0 or codes.max() > CODE_MAX:
+            raise FormatError(f"corrupt scales section: spread codes beyond [0, {CODE_MAX}]")
+        try:
+            state.extras["scales"] = Scales(torch.from_numpy(codes.astype(np.int16)), samples,
+                                            seed)
+        except DDCodecError as exc:
+            raise FormatError(f"corrupt scales section: {exc}") from None
+        return bits + 8.0 * head
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        scales = state.extras["scales"]
+        crc = zlib.crc32(np.asarray([scales.samples, scales.seed], dtype="<u8").tobytes(), crc)
+        return zlib.crc32(scales.codes.numpy().astype("<i2").tobytes(), crc)
+
+
 def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
                 steps: list[list[int]]) -> IntegerARM:
     per_decoder = [{kind: (q, step) for kind, (q, step, _) in d["arm"].items()}
@@ -240,5 +296,5 @@ def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
 
 
 for _part in (WeightsSection(), LatentsSection(), PixelsSection(), FloatPixelsSection(),
-              LabelsSection()):
+              LabelsSection(), ScalesSection()):
     register(_part)

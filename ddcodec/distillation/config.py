@@ -20,7 +20,7 @@ from ddcodec.options import build, option
 if TYPE_CHECKING:
     from ddcodec.data import Dataset
 
-PARAMS = ("pixels", "latent")  # ddcodec.distillation.run.REPRESENTATIONS
+PARAMS = ("pixels", "latent", "distribution")  # ddcodec.distillation.run.REPRESENTATIONS
 LOSSES = ("dm", "gm", "tm", "none")  # objectives.OBJECTIVES, and none: a random subset
 # Reference defaults per loss: pixel learning rate (DM 1, DC/DSA 0.1, MTT 100 without ZCA, where
 # MTT issue #31 finds 100-1000 stable), outer iterations, and the latent trainer's starting
@@ -181,6 +181,37 @@ class LatentConfig:
                "--target-bpc must be > 0 and --rate-tolerance in (0, 1)")
 
 
+KERNELS = ("rbf", "linear")  # DistributionMatching's kernels
+
+
+@dataclass(frozen=True)
+class DistributionConfig:
+    """--param distribution (D3 in the codec): each latent sample is the mean of a Gaussian
+    prior with a spread per level, priced and stored with it; training and measure see the
+    means and fresh samples. Every latent option applies to the means."""
+
+    priors: int | None = option(None, "Distribution: Gaussian priors per class (the latent "
+                                      "samples per class, --spc, under another name).", min=1,
+                                default_text="as --spc")
+    prior_samples: int = option(1, "Distribution: samples per prior drawn each epoch besides "
+                                   "the means (D3: 1); stored in the file for measure.", min=1)
+    sigma_init: float = option(0.5, "Distribution: every prior's initial spread, in latent "
+                                    "steps.")
+    kernel: str = option("rbf", "Distribution, DM: rbf matches the distributions (D3's "
+                                "mixture-RBF MMD), linear only their mean embeddings (DM).",
+                         choices=KERNELS)
+
+    def __post_init__(self):
+        from ddcodec.distribution import MAX_SAMPLES, SIGMA_MAX
+
+        _check(self.priors is None or self.priors >= 1, "--priors must be at least 1")
+        _check(1 <= self.prior_samples <= MAX_SAMPLES,
+               f"--prior-samples must be in [1, {MAX_SAMPLES}]")
+        _check(0 < self.sigma_init <= SIGMA_MAX,
+               f"--sigma-init must be in (0, {SIGMA_MAX:.4g}] latent steps")
+        _check(self.kernel in KERNELS, f"--kernel must be {' or '.join(KERNELS)}")
+
+
 LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard
 
 
@@ -248,6 +279,7 @@ class DistillConfig:
     gm: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
     tm: TrajectoryMatchingConfig = field(default_factory=TrajectoryMatchingConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
+    distribution: DistributionConfig = field(default_factory=DistributionConfig)
     labelling: LabelConfig = field(default_factory=LabelConfig)
 
     @classmethod
@@ -262,15 +294,22 @@ class DistillConfig:
             _check(bool(self.tm.experts), "--loss tm needs --experts DIR (make one with "
                                           "`ddcodec experts`)")
         if self.latent.target_bpc is not None:
-            _check(self.param == "latent", "--target-bpc needs --param latent (pixel sets have "
-                                           "a fixed size: choose --ipc)")
-        if self.param == "latent":
-            _check(self.loss != "none", "--param latent needs a utility loss: --loss dm, gm "
-                                        "or tm")
+            _check(self.is_latent, "--target-bpc needs --param latent or distribution (pixel "
+                                   "sets have a fixed size: choose --ipc)")
+        if self.is_latent:
+            _check(self.loss != "none", f"--param {self.param} needs a utility loss: --loss dm, "
+                                        "gm or tm")
+        if self.param == "distribution":
+            _check(self.labelling.label_epochs == 0, "--param distribution takes one soft label "
+                                                     "per prior: leave out --label-epochs")
+            _check(self.distribution.priors is None or self.latent.spc is None
+                   or self.distribution.priors == self.latent.spc,
+                   "--priors and --spc name the same count: give one")
 
     @property
     def is_latent(self) -> bool:
-        return self.param == "latent"
+        """Latent grids and decoders priced in bits (a distributional set's are its means)."""
+        return self.param in ("latent", "distribution")
 
     def provenance(self) -> dict:
         """The (resolved) config as the set records it: the groups this run used."""
@@ -279,6 +318,8 @@ class DistillConfig:
             used["pixels"] = asdict(self.pixels)
         else:
             used["latent"] = asdict(self.latent)
+        if self.param == "distribution":
+            used["distribution"] = asdict(self.distribution)
         if self.loss != "none":
             used["matching"] = asdict(self.matching)
         if self.loss in ("gm", "tm"):
@@ -294,6 +335,8 @@ def resolve(config: DistillConfig, dataset: "Dataset | None" = None) -> DistillC
     from ddcodec.distillation.objectives import gradient_matching_loops
 
     loss, latent = config.loss, config.latent
+    if config.param == "distribution" and config.distribution.priors is not None:
+        latent = replace(latent, spc=config.distribution.priors)
     pixels = replace(config.pixels, lr_img=config.pixels.lr_img or LR_IMG[loss])
     matching = config.matching
     if matching.iterations is None:

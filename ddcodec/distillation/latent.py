@@ -483,11 +483,18 @@ class LatentTrainer:
             self.hard_ratio = hard / proxy_bits.clamp_min(1.0)
         return proxy_bits * self.hard_ratio
 
-    def _phase2_step(self) -> dict:
+    def _phase2_batch(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """What the utility sees this step: decoded images (class-ordered, in [0, 1] before
+        clamping), every group's latent bits, and the images of each of the dataset's
+        classes."""
         images, bits = self.bank(self._proxy())
-        unit = images.flatten(0, 1).clamp(0, 1)  # class-ordered: group by group
+        return images.flatten(0, 1), bits, self.counts
+
+    def _phase2_step(self) -> dict:
+        images, bits, counts = self._phase2_batch()
+        unit = images.clamp(0, 1)  # class-ordered: group by group
         synthetic = self.dataset.normalization.from_unit(unit)
-        utility = self.objective(synthetic, self.counts, self.step)
+        utility = self.objective(synthetic, counts, self.step)
         # per class: bits per pixel of its images, averaged over the dataset's classes (not this
         # trainer's), so a class's gradient is the same whether it trains alone or with all
         pixels = (self.dataset.num_classes * self.config.latent.spc
@@ -562,5 +569,10 @@ class LatentTrainer:
             latents=tuple(grid[g].to(torch.int16).cpu() for grid in hard),
             weights=DecoderWeights({name: dict(chosen[name][g]) for name in MODULES}),
         ) for g in range(bank.groups))
-        payload = LatentPayload(self.codec, self.layout, groups, bits, self.fit_psnr)
+        payload = self._complete(LatentPayload(self.codec, self.layout, groups, bits,
+                                               self.fit_psnr))
         return decoded.flatten(0, 1), payload
+
+    def _complete(self, payload: LatentPayload) -> LatentPayload:
+        """What a representation adds to the quantised payload (nothing for latent sets)."""
+        return payload

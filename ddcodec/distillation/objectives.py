@@ -59,11 +59,12 @@ class DistributionMatching:
     """
 
     def __init__(self, dataset: Dataset, arch: str, batch_real: int, dsa_strategy: str,
-                 seed: int, device: torch.device):
+                 seed: int, device: torch.device, kernel: str = "linear"):
         self.dataset, self.arch, self.seed, self.device = dataset, arch, seed, device
         self.augment = DSA(DSAParams(strategy=dsa_strategy))
         self.real_per_class = [min(batch_real, len(dataset.indices_of_class(c)))
                                for c in range(dataset.num_classes)]
+        self.kernel = KERNEL_LOSSES[kernel]
 
     def __call__(self, synthetic: torch.Tensor, counts: list[int], iteration: int) -> torch.Tensor:
         ds = self.dataset
@@ -87,7 +88,7 @@ class DistributionMatching:
         real_sizes = [self.real_per_class[cls] for cls, _ in present]
         syn_sizes = [len(syn) for _, syn in present]
         for r, s in zip(real_embed.split(real_sizes), syn_embed.split(syn_sizes)):
-            loss = loss + ((r.mean(0) - s.mean(0)) ** 2).sum()
+            loss = loss + self.kernel(r, s)
         return loss
 
     def state(self) -> dict:
@@ -101,6 +102,42 @@ class DistributionMatching:
 
     def summary(self) -> dict:
         return {}
+
+
+def mean_embedding_loss(real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """DM's term: squared distance of the mean embeddings (MMD with a linear kernel)."""
+    return ((real.mean(0) - syn.mean(0)) ** 2).sum()
+
+
+MMD_BANDWIDTHS = (1, 2, 4, 8, 16)  # D3's (mmd.py), as multiples of a quarter of the base
+
+
+def mixture_rbf_mmd_loss(real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """D3's distribution term: unbiased MMD^2 under a sum of Gaussian kernels whose widths
+    span 16:1 like D3's (1 to 16). D3 applies them to raw features, whose scale changes with
+    every random network; here they are placed around h, the median squared distance between
+    the class's real embeddings (widths sqrt(h)/4 to 4 sqrt(h)), and the MMD is multiplied by h
+    (detached), which makes its small-distance limit DM's mean-embedding loss in scale, so
+    lambda keeps its meaning."""
+    d_rr = torch.cdist(real, real).pow(2)
+    d_ss = torch.cdist(syn, syn).pow(2)
+    d_rs = torch.cdist(real, syn).pow(2)
+    n, m = real.shape[0], syn.shape[0]
+    off = d_rr[~torch.eye(n, dtype=torch.bool, device=real.device)]
+    h = (off.median() if off.numel() else d_rs.detach().median()).detach().clamp_min(1e-12)
+
+    def k(d: torch.Tensor) -> torch.Tensor:
+        return sum(torch.exp(-d / (2 * h * (b / 4) ** 2)) for b in MMD_BANDWIDTHS)
+
+    def within(d: torch.Tensor, size: int) -> torch.Tensor:
+        if size < 2:  # one point: no pair to average; its self-similarity is constant
+            return d.new_zeros(())
+        return (k(d).sum() - size * len(MMD_BANDWIDTHS)) / (size * (size - 1))
+
+    return h * (within(d_rr, n) + within(d_ss, m) - 2 * k(d_rs).mean())
+
+
+KERNEL_LOSSES = {"linear": mean_embedding_loss, "rbf": mixture_rbf_mmd_loss}
 
 
 def class_batch(dataset: Dataset, cls: int, size: int, augment: DSA, seed: int, iteration: int,
@@ -312,8 +349,9 @@ register_objective = registrar(OBJECTIVES)  # @register_objective("dm"): what --
 @register_objective("dm")
 def _distribution_matching(dataset, config, device, images_per_class):
     m = config.matching
+    kernel = config.distribution.kernel if config.param == "distribution" else "linear"
     return DistributionMatching(dataset, m.arch, m.batch_real, m.dsa_strategy, config.seed,
-                                device)
+                                device, kernel)
 
 
 @register_objective("gm")

@@ -81,6 +81,20 @@ def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
     """The rate-utility model (ddcodec.distillation.latent)."""
     from ddcodec.distillation.latent import LatentTrainer
 
+    return _trained_set(LatentTrainer, dataset, config, device, hooks)
+
+
+@register_representation("distribution")
+def _distribution_set(dataset: Dataset, config: DistillConfig, device: torch.device,
+                      hooks: RunHooks) -> DistilledSet:
+    """D3's priors in the rate-utility model (ddcodec.distillation.priors)."""
+    from ddcodec.distillation.priors import DistributionTrainer
+
+    return _trained_set(DistributionTrainer, dataset, config, device, hooks)
+
+
+def _trained_set(trainer_class, dataset: Dataset, config: DistillConfig, device: torch.device,
+                 hooks: RunHooks) -> DistilledSet:
     sizer = hooks.file_sizer
     if config.latent.target_bpc is not None and sizer is None:
         raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
@@ -88,7 +102,7 @@ def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
     def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
         return sizer(hooks.labelled(latent_set(dataset, config, uint8_images, payload, {})))
 
-    trainer = LatentTrainer(dataset, config, device, hooks.checkpoint, hooks.checkpoint_every,
+    trainer = trainer_class(dataset, config, device, hooks.checkpoint, hooks.checkpoint_every,
                             hooks.on_progress, file_bits=file_bits if sizer is not None else None)
     return hooks.labelled(latent_set(dataset, config, *trainer.run(resume=hooks.resume)))
 
@@ -96,7 +110,7 @@ def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,
                payload: LatentPayload, learnt: dict) -> DistilledSet:
     """The set a latent run yields; rate control encodes exactly this to measure its size."""
-    details = {"method": f"latent-{config.loss}",
+    details = {"method": f"{config.param}-{config.loss}",
                "estimated_bits": payload.estimated_bits.to_dict(),
                "fit_psnr": payload.fit_psnr, **learnt}
     labels = torch.arange(dataset.num_classes).repeat_interleave(config.latent.spc)

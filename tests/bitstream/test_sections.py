@@ -40,10 +40,12 @@ def note_part():
 
 
 def test_the_built_in_parts_are_registered_in_file_order():
-    assert [p.name for p in parts_for(fmt.Kind.LATENT)] == ["weights", "latents", "labels"]
+    assert [p.name for p in parts_for(fmt.Kind.LATENT)] == ["weights", "latents", "labels",
+                                                             "scales"]
     assert [p.name for p in parts_for(fmt.Kind.PIXELS)] == ["pixels", "labels"]
     assert [p.name for p in parts_for(fmt.Kind.FLOAT_PIXELS)] == ["float pixels", "labels"]
     assert not REGISTRY[7].required  # soft labels are optional; hard ones are in the header
+    assert not REGISTRY[8].required  # scales: only distributional sets have them
     assert all(not p.ancillary for p in REGISTRY.values())
     with pytest.raises(ValueError, match="taken"):
         register(REGISTRY[3])
