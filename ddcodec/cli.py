@@ -424,12 +424,17 @@ def _listed(values) -> str:
                    "last rung's labels at equal bits.")
 @click.option("--label-rungs", default=",".join(CURVE.label_rungs), show_default=True,
               help="Soft-label rungs of the labelled series (float16, topk, vq).")
+@click.option("--distribution", "distribution_losses", multiple=True,
+              type=click.Choice(["dm", "gm", "tm"]),
+              help="Add distributional (D3) series for this loss (repeatable): --param "
+                   "distribution at each budget, measured with fresh samples each epoch and "
+                   "with frozen ones (with --teacher: also with the last rung's labels).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
 def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
           batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
-          pixel_iterations, qualities, ceiling_epochs, teacher, label_rungs, as_json, quiet,
-          verbose, seed, device, log_every):
+          pixel_iterations, qualities, ceiling_epochs, teacher, label_rungs, distribution_losses,
+          as_json, quiet, verbose, seed, device, log_every):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
     from dataclasses import replace
@@ -446,7 +451,8 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
         seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
         pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
         qualities=_numbers(qualities, int, "--qualities"), ceiling_epochs=ceiling_epochs,
-        teacher=teacher, label_rungs=tuple(r.strip() for r in label_rungs.split(",") if r))
+        teacher=teacher, label_rungs=tuple(r.strip() for r in label_rungs.split(",") if r),
+        distribution_losses=tuple(distribution_losses))
     from ddcodec.progress import display
 
     with display(quiet or as_json, log_every) as shown:

@@ -3,6 +3,8 @@
 Every point is a real file whose bytes are counted, trained on under one protocol:
 
 * `latent-<loss>`: `distill --param latent --target-bpc B`, encoded to .ddz, measured.
+* `distribution-<loss>` (D3): `distill --param distribution --target-bpc B`, measured with fresh
+  samples every epoch, and `distribution-<loss>-frozen`: the same file with epoch 0's samples.
 * `pixels-float32` / `pixels-8bit`: vanilla pixel sets (pixel DM) at IPC 1/10/50, counted as
   float32 (the papers' convention: images only) and as an 8-bit .ddz (`encode --pixels 8bit`:
   rounded, declared lossy). Both are measured on the decoded .ddz, i.e. the 8-bit rounding of
@@ -104,12 +106,15 @@ def teacher_digest(path: str | Path) -> str:
 
 
 def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: float,
-                  device: str, say: Event, rung: str | None = None) -> dict:
+                  device: str, say: Event, rung: str | None = None,
+                  param: str = "latent") -> dict:
+    """A latent (or distributional) set at one budget, with hard labels or a rung's; a
+    distributional one is measured twice: resampled every epoch, and with frozen samples."""
     from ddcodec import api
 
-    options = config.latent_options(loss, budget)
+    options = {**config.latent_options(loss, budget), "param": param}
     shared = options["shared_decoder"]
-    series = f"latent-{loss}" + (f"+{rung}" if rung else "")
+    series = f"{param}-{loss}" + (f"+{rung}" if rung else "")
     spec = {"series": series, "budget_bpc": budget, "distill": options,
             "protocol": config.protocol(), "version": POINT_VERSION["latent"]}
     if loss == "tm":  # the experts folder's name is not what determines the point
@@ -120,6 +125,8 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
                            "teacher": teacher_digest(config.teacher)}
     found = store.get(spec)
     if found:
+        if param == "distribution":
+            _frozen_point(store, config, spec, found, device, say)
         return found
     say(f"{series} at {budget:,.0f} bits/class: distilling")
     started = time.perf_counter()
@@ -139,14 +146,43 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         from ddcodec.labelling import label_split
 
         labels = {"labels": label_split(distilled, 8 * len(data))}
-    return store.put(spec, {
+    spread = ({"sigma_median_per_level": distilled.provenance.get("sigma_median_per_level"),
+               "steps_per_epoch": report["protocol"]["steps_per_epoch"]}
+              if param == "distribution" else {})
+    record = store.put(spec, {
         "series": series, "budget_bpc": budget, "bpc": report["bpc"], **labels,
         "file_bytes": report["file_bytes"], **_accuracy_fields(report),
         "images_per_class": report["images_per_class"], "lmbda": rate.get("lmbda"),
         "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
-        "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared,
+        "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared, **spread,
         "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
         "seconds": time.perf_counter() - started, "file": ddz_path.name})
+    if param == "distribution":
+        _frozen_point(store, config, spec, record, device, say)
+    return record
+
+
+def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dict,
+                  device: str, say: Event) -> dict:
+    """The control of a distributional point: its very file, trained on epoch 0's samples at
+    every epoch."""
+    from ddcodec import api
+
+    base, plus, rung = fresh["series"].partition("+")
+    series = f"{base}-frozen{plus}{rung}"
+    frozen_spec = {**spec, "series": series, "frozen_samples": True}
+    found = store.get(frozen_spec)
+    if found:
+        return found
+    say(f"{series} at {fresh['budget_bpc']:,.0f} bits/class: measuring")
+    report = api.measure(store.path(spec, ".ddz"), epochs=config.eval.epochs, runs=config.runs,
+                         seed=config.seed, device=device, frozen_samples=True)
+    keep = ("budget_bpc", "bpc", "labels", "file_bytes", "images_per_class", "lmbda",
+            "shared_decoder", "sigma_median_per_level", "file")
+    return store.put(frozen_spec, {**{k: fresh[k] for k in keep if k in fresh},
+                                   "series": series, **_accuracy_fields(report),
+                                   "measure_seconds": report.get("seconds"),
+                                   "seconds": report.get("seconds")})
 
 
 def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
@@ -268,6 +304,10 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
             _latent_point(store, config, loss, budget, device, say)
             for rung in rungs:
                 _latent_point(store, config, loss, budget, device, say, rung)
+            if loss in config.distribution_losses:
+                for rung in (None, *rungs[-1:]):
+                    _latent_point(store, config, loss, budget, device, say, rung,
+                                  param="distribution")
         if rungs and config.baselines:
             codec, quality = config.labelled_random
             _packed_point(store, config, dataset, codec, quality, budget, dev, say, rungs[-1])
@@ -288,7 +328,7 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
 
 def _kind(spec: dict) -> str:
     series = spec.get("series", "")
-    if series.startswith("latent-"):
+    if is_ours(series):
         return "latent"
     return series if series in ("pixels", "full") else "packed"
 
@@ -377,6 +417,11 @@ def _series(points: list[dict], name: str) -> list[dict]:
     return sorted((p for p in points if p["series"] == name), key=lambda p: p["bpc"])
 
 
+def is_ours(series: str) -> bool:
+    """A series of ddcodec's own sets (latent, or distributional) rather than a baseline."""
+    return series.startswith(("latent-", "distribution-"))
+
+
 def accuracy_at(points: list[dict], bpc: float) -> float | None:
     """Best accuracy among points of at most `bpc` bits per class (None if none fits)."""
     fitting = [p["accuracy_mean"] for p in points if p["bpc"] <= bpc]
@@ -387,10 +432,10 @@ def compare(points: list[dict]) -> list[dict]:
     """At each latent point: the best each baseline reaches with no more bits per class."""
     rows = []
     labelled = sorted({p["series"] for p in points
-                       if "+" in p["series"] and not p["series"].startswith("latent-")})
+                       if "+" in p["series"] and not is_ours(p["series"])})
     baselines = ("pixels-float32", "pixels-8bit", "jpeg", "webp", *labelled)
     for p in points:
-        if not p["series"].startswith("latent-"):
+        if not is_ours(p["series"]):
             continue
         row = {"series": p["series"], "bpc": p["bpc"], "accuracy": p["accuracy_mean"]}
         for name in baselines:
@@ -416,7 +461,7 @@ def ratios(points: list[dict]) -> list[dict]:
     """Equal-accuracy bit ratio of each latent curve against vanilla float32 pixels."""
     rows = []
     for reference in _series(points, "pixels-float32"):
-        for name in sorted({p["series"] for p in points if p["series"].startswith("latent-")}):
+        for name in sorted({p["series"] for p in points if is_ours(p["series"])}):
             curve = _series(points, name)
             bits = bits_for_accuracy(curve, reference["accuracy_mean"])
             rows.append({"series": name, "reference": f"pixels float32 IPC {reference['ipc']}",
@@ -434,11 +479,14 @@ LABELS = {"latent-dm": "latent DM (ours, .ddz)", "latent-gm": "latent GM (ours, 
           "pixels-float32": "vanilla pixels (DM), float32 (the papers' count)",
           "pixels-8bit": "vanilla pixels (DM), rounded to an 8-bit .ddz",
           "jpeg": "random real, packed JPEG (best quality)",
-          "webp": "random real, packed WebP (best quality)"}
+          "webp": "random real, packed WebP (best quality)",
+          "distribution-dm": "distributional DM, fresh samples each epoch (ours, .ddz)",
+          "distribution-dm-frozen": "the same distributional files, samples frozen at epoch 0"}
 STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "s"),
          "latent-tm": ("#9467bd", False, "d"), "pixels-float32": ("#d62728", True, "^"),
          "pixels-8bit": ("#ff7f0e", True, "^"), "jpeg": ("#7f7f7f", True, "s"),
-         "webp": ("#8c564b", True, "d")}
+         "webp": ("#8c564b", True, "d"), "distribution-dm": ("#393b79", False, "v"),
+         "distribution-dm-frozen": ("#9c9ede", False, "v")}
 RUNG_NAMES = {"float16": "float16 soft labels", "topk": "top-k soft labels",
               "vq": "VQ soft labels"}
 RUNG_STYLE = {"float16": ("#17becf", "P"), "topk": ("#bcbd22", "X"), "vq": ("#e377c2", "*")}
@@ -453,6 +501,9 @@ def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
     if rung not in RUNG_NAMES:
         return None
     color, marker = RUNG_STYLE[rung]
+    if base in LABELS and base.startswith("distribution-"):
+        text = LABELS[base].replace(" (ours, .ddz)", "")
+        return f"{text} + {RUNG_NAMES[rung]}", (STYLE[base][0], False, marker)
     if base.startswith("latent-"):
         return f"latent {base[7:].upper()} + {RUNG_NAMES[rung]} (ours, .ddz)", (color, False,
                                                                                marker)

@@ -56,6 +56,10 @@ class CurveConfig:
     teacher: str | None = None
     label_rungs: tuple[str, ...] = ("float16", "vq")
     labelled_random: tuple[str, int] = ("webp", 25)
+    # distributional sets (D3): these losses again as `--param distribution` at every budget,
+    # with hard labels and (with a teacher) the last rung's, each also measured with frozen
+    # samples
+    distribution_losses: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.budgets or any(b <= 0 for b in self.budgets):

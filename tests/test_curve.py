@@ -163,3 +163,26 @@ def test_curve_with_a_teacher_adds_labelled_series_counted_whole(npz16, tmp_path
     rebuilt = build_table(PointStore(out), CurveConfig(**{**config.__dict__,
                                                           "teacher": str(other)}))
     assert not any("+" in p["series"] for p in rebuilt["points"])
+
+
+def test_curve_distribution_series_measure_one_file_fresh_and_frozen(npz16, tmp_path):
+    from ddcodec.curve import _legend
+
+    latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8)
+    config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
+                         eval=EvalConfig(epochs=3), runs=1, baselines=False, ceiling_epochs=0,
+                         distribution_losses=("dm",))
+    out = tmp_path / "curve"
+    table = run_curve(config, out, "cpu")
+    by = {p["series"]: p for p in table["points"]}
+    assert {"latent-dm", "distribution-dm", "distribution-dm-frozen"} == set(by)
+    fresh, frozen = by["distribution-dm"], by["distribution-dm-frozen"]
+    assert fresh["file"] == frozen["file"] and fresh["bpc"] == frozen["bpc"]
+    ddz = out / "points" / fresh["file"]
+    assert fresh["bpc"] == 8 * ddz.stat().st_size / 3
+    assert fresh["steps_per_epoch"] == 1 and len(fresh["sigma_median_per_level"]) >= 1
+    assert all(_legend(name) for name in by)
+    assert {r["series"] for r in table["comparison"]} == set(by)
+    stamp = ddz.stat().st_mtime_ns
+    again = run_curve(config, out, "cpu")  # both reused
+    assert ddz.stat().st_mtime_ns == stamp and again["points"] == table["points"]

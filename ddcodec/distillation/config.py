@@ -197,6 +197,9 @@ class DistributionConfig:
                                    "the means (D3: 1); stored in the file for measure.", min=1)
     sigma_init: float = option(0.5, "Distribution: every prior's initial spread, in latent "
                                     "steps.")
+    sigma_lr: float = option(0.01, "Distribution: Adam learning rate of the log spreads (the "
+                                   "latents' --lr moves them too slowly to matter in a few "
+                                   "hundred iterations).")
     kernel: str = option("rbf", "Distribution, DM: rbf matches the distributions (D3's "
                                 "mixture-RBF MMD), linear only their mean embeddings (DM).",
                          choices=KERNELS)
@@ -210,6 +213,7 @@ class DistributionConfig:
         _check(0 < self.sigma_init <= SIGMA_MAX,
                f"--sigma-init must be in (0, {SIGMA_MAX:.4g}] latent steps")
         _check(self.kernel in KERNELS, f"--kernel must be {' or '.join(KERNELS)}")
+        _check(self.sigma_lr >= 0, "--sigma-lr must be >= 0")
 
 
 LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard

@@ -67,6 +67,15 @@ class DistributionTrainer(LatentTrainer):
                          self.layout, self.codec, generators,
                          sigma_init=self.config.distribution.sigma_init).to(self.device)
 
+    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """Adam at `lr` for the latents and decoders, at --sigma-lr for the log spreads (phase
+        1 leaves them alone: nothing it fits depends on them)."""
+        spreads = self.bank.log_sigma
+        rest = [p for p in self.bank.parameters() if p is not spreads]
+        return torch.optim.Adam([{"params": rest, "lr": lr},
+                                 {"params": [spreads],
+                                  "lr": self.config.distribution.sigma_lr}])
+
     def _first_priors(self) -> list[int]:
         """Each group's first prior's index in the class-ordered set (what its noise is keyed
         by, in training as in measure)."""
