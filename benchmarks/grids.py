@@ -33,12 +33,33 @@ from ddcodec.grid import class_grid  # noqa: E402
 PER_CLASS = 10
 
 
+SAMPLES = 3  # a distributional sheet: each prior's mean and this many samples (epoch 0)
+
+
 def reported_files(table: dict) -> list[dict]:
-    """(series, bits, accuracy, file) of each latent and vanilla 8-bit point, by series then
-    bits; the float32 points share their 8-bit twin's file."""
+    """(series, bits, accuracy, file) of each latent, distributional (fresh samples; the frozen
+    control shares its file) and vanilla 8-bit point, by series then bits; the float32 points
+    share their 8-bit twin's file."""
     rows = [p for p in table["points"]
-            if p.get("file") and (p["series"].startswith("latent-") or p["series"] == "pixels-8bit")]
+            if p.get("file") and (p["series"].startswith(("latent-", "distribution-"))
+                                  or p["series"] == "pixels-8bit")
+            and "-frozen" not in p["series"]]
     return sorted(rows, key=lambda p: (p["series"], p["bpc"]))
+
+
+def sheet_images(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+    """A file's images for its sheet: the decoded set, or for a distributional file each
+    prior's mean followed by its first SAMPLES samples (so a row shows priors side by side)."""
+    decoded = api.decode(path)
+    names, n = list(decoded.header.class_names), decoded.header.num_images
+    if decoded.sampler is None:
+        return decoded.images, decoded.labels, names, n
+    drawn = decoded.sampler.images(0, SAMPLES)
+    prior = decoded.sampler.prior_of_sample(SAMPLES)
+    order = [i for p in range(n) for i in [p] + [n + j for j in
+                                                    (prior == p).nonzero().flatten().tolist()]]
+    images = torch.cat([decoded.images, drawn])[order]
+    return images, decoded.labels[[i if i < n else int(prior[i - n]) for i in order]], names, n
 
 
 def real_sheet(data: str, seed: int):
@@ -69,20 +90,25 @@ def main() -> None:
     real_sheet(table["protocol"]["data"], 0).save(folder / "real.png")
     entries = []
     for p in reported_files(table):
-        decoded = api.decode(work / "points" / p["file"])
+        images, labels, names, n = sheet_images(work / "points" / p["file"])
         name = f"{p['series']}-{p['bpc']:.0f}bpc.png"
         label = LABELS.get(p["series"], p["series"])
-        title = (f"{label}: {p['bpc']:,.0f} bits/class, {decoded.header.num_images // 10} "
-                 f"images/class, {p['accuracy_mean']:.1f} % accuracy")
-        class_grid(decoded.images, decoded.labels, list(decoded.header.class_names),
-                   per_class=PER_CLASS, title=title).save(folder / name)
+        what = (f"{n // len(names)} priors/class, each mean + {SAMPLES} samples"
+                if p["series"].startswith("distribution-") else f"{n // len(names)} images/class")
+        title = (f"{label}: {p['bpc']:,.0f} bits/class, {what}, {p['accuracy_mean']:.1f} % "
+                 "accuracy")
+        class_grid(images, labels, names, per_class=PER_CLASS if len(images) == n
+                   else 2 * (1 + SAMPLES), title=title).save(folder / name)
         entries.append((label, p, name))
     seconds = time.perf_counter() - started
     lines = ["## Decoded images (CIFAR-10 subset)", "",
              f"Made {time.strftime('%Y-%m-%d')} by `python benchmarks/grids.py` from the .ddz "
              f"files of the rate-utility curve above ({seconds:.0f} s): each sheet is the "
-             "decoder's output, one row per class, up to 10 images per class, 2x enlarged. The "
-             "same sheet for any .ddz: `ddcodec decode FILE --format grid`.", "",
+             "decoder's output, one row per class, up to 10 images per class, 2x enlarged; a "
+             f"distributional set's row shows two priors, each its mean then {SAMPLES} samples "
+             "(those measure trains on at epoch 0). The "
+             "same sheet for any .ddz: `ddcodec decode FILE --format grid` (`--samples S` for "
+             "a distributional file's samples).", "",
              "Real training images, for comparison:", "", "![real](grids/real.png)", ""]
     for label, p, name in entries:
         lines += [f"{label} at {p['bpc']:,.0f} bits per class ({p['accuracy_mean']:.1f} %):", "",

@@ -1,0 +1,135 @@
+"""Distributional sets (D3) against deterministic latent sets on Tiny-ImageNet, sized for 2 CPU
+cores: a class subset of `../shared/data/tiny-imagenet-200` (64 x 64 real JPEGs; by default its
+first 10 classes in classes.tsv order, 200 training and the official 50 validation images each),
+latent DM and distributional DM at each budget (the latter measured with fresh and with frozen
+samples), through `ddcodec.curve` (points cached in bench_runs/distribution-tiny, so an
+interrupted run resumes). Writes docs/benchmarks/distribution_tiny.json and the section
+"Distributional sets on Tiny-ImageNet" of docs/BENCHMARKS.md.
+
+The CIFAR-10 comparison is part of the rate-utility curve (benchmarks/curve.py), and its sample
+sheets are made by benchmarks/grids.py.
+
+    python benchmarks/distribution.py            # about 1.5 hours on 2 cores
+    python benchmarks/distribution.py --quick    # minutes, tiny settings, to check the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import replace_section, write_record  # noqa: E402
+from ddcodec.curve import CurveConfig, run_curve  # noqa: E402
+from ddcodec.distillation import DistillConfig  # noqa: E402
+from ddcodec.evaluate import EvalConfig  # noqa: E402
+
+TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
+HEADING = "## Distributional sets on Tiny-ImageNet"
+# 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to about ten images per class
+BUDGETS = (24_576, 49_152)
+
+
+def class_subset(classes: int, folder: Path) -> Path:
+    """An ImageFolder of the first `classes` classes (symbolic links to the shared data, train
+    and val), so the loader sees only them."""
+    names = [line.split("\t")[0] for line in (TINY / "classes.tsv").read_text().splitlines()
+             if line.strip()][:classes]
+    for split in ("train", "val"):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            link = folder / split / name
+            if not link.exists():
+                os.symlink(TINY / split / name, link)
+    return folder
+
+
+def section(table: dict, args, seconds: float) -> str:
+    by = {(p["series"], p["budget_bpc"]): p for p in table["points"]}
+
+    def acc(p):
+        return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
+
+    lines = [HEADING, "",
+             f"Measured {table['date']} with `python benchmarks/distribution.py` (ddcodec "
+             f"{table['ddcodec_version']}; {seconds / 60:.0f} min on 2 cores): the first "
+             f"{args.classes} classes of Tiny-ImageNet-200 (64 × 64; 200 training images per "
+             "class, the official 50 validation images per class as the test set), a class "
+             "subset because a 200-class point costs hours on 2 cores. Latent and distributional "
+             f"DM at each budget ({args.fit_iterations} phase-1 and {args.iterations} phase-2 "
+             f"iterations, batch_real {args.batch_real}, one shared decoder), each file trained "
+             f"on by {args.runs} fresh ConvNet-D3 for {args.epochs} epochs, final epoch.", "",
+             "| bits per class (target) | latent % | distributional, fresh % | frozen samples % "
+             "| fresh − latent | priors per class | median σ per level (fine → coarse) |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    gains = []
+    for b in args.budgets:
+        plain, fresh = by.get(("latent-dm", b)), by.get(("distribution-dm", b))
+        frozen = by.get(("distribution-dm-frozen", b))
+        if fresh is None:
+            continue
+        gain = fresh["accuracy_mean"] - plain["accuracy_mean"] if plain else None
+        if gain is not None:
+            gains.append((gain, b))
+        sigma = ", ".join(f"{v:.2f}" for v in fresh.get("sigma_median_per_level") or [])
+        lines.append(f"| {fresh['bpc']:,.0f} ({b:,.0f}) | {acc(plain)} | {acc(fresh)} | "
+                     f"{acc(frozen)} | {'–' if gain is None else f'{gain:+.2f}'} | "
+                     f"{fresh['images_per_class']:g} | {sigma} |")
+    if gains:
+        best = max(gains)
+        lines += ["", f"Best gain of the distributional set over the latent one: {best[0]:+.2f} "
+                      f"points at {best[1]:,.0f} bits per class (target: +2 at some budget; "
+                      f"{'met' if best[0] >= 2 else '**not met**'})."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "distribution-tiny"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not TINY.is_dir():
+        sys.exit(f"distribution: {TINY} not found (the shared data beside the checkout)")
+    if args.quick:
+        args.classes, args.budgets, args.epochs, args.runs = 3, (24_576,), 3, 1
+        args.iterations, args.fit_iterations, args.batch_real = 3, 16, 8
+        args.work += "-quick"
+    else:
+        args.budgets, args.epochs, args.runs = BUDGETS, 300, 2
+        args.iterations, args.fit_iterations, args.batch_real = 150, 800, 32
+    work = Path(args.work)
+    data = f"imagefolder:{class_subset(args.classes, work / 'data')}"
+    latent = DistillConfig.of(param="latent", iterations=args.iterations,
+                              fit_iterations=args.fit_iterations, batch_real=args.batch_real)
+    config = CurveConfig(budgets=args.budgets, data=data, distill=latent,
+                         eval=EvalConfig(epochs=args.epochs), runs=args.runs, baselines=False,
+                         ceiling_epochs=0, shared_decoder="yes", distribution_losses=("dm",))
+    started = time.perf_counter()
+    table = run_curve(config, work, "cpu", on_event=lambda m: print(
+        f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - started
+    text = section(table, args, seconds)
+    print(text)
+    if args.quick:
+        return
+    out = Path(args.out)
+    write_record(out, "distribution_tiny", {**table, "settings": {
+        k: v for k, v in vars(args).items() if k not in ("out", "work")},
+        "wall_seconds_this_run": seconds})
+    replace_section(out, HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
