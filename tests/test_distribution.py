@@ -271,3 +271,30 @@ def test_a_saved_distributional_set_keeps_its_scales(tiny_distribution, tmp_path
     assert torch.equal(again.codec.scales.codes, distilled.codec.scales.codes)
     assert torch.equal(again.prior_sampler().images(1), distilled.prior_sampler().images(1))
     assert json.dumps(again.provenance["config"]["distribution"])
+
+
+@pytest.mark.parametrize("loss", ["gm", "tm"])
+def test_gradient_and_trajectory_matching_train_the_spreads_on_sampled_batches(loss, tmp_path):
+    """GM and TM see the means and samples too: the spreads get gradients and move."""
+    from ddcodec.data import load_dataset
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.distillation.config import ExpertConfig
+    from ddcodec.distillation.experts import train_experts
+    from ddcodec.distillation.priors import DistributionTrainer
+
+    npz = write_npz(tmp_path / "four.npz", classes=3, per_class=8, test_per_class=2, size=8)
+    data = load_dataset(f"npz:{npz}")
+    extra = {}
+    if loss == "tm":
+        train_experts(data, tmp_path / "experts", ExpertConfig(num_experts=1, epochs=3,
+                                                              batch_size=12), torch.device("cpu"))
+        extra = {"experts": str(tmp_path / "experts"), "syn_steps": 2, "expert_epochs": 1,
+                 "max_start_epoch": 1}
+    config = DistillConfig.of(param="distribution", loss=loss, priors=2, fit_iterations=8,
+                              fit_candidates=1, iterations=3, batch_real=4, arm_context=8,
+                              sigma_lr=0.05, **extra)
+    trainer = DistributionTrainer(data, config, torch.device("cpu"))
+    _, payload, _ = trainer.run()
+    sigma = trainer.bank.sigma().detach()
+    assert not torch.allclose(sigma, torch.full_like(sigma, 0.5))
+    assert payload.scales is not None and payload.scales.shape == (3, 2, payload.layout.levels)
