@@ -38,6 +38,7 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
             on_iteration: Callable[[int, float], None] | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
             resume: bool = False, on_progress: Callable | None = None,
+            on_message: Callable[[str], None] | None = None, block: int | None = None,
             config: "DistillConfig | None" = None, **overrides):
     """Distil `data` under `config` (a DistillConfig; default: the defaults) with any flat
     option overridden by keyword (`spc=2`, `loss="gm"`, ...); write it to `output` if given.
@@ -45,15 +46,21 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     Latent runs keep their state in `checkpoint` (default: OUTPUT.ckpt) every
     `checkpoint_every` steps and on Ctrl-C; `resume=True` continues from it. The checkpoint is
     removed once the set is written.
+
+    `blocks=B` (and torchrun) write each block to OUTPUT.parts/ and merge them; ranks other
+    than 0 return None, and so does `block=b` (one block's part only, for job arrays: `merge`
+    joins them). An OUTPUT ending in .ddz is written encoded, as `encode` would.
     """
     from ddcodec.distillation import DistillConfig, distill as run
     from ddcodec.fileio import check_writable
     from ddcodec.options import flatten
-    from ddcodec.setfile import save_set
 
     base = flatten(config) if config is not None else {}
     cfg = DistillConfig.of(**{**base, **overrides})
-    if output is not None:
+    if block is not None and (cfg.blocks < 2 or output is None):
+        raise DDCodecError("--block needs --blocks B (at least 2) and -o OUTPUT (the part goes "
+                           "to OUTPUT.parts/)")
+    if output is not None and block is None:
         check_writable(output, force)  # fail before the expensive part
     if checkpoint is None and output is not None:
         checkpoint = Path(f"{output}.ckpt")
@@ -62,16 +69,58 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
         raise DDCodecError("--resume applies to --param latent runs")
     dataset = load_dataset(data, data_root, download, resize)
     labelling = _distill_labeller(cfg, dataset, resolve_device(device))
+    parts = Path(f"{output}.parts") if output is not None else None
     distilled = run(dataset, cfg, resolve_device(device), on_iteration, checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, resume=resume, on_progress=on_progress,
-                    file_sizer=encoded_bits, labeller=labelling)
+                    file_sizer=encoded_bits, labeller=labelling, parts=parts,
+                    on_message=on_message, only_block=block)
+    if distilled is None:  # another rank of a distributed run (rank 0 writes), or one block
+        return None
     if resize is not None:
         distilled.provenance["resize"] = list(resize)
     if output is not None:
-        save_set(distilled, output, force=force)
+        write_set(distilled, output, force)
     if checkpoint is not None and cfg.is_latent and checkpoint.exists():
         checkpoint.unlink()
     return distilled
+
+
+def merge(parts: "list[str | os.PathLike]", output: str | os.PathLike, *,
+          data: str | None = None, data_root: str | None = None, force: bool = False,
+          device: str = "auto"):
+    """Join block parts made by separate runs (`distill --blocks B --block b`) into the set
+    (or .ddz) one run would have written: the same bytes."""
+    from ddcodec.distillation import blocks
+    from ddcodec.distillation.run import RunHooks, merged_set
+    from ddcodec.fileio import check_writable
+
+    check_writable(output, force)
+    paths = [Path(p) for p in parts]
+    for path in paths:
+        if not path.is_file():
+            raise DDCodecError(f"{path} not found")
+    loaded = [blocks.load_part(path) for path in paths]
+    config, spec = blocks.config_of_parts(loaded)
+    dataset = load_dataset(data or spec, data_root)
+    merged = blocks.merge(loaded, dataset, config)
+    labelling = _distill_labeller(config, dataset, resolve_device(device))
+    distilled = merged_set(dataset, config, merged,
+                           RunHooks(file_sizer=encoded_bits, labeller=labelling))
+    write_set(distilled, output, force)
+    return distilled
+
+
+def write_set(distilled, output: str | os.PathLike, force: bool) -> None:
+    """A set file, or its .ddz when the name ends in .ddz."""
+    from ddcodec.setfile import save_set
+
+    if str(output).endswith(".ddz"):
+        from ddcodec import ddz
+
+        data, _ = ddz.encode(distilled)
+        ddz.write_bytes(data, output, force)
+    else:
+        save_set(distilled, output, force=force)
 
 
 def _distill_labeller(config: "DistillConfig", dataset, device: torch.device):

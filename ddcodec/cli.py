@@ -124,10 +124,13 @@ def checkpoint_options(func):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Distilled-set file to write (set.pt).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--block", "only_block", type=click.IntRange(min=0), default=None,
+              help="With --blocks B: distil only this block (0 to B-1) into OUTPUT.parts/ and "
+                   "stop, for job arrays; `ddcodec merge` joins the parts.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume, output,
-            force, as_json, quiet, verbose, seed, device, log_every, **options):
+            force, only_block, as_json, quiet, verbose, seed, device, log_every, **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
@@ -145,7 +148,14 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            on_progress=shown.handle, config=config)
+            on_progress=shown.handle, on_message=lambda m: shown.say("blocks", m),
+            block=only_block, config=config)
+    if distilled is None:  # one block's part, or a rank other than 0 (rank 0 reports)
+        if only_block is not None:
+            _info(quiet or as_json, f"wrote block {only_block} of {config.blocks} to "
+                                    f"{output}.parts/; `ddcodec merge {output}.parts/*.pt -o "
+                                    f"{output}` joins them")
+        return
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
         raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
@@ -200,6 +210,29 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
                        f"{rate['error']:+.1%}; the set is written; exit status "
                        f"{EXIT_TARGET_MISSED}; try more --iterations or another --spc", err=True)
     return met
+
+
+@cli.command()
+@click.argument("parts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The merged set (set.pt), or its .ddz if the name ends in .ddz.")
+@click.option("--data", "data_spec", default=None,
+              help="The data the parts were made from [default: what the parts record].")
+@click.option("--data-root", default=None, help="Where torchvision's files live.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@common_options
+def merge(parts, output, data_spec, data_root, force, as_json, quiet, verbose, seed, device,
+          log_every):
+    """Join block parts of separate runs (distill --blocks B --block b) into one set: the
+    bytes one run would have written."""
+    from ddcodec import api
+
+    started = time.perf_counter()
+    distilled = api.merge(list(parts), output, data=data_spec, data_root=data_root,
+                          force=force, device=device)
+    if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
+        raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
 
 @cli.command()

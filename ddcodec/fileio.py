@@ -47,3 +47,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def load_tagged(path: Path, tag: str, what: str) -> dict:
+    """A torch file of ddcodec's own (weights_only) whose "format" entry is `tag`; one clear
+    line for anything else."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DDCodecError(f"{path} is not a readable {what} (damaged, or not made by "
+                           "ddcodec)") from exc
+    if not isinstance(state, dict) or state.get("format") != tag:
+        raise DDCodecError(f"{path} is not a ddcodec {what}")
+    return state
+

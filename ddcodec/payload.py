@@ -154,7 +154,9 @@ class EstimatedBits:
         return sum(getattr(self, p) for p in BIT_PARTS)
 
     def to_dict(self) -> dict:
-        return {**{p: float(getattr(self, p)) for p in BIT_PARTS}, "total": self.total}
+        """Every part (scales only for distributional sets, as before they existed)."""
+        return {**{p: float(getattr(self, p)) for p in BIT_PARTS
+                   if p != "scales" or self.scales}, "total": self.total}
 
     @classmethod
     def from_dict(cls, raw, where: str = "estimated_bits") -> "EstimatedBits":

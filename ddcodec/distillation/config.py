@@ -278,6 +278,10 @@ class DistillConfig:
                              "trajectory matching (MTT, needs --experts); none: a random real "
                              "subset.", choices=LOSSES)
     seed: int = option(0, cli=False)  # the command line's --seed is common to every command
+    blocks: int = option(1, "Latent/distribution: distil the classes in this many contiguous "
+                            "blocks (D3's subtasks), each its own part file, merged into one "
+                            "set; under torchrun the blocks are shared among the processes.",
+                         min=1)
     pixels: PixelConfig = field(default_factory=PixelConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     gm: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
@@ -303,6 +307,15 @@ class DistillConfig:
         if self.is_latent:
             _check(self.loss != "none", f"--param {self.param} needs a utility loss: --loss dm, "
                                         "gm or tm")
+        if self.blocks > 1:
+            _check(self.is_latent, "--blocks needs --param latent or distribution")
+            _check(not self.latent.shared_decoder, "--blocks gives every class its own decoder: "
+                                                   "leave out --shared-decoder")
+            _check(self.loss != "tm", "--blocks with --loss tm needs block experts, which are "
+                                      "not built yet: use dm or gm")
+            _check(not (self.labelling.soft and self.latent.target_bpc is not None),
+                   "--blocks with soft labels under --target-bpc is not supported yet: label "
+                   "the merged set (`ddcodec label`) or leave out --target-bpc")
         if self.param == "distribution":
             _check(self.labelling.label_epochs == 0, "--param distribution takes one soft label "
                                                      "per prior: leave out --label-epochs")
@@ -318,6 +331,8 @@ class DistillConfig:
     def provenance(self) -> dict:
         """The (resolved) config as the set records it: the groups this run used."""
         used = {"param": self.param, "loss": self.loss, "seed": self.seed}
+        if self.blocks > 1:
+            used["blocks"] = self.blocks
         if self.param == "pixels":
             used["pixels"] = asdict(self.pixels)
         else:

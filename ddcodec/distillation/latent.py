@@ -45,7 +45,7 @@ from ddcodec.distillation.rate_control import (
 )
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.events import Event, EventHook
-from ddcodec.fileio import atomic_path
+from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.labelling import LabelCost, estimated_cost, plan_for
 from ddcodec.options import flatten
 from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
@@ -221,13 +221,7 @@ class LatentTrainer:
         path = self.checkpoint
         if path is None or not path.is_file():
             raise DDCodecError(f"no checkpoint to resume from at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DDCodecError(f"{path} is not a readable checkpoint (damaged, or not made by "
-                               "ddcodec)") from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise DDCodecError(f"{path} is not a ddcodec checkpoint")
+        state = load_tagged(path, CHECKPOINT_FORMAT, "checkpoint")
         mine = flatten(self.config)
         if state["config"] != mine or state["data"] != self.dataset.spec or (
                 state.get("classes") != list(self.classes)):

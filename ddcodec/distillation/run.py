@@ -31,6 +31,9 @@ class RunHooks:
     resume: bool = False
     file_sizer: FileSizer | None = None
     labeller: Labeller | None = None  # soft labels on every set the run sizes or returns
+    parts: Path | None = None  # --blocks: the folder of the block part files
+    only_block: int | None = None  # --block: distil this block's part and stop (job arrays)
+    on_message: Callable[[str], None] | None = None  # what the run is doing, in words
 
     def labelled(self, distilled: DistilledSet) -> DistilledSet:
         return self.labeller(distilled) if self.labeller is not None else distilled
@@ -46,14 +49,16 @@ def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
             checkpoint_every: int = 0, resume: bool = False,
             on_progress: Callable | None = None,
             file_sizer: FileSizer | None = None,
-            labeller: Labeller | None = None) -> DistilledSet:
+            labeller: Labeller | None = None, parts: Path | None = None,
+            on_message: Callable[[str], None] | None = None,
+            only_block: int | None = None) -> DistilledSet | None:
     """Run the configured method. Rate control (`target_bpc`) measures real files through
     `file_sizer`, which the API layer provides (it knows the bitstream; distillation does not);
     `labeller` gives soft labels to the final set and to every set rate control measures, so
     that their bits come out of the same budget."""
     config = resolve(config, dataset)
     hooks = RunHooks(on_iteration, on_progress, checkpoint, checkpoint_every, resume, file_sizer,
-                     labeller)
+                     labeller, parts, only_block, on_message)
     return REPRESENTATIONS[config.param](dataset, config, device, hooks)
 
 
@@ -94,7 +99,9 @@ def _distribution_set(dataset: Dataset, config: DistillConfig, device: torch.dev
 
 
 def _trained_set(trainer_class, dataset: Dataset, config: DistillConfig, device: torch.device,
-                 hooks: RunHooks) -> DistilledSet:
+                 hooks: RunHooks) -> DistilledSet | None:
+    if config.blocks > 1 or hooks.parts is not None and _distributed():
+        return _blocked_set(dataset, config, device, hooks)
     sizer = hooks.file_sizer
     if config.latent.target_bpc is not None and sizer is None:
         raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
@@ -105,6 +112,47 @@ def _trained_set(trainer_class, dataset: Dataset, config: DistillConfig, device:
     trainer = trainer_class(dataset, config, device, hooks.checkpoint, hooks.checkpoint_every,
                             hooks.on_progress, file_bits=file_bits if sizer is not None else None)
     return hooks.labelled(latent_set(dataset, config, *trainer.run(resume=hooks.resume)))
+
+
+def _distributed() -> bool:
+    from ddcodec.distillation.blocks import world
+
+    return world()[1] > 1
+
+
+def _blocked_set(dataset: Dataset, config: DistillConfig, device: torch.device,
+                 hooks: RunHooks) -> DistilledSet | None:
+    """Class blocks, on this process or shared among torchrun's (ddcodec.distillation.blocks);
+    the merged set on rank 0, None on the others."""
+    from ddcodec.distillation.blocks import run_blocks
+
+    if hooks.parts is None:
+        raise ValueError("--blocks needs a folder for the part files (ddcodec.api.distill "
+                         "gives OUTPUT.parts)")
+    merged = run_blocks(dataset, config, device, hooks.parts, hooks.file_sizer,
+                        hooks.on_progress, hooks.on_message or (lambda m: None),
+                        only=hooks.only_block)
+    if merged is None:
+        return None
+    return merged_set(dataset, config, merged, hooks)
+
+
+def merged_set(dataset: Dataset, config: DistillConfig, merged: tuple, hooks: RunHooks
+               ) -> DistilledSet:
+    """The set of merged blocks, with soft labels (the global teacher's: D3's glue) and the
+    whole file's rate record."""
+    distilled = hooks.labelled(latent_set(dataset, config, *merged))
+    target = config.latent.target_bpc
+    if target is not None and hooks.file_sizer is not None:
+        achieved = hooks.file_sizer(distilled) / dataset.num_classes
+        error = achieved / target - 1
+        tolerance = config.latent.rate_tolerance
+        distilled.provenance["rate_control"] = {
+            "target_bpc": target, "achieved_bpc": achieved, "error": error,
+            "tolerance": tolerance, "within_tolerance": abs(error) <= tolerance,
+            "why": f"each of the {config.blocks} blocks steered to the budget on its own file; "
+                   "the merged file has one header for all"}
+    return distilled
 
 
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,

@@ -1,0 +1,254 @@
+"""Distillation in class blocks (D3's subtasks), on one process or many (torch.distributed).
+
+The classes are cut into B contiguous blocks. Each block is distilled by its own trainer over
+its classes only; since every random draw of a class is keyed by the class and every loss term
+is per class (see LatentTrainer), a block's payload does not depend on which process runs it or
+what else that process runs. Each finished block is written atomically as a part file
+`OUTPUT.parts/block-BBBB-of-NNNN.pt`; a re-run skips the parts that are there (with the same
+settings). The merge checks every part and rebuilds one payload in class order, so the output
+(and its .ddz, byte for byte) does not depend on the number of processes.
+
+Under torchrun (WORLD_SIZE > 1) rank r distils blocks r, r + N, r + 2N, ... (B fixed, N any),
+then rank 0 merges. gloo on CPU, NCCL on GPUs with one device per local rank.
+
+Rate control (`--target-bpc`) runs per block on the block's own file (the block's classes
+alone), so every block lands on the per-class budget and the merged file (one header instead of
+B) lands on it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ddcodec.data import Dataset
+from ddcodec.errors import DDCodecError
+from ddcodec.fileio import atomic_path, load_tagged
+from ddcodec.options import flatten
+from ddcodec.payload import LatentPayload
+
+PART_FORMAT = "ddcodec-block"
+PART_VERSION = 1
+
+
+def block_ranges(num_classes: int, blocks: int) -> list[range]:
+    """B contiguous blocks of classes, sizes differing by at most one (the first ones larger)."""
+    if not 1 <= blocks <= num_classes:
+        raise DDCodecError(f"--blocks must be between 1 and the {num_classes} classes")
+    size, extra = divmod(num_classes, blocks)
+    out, start = [], 0
+    for b in range(blocks):
+        stop = start + size + (b < extra)
+        out.append(range(start, stop))
+        start = stop
+    return out
+
+
+def settings_digest(config, dataset: Dataset) -> str:
+    """What must agree between parts to merge them: the resolved settings and the data."""
+    text = json.dumps({"config": flatten(config), "data": dataset.spec,
+                       "shape": list(dataset.image_shape), "classes": dataset.class_names},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def part_path(folder: Path, block: int, blocks: int) -> Path:
+    return folder / f"block-{block:04d}-of-{blocks:04d}.pt"
+
+
+def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callable:
+    """How rate control sizes a block: the .ddz of the block's classes alone."""
+    from ddcodec.distillation.run import latent_set
+
+    local = replace(dataset, class_names=[dataset.class_names[c] for c in classes])
+
+    def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
+        groups = tuple(replace(g, classes=(i,)) for i, g in enumerate(payload.groups))
+        block = replace(payload, groups=groups)
+        return sizer(latent_set(local, config, uint8_images, block, {}))
+
+    return file_bits
+
+
+def distill_block(dataset: Dataset, config, device: torch.device, block: int, blocks: int,
+                  sizer=None, on_progress=None) -> dict:
+    """Train one block; return its part (plain tensors and values, weights_only-loadable)."""
+    from ddcodec.distillation.latent import LatentTrainer
+    from ddcodec.distillation.priors import DistributionTrainer
+
+    classes = block_ranges(dataset.num_classes, blocks)[block]
+    trainer_class = DistributionTrainer if config.param == "distribution" else LatentTrainer
+    file_bits = (_block_file_bits(dataset, config, classes, sizer)
+                 if config.latent.target_bpc is not None else None)
+    trainer = trainer_class(dataset, config, device, on_progress=on_progress,
+                            file_bits=file_bits, classes=classes)
+    images, payload, learnt = trainer.run()
+    return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
+            "classes": list(classes), "settings": settings_digest(config, dataset),
+            "config": flatten(config), "data": dataset.spec,
+            "payload": payload.to_dict(), "images": images.contiguous(),
+            "learnt": json.loads(json.dumps(learnt, default=str))}
+
+
+def save_part(part: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(part, tmp)
+
+
+def load_part(path: Path) -> dict:
+    part = load_tagged(path, PART_FORMAT, "block part")
+    if part.get("version") != PART_VERSION:
+        raise DDCodecError(f"{path}: block part version {part.get('version')}; this ddcodec "
+                           f"reads {PART_VERSION}")
+    return part
+
+
+def finished(path: Path, digest: str) -> bool:
+    """A part already there with the same settings (a re-run skips its block)."""
+    if not path.is_file():
+        return False
+    try:
+        return load_part(path).get("settings") == digest
+    except DDCodecError:
+        return False
+
+
+def merge(parts: list[dict], dataset: Dataset, config) -> tuple[torch.Tensor, LatentPayload,
+                                                                dict]:
+    """Every block's part -> the decoded images, the whole payload (class order) and what the
+    blocks learnt. Refuses parts of other settings, missing or repeated blocks."""
+    from ddcodec.distribution import Scales
+    from ddcodec.payload import EstimatedBits
+
+    if not parts:
+        raise DDCodecError("nothing to merge: no block parts")
+    digest = settings_digest(config, dataset)
+    blocks = parts[0]["blocks"]
+    seen = {}
+    for part in parts:
+        if part.get("settings") != digest or part.get("blocks") != blocks:
+            raise DDCodecError(f"block {part.get('block')} was made with other settings or "
+                               "data than the rest; re-run it with the same options")
+        if part["block"] in seen:
+            raise DDCodecError(f"block {part['block']} is given twice")
+        seen[part["block"]] = part
+    missing = sorted(set(range(blocks)) - set(seen))
+    if missing:
+        raise DDCodecError(f"blocks {', '.join(map(str, missing))} of {blocks} are missing")
+    ordered = [seen[b] for b in range(blocks)]
+    ranges = block_ranges(dataset.num_classes, blocks)
+    for b, part in enumerate(ordered):
+        if part["classes"] != list(ranges[b]):
+            raise DDCodecError(f"block {b} holds classes {part['classes']}, expected "
+                               f"{list(ranges[b])}")
+    raws = [part["payload"] for part in ordered]
+    bits = [EstimatedBits.from_dict(raw["estimated_bits"]) for raw in raws]
+    total = {name: sum(getattr(b, name) for b in bits) for name in bits[0].to_dict()
+             if name != "total"}
+    psnrs = [raw.get("fit_psnr") for raw in raws if raw.get("fit_psnr") is not None]
+    whole = {**raws[0], "groups": [g for raw in raws for g in raw["groups"]],
+             "estimated_bits": total, "fit_psnr": sum(psnrs) / len(psnrs) if psnrs else None}
+    if raws[0].get("scales") is not None:
+        first = Scales.from_dict(raws[0]["scales"])
+        codes = torch.cat([Scales.from_dict(raw["scales"]).codes for raw in raws])
+        whole["scales"] = Scales(codes, first.samples, first.seed).to_dict()
+    payload = LatentPayload.from_dict(whole, dataset.image_shape, dataset.num_classes)
+    images = torch.cat([part["images"] for part in ordered])
+    learnt = {"blocks": blocks, "per_block": [part["learnt"] for part in ordered]}
+    return images, payload, learnt
+
+
+def config_of_parts(parts: list[dict]):
+    """The settings the parts were made with (what `ddcodec merge` rebuilds the set under)."""
+    from ddcodec.distillation import DistillConfig
+
+    configs = {json.dumps(p.get("config"), sort_keys=True, default=str) for p in parts}
+    if len(configs) != 1 or not isinstance(parts[0].get("config"), dict):
+        raise DDCodecError("the parts were made with different settings; merge parts of one run")
+    datas = {p.get("data") for p in parts}
+    if len(datas) != 1:
+        raise DDCodecError(f"the parts come from different data ({', '.join(map(str, datas))})")
+    return DistillConfig.of(**parts[0]["config"]), parts[0]["data"]
+
+
+# ----------------------------------------------------------------------- torch.distributed
+
+def world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def start_group(device: torch.device) -> torch.device:
+    """Join torchrun's process group (gloo on CPU, NCCL on CUDA, one device per local rank);
+    return this rank's device."""
+    import torch.distributed as dist
+
+    rank, size, local = world()
+    if size == 1 or dist.is_initialized():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            timeout=timedelta(hours=12))
+    return device
+
+
+def _marker(path: Path) -> Path:
+    return path.with_suffix(".running")
+
+
+def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, sizer=None,
+               on_progress=None, say: Callable[[str], None] = lambda m: None,
+               only: int | None = None) -> tuple[torch.Tensor, LatentPayload, dict] | None:
+    """This rank's blocks (or block `only`, for a job array), then (rank 0, all blocks) the
+    merge; otherwise None. A block that fails names itself and stops this rank (torchrun then
+    stops the job); finished parts stay, and a block a killed process left unfinished (its
+    `.running` marker) is named when the next run takes it up."""
+    import torch.distributed as dist
+
+    blocks = config.blocks
+    if only is not None and not 0 <= only < blocks:
+        raise DDCodecError(f"--block must be in [0, {blocks - 1}] for --blocks {blocks}")
+    device = start_group(device)
+    rank, size, _ = world()
+    digest = settings_digest(config, dataset)
+    mine = [only] if only is not None else list(range(rank, blocks, size))
+    ranges = block_ranges(dataset.num_classes, blocks)
+    for block in mine:
+        path = part_path(parts, block, blocks)
+        if finished(path, digest):
+            say(f"block {block}: part found, skipped")
+            continue
+        marker = _marker(path)
+        if marker.is_file():
+            say(f"block {block}: left unfinished by an earlier run ({marker.read_text()}); "
+                "distilling it again")
+        parts.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"rank {rank}, pid {os.getpid()}")
+        say(f"block {block} of {blocks} (classes {ranges[block][0]}-{ranges[block][-1]}) on "
+            f"rank {rank}")
+        try:
+            part = distill_block(dataset, config, device, block, blocks, sizer, on_progress)
+        except DDCodecError as exc:
+            raise DDCodecError(f"block {block} failed on rank {rank}: {exc}") from None
+        except Exception as exc:
+            raise DDCodecError(f"block {block} failed on rank {rank}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        save_part(part, path)
+        marker.unlink()
+    if size > 1:
+        dist.barrier()
+    if rank != 0 or only is not None:
+        return None
+    return merge([load_part(part_path(parts, b, blocks)) for b in range(blocks)], dataset,
+                 config)

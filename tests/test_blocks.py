@@ -1,0 +1,141 @@
+"""Distillation in class blocks, on one process, on two gloo processes under torchrun, and as
+separate jobs merged afterwards: the same .ddz bytes every way; failures named and resumed."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_npz
+from ddcodec import api
+from ddcodec.distillation.blocks import block_ranges, load_part, part_path
+from ddcodec.errors import DDCodecError
+
+ROOT = Path(__file__).parent.parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+# DM, per-class decoders, fixed lambda, short: seconds per block
+OPTIONS = ["--param", "latent", "--spc", "2", "--fit-iterations", "16", "--fit-candidates", "2",
+           "--iterations", "3", "--batch-real", "4", "--arm-context", "8", "--levels", "3"]
+
+
+@pytest.fixture(scope="module")
+def six(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blocks")
+    npz = write_npz(root / "six.npz", classes=4, per_class=8, test_per_class=2, size=8)
+    single = root / "one.ddz"
+    run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "-o", str(single), "-q"])
+    return npz, single.read_bytes()
+
+
+def run(args, env=None, check=True):
+    """ddcodec (or torchrun) in a fresh process with one thread per process, as torchrun
+    gives its workers (float reductions depend on the thread count)."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(done.stderr[-3000:])
+    return done
+
+
+def test_blocks_are_contiguous_and_balanced():
+    assert block_ranges(10, 3) == [range(0, 4), range(4, 7), range(7, 10)]
+    assert block_ranges(200, 8)[7] == range(175, 200)
+    with pytest.raises(DDCodecError, match="between 1 and the 4 classes"):
+        block_ranges(4, 5)
+
+
+def test_blocks_in_one_process_give_the_bytes_of_one_run(six, tmp_path):
+    npz, single = six
+    out = tmp_path / "b.ddz"
+    run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+         "-o", str(out), "-q"])
+    assert out.read_bytes() == single
+    part = load_part(part_path(tmp_path / "b.ddz.parts", 1, 2))
+    assert part["classes"] == [2, 3] and part["images"].dtype == torch.uint8
+
+
+def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):
+    npz, single = six
+    out = tmp_path / "t.ddz"
+    done = run([*TORCHRUN[1:], "--nproc-per-node", "2", "-m", "ddcodec", "distill", "--data",
+                f"npz:{npz}", *OPTIONS, "--blocks", "2", "-o", str(out), "-q"])
+    assert out.read_bytes() == single, done.stderr[-2000:]
+
+
+def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_path):
+    npz, single = six
+    out = tmp_path / "k.ddz"
+    parts = tmp_path / "k.ddz.parts"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        import os, time
+        from pathlib import Path
+        import ddcodec.distillation.blocks as blocks
+        original = blocks.distill_block
+        def killed(dataset, config, device, block, count, *args, **kwargs):
+            if block == 1:  # wait for block 0's part, then die as a killed process would
+                other = blocks.part_path(Path({str(parts)!r}), 0, count)
+                deadline = time.time() + 300
+                while not other.exists() and time.time() < deadline:
+                    time.sleep(0.1)
+                os._exit(9)
+            return original(dataset, config, device, block, count, *args, **kwargs)
+        blocks.distill_block = killed
+    """))
+    args = [*TORCHRUN[1:], "--nproc-per-node", "2", "-m", "ddcodec", "distill", "--data",
+            f"npz:{npz}", *OPTIONS, "--blocks", "2", "-o", str(out)]
+    failed = run(args, env={"PYTHONPATH": str(hook)}, check=False)
+    assert failed.returncode != 0 and not out.exists()
+    first = part_path(parts, 0, 2)
+    assert first.is_file() and not part_path(parts, 1, 2).exists()
+    assert part_path(parts, 1, 2).with_suffix(".running").is_file()
+    stamp = first.stat().st_mtime_ns
+    again = run(args)
+    assert first.stat().st_mtime_ns == stamp  # block 0 was not distilled again
+    assert "block 0: part found, skipped" in again.stderr
+    assert "block 1: left unfinished by an earlier run (rank 1" in again.stderr
+    assert out.read_bytes() == single
+    assert not part_path(parts, 1, 2).with_suffix(".running").exists()
+
+
+def test_separate_jobs_merge_to_the_same_bytes_and_foreign_parts_are_refused(six, tmp_path,
+                                                                              run_cli):
+    npz, single = six
+    out = tmp_path / "j.ddz"
+    for block in ("0", "1"):
+        run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+             "--block", block, "-o", str(out), "-q"])
+    assert not out.exists()
+    parts = sorted((tmp_path / "j.ddz.parts").glob("*.pt"))
+    api.merge(parts, out)
+    assert out.read_bytes() == single
+    # a part made with other settings: refused in one line, nothing written
+    other = tmp_path / "o.ddz"
+    changed = [*OPTIONS[:-1], "4"]  # --levels 4
+    run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *changed, "--blocks", "2",
+         "--block", "1", "-o", str(other), "-q"])
+    mixed = [parts[0], part_path(tmp_path / "o.ddz.parts", 1, 2)]
+    code, _, err = run_cli("merge", *map(str, mixed), "-o", str(tmp_path / "m.ddz"))
+    assert code == 1 and "different settings" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.ddz").exists()
+    code, _, err = run_cli("merge", str(parts[0]), "-o", str(tmp_path / "m.ddz"))
+    assert code == 1 and "blocks 1 of 2 are missing" in err
+
+
+def test_bad_block_options_are_refused(six, run_cli, tmp_path):
+    npz, _ = six
+    for extra, message in [(["--blocks", "2", "--shared-decoder"], "leave out --shared-decoder"),
+                           (["--blocks", "9"], "between 1 and the 4 classes"),
+                           (["--blocks", "2", "--block", "2"], "--block must be in [0, 1]"),
+                           (["--block", "0"], "--block needs --blocks"),
+                           (["--blocks", "2", "--param", "pixels"], "--blocks needs --param")]:
+        code, _, err = run_cli("distill", "--data", f"npz:{npz}", *OPTIONS, *extra,
+                               "-o", str(tmp_path / "x.ddz"))
+        assert code != 0 and message in err, (extra, err)
+        assert not (tmp_path / "x.ddz").exists()
