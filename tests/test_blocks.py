@@ -139,3 +139,13 @@ def test_bad_block_options_are_refused(six, run_cli, tmp_path):
                                "-o", str(tmp_path / "x.ddz"))
         assert code != 0 and message in err, (extra, err)
         assert not (tmp_path / "x.ddz").exists()
+
+
+def test_distributional_sets_merge_their_scales_to_the_same_bytes(six, tmp_path):
+    npz, _ = six
+    options = dict(param="distribution", priors=2, fit_iterations=16, fit_candidates=2,
+                   iterations=3, batch_real=4, arm_context=8, levels=3)
+    api.distill(f"npz:{npz}", tmp_path / "one.ddz", **options)
+    api.distill(f"npz:{npz}", tmp_path / "two.ddz", blocks=2, **options)
+    assert (tmp_path / "one.ddz").read_bytes() == (tmp_path / "two.ddz").read_bytes()
+    assert api.info(tmp_path / "two.ddz")["distribution"]["priors"] == 8
