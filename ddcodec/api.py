@@ -149,11 +149,12 @@ def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,
             on_epoch: Callable[[int, int], None] | None = None, **config) -> dict:
     """Train the expert trajectories trajectory matching needs (ExpertConfig(**config)) into the
     folder `output`; experts already there are reused."""
-    from ddcodec.distillation.experts import ExpertConfig, train_experts
+    from ddcodec.distillation.experts import ExpertConfig, train_block_experts, train_experts
 
     cfg = ExpertConfig(**config)
     dataset = load_dataset(data, data_root, download, resize)
-    return train_experts(dataset, Path(output), cfg, resolve_device(device), on_epoch)
+    train = train_block_experts if cfg.blocks > 1 else train_experts
+    return train(dataset, Path(output), cfg, resolve_device(device), on_epoch)
 
 
 def measure(set_path: "str | os.PathLike | DistilledSet", *,

@@ -118,6 +118,16 @@ class Dataset:
     def indices_of_class(self, c: int) -> torch.Tensor:
         return torch.nonzero(self.y_train == c, as_tuple=False).flatten()
 
+    def of_classes(self, classes: range) -> "Dataset":
+        """The contiguous classes `classes` alone, relabelled 0..k-1 (a block's data, on which
+        its block experts train)."""
+        first, last = classes[0], classes[-1]
+        train = (self.y_train >= first) & (self.y_train <= last)
+        test = (self.y_test >= first) & (self.y_test <= last)
+        return Dataset(f"{self.spec}#classes={first}-{last}", self.x_train[train],
+                       self.y_train[train] - first, self.x_test[test], self.y_test[test] - first,
+                       self.class_names[first:last + 1], self.normalization)
+
 
 # ---------------------------------------------------------------------------------------------
 # Entry point

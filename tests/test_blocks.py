@@ -149,3 +149,35 @@ def test_distributional_sets_merge_their_scales_to_the_same_bytes(six, tmp_path)
     api.distill(f"npz:{npz}", tmp_path / "two.ddz", blocks=2, **options)
     assert (tmp_path / "one.ddz").read_bytes() == (tmp_path / "two.ddz").read_bytes()
     assert api.info(tmp_path / "two.ddz")["distribution"]["priors"] == 8
+
+
+def test_trajectory_matching_in_blocks_uses_each_blocks_own_experts(six, tmp_path, monkeypatch):
+    """D3's subtasks: k-way experts per block, each block's student matched to its own."""
+    import json
+
+    from ddcodec.data import load_dataset
+    from ddcodec.distillation import objectives
+
+    npz, _ = six
+    report = api.experts(f"npz:{npz}", tmp_path / "experts", num_experts=1, epochs=3,
+                         batch_size=8, blocks=2)
+    assert report["blocks"] == 2 and report["trained"] == 2
+    manifest = json.loads((tmp_path / "experts" / "block-0001-of-0002" / "experts.json")
+                          .read_text())
+    assert manifest["num_classes"] == 2 and manifest["data"].endswith("#classes=2-3")
+    block = load_dataset(f"npz:{npz}").of_classes(range(2, 4))
+    assert block.y_train.unique().tolist() == [0, 1] and block.class_names == ["2", "3"]
+    used = []
+    original = objectives.TrajectoryMatching.__init__
+
+    def spy(self, dataset, experts, *args, **kwargs):
+        used.append((experts.root.name, kwargs.get("first_class")))
+        original(self, dataset, experts, *args, **kwargs)
+
+    monkeypatch.setattr(objectives.TrajectoryMatching, "__init__", spy)
+    api.distill(f"npz:{npz}", tmp_path / "tm.ddz", param="latent", loss="tm", spc=2,
+                fit_iterations=8, fit_candidates=1, iterations=2, arm_context=8, levels=3,
+                experts=str(tmp_path / "experts"), syn_steps=2, expert_epochs=1,
+                max_start_epoch=1, blocks=2)
+    assert used == [("block-0000-of-0002", 0), ("block-0001-of-0002", 2)]
+    assert api.info(tmp_path / "tm.ddz")["num_classes"] == 4

@@ -311,8 +311,6 @@ class DistillConfig:
             _check(self.is_latent, "--blocks needs --param latent or distribution")
             _check(not self.latent.shared_decoder, "--blocks gives every class its own decoder: "
                                                    "leave out --shared-decoder")
-            _check(self.loss != "tm", "--blocks with --loss tm needs block experts, which are "
-                                      "not built yet: use dm or gm")
             _check(not (self.labelling.soft and self.latent.target_bpc is not None),
                    "--blocks with soft labels under --target-bpc is not supported yet: label "
                    "the merged set (`ddcodec label`) or leave out --target-bpc")
@@ -390,9 +388,13 @@ class ExpertConfig:
     batch_size: int = option(256, "Images per SGD step.", min=1)
     dsa_strategy: str = option(DEFAULT_STRATEGY, cli=False)
     seed: int = option(0, cli=False)
+    blocks: int = option(1, "Block experts (D3's subtask experts): B folders, each of networks "
+                            "trained on one contiguous block of classes only, for distill "
+                            "--loss tm --blocks B.", min=1)
 
     def __post_init__(self):
         object.__setattr__(self, "arch", canonical_arch(self.arch))
+        _check(self.blocks >= 1, "--blocks must be at least 1")
         _check(self.num_experts >= 1 and self.epochs >= 1 and self.batch_size >= 1
                and self.lr > 0, "--num-experts, --epochs and --batch-size must be at least 1 "
                                 "and --lr positive")

@@ -108,6 +108,29 @@ def train_experts(dataset: Dataset, root: Path, config: ExpertConfig, device: to
             "num_experts": config.num_experts, "epochs": config.epochs}
 
 
+def block_folder(root: Path, block: int, blocks: int) -> Path:
+    return Path(root) / f"block-{block:04d}-of-{blocks:04d}"
+
+
+def train_block_experts(dataset: Dataset, root: Path, config: ExpertConfig, device: torch.device,
+                        on_epoch: Callable[[int, int], None] | None = None) -> dict:
+    """D3's subtask experts: for each of `config.blocks` contiguous blocks, `num_experts`
+    k-way networks trained on that block's data alone, in root/block-BBBB-of-NNNN/."""
+    from dataclasses import replace
+
+    from ddcodec.distillation.blocks import block_ranges
+
+    reports = []
+    for block, classes in enumerate(block_ranges(dataset.num_classes, config.blocks)):
+        reports.append(train_experts(dataset.of_classes(classes),
+                                     block_folder(root, block, config.blocks),
+                                     replace(config, blocks=1), device, on_epoch))
+    return {"folder": str(root), "blocks": config.blocks,
+            "trained": sum(r["trained"] for r in reports),
+            "reused": sum(r["reused"] for r in reports),
+            "num_experts": config.num_experts, "epochs": config.epochs}
+
+
 def _read_manifest(root: Path) -> dict:
     try:
         manifest = json.loads((root / MANIFEST).read_text())

@@ -192,7 +192,8 @@ class LatentTrainer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)
 
     def _make_objective(self) -> Objective:
-        return make_objective(self.dataset, self.config, self.device, self.config.latent.spc)
+        return make_objective(self.dataset, self.config, self.device, self.config.latent.spc,
+                              classes=self.classes)
 
     def _state(self) -> dict:
         return {

@@ -276,8 +276,10 @@ class TrajectoryMatching:
 
     def __init__(self, dataset: Dataset, experts: "ExpertBuffer", syn_steps: int,
                  expert_epochs: int, max_start_epoch: int, lr_teacher: float, lr_lr: float,
-                 batch_syn: int | None, dsa_strategy: str, seed: int, device: torch.device):
+                 batch_syn: int | None, dsa_strategy: str, seed: int, device: torch.device,
+                 first_class: int = 0):
         self.dataset, self.experts, self.device = dataset, experts, device
+        self.first_class = first_class  # block experts: their class 0 is this class
         self.syn_steps, self.expert_epochs = syn_steps, expert_epochs
         self.max_start_epoch = max(1, min(max_start_epoch, experts.epochs - expert_epochs + 1))
         self.batch_syn = batch_syn
@@ -303,7 +305,7 @@ class TrajectoryMatching:
         trajectory = self.experts.trajectory(expert)
         begin = trajectory[start].to(self.device)
         target = trajectory[start + self.expert_epochs].to(self.device)
-        labels = class_labels(counts, synthetic.device)
+        labels = class_labels(counts, synthetic.device) - self.first_class
         n = synthetic.shape[0]
         batch = min(self.batch_syn or n, n)
         student = begin.clone().requires_grad_(True)
@@ -341,13 +343,14 @@ class TrajectoryMatching:
         return {"syn_lr": float(self.syn_lr.detach())}
 
 
-ObjectiveFactory = Callable[[Dataset, "DistillConfig", torch.device, int], Objective]
+ObjectiveFactory = Callable[..., Objective]  # (dataset, config, device, images per class,
+# classes=the block a trainer distils, or None)
 OBJECTIVES: dict[str, ObjectiveFactory] = {}
 register_objective = registrar(OBJECTIVES)  # @register_objective("dm"): what --loss dm builds
 
 
 @register_objective("dm")
-def _distribution_matching(dataset, config, device, images_per_class):
+def _distribution_matching(dataset, config, device, images_per_class, classes=None):
     m = config.matching
     kernel = config.distribution.kernel if config.param == "distribution" else "linear"
     return DistributionMatching(dataset, m.arch, m.batch_real, m.dsa_strategy, config.seed,
@@ -355,7 +358,7 @@ def _distribution_matching(dataset, config, device, images_per_class):
 
 
 @register_objective("gm")
-def _gradient_matching(dataset, config, device, images_per_class):
+def _gradient_matching(dataset, config, device, images_per_class, classes=None):
     m, gm = config.matching, config.gm
     outer, inner = gradient_matching_loops(images_per_class)
     return GradientMatching(dataset, m.arch, m.batch_real, m.dsa_strategy, config.seed, device,
@@ -365,20 +368,32 @@ def _gradient_matching(dataset, config, device, images_per_class):
 
 
 @register_objective("tm")
-def _trajectory_matching(dataset, config, device, images_per_class):
-    from ddcodec.distillation.experts import ExpertBuffer
+def _trajectory_matching(dataset, config, device, images_per_class, classes=None):
+    """MTT on the experts of --experts DIR; a block of classes (`classes`) uses its block's
+    experts (DIR/block-BBBB-of-NNNN, from `ddcodec experts --blocks B`) when DIR has them,
+    the global experts otherwise."""
+    from ddcodec.distillation.blocks import block_ranges
+    from ddcodec.distillation.experts import ExpertBuffer, block_folder
 
     m, tm = config.matching, config.tm
-    experts = ExpertBuffer.open(tm.experts, dataset, m.arch)
+    root, data, first = tm.experts, dataset, 0
+    if config.blocks > 1 and classes is not None and tm.experts is not None:
+        ranges = block_ranges(dataset.num_classes, config.blocks)
+        block = next((b for b, r in enumerate(ranges) if list(r) == list(classes)), None)
+        folder = block_folder(tm.experts, block, config.blocks) if block is not None else None
+        if folder is not None and folder.is_dir():
+            root, data, first = folder, dataset.of_classes(ranges[block]), ranges[block][0]
+    experts = ExpertBuffer.open(root, data, m.arch)
     return TrajectoryMatching(dataset, experts, tm.syn_steps, tm.expert_epochs,
                               tm.max_start_epoch, tm.lr_teacher, tm.lr_lr, tm.batch_syn,
-                              m.dsa_strategy, config.seed, device)
+                              m.dsa_strategy, config.seed, device, first_class=first)
 
 
 def make_objective(dataset: Dataset, config: "DistillConfig", device: torch.device,
-                   images_per_class: int) -> Objective:
-    """The utility objective `config.loss` names (a resolved config)."""
+                   images_per_class: int, classes=None) -> Objective:
+    """The utility objective `config.loss` names (a resolved config); `classes`: the block a
+    trainer distils, for objectives with block-specific parts (TM's block experts)."""
     factory = OBJECTIVES.get(config.loss)
     if factory is None:
         raise ValueError(f"no objective for loss {config.loss!r}")
-    return factory(dataset, config, device, images_per_class)
+    return factory(dataset, config, device, images_per_class, classes=classes)
