@@ -181,3 +181,20 @@ def test_trajectory_matching_in_blocks_uses_each_blocks_own_experts(six, tmp_pat
                 max_start_epoch=1, blocks=2)
     assert used == [("block-0000-of-0002", 0), ("block-0001-of-0002", 2)]
     assert api.info(tmp_path / "tm.ddz")["num_classes"] == 4
+
+
+def test_blocks_under_a_budget_with_global_soft_labels(tmp_path):
+    """Each block reserves its share of the labels' bits; the global teacher labels the merged
+    set; the whole file lands near the budget (below it by the blocks' extra headers, which
+    one-class blocks of a toy set magnify)."""
+    from conftest import data_and_teacher
+
+    npz, teacher = data_and_teacher(tmp_path)
+    distilled = api.distill(f"npz:{npz}", tmp_path / "s.ddz", param="latent",
+                            fit_iterations=16, fit_candidates=1, iterations=4, batch_real=4,
+                            arm_context=8, levels=3, blocks=3, labels="vq",
+                            teacher=str(teacher), target_bpc=8000)
+    assert distilled.soft_labels.codec == "vq" and distilled.num_classes == 3
+    rate = distilled.provenance["rate_control"]
+    assert rate["achieved_bpc"] == 8 * (tmp_path / "s.ddz").stat().st_size / 3
+    assert -0.1 < rate["error"] < 0.02

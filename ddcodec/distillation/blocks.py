@@ -12,8 +12,8 @@ Under torchrun (WORLD_SIZE > 1) rank r distils blocks r, r + N, r + 2N, ... (B f
 then rank 0 merges. gloo on CPU, NCCL on GPUs with one device per local rank.
 
 Rate control (`--target-bpc`) runs per block on the block's own file (the block's classes
-alone), so every block lands on the per-class budget and the merged file (one header instead of
-B) lands on it too.
+alone, plus the estimated bits of the soft labels the merge adds), so every block lands on the
+per-class budget and the merged file (one header instead of B) lands on it too.
 """
 
 from __future__ import annotations
@@ -64,15 +64,19 @@ def part_path(folder: Path, block: int, blocks: int) -> Path:
 
 
 def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callable:
-    """How rate control sizes a block: the .ddz of the block's classes alone."""
+    """How rate control sizes a block: the .ddz of the block's classes alone, plus the
+    estimated bits of the soft labels the merge will give them (one global teacher labels the
+    merged set, so a block reserves its share)."""
+    from ddcodec.distillation.latent import label_cost
     from ddcodec.distillation.run import latent_set
 
     local = replace(dataset, class_names=[dataset.class_names[c] for c in classes])
+    labels = round(label_cost(dataset, config).per_class(config.latent.spc) * len(classes))
 
     def file_bits(uint8_images: torch.Tensor, payload: LatentPayload) -> int:
         groups = tuple(replace(g, classes=(i,)) for i, g in enumerate(payload.groups))
         block = replace(payload, groups=groups)
-        return sizer(latent_set(local, config, uint8_images, block, {}))
+        return sizer(latent_set(local, config, uint8_images, block, {})) + labels
 
     return file_bits
 

@@ -311,9 +311,6 @@ class DistillConfig:
             _check(self.is_latent, "--blocks needs --param latent or distribution")
             _check(not self.latent.shared_decoder, "--blocks gives every class its own decoder: "
                                                    "leave out --shared-decoder")
-            _check(not (self.labelling.soft and self.latent.target_bpc is not None),
-                   "--blocks with soft labels under --target-bpc is not supported yet: label "
-                   "the merged set (`ddcodec label`) or leave out --target-bpc")
         if self.param == "distribution":
             _check(self.labelling.label_epochs == 0, "--param distribution takes one soft label "
                                                      "per prior: leave out --label-epochs")
