@@ -127,14 +127,24 @@ def checkpoint_options(func):
 @click.option("--block", "only_block", type=click.IntRange(min=0), default=None,
               help="With --blocks B: distil only this block (0 to B-1) into OUTPUT.parts/ and "
                    "stop, for job arrays; `ddcodec merge` joins the parts.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --blocks: start this many processes on this machine (torchrun "
+                   "--standalone, one thread each; gloo on CPU, NCCL on GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
 def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume, output,
-            force, only_block, as_json, quiet, verbose, seed, device, log_every, **options):
+            force, only_block, nproc, as_json, quiet, verbose, seed, device, log_every,
+            **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data import parse_size
     from ddcodec.progress import display
+
+    if nproc > 1:
+        if options.get("blocks", 1) < 2:
+            raise DDCodecError("--nproc shares blocks among processes: give --blocks B (at "
+                               "least 2)")
+        _relaunch_under_torchrun(nproc)
 
     started = time.perf_counter()
     config = DistillConfig.of(**options, seed=seed)
@@ -158,6 +168,26 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
         return
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
         raise click.exceptions.Exit(EXIT_TARGET_MISSED)
+
+
+def _relaunch_under_torchrun(nproc: int) -> None:
+    """`distill --nproc N`: this very command under torchrun with N processes; exits with its
+    status."""
+    import subprocess
+
+    if "WORLD_SIZE" in os.environ:
+        raise DDCodecError("--nproc starts torchrun itself: leave it out under torchrun")
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", str(nproc), "-m", "ddcodec", *args]
+    raise click.exceptions.Exit(subprocess.run(command).returncode)
 
 
 def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:

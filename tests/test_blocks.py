@@ -67,6 +67,17 @@ def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):
     assert out.read_bytes() == single, done.stderr[-2000:]
 
 
+def test_nproc_starts_torchrun_itself(six, tmp_path):
+    npz, single = six
+    out = tmp_path / "n.ddz"
+    run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+         "--nproc", "2", "-o", str(out), "-q"])
+    assert out.read_bytes() == single
+    refused = run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--nproc", "2",
+                   "-o", str(tmp_path / "x.ddz")], check=False)
+    assert refused.returncode == 1 and "give --blocks B" in refused.stderr
+
+
 def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_path):
     npz, single = six
     out = tmp_path / "k.ddz"
