@@ -38,6 +38,7 @@ from ddcodec.bitstream.mutations import (  # noqa: E402
     OUTCOMES,
     fuzz,
     off_grid,
+    with_scales,
     with_soft_labels,
 )
 from ddcodec.setfile import load_set  # noqa: E402
@@ -70,7 +71,8 @@ def main() -> int:
              "epochs-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "vq",
                                                       3))[0],
              "vqae-v2": encode_set(with_soft_labels(replace(distilled, codec=None),
-                                                    "vqae"))[0]}
+                                                    "vqae"))[0],
+             "scales-v2": encode_set(with_scales(distilled))[0]}
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

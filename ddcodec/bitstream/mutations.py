@@ -140,8 +140,39 @@ def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str]
             signal.signal(signal.SIGALRM, previous)
     same = (decoded.images.shape == reference.images.shape
             and torch.equal(decoded.images, reference.images)
-            and torch.equal(decoded.labels, reference.labels))
+            and torch.equal(decoded.labels, reference.labels)
+            and _same_extras(decoded, reference))
     return ("decoded_same" if same else "decoded_different"), ""
+
+
+def _same_extras(decoded, reference) -> bool:
+    """Soft labels and a distributional file's scales are part of what a file decodes to."""
+    import torch
+
+    if (decoded.soft_labels is None) != (reference.soft_labels is None) or (
+            decoded.sampler is None) != (reference.sampler is None):
+        return False
+    if reference.soft_labels is not None and not torch.equal(
+            decoded.soft_labels.probabilities, reference.soft_labels.probabilities):
+        return False
+    if reference.sampler is not None:
+        a, b = decoded.sampler.scales, reference.sampler.scales
+        return torch.equal(a.codes, b.codes) and (a.samples, a.seed) == (b.samples, b.seed)
+    return True
+
+
+def with_scales(distilled, samples: int = 2, seed: int = 5):
+    """A latent set made distributional with deterministic spreads (codes varied per prior and
+    level): a base file whose scales section gets fuzzed too."""
+    import torch
+
+    from ddcodec.distribution import Scales
+
+    p = distilled.codec
+    shape = (len(p.groups), p.groups[0].n_images, p.layout.levels)
+    codes = (torch.arange(int(torch.tensor(shape).prod())) * 7 % 40 + 100).view(shape)
+    return replace(distilled, codec=replace(p, scales=Scales(codes.to(torch.int16), samples,
+                                                             seed)))
 
 
 def off_grid(distilled):

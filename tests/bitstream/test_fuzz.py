@@ -5,7 +5,7 @@ hangs, or decodes silently wrong when the checksums were left alone."""
 from dataclasses import replace
 
 from ddcodec.bitstream.codec import encode_set
-from ddcodec.bitstream.mutations import fuzz, with_soft_labels
+from ddcodec.bitstream.mutations import fuzz, with_scales, with_soft_labels
 from ddcodec.setfile import load_set
 from helpers import DATA, float_set, golden_v2
 
@@ -20,7 +20,8 @@ def test_a_few_hundred_mutations_never_crash_hang_or_decode_silently_wrong():
              "epochs-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
                                                               codec=None), "vq", 3))[0],
              "vqae-v2": encode_set(with_soft_labels(replace(load_set(DATA / "golden_set.pt"),
-                                                            codec=None), "vqae"))[0]}
+                                                            codec=None), "vqae"))[0],
+             "scales-v2": encode_set(with_scales(load_set(DATA / "golden_set.pt")))[0]}
     counts, examples = fuzz(files, cases=450, seed=7, timeout_s=20)
     assert examples == []
     plain = sum((c for (_, mode), c in counts.items() if mode == "plain"), start=type(
