@@ -223,6 +223,9 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
     blocks = config.blocks
     if only is not None and not 0 <= only < blocks:
         raise DDCodecError(f"--block must be in [0, {blocks - 1}] for --blocks {blocks}")
+    if only is not None and world()[1] > 1:
+        raise DDCodecError("--block runs one block in one process: leave out torchrun (or "
+                           "--block, to share every block among the processes)")
     device = start_group(device)
     rank, size, _ = world()
     digest = settings_digest(config, dataset)
