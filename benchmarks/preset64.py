@@ -1,0 +1,135 @@
+"""Which latent preset for 64 x 64 images: a small rate-distortion study on Tiny-ImageNet.
+
+Phase 1 alone (the overfitted compression of real images, where the preset decides how many
+bits a given quality costs), for every combination of grid levels, synthesis preset and ARM
+context below, at two rate weights: each run's real .ddz is encoded (latents, decoders and ARM
+counted) and its decoded images compared with the real ones they fit. The preset to keep is the
+one whose rate-distortion points lie highest (PSNR at equal bits per pixel of the whole file,
+interpolated in log bits between its two points). Writes docs/benchmarks/preset64.json and the
+section "Latent preset for 64 x 64 images" of docs/BENCHMARKS.md.
+
+    python benchmarks/preset64.py            # about 45 minutes on 2 cores
+    python benchmarks/preset64.py --quick    # a minute, to check the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import replace_section, write_record  # noqa: E402
+from ddcodec.bitstream.codec import encode_set  # noqa: E402
+from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.distillation import DistillConfig  # noqa: E402
+from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
+from ddcodec.distillation.run import latent_set  # noqa: E402
+
+TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
+HEADING = "## Latent preset for 64 x 64 images"
+GRID = {"levels": (6, 7), "decoder": ("v0", "v3-2", "v4"), "arm_context": (8, 16)}
+RATE_WEIGHTS = (1e-3, 1e-2)
+
+
+def point(dataset, classes: range, spc: int, fit_iterations: int, weight: float,
+          options: dict) -> dict:
+    """Fit, quantise and encode one preset; bits per pixel of the whole file and PSNR of the
+    decoded images against the real images they fit."""
+    config = DistillConfig.of(param="latent", loss="dm", spc=spc, fit_iterations=fit_iterations,
+                              iterations=0, shared_decoder=True, fit_rate_weight=weight,
+                              **options)
+    trainer = LatentTrainer(dataset, config, torch.device("cpu"), classes=classes)
+    started = time.perf_counter()
+    images, payload, _ = trainer.run()
+    seconds = time.perf_counter() - started
+    target = trainer.targets[0]
+    mse = ((images.float() / 255 - target) ** 2).mean().item()
+    local = dataset.of_classes(classes)
+    data, _ = encode_set(latent_set(local, config, images, payload, {}))
+    pixels = images.shape[0] * images.shape[-2] * images.shape[-1]
+    return {**options, "rate_weight": weight, "bpp": 8 * len(data) / pixels,
+            "psnr": 10 * math.log10(1 / mse), "seconds": seconds}
+
+
+def psnr_at(points: list[dict], bpp: float) -> float | None:
+    """A preset's PSNR at `bpp`, interpolated in log bits between its points (None outside)."""
+    pts = sorted(points, key=lambda p: p["bpp"])
+    for lo, hi in zip(pts, pts[1:]):
+        if lo["bpp"] <= bpp <= hi["bpp"]:
+            t = (math.log(bpp) - math.log(lo["bpp"])) / (math.log(hi["bpp"])
+                                                          - math.log(lo["bpp"]))
+            return lo["psnr"] + t * (hi["psnr"] - lo["psnr"])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dataset = load_dataset(f"imagefolder:{TINY}")
+    grid = GRID
+    if args.quick:
+        classes, spc, fit = range(2), 1, 8
+        grid = {"levels": (7,), "decoder": ("v0",), "arm_context": (8, 16)}
+    else:
+        classes, spc, fit = range(5), 4, 600
+    started = time.perf_counter()
+    rows = []
+    for values in itertools.product(*grid.values()):
+        options = dict(zip(grid, values))
+        for weight in RATE_WEIGHTS:
+            rows.append(point(dataset, classes, spc, fit, weight, options))
+            print(rows[-1], file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - started
+    presets = {}
+    for row in rows:
+        key = (row["levels"], row["decoder"], row["arm_context"])
+        presets.setdefault(key, []).append(row)
+    # compare at the median bpp of every point: where most presets have both sides
+    common = sorted(r["bpp"] for r in rows)[len(rows) // 2]
+    ranked = sorted(((psnr_at(pts, common), key) for key, pts in presets.items()),
+                    key=lambda x: -(x[0] if x[0] is not None else -1e9))
+    lines = [HEADING, "",
+             f"Measured {dt.date.today()} with `python benchmarks/preset64.py` "
+             f"({seconds / 60:.0f} min on 2 cores): phase 1 only ({fit} iterations, 5 "
+             f"candidates), {spc} real images of each of the first {len(classes)} "
+             "Tiny-ImageNet-200 classes, one shared decoder; the whole .ddz counted (latents, "
+             "decoder, ARM, header). Rate weights "
+             f"{', '.join(f'{w:g}' for w in RATE_WEIGHTS)}.", "",
+             "| levels | synthesis | ARM context | bits per pixel | PSNR dB | seconds |",
+             "|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['levels']} | {r['decoder']} | {r['arm_context']} | "
+                     f"{r['bpp']:.3f} | {r['psnr']:.2f} | {r['seconds']:.0f} |")
+    lines += ["", f"PSNR at {common:.3f} bits per pixel (interpolated; – where a preset's "
+                  "points do not span it):", ""]
+    for value, key in ranked:
+        lines.append(f"* levels {key[0]}, {key[1]}, context {key[2]}: "
+                     f"{'–' if value is None else f'{value:.2f} dB'}")
+    best = ranked[0][1]
+    lines += ["", f"Best: levels {best[0]}, synthesis {best[1]}, ARM context {best[2]}."]
+    text = "\n".join(lines)
+    print(text)
+    if args.quick:
+        return
+    write_record(Path(args.out), "preset64", {"date": str(dt.date.today()), "rows": rows,
+                                               "common_bpp": common, "best": list(best),
+                                               "seconds": seconds})
+    replace_section(Path(args.out), HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
