@@ -39,7 +39,12 @@ def laplace_parameters(contexts: torch.Tensor, params: dict[str, torch.Tensor], 
     return raw[..., 0], log_scale_from_output(raw[..., 1])
 
 
-def grid_bits(grid: torch.Tensor, params: dict[str, torch.Tensor], offsets, hidden: int):
-    """Bits of each decoder's grid of (proxy) integers: G x N x C x h x w -> G."""
-    mu, log_scale = laplace_parameters(gather_contexts(grid, offsets), params, hidden)
+def grid_bits(grid: torch.Tensor, params: dict[str, torch.Tensor], offsets, hidden: int,
+              contexts: torch.Tensor | None = None):
+    """Bits of each decoder's grid of (proxy) integers: G x N x C x h x w -> G. `contexts`:
+    the grid's gathered contexts, when the caller keeps them (a fixed grid priced under many
+    ARM weights, as in the weight-quantisation search)."""
+    if contexts is None:
+        contexts = gather_contexts(grid, offsets)
+    mu, log_scale = laplace_parameters(contexts, params, hidden)
     return bits(grid.reshape(grid.shape[0], -1), mu, log_scale).sum(1)

@@ -85,16 +85,29 @@ class LatentBank(nn.Module):
                                   proxy.temperature, proxy.noise, uniform=uniform))
         return grids
 
-    def synthesize(self, grids: list[torch.Tensor]) -> torch.Tensor:
-        """G x N x C x H x W images from quantised grids."""
-        stack = upsampling.upsample_stack(grids, self.modules_["upsampler"]["kernel_weight"])
+    def upsample(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """The upsampled stack of every level: what the synthesis reads."""
+        return upsampling.upsample_stack(grids, self.modules_["upsampler"]["kernel_weight"])
+
+    def synthesize(self, grids: list[torch.Tensor] | None = None,
+                   stack: torch.Tensor | None = None) -> torch.Tensor:
+        """G x N x C x H x W images from quantised grids (or their upsampled `stack`, kept by
+        a caller that varies only the synthesis)."""
+        if stack is None:
+            stack = self.upsample(grids)
         return synthesis.synthesize(stack, self.params("synthesis"), self.n_pointwise)
 
-    def latent_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
+    def contexts(self, grids: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every level's gathered ARM contexts (for pricing fixed grids many times)."""
+        return [arm.gather_contexts(grid, self.offsets) for grid in grids]
+
+    def latent_bits(self, grids: list[torch.Tensor],
+                    contexts: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Bits of each group's latents under its ARM: G."""
         params = self.params("arm")
-        return sum(arm.grid_bits(grid, params, self.offsets, self.config.arm_hidden)
-                   for grid in grids)
+        contexts = contexts or [None] * len(grids)
+        return sum(arm.grid_bits(grid, params, self.offsets, self.config.arm_hidden, ctx)
+                   for grid, ctx in zip(grids, contexts))
 
     def forward(self, proxy: Proxy) -> tuple[torch.Tensor, torch.Tensor]:
         grids = self.quantized_latents(proxy)

@@ -540,16 +540,19 @@ class LatentTrainer:
         bank = self.bank
         hard = bank.quantized_latents(Proxy("hard"))
         everyone = torch.ones(bank.groups, dtype=torch.bool)
+        contexts = bank.contexts(hard)  # the grids are fixed here: gather their contexts once
 
         def latent_bits():
-            return everyone, bank.latent_bits(hard)
+            return everyone, bank.latent_bits(hard, contexts)
 
         chosen = {"arm": search_module(bank.module("arm"), "arm", latent_bits, told("arm"))}
         for name in ("synthesis", "upsampler"):
-            reference = bank.synthesize(hard)
+            # while the synthesis is searched the upsampler is fixed: upsample once
+            stack = bank.upsample(hard) if name == "synthesis" else None
+            reference = bank.synthesize(hard, stack)
 
-            def within_threshold(ref=reference):
-                mse = ((bank.synthesize(hard) - ref) ** 2).flatten(1).mean(1)
+            def within_threshold(ref=reference, stack=stack):
+                mse = ((bank.synthesize(hard, stack) - ref) ** 2).flatten(1).mean(1)
                 return (mse <= threshold).cpu(), torch.zeros(bank.groups)
 
             chosen[name] = search_module(bank.module(name), name, within_threshold, told(name))
