@@ -120,3 +120,16 @@ def test_other_torch_files_and_folder_streams_are_named(tmp_path, encoded):
         ddcodec.decode(tensors)
     with pytest.raises(DDCodecError, match="writes a folder, not a stream"):
         ddcodec.decode(encoded[1], "-", format="mtt")
+
+
+def test_a_resized_sets_ddz_remembers_the_resize_so_measure_loads_the_data_alike(tmp_path):
+    from conftest import write_npz
+    from ddcodec import api
+
+    npz = write_npz(tmp_path / "eight.npz", classes=3, per_class=4, test_per_class=2, size=8)
+    out = tmp_path / "r.ddz"
+    api.distill(f"npz:{npz}", out, resize=(16, 16), param="latent", spc=1, fit_iterations=8,
+                iterations=1, batch_real=4, arm_context=8, levels=3)
+    assert api.decode(out).to_set().provenance["resize"] == [16, 16]
+    report = api.measure(out, epochs=1, runs=1)
+    assert report["image_shape"] == [3, 16, 16]

@@ -67,6 +67,11 @@ class Decoded:
                       "decoded_from_ddz": True}
         if "syn_lr" in h.meta:
             provenance["syn_lr"] = float(h.meta["syn_lr"])
+        if "resize" in h.meta:
+            try:
+                provenance["resize"] = [int(v) for v in h.meta["resize"].split("x")]
+            except ValueError:
+                raise FormatError(f"corrupt header: resize {h.meta['resize']!r}") from None
         images = (self.images.to(torch.float32) if self.exact_floats
                   else self.normalization.normalize(self.images))
         return DistilledSet(images, self.labels, list(h.class_names), self.normalization,
@@ -192,8 +197,12 @@ def _checksummed(part, version: int) -> bool:
 
 
 def _meta(distilled: DistilledSet) -> dict[str, str]:
-    return {k: str(distilled.provenance[k]) for k in ("method", "data", "syn_lr")
+    meta = {k: str(distilled.provenance[k]) for k in ("method", "data", "syn_lr")
             if distilled.provenance.get(k) is not None}
+    resize = distilled.provenance.get("resize")
+    if resize:  # the data's images were resized: measure must load them the same way
+        meta["resize"] = "x".join(str(int(v)) for v in resize)
+    return meta
 
 
 def _latent_header(payload: LatentPayload) -> fmt.LatentHeader:
