@@ -20,8 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step;
-# about 4 hours on 2 CPU cores from scratch.
+# The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; on 2 CPU
+# cores from scratch more than 12 hours (README: Benchmarks).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/all.py
 
