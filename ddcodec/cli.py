@@ -227,6 +227,11 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
                      f"({split['label_share']:.1%} of the {split['file_bpc']:,.0f} of its .ddz; "
                      f"float16 would take {split['float16_bpc']:,.0f}); images, decoders and "
                      f"header {split['rest_bpc']:,.0f}")
+    sigma = distilled.provenance.get("sigma_median_per_level")
+    if sigma:
+        _info(quiet, f"distribution: {distilled.num_images // distilled.num_classes} priors per "
+                     "class, each its mean and fresh samples in measure; median sigma per level "
+                     f"(latent steps, fine to coarse) {', '.join(f'{v:.2g}' for v in sigma)}")
     if "syn_lr" in distilled.provenance:
         _info(quiet, f"learnt student learning rate {distilled.provenance['syn_lr']:.4g} "
                      "(stored; measure trains with it)")

@@ -273,9 +273,10 @@ def test_a_saved_distributional_set_keeps_its_scales(tiny_distribution, tmp_path
     assert json.dumps(again.provenance["config"]["distribution"])
 
 
-@pytest.mark.parametrize("loss", ["gm", "tm"])
-def test_gradient_and_trajectory_matching_train_the_spreads_on_sampled_batches(loss, tmp_path):
-    """GM and TM see the means and samples too: the spreads get gradients and move."""
+@pytest.mark.parametrize("loss", ["dm", "gm", "tm"])
+def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
+    """DM (D3's MMD), GM and TM see the means and samples: the spreads get gradients and
+    move."""
     from ddcodec.data import load_dataset
     from ddcodec.distillation import DistillConfig
     from ddcodec.distillation.config import ExpertConfig
