@@ -549,7 +549,7 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
         from ddcodec.fileio import check_writable
 
         check_writable(output, force)
-    decoded = ddz.decode(bytes(data))
+    decoded = ddz.decode(bytes(data), bits=False)  # a decode reports no bits
     if samples:
         decoded = ddz.with_samples(decoded, samples)
     if output is not None:

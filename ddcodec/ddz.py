@@ -88,8 +88,9 @@ def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
                   "notes": list(distilled.notes)}
 
 
-def decode(data: bytes) -> Decoded:
-    return decode_bytes(data)
+def decode(data: bytes, bits: bool = True) -> Decoded:
+    """A .ddz's contents; `bits=False` skips the ideal bits only reports need."""
+    return decode_bytes(data, bits=bits)
 
 
 def with_samples(decoded: Decoded, samples: int) -> Decoded:
@@ -346,7 +347,7 @@ def label_report(decoded: Decoded) -> dict:
 
 def test(data: bytes) -> Decoded:
     """Full integrity check: header and payload CRCs, every section, latent CRC, the images."""
-    decoded = decode_bytes(data)
+    decoded = decode_bytes(data, bits=False)
     if decoded.images.shape[0] != decoded.header.num_images:
         raise FormatError("decoded image count does not match the header")
     return decoded

@@ -206,3 +206,10 @@ def test_cli_encode_refuses_overwrite_and_measure_reads_ddz(run_cli, tmp_path):
     assert code == 0 and report["format"] == "ddz" and report["file_bytes"] == out.stat().st_size
     assert report["bpc"] == pytest.approx(8 * out.stat().st_size / 3)
     assert report["estimated_bpc"] == pytest.approx(report["bpc"], rel=0.01)
+
+
+def test_a_decode_without_bits_gives_the_same_values(golden_bytes):
+    full, quick = decode_bytes(golden_bytes), decode_bytes(golden_bytes, bits=False)
+    assert torch.equal(full.images, quick.images) and torch.equal(full.labels, quick.labels)
+    assert all(np.array_equal(a, b) for a, b in zip(full.latents, quick.latents))
+    assert quick.estimated_bits == {} and sum(full.estimated_bits.values()) > 0

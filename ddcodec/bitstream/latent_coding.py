@@ -25,11 +25,13 @@ def wavefront_stride(offsets: list[tuple[int, int]]) -> int:
 
 def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
                  shapes: list[tuple[int, int]], groups: int, planes: int, coder,
-                 latents: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], float]:
+                 latents: list[np.ndarray] | None = None,
+                 want_bits: bool = True) -> tuple[list[np.ndarray], float]:
     """Encode (`latents` given, `coder` an entropy.Encoder) or decode (an entropy.Decoder).
 
     Returns the grids (each G x planes x h x w, int64) and their ideal bits under the coder's
-    parameters. `planes` is images x channels per level."""
+    parameters (0.0 when not `want_bits`: only reports need them, and they cost a tenth of a
+    decode). `planes` is images x channels per level."""
     k = arm.k
     family = entropy.laplace_family(k)
     stride = wavefront_stride(offsets)
@@ -56,6 +58,7 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
                 symbols = coder.decode(family, mu, b).astype(np.int64).reshape(groups, planes,
                                                                                 len(ys))
             buf[:, :, ys + HALF, xs + HALF] = symbols
-            total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
+            if want_bits:
+                total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
         grids.append(buf[:, :, HALF:, HALF:HALF + w].copy())
     return grids, total_bits

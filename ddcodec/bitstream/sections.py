@@ -41,6 +41,7 @@ class CodingState:
     floats: np.ndarray | None = None  # float16/float32 N x C x H x W (float pixel sets)
     soft_labels: object = None  # ddcodec.labels.SoftLabels, when the set has them
     memory_left: int | None = None  # decoding: bytes a section may still allocate
+    want_bits: bool = True  # decoding: whether to work out the ideal bits (for reports)
     weight_ints: list[np.ndarray] | None = None
     arm: IntegerARM | None = None
     latents: list[np.ndarray] | None = None  # per level: G x planes x h x w, int64
@@ -137,7 +138,7 @@ class LatentsSection(SectionCodec):
         geometry = state.geometry
         return code_latents(mode, state.arm, causal_offsets(geometry.config.arm_context),
                             geometry.layout.grid_sizes(), geometry.groups, geometry.planes,
-                            coder, latents)
+                            coder, latents, want_bits=state.want_bits)
 
     def encode(self, state: CodingState) -> tuple[bytes, float]:
         state.latents = state.payload.latent_grids()
