@@ -32,6 +32,8 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
     Returns the grids (each G x planes x h x w, int64) and their ideal bits under the coder's
     parameters (0.0 when not `want_bits`: only reports need them, and they cost a tenth of a
     decode). `planes` is images x channels per level."""
+    if mode == "encode":
+        return _encode(arm, offsets, shapes, groups, planes, coder, latents, want_bits)
     k = arm.k
     family = entropy.laplace_family(k)
     stride = wavefront_stride(offsets)
@@ -62,3 +64,58 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
                 total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
         grids.append(buf[:, :, HALF:, HALF:HALF + w].copy())
     return grids, total_bits
+
+
+ENCODE_CHUNK = 1 << 20  # symbols per ARM and coder call when encoding (bounds memory)
+
+
+def wavefront_order(h: int, w: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every position (y, x) of an h x w grid in the decoder's order: by step x + stride * y,
+    then by row; with each position's step."""
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ys, xs = ys.ravel(), xs.ravel()
+    steps = xs + stride * ys
+    order = np.lexsort((ys, steps))
+    return ys[order], xs[order], steps[order]
+
+
+def _encode(arm: IntegerARM, offsets: list[tuple[int, int]], shapes: list[tuple[int, int]],
+            groups: int, planes: int, coder, latents: list[np.ndarray],
+            want_bits: bool) -> tuple[list[np.ndarray], float]:
+    k = arm.k
+    family = entropy.laplace_family(k)
+    stride = wavefront_stride(offsets)
+    dys = np.array([dy for dy, _ in offsets])
+    dxs = np.array([dx for _, dx in offsets])
+    grids, total_bits = [], 0.0
+    for level, (h, w) in enumerate(shapes):
+        grid = np.asarray(latents[level], dtype=np.int64)
+        buf = np.zeros((groups, planes, h + HALF, w + 2 * HALF), dtype=np.int64)
+        buf[:, :, HALF:, HALF:HALF + w] = grid
+        ys, xs, steps = wavefront_order(h, w, stride)
+        per_chunk = max(1, ENCODE_CHUNK // max(1, groups * planes))
+        start = 0
+        while start < len(ys):
+            stop = min(len(ys), start + per_chunk)
+            while stop < len(ys) and steps[stop] == steps[stop - 1]:  # whole steps only
+                stop += 1
+            cy, cx, cs = ys[start:stop], xs[start:stop], steps[start:stop]
+            rows = cy[:, None] + HALF + dys[None, :]
+            cols = cx[:, None] + HALF + dxs[None, :]
+            count = len(cy)
+            contexts = buf[:, :, rows, cols].reshape(groups, planes * count, len(offsets))
+            mu_q, log_scale_q = arm(contexts)
+            # the decoder's order: step, then decoder, plane, row within the step
+            g, p, j = np.meshgrid(np.arange(groups), np.arange(planes), np.arange(count),
+                                  indexing="ij")
+            order = np.lexsort((j.ravel(), p.ravel(), g.ravel(), cs[j.ravel()]))
+            symbols = grid[:, :, cy, cx].ravel()[order]
+            mu = (mu_q.reshape(-1)[order].astype(np.float64) / ONE)
+            b = scales(log_scale_q.reshape(-1)[order])
+            coder.encode(symbols.astype(np.int32), family, mu, b)
+            if want_bits:
+                total_bits += entropy.ideal_bits(symbols, mu, b, -k, k - 1)
+            start = stop
+        grids.append(grid.copy())
+    return grids, total_bits
+
