@@ -34,13 +34,9 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
     decode). `planes` is images x channels per level."""
     if mode == "encode":
         return _encode(arm, offsets, shapes, groups, planes, coder, latents, want_bits)
-    k = arm.k
-    family = entropy.laplace_family(k)
-    stride = wavefront_stride(offsets)
-    dys = np.array([dy for dy, _ in offsets])
-    dxs = np.array([dx for _, dx in offsets])
+    k, family, stride, dys, dxs = _coding_constants(arm, offsets)
     grids, total_bits = [], 0.0
-    for level, (h, w) in enumerate(shapes):
+    for h, w in shapes:
         buf = np.zeros((groups, planes, h + HALF, w + 2 * HALF), dtype=np.int64)
         for t in range(w + stride * (h - 1)):
             ys = np.arange(h)
@@ -53,12 +49,8 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
             mu_q, log_scale_q = arm(contexts)
             mu = (mu_q.astype(np.float64) / ONE).ravel()
             b = scales(log_scale_q).ravel()
-            if mode == "encode":
-                symbols = latents[level][:, :, ys, xs].astype(np.int32)
-                coder.encode(symbols.ravel(), family, mu, b)
-            else:
-                symbols = coder.decode(family, mu, b).astype(np.int64).reshape(groups, planes,
-                                                                                len(ys))
+            symbols = coder.decode(family, mu, b).astype(np.int64).reshape(groups, planes,
+                                                                            len(ys))
             buf[:, :, ys + HALF, xs + HALF] = symbols
             if want_bits:
                 total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
@@ -79,14 +71,16 @@ def wavefront_order(h: int, w: int, stride: int) -> tuple[np.ndarray, np.ndarray
     return ys[order], xs[order], steps[order]
 
 
+def _coding_constants(arm: IntegerARM, offsets: list[tuple[int, int]]):
+    """(k, the Laplace family, the wavefront stride, context row and column offsets)."""
+    return (arm.k, entropy.laplace_family(arm.k), wavefront_stride(offsets),
+            np.array([dy for dy, _ in offsets]), np.array([dx for _, dx in offsets]))
+
+
 def _encode(arm: IntegerARM, offsets: list[tuple[int, int]], shapes: list[tuple[int, int]],
             groups: int, planes: int, coder, latents: list[np.ndarray],
             want_bits: bool) -> tuple[list[np.ndarray], float]:
-    k = arm.k
-    family = entropy.laplace_family(k)
-    stride = wavefront_stride(offsets)
-    dys = np.array([dy for dy, _ in offsets])
-    dxs = np.array([dx for _, dx in offsets])
+    k, family, stride, dys, dxs = _coding_constants(arm, offsets)
     grids, total_bits = [], 0.0
     for level, (h, w) in enumerate(shapes):
         grid = np.asarray(latents[level], dtype=np.int64)
