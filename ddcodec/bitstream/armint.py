@@ -70,11 +70,23 @@ def _shifted(q: np.ndarray, shift: int) -> np.ndarray:
     return q.astype(np.int64) << shift
 
 
+# Below this bound every product, partial sum and result of a layer is an integer that float64
+# holds exactly, in any summation order (FMA included): the layer may run as a float64 matmul
+# (BLAS) and give the int64 result bit for bit. 2^52, not 2^53: a margin for the bound's own
+# float arithmetic.
+FLOAT_EXACT_BELOW = 2.0 ** 52
+
+
 def _affine(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """h G x M x d_in, w G x d_out x d_in, b G x d_out -> G x M x d_out, overflow-checked."""
+    """h G x M x d_in, w G x d_out x d_in, b G x d_out -> G x M x d_out, overflow-checked;
+    exact, in float64 when this batch's bound allows it, else in int64."""
     if h.size:
-        bound = (np.abs(h).max(axis=1)[:, None, :].astype(np.float64)
-                 * np.abs(w).astype(np.float64)).sum(-1) + np.abs(b).astype(np.float64)
-        if bound.max() >= ACCUMULATOR_LIMIT:
+        bound = float(((np.abs(h).max(axis=1)[:, None, :].astype(np.float64)
+                        * np.abs(w).astype(np.float64)).sum(-1)
+                       + np.abs(b).astype(np.float64)).max())
+        if bound >= ACCUMULATOR_LIMIT:
             raise FormatError("ARM weights too large for exact 64-bit integer decoding")
+        if bound < FLOAT_EXACT_BELOW:
+            out = np.matmul(h.astype(np.float64), np.swapaxes(w, 1, 2).astype(np.float64))
+            return (out + b[:, None, :].astype(np.float64)).astype(np.int64)
     return np.matmul(h, np.swapaxes(w, 1, 2)) + b[:, None, :]
