@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the bundled CIFAR-10 subset (CPU, about 8 minutes): latent DM to 12,000 bits
+# The main job on the bundled CIFAR-10 subset (CPU, about 10 minutes): latent DM to 12,000 bits
 # per class, encode, decode, check, measure next to the vanilla IPC-1 baselines, summary table.
 demo: $(STAMP)
 	$(BIN)/ddcodec demo -o out/demo
