@@ -137,6 +137,13 @@ def test_separate_jobs_merge_to_the_same_bytes_and_foreign_parts_are_refused(six
     assert not (tmp_path / "m.ddz").exists()
     code, _, err = run_cli("merge", str(parts[0]), "-o", str(tmp_path / "m.ddz"))
     assert code == 1 and "blocks 1 of 2 are missing" in err
+    damaged = load_part(parts[1])
+    del damaged["classes"]
+    torch.save(damaged, tmp_path / "damaged.pt")
+    code, _, err = run_cli("merge", str(parts[0]), str(tmp_path / "damaged.pt"),
+                           "-o", str(tmp_path / "m.ddz"))
+    assert code == 1 and "damaged block part ('classes'" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_bad_block_options_are_refused(six, run_cli, tmp_path):

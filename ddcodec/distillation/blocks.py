@@ -112,6 +112,14 @@ def load_part(path: Path) -> dict:
     if part.get("version") != PART_VERSION:
         raise DDCodecError(f"{path}: block part version {part.get('version')}; this ddcodec "
                            f"reads {PART_VERSION}")
+    kinds = {"block": int, "blocks": int, "classes": list, "settings": str, "config": dict,
+             "data": str, "payload": dict, "images": torch.Tensor, "learnt": dict}
+    for key, kind in kinds.items():
+        if not isinstance(part.get(key), kind):
+            raise DDCodecError(f"{path}: damaged block part ('{key}' missing or not a "
+                               f"{kind.__name__})")
+    if part["images"].dtype != torch.uint8 or part["images"].ndim != 4:
+        raise DDCodecError(f"{path}: damaged block part (images must be uint8 N x C x H x W)")
     return part
 
 
