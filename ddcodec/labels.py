@@ -141,7 +141,9 @@ class SoftLabels:
         """The labels of images `rows` (static labels), in the same rung: its indices or rows
         are taken, its codebook and tables kept, so the values are exactly the same."""
         if self.per_epoch:
-            raise ValueError("per-epoch soft labels cannot be re-indexed")
+            raise DDCodecError("per-epoch soft labels belong to their images' views and cannot "
+                               "be given to other images (a distributional set takes one "
+                               "label per prior)")
         from dataclasses import replace
 
         rows = torch.as_tensor(rows, dtype=torch.int64)
