@@ -102,10 +102,16 @@ def merge(parts: "list[str | os.PathLike]", output: str | os.PathLike, *,
     loaded = [blocks.load_part(path) for path in paths]
     config, spec = blocks.config_of_parts(loaded)
     dataset = load_dataset(data or spec, data_root)
+    size = tuple(int(v) for v in loaded[0]["images"].shape[-2:])
+    resize = size if tuple(dataset.image_shape[1:]) != size else None
+    if resize is not None:  # the parts were distilled from resized data (distill --resize)
+        dataset = load_dataset(data or spec, data_root, resize=resize)
     merged = blocks.merge(loaded, dataset, config)
     labelling = _distill_labeller(config, dataset, resolve_device(device))
     distilled = merged_set(dataset, config, merged,
                            RunHooks(file_sizer=encoded_bits, labeller=labelling))
+    if resize is not None:
+        distilled.provenance["resize"] = list(resize)
     write_set(distilled, output, force)
     return distilled
 

@@ -216,3 +216,33 @@ def test_blocks_under_a_budget_with_global_soft_labels(tmp_path):
     rate = distilled.provenance["rate_control"]
     assert rate["achieved_bpc"] == 8 * (tmp_path / "s.ddz").stat().st_size / 3
     assert -0.1 < rate["error"] < 0.02
+
+
+def test_parts_of_resized_data_merge_at_their_size_and_odd_parts_are_refused(tmp_path,
+                                                                             monkeypatch):
+    from ddcodec.distillation import blocks as blocks_module
+
+    npz = write_npz(tmp_path / "eight.npz", classes=2, per_class=4, test_per_class=2, size=8)
+    options = dict(param="latent", spc=1, fit_iterations=8, iterations=1, batch_real=4,
+                   arm_context=8, levels=3, blocks=2, resize=(16, 16))
+    for block in (0, 1):
+        assert api.distill(f"npz:{npz}", tmp_path / "r.ddz", block=block, **options) is None
+    parts = sorted((tmp_path / "r.ddz.parts").glob("*.pt"))
+    merged = api.merge(parts, tmp_path / "r.ddz")
+    assert merged.provenance["resize"] == [16, 16] and merged.image_shape == (3, 16, 16)
+    assert api.measure(tmp_path / "r.ddz", epochs=1, runs=1)["image_shape"] == [3, 16, 16]
+    # a part of another format version; --block under torchrun
+    old = load_part(parts[0])
+    old["version"] = 99
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(DDCodecError, match="block part version 99"):
+        load_part(tmp_path / "old.pt")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    from ddcodec.data import load_dataset
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.distillation.latent import LatentTrainer
+
+    with pytest.raises(DDCodecError, match="--block runs one block in one process"):
+        blocks_module.run_blocks(load_dataset(f"npz:{npz}"),
+                                 DistillConfig.of(param="latent", blocks=2), torch.device("cpu"),
+                                 tmp_path / "x.parts", only=0, trainer_class=LatentTrainer)

@@ -299,3 +299,15 @@ def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
     sigma = trainer.bank.sigma().detach()
     assert not torch.allclose(sigma, torch.full_like(sigma, 0.5))
     assert payload.scales is not None and payload.scales.shape == (3, 2, payload.layout.levels)
+
+
+def test_per_epoch_labels_on_a_distributional_set_are_refused_by_measure(tiny_distribution):
+    from ddcodec.labels import as_float16
+
+    npz, path = tiny_distribution
+    distilled = load_set(path)
+    probs = torch.softmax(torch.randn(2 * 8, 4, generator=torch.Generator().manual_seed(2)), 1)
+    distilled.soft_labels = as_float16(probs, temperature=1.0, epochs=2, view_seed=1,
+                                       view_strategy="color_crop_cutout_flip_scale_rotate")
+    with pytest.raises(DDCodecError, match="one label per prior"):
+        api.measure(distilled, epochs=1, runs=1, data=f"npz:{npz}")

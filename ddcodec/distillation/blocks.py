@@ -82,13 +82,10 @@ def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callabl
 
 
 def distill_block(dataset: Dataset, config, device: torch.device, block: int, blocks: int,
-                  sizer=None, on_progress=None) -> dict:
-    """Train one block; return its part (plain tensors and values, weights_only-loadable)."""
-    from ddcodec.distillation.latent import LatentTrainer
-    from ddcodec.distillation.priors import DistributionTrainer
-
+                  sizer=None, on_progress=None, *, trainer_class) -> dict:
+    """Train one block with the representation's trainer (LatentTrainer or a subclass); return
+    its part (plain tensors and values, weights_only-loadable)."""
     classes = block_ranges(dataset.num_classes, blocks)[block]
-    trainer_class = DistributionTrainer if config.param == "distribution" else LatentTrainer
     file_bits = (_block_file_bits(dataset, config, classes, sizer)
                  if config.latent.target_bpc is not None else None)
     trainer = trainer_class(dataset, config, device, on_progress=on_progress,
@@ -221,7 +218,8 @@ def _marker(path: Path) -> Path:
 
 def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, sizer=None,
                on_progress=None, say: Callable[[str], None] = lambda m: None,
-               only: int | None = None) -> tuple[torch.Tensor, LatentPayload, dict] | None:
+               only: int | None = None, *, trainer_class
+               ) -> tuple[torch.Tensor, LatentPayload, dict] | None:
     """This rank's blocks (or block `only`, for a job array), then (rank 0, all blocks) the
     merge; otherwise None. A block that fails names itself and stops this rank (torchrun then
     stops the job); finished parts stay, and a block a killed process left unfinished (its
@@ -253,7 +251,8 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
         say(f"block {block} of {blocks} (classes {ranges[block][0]}-{ranges[block][-1]}) on "
             f"rank {rank}")
         try:
-            part = distill_block(dataset, config, device, block, blocks, sizer, on_progress)
+            part = distill_block(dataset, config, device, block, blocks, sizer, on_progress,
+                                 trainer_class=trainer_class)
         except DDCodecError as exc:
             raise DDCodecError(f"block {block} failed on rank {rank}: {exc}") from None
         except Exception as exc:

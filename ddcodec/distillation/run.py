@@ -101,7 +101,7 @@ def _distribution_set(dataset: Dataset, config: DistillConfig, device: torch.dev
 def _trained_set(trainer_class, dataset: Dataset, config: DistillConfig, device: torch.device,
                  hooks: RunHooks) -> DistilledSet | None:
     if config.blocks > 1 or hooks.parts is not None and _distributed():
-        return _blocked_set(dataset, config, device, hooks)
+        return _blocked_set(trainer_class, dataset, config, device, hooks)
     sizer = hooks.file_sizer
     if config.latent.target_bpc is not None and sizer is None:
         raise ValueError("--target-bpc needs a file sizer (ddcodec.api.distill gives one)")
@@ -120,8 +120,8 @@ def _distributed() -> bool:
     return world()[1] > 1
 
 
-def _blocked_set(dataset: Dataset, config: DistillConfig, device: torch.device,
-                 hooks: RunHooks) -> DistilledSet | None:
+def _blocked_set(trainer_class, dataset: Dataset, config: DistillConfig,
+                 device: torch.device, hooks: RunHooks) -> DistilledSet | None:
     """Class blocks, on this process or shared among torchrun's (ddcodec.distillation.blocks);
     the merged set on rank 0, None on the others."""
     from ddcodec.distillation.blocks import run_blocks
@@ -131,7 +131,7 @@ def _blocked_set(dataset: Dataset, config: DistillConfig, device: torch.device,
                          "gives OUTPUT.parts)")
     merged = run_blocks(dataset, config, device, hooks.parts, hooks.file_sizer,
                         hooks.on_progress, hooks.on_message or (lambda m: None),
-                        only=hooks.only_block)
+                        only=hooks.only_block, trainer_class=trainer_class)
     if merged is None:
         return None
     return merged_set(dataset, config, merged, hooks)
