@@ -15,7 +15,6 @@ sheets are made by benchmarks/grids.py.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section, write_record  # noqa: E402
+from report import benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.curve import CurveConfig, run_curve  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.evaluate import EvalConfig  # noqa: E402
@@ -92,12 +91,9 @@ def section(table: dict, args, seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = benchmark_parser(__doc__, ROOT)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--work", default=str(ROOT / "bench_runs" / "distribution-tiny"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not TINY.is_dir():

@@ -14,7 +14,6 @@ section "Latent preset for 64 x 64 images" of docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import itertools
 import math
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section, write_record  # noqa: E402
+from report import benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.bitstream.codec import encode_set  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
@@ -73,10 +72,7 @@ def psnr_at(points: list[dict], bpp: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser = benchmark_parser(__doc__, ROOT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset(f"imagefolder:{TINY}")

@@ -62,3 +62,18 @@ def curve_point_seconds(points: list[dict]) -> tuple[float, int, int]:
     unique = [p for p in points if p["series"] not in REPEATED_SERIES]
     timed = [p["seconds"] for p in unique if p.get("seconds") is not None]
     return sum(timed), len(timed), len(unique)
+
+
+def benchmark_parser(doc: str, root: Path, threads: bool = True):
+    """The options every benchmark script shares: --quick (tiny settings, print only),
+    --threads (torch threads) and --out (the report it rewrites)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="Tiny settings, to check the script; prints, writes nothing.")
+    if threads:
+        parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(root / "docs" / "BENCHMARKS.md"))
+    return parser
+

@@ -19,7 +19,6 @@ docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section, write_record  # noqa: E402
+from report import benchmark_parser, replace_section, write_record  # noqa: E402
 
 TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Scale: blocks and processes"
@@ -166,10 +165,8 @@ def section(result: dict, args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = benchmark_parser(__doc__, ROOT, threads=False)  # each run sets its own threads
     parser.add_argument("--no-tiny", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     if args.quick:
         args.spc, args.fit_iterations, args.iterations, args.batch_real = 1, 8, 2, 8

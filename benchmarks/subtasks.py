@@ -14,7 +14,6 @@ docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 import tempfile
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section, write_record  # noqa: E402
+from report import benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec import api  # noqa: E402
 
 HEADING = "## Subtasks (D3) for trajectory matching"
@@ -39,10 +38,7 @@ ARMS = (("one task, global experts", 1, "hard"), ("2 subtasks, block experts", 2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser = benchmark_parser(__doc__, ROOT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = ROOT / "bench_runs"
