@@ -7,7 +7,8 @@ Each step is one script (or CLI command) that rewrites its own section of docs/B
 and its plots and records; this runner times each one and keeps the last measured time of every
 step in docs/benchmarks/report_steps.json, so the section "Reproducing this report" always says
 how long each step took when it last ran and what a run from scratch costs. The curve reuses
-cached points in bench_runs/curve: delete that folder for a run from scratch.
+cached points in benchmarks/cache/curve (committed, so a run resumes on a fresh checkout):
+delete that folder for a run from scratch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import curve_point_seconds, replace_section  # noqa: E402
+from report import CACHE, curve_point_seconds, replace_section  # noqa: E402
 
 EXPERTS = ROOT / "bench_runs" / "experts"
 CURVE_RECORD = ROOT / "docs" / "benchmarks" / "curve.json"
@@ -101,7 +102,8 @@ def from_scratch(times: dict, missing: list[str]) -> str:
     return (f"From scratch: about {(others + point_seconds) / 60:.0f} min on 2 cores, the other "
             f"steps as timed plus the curve's {unique} points at their recorded computing time "
             f"({point_seconds / 60:.0f} min; this runner's curve step started from cached points "
-            "and took the time shown above). Delete bench_runs/ to measure it in one go.")
+            "and took the time shown above). Delete benchmarks/cache/curve to measure it in one "
+            "go.")
 
 
 def main() -> None:
@@ -116,7 +118,7 @@ def main() -> None:
     for name, command, _ in STEPS:
         if name not in args.steps:
             continue
-        cached = ((name == "curve" and any((ROOT / "bench_runs" / "curve" / "points").glob("*")))
+        cached = ((name == "curve" and any((CACHE / "curve" / "points").glob("*")))
                   or (name == "experts" and (EXPERTS / "experts.json").is_file()))
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
         started = time.perf_counter()

@@ -1,13 +1,14 @@
 """Rate-utility curves on the bundled CIFAR-10 subset, on CPU: latent DM, GM and (smaller) TM
 against vanilla pixel sets (float32 and rounded to 8 bits) and packed JPEG/WebP real subsets;
-with a teacher (trained once into bench_runs/teacher.pt, as benchmarks/labels.py trains its
+with a teacher (trained once into benchmarks/cache/teacher.pt, as benchmarks/labels.py trains its
 own), latent DM again with float16 and with VQ soft labels inside each budget, and random real
 images (packed WebP q25) with the same teacher's VQ labels at equal bits; distributional DM
 (D3, `--param distribution`) with hard and VQ labels, each measured with fresh samples every
 epoch and with frozen ones.
 
-Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into bench_runs/curve
-(points are cached there: an interrupted run resumes, a finished one only rebuilds the report),
+Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into benchmarks/cache/curve
+(points are cached there and committed: an interrupted run resumes, on a fresh checkout too; a
+finished one only rebuilds the report),
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
 docs/BENCHMARKS.md.
 
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import curve_point_seconds, replace_section, write_record  # noqa: E402
+from report import (CACHE, TEACHER, curve_point_seconds, replace_section,  # noqa: E402
+                    write_record)
 from ddcodec.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
                            is_ours, run_curve, write_outputs)
 
@@ -268,7 +270,7 @@ def distribution_summary(table: dict) -> list[str]:
 
 
 def ensure_teacher(args) -> str:
-    """The labelled series' teacher: bench_runs/teacher.pt, trained once (its time is the
+    """The labelled series' teacher: benchmarks/cache/teacher.pt, trained once (its time is the
     first labelled point's overhead, stated in the report)."""
     path = Path(args.teacher)
     if not path.is_file():
@@ -289,8 +291,8 @@ def main() -> None:
                         help="Rebuild the report from the cached points; compute nothing.")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="With --report-only: the minutes the points took, for the report.")
-    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "curve"))
-    parser.add_argument("--teacher", default=str(ROOT / "bench_runs" / "teacher.pt"),
+    parser.add_argument("--work", default=str(CACHE / "curve"))
+    parser.add_argument("--teacher", default=str(TEACHER),
                         help="Trained here first if absent; 'none': no labelled series.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
@@ -299,7 +301,7 @@ def main() -> None:
     if args.quick:
         args.epochs, args.runs, args.iterations, args.fit_iterations = 5, 1, 3, 16
         args.batch_real, args.pixel_iterations, args.qualities = 16, 2, (50,)
-        args.pixel_ipcs, args.work = (1,), args.work + "-quick"
+        args.pixel_ipcs, args.work = (1,), str(ROOT / "bench_runs" / "curve-quick")
         if args.teacher == parser.get_default("teacher"):
             args.teacher = str(Path(args.work) / "teacher.pt")
     else:

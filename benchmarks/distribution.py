@@ -2,9 +2,10 @@
 cores: a class subset of `../shared/data/tiny-imagenet-200` (64 x 64 real JPEGs; by default its
 first 10 classes in classes.tsv order, 200 training and the official 50 validation images each),
 latent DM and distributional DM at each budget (the latter measured with fresh and with frozen
-samples), through `ddcodec.curve` (points cached in bench_runs/distribution-tiny, so an
-interrupted run resumes). Writes docs/benchmarks/distribution_tiny.json and the section
-"Distributional sets on Tiny-ImageNet" of docs/BENCHMARKS.md.
+samples), through `ddcodec.curve` (points cached and committed in
+benchmarks/cache/distribution-tiny, so an interrupted run resumes, on a fresh checkout too).
+Writes docs/benchmarks/distribution_tiny.json and the section "Distributional sets on
+Tiny-ImageNet" of docs/BENCHMARKS.md.
 
 The CIFAR-10 comparison is part of the rate-utility curve (benchmarks/curve.py), and its sample
 sheets are made by benchmarks/grids.py.
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import benchmark_parser, replace_section, write_record  # noqa: E402
+from report import CACHE, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.curve import CurveConfig, run_curve  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.evaluate import EvalConfig  # noqa: E402
@@ -93,7 +94,7 @@ def section(table: dict, args, seconds: float) -> str:
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "distribution-tiny"))
+    parser.add_argument("--work", default=str(CACHE / "distribution-tiny"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not TINY.is_dir():
@@ -101,7 +102,7 @@ def main() -> None:
     if args.quick:
         args.classes, args.budgets, args.epochs, args.runs = 3, (24_576,), 3, 1
         args.iterations, args.fit_iterations, args.batch_real = 3, 16, 8
-        args.work += "-quick"
+        args.work = str(ROOT / "bench_runs" / "distribution-tiny-quick")
     else:
         args.budgets, args.epochs, args.runs = BUDGETS, 300, 2
         args.iterations, args.fit_iterations, args.batch_real = 150, 800, 32

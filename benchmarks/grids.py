@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import replace_section  # noqa: E402
+from report import CACHE, replace_section  # noqa: E402
 from ddcodec import api  # noqa: E402
 from ddcodec.curve import LABELS  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
@@ -74,7 +74,7 @@ def real_sheet(data: str, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", default=str(ROOT / "bench_runs" / "curve"))
+    parser.add_argument("--work", default=str(CACHE / "curve"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     started = time.perf_counter()

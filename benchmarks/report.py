@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Finished benchmark points (JSON records and the small .ddz files they measured) and the
+# teacher they share live in the repository, not in an ignored folder: the long runs take more
+# than one session, and a point computed once must survive a fresh checkout so the next run
+# resumes instead of starting over. Intermediate set files (*.pt) stay ignored.
+CACHE = Path(__file__).resolve().parent / "cache"
+TEACHER = CACHE / "teacher.pt"
+
 HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated; "
           "each section says which script and how long it took.\n\n")
 
