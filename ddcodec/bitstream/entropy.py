@@ -13,7 +13,9 @@ import numpy as np
 from ddcodec.bitstream.bytesio import FormatError
 
 
-def ideal_bits(x: np.ndarray, mu: np.ndarray, b: np.ndarray, lo: int, hi: int) -> float:
+def ideal_bits(x: np.ndarray, mu: np.ndarray, b: np.ndarray, lo, hi) -> float:
+    """Bits of symbols x under quantised Laplaces (mu, b) on [lo, hi]; lo and hi are integers
+    or per-symbol arrays."""
     with np.errstate(over="ignore"):  # np.where evaluates the branch it then discards
         return _ideal_bits(*(np.asarray(a, dtype=np.float64) for a in (x, mu, b)), lo, hi)
 

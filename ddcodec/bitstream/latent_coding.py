@@ -38,24 +38,31 @@ def code_latents(mode: str, arm: IntegerARM, offsets: list[tuple[int, int]],
     grids, total_bits = [], 0.0
     for h, w in shapes:
         buf = np.zeros((groups, planes, h + HALF, w + 2 * HALF), dtype=np.int64)
-        for t in range(w + stride * (h - 1)):
-            ys = np.arange(h)
-            xs = t - stride * ys
-            keep = (xs >= 0) & (xs < w)
-            ys, xs = ys[keep], xs[keep]
-            rows = ys[:, None] + HALF + dys[None, :]
-            cols = xs[:, None] + HALF + dxs[None, :]
-            contexts = buf[:, :, rows, cols].reshape(groups, -1, len(offsets))
+        flat = buf.reshape(groups, planes, -1)  # a view: writes land in buf
+        for context_at, at in zip(*_wavefront_steps(h, w, stride, dys, dxs)):
+            contexts = np.take(flat, context_at, axis=2).reshape(groups, -1, len(offsets))
             mu_q, log_scale_q = arm(contexts)
             mu = (mu_q.astype(np.float64) / ONE).ravel()
             b = scales(log_scale_q).ravel()
-            symbols = coder.decode(family, mu, b).astype(np.int64).reshape(groups, planes,
-                                                                            len(ys))
-            buf[:, :, ys + HALF, xs + HALF] = symbols
+            symbols = coder.decode(family, mu, b)
+            flat[:, :, at] = symbols.reshape(groups, planes, len(at))
             if want_bits:
-                total_bits += entropy.ideal_bits(symbols.ravel(), mu, b, -k, k - 1)
+                total_bits += entropy.ideal_bits(symbols, mu, b, -k, k - 1)
         grids.append(buf[:, :, HALF:, HALF:HALF + w].copy())
     return grids, total_bits
+
+
+def _wavefront_steps(h: int, w: int, stride: int, dys: np.ndarray,
+                     dxs: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per wavefront step, in the decoder's order: the flat indices of each position's context
+    (n x offsets) and of the position itself, in the padded h + HALF by w + 2 HALF grid, worked
+    out once per level instead of once per step."""
+    width = w + 2 * HALF
+    ys, xs, steps = wavefront_order(h, w, stride)
+    at = (ys + HALF) * width + xs + HALF
+    context_at = at[:, None] + (dys * width + dxs)[None, :]
+    starts = np.flatnonzero(np.diff(steps)) + 1
+    return np.split(context_at, starts), np.split(at, starts)
 
 
 ENCODE_CHUNK = 1 << 20  # symbols per ARM and coder call when encoding (bounds memory)

@@ -115,7 +115,7 @@ class WeightsSection(SectionCodec):
 
     def decode(self, data: bytes, state: CodingState) -> float:
         geometry = state.geometry
-        ints, bits = decode_weights(data, geometry.weight_counts)
+        ints, bits = decode_weights(data, geometry.weight_counts, state.want_bits)
         state.weight_ints = ints
         state.arm = integer_arm(geometry, ints, state.header.latent.steps)
         return bits
@@ -268,7 +268,8 @@ class ScalesSection(SectionCodec):
         seed = reader.varint(2 ** 63 - 1)
         centres = [reader.varint(CODE_MAX) for _ in range(levels)]
         head = reader.pos
-        ints, bits = decode_weights(reader.take(reader.remaining), [groups * priors] * levels)
+        ints, bits = decode_weights(reader.take(reader.remaining), [groups * priors] * levels,
+                                    state.want_bits)
         codes = np.stack([q.reshape(groups, priors) + c for q, c in zip(ints, centres)], axis=2)
         if codes.min() < 0 or codes.max() > CODE_MAX:
             raise FormatError(f"corrupt scales section: spread codes beyond [0, {CODE_MAX}]")

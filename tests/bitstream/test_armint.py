@@ -65,11 +65,15 @@ def test_the_float64_path_gives_the_int64_results_bit_for_bit(monkeypatch):
     from ddcodec.bitstream import armint
 
     integer, _ = _quantised_arm(11, n_ctx=16, hidden=2)
+    assert integer.float_plan is not None  # this ARM's static bound allows the float path
     rng = np.random.default_rng(3)
-    contexts = rng.integers(-64, 64, (1, 200_000, 16)).astype(np.int64)
+    contexts = rng.integers(-64, 65, (1, 200_000, 16)).astype(np.int64)
+    contexts[0, :16] = np.where(rng.random((16, 16)) < 0.5, -64, 64)  # at the static bound
     fast = integer(contexts)
     monkeypatch.setattr(armint, "FLOAT_EXACT_BELOW", 0.0)  # integer path only
-    slow = integer(contexts)
+    slow_arm, _ = _quantised_arm(11, n_ctx=16, hidden=2)
+    assert slow_arm.float_plan is None
+    slow = slow_arm(contexts)
     assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
     h = rng.integers(-(1 << 24), 1 << 24, (2, 500, 8)).astype(np.int64)
     w = rng.integers(-(1 << 24), 1 << 24, (2, 3, 8)).astype(np.int64)
@@ -77,3 +81,18 @@ def test_the_float64_path_gives_the_int64_results_bit_for_bit(monkeypatch):
     exact = armint._affine(h, w, b)
     monkeypatch.setattr(armint, "FLOAT_EXACT_BELOW", 2.0 ** 52)
     assert np.array_equal(armint._affine(h, w, b), exact)  # bound ~2^51: the float path
+
+
+def test_a_static_bound_over_the_limit_falls_back_to_checked_batches():
+    """Weights whose worst case over every context is beyond float64's exact range give no
+    float plan; each batch is then bounded on its own and still decoded exactly."""
+    integer, _ = _quantised_arm(4)
+    integer.hidden_w[0][0, 0, 0] = 1 << 40  # the worst context would need > 2^52
+    assert integer.float_plan is None
+    contexts = np.random.default_rng(5).integers(-3, 4, (1, 300, 8))
+    mu, log_scale = integer(contexts)
+    h = contexts.astype(np.int64) << 16
+    for w, b in zip(integer.hidden_w, integer.hidden_b):
+        h = np.maximum(np.einsum("gmi,goi->gmo", h, w) + b[:, None, :], 0) >> 16
+    raw = (np.einsum("gmi,goi->gmo", h, integer.out_w) + integer.out_b[:, None, :]) >> 24
+    assert np.array_equal(mu, np.clip(raw[..., 0], -64 * 256, 64 * 256))
