@@ -27,12 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import CACHE, benchmark_parser, replace_section, write_record  # noqa: E402
+from report import CACHE, TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.curve import CurveConfig, run_curve  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.evaluate import EvalConfig  # noqa: E402
 
-TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Distributional sets on Tiny-ImageNet"
 # 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to about ten images per class
 BUDGETS = (24_576, 49_152)

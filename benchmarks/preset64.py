@@ -27,14 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import benchmark_parser, replace_section, write_record  # noqa: E402
+from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.bitstream.codec import encode_set  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
 from ddcodec.distillation.run import latent_set  # noqa: E402
 
-TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Latent preset for 64 x 64 images"
 GRID = {"levels": (6, 7), "decoder": ("v0", "v3-2", "v4"), "arm_context": (8, 16)}
 RATE_WEIGHTS = (1e-3, 1e-2)

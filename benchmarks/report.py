@@ -11,6 +11,8 @@ from pathlib import Path
 # resumes instead of starting over. Intermediate set files (*.pt) stay ignored.
 CACHE = Path(__file__).resolve().parent / "cache"
 TEACHER = CACHE / "teacher.pt"
+# The shared real data beside the checkout (nothing is downloaded at run time).
+TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "tiny-imagenet-200"
 
 HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated; "
           "each section says which script and how long it took.\n\n")

@@ -32,9 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import benchmark_parser, replace_section, write_record  # noqa: E402
+from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 
-TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Scale: blocks and processes"
 
 

@@ -1,0 +1,221 @@
+"""Speed as ratios, each pair measured side by side in one process (this machine is shared and
+its speed drifts by tens of percent within a day; a ratio of medians taken together does not).
+
+1. Bitstream: `ddcodec decode`'s work on a .ddz (every section read and checked, the images
+   rebuilt, no ideal bits) against constriction decoding the very same symbols under the very
+   same Laplace parameters in one call per model (recorded while the file decodes): the floor
+   any decoder of this format has. Encode likewise, the encoder's closed-loop check included.
+   On the 100-image CIFAR-10 set and on a Tiny-ImageNet-sized one (200 classes at 64 x 64).
+2. Distillation: the median latent DM iteration (phase 2) against the median pixel DM iteration
+   on the same number of images per class and the same real batches, and the median phase-1
+   step; for 10 and 100 classes at 32 and 64 pixels (CIFAR-10 subset; Tiny-ImageNet classes,
+   at 32 pixels resized).
+
+Writes docs/benchmarks/speed.json and the section "Speed ratios" of docs/BENCHMARKS.md.
+
+    python benchmarks/speed.py            # about 15 minutes on 2 cores
+    python benchmarks/speed.py --quick    # a minute, to check the script
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import constriction
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
+from ddcodec import __version__  # noqa: E402
+from ddcodec.bitstream import entropy  # noqa: E402
+from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
+from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.distillation import DistillConfig  # noqa: E402
+from ddcodec.distillation.config import resolve  # noqa: E402
+from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
+from ddcodec.distillation.pixels import distill_pixels  # noqa: E402
+from ddcodec.distillation.run import latent_set  # noqa: E402
+
+HEADING = "## Speed ratios"
+
+
+def recorded_symbols(data: bytes) -> list[tuple[np.ndarray, object, tuple]]:
+    """Every (symbols, model, parameters) the range decoder produced for this file, with the
+    calls of one parametric family merged into one (the raw coder's best case)."""
+    calls, original = [], entropy.Decoder.decode
+
+    def record(self, model, *params):
+        symbols = original(self, model, *params)
+        calls.append((symbols, model, params if len(params) > 1 else ()))
+        return symbols
+
+    entropy.Decoder.decode = record
+    try:
+        decode_bytes(data, bits=False)
+    finally:
+        entropy.Decoder.decode = original
+    fixed = [c for c in calls if not c[2]]
+    family = [c for c in calls if c[2]]
+    merged = []
+    if family:
+        merged.append((np.concatenate([c[0] for c in family]), family[0][1],
+                       tuple(np.concatenate([c[2][i] for c in family]) for i in range(2))))
+    return merged + fixed
+
+
+def raw_encode(calls) -> np.ndarray:
+    coder = constriction.stream.queue.RangeEncoder()
+    for symbols, model, params in calls:
+        coder.encode(symbols, model, *params)
+    return coder.get_compressed()
+
+
+def raw_decode(words: np.ndarray, calls) -> None:
+    coder = constriction.stream.queue.RangeDecoder(words)
+    for symbols, model, params in calls:
+        coder.decode(model, *params) if params else coder.decode(model, len(symbols))
+
+
+def interleaved(functions: dict, repeats: int) -> dict:
+    """Median seconds of each function, run in turns so drift hits all alike."""
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def codec_row(name: str, dataset, spc: int, fit_iterations: int, repeats: int) -> dict:
+    config = DistillConfig.of(param="latent", loss="dm", spc=spc, decoder="v0", arm_context=16,
+                              arm_hidden=2, fit_iterations=fit_iterations, fit_candidates=1,
+                              iterations=0)
+    images, payload, _ = LatentTrainer(dataset, config, torch.device("cpu")).run()
+    distilled = latent_set(dataset, config, images, payload, {})
+    data, _ = encode_set(distilled)
+    calls = recorded_symbols(data)
+    words = raw_encode(calls)
+    symbols = sum(len(c[0]) for c in calls)
+    t = interleaved({"encode": lambda: encode_set(distilled),
+                     "decode": lambda: decode_bytes(data, bits=False),
+                     "raw_encode": lambda: raw_encode(calls),
+                     "raw_decode": lambda: raw_decode(words, calls)}, repeats)
+    row = {"set": name, "images": int(images.shape[0]), "file_bytes": len(data),
+           "symbols": symbols, **{f"{k}_s": v for k, v in t.items()},
+           "decode_ratio": t["decode"] / t["raw_decode"],
+           "encode_ratio": t["encode"] / t["raw_encode"]}
+    print(f"{name}: decode {t['decode']:.3f} s = {row['decode_ratio']:.1f}x raw, encode "
+          f"{t['encode']:.3f} s = {row['encode_ratio']:.1f}x raw", flush=True)
+    return row
+
+
+def _median_gap(stamps: list[float]) -> float:
+    gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
+    return statistics.median(gaps) if gaps else float("nan")
+
+
+def distill_row(name: str, dataset, spc: int, fit_iterations: int, iterations: int,
+                batch_real: int) -> dict:
+    """Latent phase-1 and phase-2 step times and a pixel DM iteration on the same images per
+    class, one after the other in this process."""
+    stamps = {1: [], 2: []}
+
+    def on_progress(event):
+        if event.kind == "step" and "seconds" in event.info:
+            stamps[event.phase].append(time.perf_counter())
+
+    latent = DistillConfig.of(param="latent", loss="dm", spc=spc, fit_iterations=fit_iterations,
+                              fit_candidates=1, iterations=iterations, batch_real=batch_real,
+                              seed=0)
+    LatentTrainer(dataset, resolve(latent, dataset), torch.device("cpu"),
+                  on_progress=on_progress).run()
+    pixel_stamps: list[float] = []
+    pixels = DistillConfig.of(param="pixels", loss="dm", ipc=spc, iterations=iterations,
+                              batch_real=batch_real, seed=0)
+    distill_pixels(dataset, resolve(pixels, dataset), torch.device("cpu"),
+                   lambda *_: pixel_stamps.append(time.perf_counter()))
+    row = {"set": name, "classes": dataset.num_classes, "pixels": dataset.image_shape[-1],
+           "images_per_class": spc, "batch_real": batch_real,
+           "phase1_step_s": _median_gap(stamps[1]), "latent_iteration_s": _median_gap(stamps[2]),
+           "pixel_iteration_s": _median_gap(pixel_stamps)}
+    row["latent_over_pixel"] = row["latent_iteration_s"] / row["pixel_iteration_s"]
+    print(f"{name}: phase 1 {row['phase1_step_s']:.3f} s/step, latent/pixel DM iteration "
+          f"{row['latent_over_pixel']:.2f} ({row['latent_iteration_s']:.3f} / "
+          f"{row['pixel_iteration_s']:.3f} s)", flush=True)
+    return row
+
+
+def section(record: dict) -> str:
+    lines = [HEADING, "",
+             f"Produced by `python benchmarks/speed.py` on {record['date']} (ddcodec "
+             f"{record['version']}, {record['machine']}, one process, medians; "
+             f"{record['wall_s'] / 60:.0f} min). Raw: constriction alone decoding (encoding) the "
+             "same symbols under the same parameters, one call per model.", "",
+             "| set | images | file bytes | symbols | decode (s) | raw decode (s) | decode / raw "
+             "| encode (s) | raw encode (s) | encode / raw |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in record["codec"]:
+        lines.append(f"| {r['set']} | {r['images']:,} | {r['file_bytes']:,} | {r['symbols']:,} "
+                     f"| {r['decode_s']:.3f} | {r['raw_decode_s']:.4f} | "
+                     f"**{r['decode_ratio']:.1f}x** | {r['encode_s']:.3f} | "
+                     f"{r['raw_encode_s']:.4f} | **{r['encode_ratio']:.1f}x** |")
+    lines += ["", "| distillation | classes | pixels | images/class | phase-1 step (s) | latent "
+              "DM iteration (s) | pixel DM iteration (s) | latent / pixel |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in record["distill"]:
+        lines.append(f"| {r['set']} | {r['classes']} | {r['pixels']} | {r['images_per_class']} "
+                     f"| {r['phase1_step_s']:.3f} | {r['latent_iteration_s']:.3f} | "
+                     f"{r['pixel_iteration_s']:.3f} | **{r['latent_over_pixel']:.2f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, ROOT)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    quick = args.quick
+    cifar = load_dataset("cifar10-subset")
+    tiny = load_dataset(f"imagefolder:{TINY}") if TINY.is_dir() else None
+    codec = [codec_row("CIFAR-10, 10 classes, 32 px", cifar, 10, 10 if quick else 100,
+                       2 if quick else args.repeats)]
+    if tiny is not None:
+        sized = tiny.of_classes(range(20 if quick else 200))
+        codec.append(codec_row(f"Tiny-ImageNet, {sized.num_classes} classes, 64 px", sized,
+                               10, 5 if quick else 20, 2 if quick else args.repeats))
+    steps = dict(fit_iterations=4 if quick else 12, iterations=3 if quick else 8,
+                 batch_real=16 if quick else 64)
+    distill = [distill_row("CIFAR-10", cifar, 10, **steps)]
+    if tiny is not None:
+        tiny32 = load_dataset(f"imagefolder:{TINY}", resize=(32, 32))
+        for classes in (10, 100):
+            if quick and classes == 100:
+                continue
+            distill.append(distill_row("Tiny-ImageNet", tiny32.of_classes(range(classes)), 10,
+                                       **steps))
+            distill.append(distill_row("Tiny-ImageNet", tiny.of_classes(range(classes)), 10,
+                                       **steps))
+    record = {"date": dt.date.today().isoformat(), "version": __version__,
+              "machine": f"{platform.machine()}, {args.threads} torch threads",
+              "wall_s": time.perf_counter() - started, "codec": codec, "distill": distill}
+    text = section(record)
+    print(text)
+    if not quick:
+        out = Path(args.out)
+        write_record(out, "speed", record)
+        replace_section(out, HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
