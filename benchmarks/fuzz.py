@@ -23,7 +23,6 @@ import resource
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,14 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch  # noqa: E402
 
 from ddcodec import __version__  # noqa: E402
-from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.bitstream.mutations import (  # noqa: E402
-    OUTCOMES,
-    fuzz,
-    off_grid,
-    with_scales,
-    with_soft_labels,
-)
+from ddcodec.bitstream.codec import decode_bytes  # noqa: E402
+from ddcodec.bitstream.mutations import OUTCOMES, corpus, fuzz  # noqa: E402
 from ddcodec.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
@@ -61,18 +54,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    distilled = load_set(DATA / "golden_set.pt")
-    files = {"latent-v2": (DATA / "golden_v2.ddz").read_bytes(),
-             "latent-v1": (DATA / "golden.ddz").read_bytes(),
-             "pixels-v2": encode_set(replace(distilled, codec=None))[0],
-             "float-v2": encode_set(off_grid(distilled))[0],
-             "labels-v2": encode_set(with_soft_labels(distilled))[0],
-             "topk-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "topk"))[0],
-             "epochs-v2": encode_set(with_soft_labels(replace(distilled, codec=None), "vq",
-                                                      3))[0],
-             "vqae-v2": encode_set(with_soft_labels(replace(distilled, codec=None),
-                                                    "vqae"))[0],
-             "scales-v2": encode_set(with_scales(distilled))[0]}
+    files = corpus(load_set(DATA / "golden_set.pt"), (DATA / "golden_v2.ddz").read_bytes(),
+                   (DATA / "golden.ddz").read_bytes())
     for data in files.values():
         decode_bytes(data)  # warm: imports, tables, first allocations
     idle = peak_mb()

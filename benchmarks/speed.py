@@ -6,6 +6,8 @@ its speed drifts by tens of percent within a day; a ratio of medians taken toget
    same Laplace parameters in one call per model (recorded while the file decodes): the floor
    any decoder of this format has. Encode likewise, the encoder's closed-loop check included.
    On the 100-image CIFAR-10 set and on a Tiny-ImageNet-sized one (200 classes at 64 x 64).
+   And the same file in 2 latent substreams (`encode --streams 2`): its bytes added, and its
+   decode by 2 processes against 1 (`decode --workers`).
 2. Distillation: the median latent DM iteration (phase 2) against the median pixel DM iteration
    on the same number of images per class and the same real batches, and the median phase-1
    step; for 10 and 100 classes at 32 and 64 pixels (CIFAR-10 subset; Tiny-ImageNet classes,
@@ -46,6 +48,7 @@ from ddcodec.distillation.pixels import distill_pixels  # noqa: E402
 from ddcodec.distillation.run import latent_set  # noqa: E402
 
 HEADING = "## Speed ratios"
+WORKERS = 2  # substreams and decoding processes (this machine has 2 cores)
 
 
 def recorded_symbols(data: bytes) -> list[tuple[np.ndarray, object, tuple]]:
@@ -106,16 +109,24 @@ def codec_row(name: str, dataset, spc: int, fit_iterations: int, repeats: int) -
     calls = recorded_symbols(data)
     words = raw_encode(calls)
     symbols = sum(len(c[0]) for c in calls)
+    split_file, _ = encode_set(distilled, streams=WORKERS)
     t = interleaved({"encode": lambda: encode_set(distilled),
                      "decode": lambda: decode_bytes(data, bits=False),
                      "raw_encode": lambda: raw_encode(calls),
-                     "raw_decode": lambda: raw_decode(words, calls)}, repeats)
+                     "raw_decode": lambda: raw_decode(words, calls),
+                     "streams_1_worker": lambda: decode_bytes(split_file, bits=False),
+                     "streams_workers": lambda: decode_bytes(split_file, bits=False,
+                                                             workers=WORKERS)}, repeats)
     row = {"set": name, "images": int(images.shape[0]), "file_bytes": len(data),
            "symbols": symbols, **{f"{k}_s": v for k, v in t.items()},
            "decode_ratio": t["decode"] / t["raw_decode"],
-           "encode_ratio": t["encode"] / t["raw_encode"]}
+           "encode_ratio": t["encode"] / t["raw_encode"],
+           "streams": WORKERS, "streams_extra_bytes": len(split_file) - len(data),
+           "workers_speedup": t["streams_1_worker"] / t["streams_workers"]}
     print(f"{name}: decode {t['decode']:.3f} s = {row['decode_ratio']:.1f}x raw, encode "
-          f"{t['encode']:.3f} s = {row['encode_ratio']:.1f}x raw", flush=True)
+          f"{t['encode']:.3f} s = {row['encode_ratio']:.1f}x raw; {WORKERS} substreams "
+          f"(+{row['streams_extra_bytes']} B) in {WORKERS} processes: "
+          f"{row['workers_speedup']:.2f}x one", flush=True)
     return row
 
 
@@ -162,13 +173,15 @@ def section(record: dict) -> str:
              f"{record['wall_s'] / 60:.0f} min). Raw: constriction alone decoding (encoding) the "
              "same symbols under the same parameters, one call per model.", "",
              "| set | images | file bytes | symbols | decode (s) | raw decode (s) | decode / raw "
-             "| encode (s) | raw encode (s) | encode / raw |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| encode (s) | raw encode (s) | encode / raw | 2 substreams: bytes added | "
+             "decode, 2 processes vs 1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in record["codec"]:
         lines.append(f"| {r['set']} | {r['images']:,} | {r['file_bytes']:,} | {r['symbols']:,} "
                      f"| {r['decode_s']:.3f} | {r['raw_decode_s']:.4f} | "
                      f"**{r['decode_ratio']:.1f}x** | {r['encode_s']:.3f} | "
-                     f"{r['raw_encode_s']:.4f} | **{r['encode_ratio']:.1f}x** |")
+                     f"{r['raw_encode_s']:.4f} | **{r['encode_ratio']:.1f}x** | "
+                     f"{r['streams_extra_bytes']} | **{r['workers_speedup']:.2f}x** |")
     lines += ["", "| distillation | classes | pixels | images/class | phase-1 step (s) | latent "
               "DM iteration (s) | pixel DM iteration (s) | latent / pixel |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -458,13 +458,15 @@ def encode(source: "str | os.PathLike | DistilledSet",
            output: str | os.PathLike | None = None, force: bool = False, *,
            pixels: str = "lossless", source_format: str = "auto",
            normalization: str | None = None, data: str | None = None,
-           labels: str | None = None) -> tuple[bytes, dict]:
+           labels: str | None = None, streams: int = 1) -> tuple[bytes, dict]:
     """Encode a set to .ddz bytes; write them to `output` ("-": stdout) if given.
 
     `source`: a DistilledSet, or a path to a ddcodec set file, MTT/DATM outputs, a tensor file
     or an ImageFolder (`source_format`, detected by default; see ddcodec.importers, which
     `normalization`, `data` and `labels` serve). `pixels`: "lossless" (exact, float values
-    included) or "8bit" (rounded to 8 bits, declared lossy, with its error reported)."""
+    included) or "8bit" (rounded to 8 bits, declared lossy, with its error reported).
+    `streams`: a latent set's latents in this many independent substreams (2 up to its number
+    of decoders), which `decode(workers=N)` decodes in N processes."""
     from ddcodec import ddz
     from ddcodec.setfile import DistilledSet
 
@@ -478,7 +480,7 @@ def encode(source: "str | os.PathLike | DistilledSet",
 
         distilled, name = import_set(source, source_format, ImportOptions(
             normalization, data, labels)), str(source)
-    data, report = ddz.encode(distilled, pixels, name)
+    data, report = ddz.encode(distilled, pixels, name, streams)
     if output is not None:
         ddz.write_bytes(data, output, force)
     return data, report
@@ -542,10 +544,11 @@ def test_split(data: str = DEFAULT_SPEC, *, normalization=None, data_root: str |
 
 
 def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None = None,
-           format: str = "pt", force: bool = False, samples: int = 0):
+           format: str = "pt", force: bool = False, samples: int = 0, workers: int = 1):
     """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given.
     `samples`: a distributional file's means plus this many samples per prior (epoch 0), as
-    one set of fixed images (what is returned and exported)."""
+    one set of fixed images (what is returned and exported). `workers`: processes that decode
+    a file's latent substreams (`encode(streams=S)`) side by side."""
     from ddcodec import ddz
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
@@ -555,7 +558,7 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
         from ddcodec.fileio import check_writable
 
         check_writable(output, force)
-    decoded = ddz.decode(bytes(data), bits=False)  # a decode reports no bits
+    decoded = ddz.decode(bytes(data), bits=False, workers=workers)  # no bits: not a report
     if samples:
         decoded = ddz.with_samples(decoded, samples)
     if output is not None:

@@ -621,6 +621,10 @@ def _default_output(source: str, suffix: str) -> str:
               help="lossless: sets on the 8-bit grid as 8-bit pixels, any other set as its "
                    "exact float values; 8bit: round to 8-bit pixels, declared lossy (the error "
                    "and PSNR are reported and recorded).")
+@click.option("--streams", type=click.IntRange(1, None), default=1, show_default=True,
+              help="Latent sets: code the latents in this many independent substreams (2 up to "
+                   "the number of decoders; a few bytes each), which `decode --workers N` "
+                   "decodes in N processes.")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to stdout.")
 @click.option("-f", "--force", is_flag=True,
               help="Overwrite an existing output; allow binary output to a terminal.")
@@ -629,8 +633,8 @@ def _default_output(source: str, suffix: str) -> str:
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def encode(set_file, output, source_format, normalization, data, labels, pixels, to_stdout,
-           force, as_json, quiet, verbose):
+def encode(set_file, output, source_format, normalization, data, labels, pixels, streams,
+           to_stdout, force, as_json, quiet, verbose):
     """Write a distilled set as a range-coded .ddz file: a ddcodec set, or another method's
     (MTT/DATM, DD-Ranking tensors, an ImageFolder), priced in honest bits."""
     from ddcodec import api
@@ -644,7 +648,7 @@ def encode(set_file, output, source_format, normalization, data, labels, pixels,
                                "a pipe, or -f")
     data, report = api.encode(set_file, output, force=force, pixels=pixels,
                               source_format=source_format, normalization=normalization,
-                              data=data, labels=labels)
+                              data=data, labels=labels, streams=streams)
     report["output"] = output
     if as_json:
         click.echo(json.dumps(report))
@@ -686,11 +690,14 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
 @click.option("--samples", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Distributional files: export each prior's mean and this many samples "
                    "(those measure trains on at epoch 0), each with its prior's label.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes that decode a file's latent substreams (encode --streams) side "
+                   "by side; files without substreams decode in one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def decode(source, output, to_stdout, form, force, samples, as_json, quiet, verbose):
+def decode(source, output, to_stdout, form, force, samples, workers, as_json, quiet, verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
     from ddcodec import api
 
@@ -706,7 +713,8 @@ def decode(source, output, to_stdout, form, force, samples, as_json, quiet, verb
             raise DDCodecError("refusing to write binary output to a terminal; use -o FILE, "
                                "a pipe, or -f")
     started = time.perf_counter()
-    decoded = api.decode(source, output, format=form, force=force, samples=samples)
+    decoded = api.decode(source, output, format=form, force=force, samples=samples,
+                         workers=workers)
     seconds = time.perf_counter() - started
     summary = {"output": output, "format": form, "num_images": decoded.header.num_images,
                "num_classes": decoded.header.num_classes, "seconds": seconds}

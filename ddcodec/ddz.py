@@ -68,14 +68,14 @@ def check_is_ddz(data: bytes, name: str) -> None:
 
 
 def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
-           name: str | None = None) -> tuple[bytes, dict]:
+           name: str | None = None, streams: int = 1) -> tuple[bytes, dict]:
     """A set (a set file's path, or in memory) -> (.ddz bytes, report with estimated bits per
     part and how the pixels were coded)."""
     distilled = source if isinstance(source, DistilledSet) else load_set(source)
     name = name or ("<set>" if isinstance(source, DistilledSet) else str(source))
     started = time.perf_counter()
     try:
-        data, bits = encode_set(distilled, pixels=pixels)
+        data, bits = encode_set(distilled, pixels=pixels, streams=streams)
     except ValueError as exc:
         raise DDCodecError(f"cannot encode {name}: {exc}") from exc
     seconds = time.perf_counter() - started
@@ -88,9 +88,10 @@ def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
                   "notes": list(distilled.notes)}
 
 
-def decode(data: bytes, bits: bool = True) -> Decoded:
-    """A .ddz's contents; `bits=False` skips the ideal bits only reports need."""
-    return decode_bytes(data, bits=bits)
+def decode(data: bytes, bits: bool = True, workers: int = 1) -> Decoded:
+    """A .ddz's contents; `bits=False` skips the ideal bits only reports need; `workers`
+    processes decode latent substreams side by side."""
+    return decode_bytes(data, bits=bits, workers=workers)
 
 
 def with_samples(decoded: Decoded, samples: int) -> Decoded:

@@ -60,6 +60,12 @@ class IntegerARM:
                           [np.stack([x[i] for x in hb]) for i in range(hidden)],
                           np.stack(ow), np.stack(ob), k)
 
+    def subset(self, first: int, last: int) -> "IntegerARM":
+        """The ARMs of decoders [first, last) (a latent substream's)."""
+        return IntegerARM([w[first:last] for w in self.hidden_w],
+                          [b[first:last] for b in self.hidden_b], self.out_w[first:last],
+                          self.out_b[first:last], self.k)
+
     def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """contexts G x M x d (integer latents in [-k, k]) -> (mu, log b) in Q.8, each G x M,
         clamped."""
@@ -120,6 +126,12 @@ class IntegerARM:
 
 
 TORCH_ROWS = 4096  # contexts per call from which the float path's matmuls go through torch
+
+
+def one_thread_worker() -> None:
+    """Set up a forked decoding worker as torch's DataLoader sets up its own: one intra-op
+    thread, so torch never enters the parent's thread pool after the fork."""
+    torch.set_num_threads(1)
 
 
 def _shifted(q: np.ndarray, shift: int) -> np.ndarray:

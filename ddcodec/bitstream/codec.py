@@ -89,10 +89,11 @@ class Decoded:
 # ----------------------------------------------------------------------------------- encoding
 
 def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
-               pixels: str = "lossless") -> tuple[bytes, dict]:
+               pixels: str = "lossless", streams: int = 1) -> tuple[bytes, dict]:
     """Return the .ddz bytes and a report of estimated bits per part. `version=1` writes what
     ddcodec 0.1 wrote (for compatibility tests). `pixels` says how a pixel set's values are
-    coded (see `plan_pixels`); latent sets ignore it."""
+    coded (see `plan_pixels`); latent sets ignore it. `streams`: a latent set's latents in this
+    many independent substreams (decodable by as many processes; 1: one stream)."""
     counts = [int((distilled.labels == c).sum()) for c in range(distilled.num_classes)]
     order = torch.argsort(distilled.labels, stable=True)
     if distilled.labels.ndim != 1 or not torch.equal(order, torch.arange(len(order))):
@@ -103,8 +104,10 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
     header = fmt.Header(c, hgt, wid, list(distilled.class_names), counts,
                         list(distilled.normalization.mean), list(distilled.normalization.std),
                         meta=_meta(distilled), version=version)
-    state = CodingState(header, soft_labels=distilled.soft_labels)
+    state = CodingState(header, soft_labels=distilled.soft_labels, streams=streams)
     payload = distilled.codec
+    if streams != 1 and (payload is None or version < 2):
+        raise ValueError("latent substreams (--streams) need a latent set and format version 2")
     if payload is None:
         plan = plan_pixels(distilled, pixels)
         header.pixel_kind = plan.kind
@@ -253,14 +256,17 @@ def check_plausible(header: fmt.Header, file_bytes: int,
                           f"for a file of {file_bytes:,} bytes")
 
 
-def decode_bytes(data: bytes, images: bool = True, bits: bool = True) -> Decoded:
+def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
+                 workers: int = 1) -> Decoded:
     """Every value of a file, checked; its images unless not `images`; the ideal bits of each
     section (what `info` and `measure` report) unless not `bits`, which leaves
-    `estimated_bits` empty and saves about a tenth of a latent file's decode."""
+    `estimated_bits` empty and saves about a tenth of a latent file's decode. `workers`:
+    processes that decode a file's latent substreams side by side (files without substreams
+    decode in this process)."""
     reader = Reader(data, "file")
     header = fmt.read_header(reader)
     header_bytes = reader.pos
-    state = CodingState(header, want_bits=bits)  # a latent header's geometry is parsed once
+    state = CodingState(header, want_bits=bits, workers=workers)  # geometry parsed once
     geometry = state.geometry if header.kind == Kind.LATENT else None
     check_plausible(header, len(data), geometry)
     state.memory_left = (MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * len(data)
@@ -279,8 +285,13 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True) -> Decoded
         found[section.tag] = section.data
     parts = parts_for(header.kind)
     for part in parts:
-        if part.required and part.tag not in found:
+        filled = [p for p in parts if p.tag in found and (p is part or (
+            part.slot is not None and p.slot == part.slot))]
+        if part.required and not filled:
             raise FormatError(f"corrupt file: the {part.name} section is missing")
+        if len(filled) > 1:
+            raise FormatError(f"corrupt file: both a {filled[0].name} and a {filled[1].name} "
+                              "section")
     estimate = {"header": 8.0 * header_bytes,
                 "framing": 8.0 * (FRAMING_BYTES * (len(sections) + 1) + END_CHECKSUM_BYTES)}
     crc = 0

@@ -107,12 +107,16 @@ def _encode(arm: IntegerARM, offsets: list[tuple[int, int]], shapes: list[tuple[
             contexts = buf[:, :, rows, cols].reshape(groups, planes * count, len(offsets))
             mu_q, log_scale_q = arm(contexts)
             # the decoder's order: step, then decoder, plane, row within the step
-            g, p, j = np.meshgrid(np.arange(groups), np.arange(planes), np.arange(count),
-                                  indexing="ij")
-            order = np.lexsort((j.ravel(), p.ravel(), g.ravel(), cs[j.ravel()]))
-            symbols = grid[:, :, cy, cx].ravel()[order]
-            mu = (mu_q.reshape(-1)[order].astype(np.float64) / ONE)
-            b = scales(log_scale_q.reshape(-1)[order])
+            edges = [0, *(np.flatnonzero(np.diff(cs)) + 1), count]
+
+            def decoder_order(values: np.ndarray) -> np.ndarray:
+                values = values.reshape(groups, planes, count)
+                return np.concatenate([values[:, :, a:b].ravel()
+                                       for a, b in zip(edges[:-1], edges[1:])])
+
+            symbols = decoder_order(grid[:, :, cy, cx])
+            mu = decoder_order(mu_q).astype(np.float64) / ONE
+            b = scales(decoder_order(log_scale_q))
             coder.encode(symbols.astype(np.int32), family, mu, b)
             if want_bits:
                 total_bits += entropy.ideal_bits(symbols, mu, b, -k, k - 1)

@@ -208,6 +208,23 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     return replace(distilled, soft_labels=soft)
 
 
+def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
+    """The files fuzzing mutates, one of every layout a reader meets: the golden latent files
+    (v2 and v1), and from the golden set its pixel, float, labelled (each label codec, per-epoch
+    rows), distributional and substream encodings."""
+    from ddcodec.bitstream.codec import encode_set
+
+    pixels = replace(distilled, codec=None)
+    return {"latent-v2": golden_v2, "latent-v1": golden_v1,
+            "pixels-v2": encode_set(pixels)[0], "float-v2": encode_set(off_grid(distilled))[0],
+            "labels-v2": encode_set(with_soft_labels(distilled))[0],
+            "topk-v2": encode_set(with_soft_labels(pixels, "topk"))[0],
+            "epochs-v2": encode_set(with_soft_labels(pixels, "vq", 3))[0],
+            "vqae-v2": encode_set(with_soft_labels(pixels, "vqae"))[0],
+            "scales-v2": encode_set(with_scales(distilled))[0],
+            "streams-v2": encode_set(distilled, streams=distilled.num_classes)[0]}
+
+
 def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0):
     """`cases` mutations spread over `files`: a third plain byte damage, a third resealed byte
     damage, a third resealed hostile headers. Returns per (file, mode) outcome counts and the

@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ddcodec.bitstream import armint
 from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.entropy import Decoder, Encoder
@@ -42,6 +43,8 @@ class CodingState:
     soft_labels: object = None  # ddcodec.labels.SoftLabels, when the set has them
     memory_left: int | None = None  # decoding: bytes a section may still allocate
     want_bits: bool = True  # decoding: whether to work out the ideal bits (for reports)
+    streams: int = 1  # encoding a latent set: independent latent substreams (1: one stream)
+    workers: int = 1  # decoding: processes that decode latent substreams side by side
     weight_ints: list[np.ndarray] | None = None
     arm: IntegerARM | None = None
     latents: list[np.ndarray] | None = None  # per level: G x planes x h x w, int64
@@ -58,7 +61,8 @@ class SectionCodec:
     tag: int  # low 7 bits: the section's number; ANCILLARY set: skippable by older readers
     name: str
     kinds: tuple[Kind, ...]
-    required: bool = True  # a file of one of `kinds` without it is corrupt
+    required: bool = True  # a file of one of `kinds` without it (or its slot's) is corrupt
+    slot: str | None = None  # sections that are alternatives: a file holds one of them
     in_v1_checksum: bool = False  # version 1's end record covered only the latents
 
     @property
@@ -133,6 +137,10 @@ class LatentsSection(SectionCodec):
 
     tag, name, kinds = 4, "latents", (Kind.LATENT,)
     in_v1_checksum = True
+    slot = "latents"
+
+    def present(self, state: CodingState) -> bool:
+        return state.streams == 1
 
     def _code(self, mode: str, state: CodingState, coder, latents=None):
         geometry = state.geometry
@@ -156,6 +164,88 @@ class LatentsSection(SectionCodec):
         for grid in state.latents:
             crc = zlib.crc32(grid.astype("<i2").tobytes(), crc)
         return crc
+
+
+class LatentStreamsSection(LatentsSection):
+    """The latents in S independent substreams, one per contiguous range of decoders, so that
+    S processes can decode them side by side (constriction holds the GIL: threads cannot).
+    Layout: varint S, the byte lengths of the first S - 1 streams (varints), the streams. Each
+    stream codes its decoders exactly as the single stream would; the cost is each stream's
+    flush word and its length."""
+
+    tag, name = 9, "latent substreams"
+
+    def present(self, state: CodingState) -> bool:
+        return state.streams > 1
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        geometry = state.geometry
+        if not 1 < state.streams <= geometry.groups:
+            raise ValueError(f"{state.streams} latent substreams for {geometry.groups} "
+                             f"decoders: choose 2 to {geometry.groups}")
+        state.latents = state.payload.latent_grids()
+        head, streams, bits = Writer(), [], 0.0
+        head.varint(state.streams)
+        for first, last in stream_groups(geometry.groups, state.streams):
+            coder = Encoder("latents")
+            _, stream_bits = code_latents(
+                "encode", state.arm.subset(first, last), causal_offsets(
+                    geometry.config.arm_context), geometry.layout.grid_sizes(), last - first,
+                geometry.planes, coder, [g[first:last] for g in state.latents])
+            streams.append(coder.to_bytes())
+            bits += stream_bits
+        for stream in streams[:-1]:
+            head.varint(len(stream))
+        head_bytes = head.getvalue()
+        return head_bytes + b"".join(streams), bits + 8.0 * len(head_bytes)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        geometry = state.geometry
+        reader = Reader(data, "latent substreams")
+        count = reader.varint(geometry.groups)
+        if count < 2:
+            raise FormatError("corrupt latent substreams: fewer than 2 streams")
+        lengths = [reader.varint(len(data)) for _ in range(count - 1)]
+        if any(n % 4 for n in lengths) or sum(lengths) > reader.remaining:
+            raise FormatError("corrupt latent substreams: stream lengths do not fit the section")
+        chunks = [reader.take(n) for n in lengths] + [reader.take(reader.remaining)]
+        jobs = [(state.arm.subset(first, last), geometry.config.arm_context,
+                 geometry.layout.grid_sizes(), last - first, geometry.planes, chunk,
+                 state.want_bits)
+                for (first, last), chunk in zip(stream_groups(geometry.groups, count), chunks)]
+        results = run_jobs(decode_stream, jobs, state.workers)
+        state.latents = [np.concatenate([r[0][level] for r in results])
+                         for level in range(geometry.layout.levels)]
+        return sum(r[1] for r in results) + 8.0 * (reader.pos - sum(len(c) for c in chunks))
+
+
+def stream_groups(groups: int, streams: int) -> list[tuple[int, int]]:
+    """Contiguous decoder ranges [first, last) of each substream, as equal as possible."""
+    edges = [round(i * groups / streams) for i in range(streams + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def decode_stream(job) -> tuple[list[np.ndarray], float]:
+    """One substream's latents and ideal bits (a picklable job for a worker process)."""
+    arm, arm_context, shapes, groups, planes, data, want_bits = job
+    coder = Decoder(data, "latent substream")
+    grids, bits = code_latents("decode", arm, causal_offsets(arm_context), shapes, groups,
+                               planes, coder, want_bits=want_bits)
+    coder.finish()
+    return grids, bits
+
+
+def run_jobs(function, jobs: list, workers: int) -> list:
+    """function over jobs, in order; in `workers` forked processes when more than one (and the
+    platform forks), else here. Each worker runs torch on one thread (as DataLoader workers
+    do): a forked child must not enter the parent's thread pool."""
+    import multiprocessing
+
+    if workers <= 1 or len(jobs) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(job) for job in jobs]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(min(workers, len(jobs)), initializer=armint.one_thread_worker) as pool:
+        return pool.map(function, jobs, chunksize=1)
 
 
 class PixelsSection(SectionCodec):
@@ -297,6 +387,6 @@ def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
     return IntegerARM.from_groups(per_decoder, cfg.arm_hidden, cfg.arm_context, cfg.k)
 
 
-for _part in (WeightsSection(), LatentsSection(), PixelsSection(), FloatPixelsSection(),
-              LabelsSection(), ScalesSection()):
+for _part in (WeightsSection(), LatentsSection(), LatentStreamsSection(), PixelsSection(),
+              FloatPixelsSection(), LabelsSection(), ScalesSection()):
     register(_part)

@@ -40,8 +40,9 @@ def note_part():
 
 
 def test_the_built_in_parts_are_registered_in_file_order():
-    assert [p.name for p in parts_for(fmt.Kind.LATENT)] == ["weights", "latents", "labels",
-                                                             "scales"]
+    assert [p.name for p in parts_for(fmt.Kind.LATENT)] == [
+        "weights", "latents", "latent substreams", "labels", "scales"]
+    assert REGISTRY[4].slot == REGISTRY[9].slot == "latents"  # one of the two layouts
     assert [p.name for p in parts_for(fmt.Kind.PIXELS)] == ["pixels", "labels"]
     assert [p.name for p in parts_for(fmt.Kind.FLOAT_PIXELS)] == ["float pixels", "labels"]
     assert not REGISTRY[7].required  # soft labels are optional; hard ones are in the header
