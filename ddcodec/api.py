@@ -143,10 +143,11 @@ def _distill_labeller(config: "DistillConfig", dataset, device: torch.device):
 
 
 def encoded_bits(distilled) -> int:
-    """Bits of the .ddz a set encodes to: how rate control measures its files."""
+    """Bits of the .ddz a set encodes to: how rate control measures its trial files (their size
+    only: the set it returns is encoded again, with the closed-loop check)."""
     from ddcodec.bitstream.codec import encode_set
 
-    return 8 * len(encode_set(distilled)[0])
+    return 8 * len(encode_set(distilled, check=False)[0])
 
 
 def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,

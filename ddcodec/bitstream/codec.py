@@ -89,11 +89,14 @@ class Decoded:
 # ----------------------------------------------------------------------------------- encoding
 
 def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
-               pixels: str = "lossless", streams: int = 1) -> tuple[bytes, dict]:
+               pixels: str = "lossless", streams: int = 1,
+               check: bool = True) -> tuple[bytes, dict]:
     """Return the .ddz bytes and a report of estimated bits per part. `version=1` writes what
     ddcodec 0.1 wrote (for compatibility tests). `pixels` says how a pixel set's values are
     coded (see `plan_pixels`); latent sets ignore it. `streams`: a latent set's latents in this
-    many independent substreams (decodable by as many processes; 1: one stream)."""
+    many independent substreams (decodable by as many processes; 1: one stream). `check`: decode
+    the file's sections and compare the latents (the closed loop, about half an encode); only
+    a caller that wants the size alone, as rate control's trial encodes, leaves it out."""
     counts = [int((distilled.labels == c).sum()) for c in range(distilled.num_classes)]
     order = torch.argsort(distilled.labels, stable=True)
     if distilled.labels.ndim != 1 or not torch.equal(order, torch.arange(len(order))):
@@ -132,9 +135,9 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
             values_crc = part.digest(state, values_crc)
     joined = b"".join(body)
     data = joined + fmt.end_record(joined, values_crc)
-    if payload is not None:
-        check = decode_bytes(data, images=False, bits=False)
-        if any(not np.array_equal(a, b) for a, b in zip(check.latents, state.latents)):
+    if payload is not None and check:
+        decoded = decode_bytes(data, images=False, bits=False)
+        if any(not np.array_equal(a, b) for a, b in zip(decoded.latents, state.latents)):
             raise RuntimeError("internal error: the decoder did not reproduce the encoder's "
                                "latents")
     return data, bits

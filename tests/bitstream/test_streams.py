@@ -78,3 +78,22 @@ def test_cli_encodes_substreams_and_decodes_them_with_workers(tmp_path, run_cli,
                            "9")
     assert code == 1 and err.strip().count("\n") == 0 and "choose 2 to 3" in err
     assert not (tmp_path / "t.ddz").exists()
+
+
+def test_leaving_out_the_closed_loop_check_changes_no_byte(golden, monkeypatch):
+    """Rate control's trial encodes skip the check (they want the size); the bytes are the
+    same, and the check itself is what catches a decoder that disagrees."""
+    import ddcodec.bitstream.codec as codec
+
+    assert encode_set(golden, check=False)[0] == encode_set(golden)[0]
+    real = codec.decode_bytes
+
+    def off_by_one(data, **kwargs):
+        decoded = real(data, **kwargs)
+        decoded.latents[0][0, 0, 0, 0] += 1
+        return decoded
+
+    monkeypatch.setattr(codec, "decode_bytes", off_by_one)
+    encode_set(golden, check=False)
+    with pytest.raises(RuntimeError, match="did not reproduce"):
+        encode_set(golden)
