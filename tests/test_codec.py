@@ -58,6 +58,32 @@ def test_upsampler_keeps_constants_and_ramps():
     assert torch.allclose(row[3:-3], torch.arange(3, 13) / 2 - 0.25, atol=1e-5)
 
 
+def test_contexts_from_shifted_views_equal_the_unfolded_window_with_bit_equal_gradients():
+    """The shifted-view gather against the plain formulation (unfold the 45 window positions,
+    keep n_ctx): the same contexts and, for any upstream gradient, the same input gradient bit
+    for bit, so training is unchanged by the faster gather."""
+    import torch.nn.functional as F
+
+    from ddcodec.codec.architecture import HALF, WINDOW
+
+    def unfolded(grid, offsets):
+        g, n, c, h, w = grid.shape
+        padded = F.pad(grid.reshape(g * n * c, 1, h, w), (HALF, HALF, HALF, 0))
+        patches = F.unfold(padded, kernel_size=(HALF + 1, WINDOW))
+        index = torch.tensor([(dy + HALF) * WINDOW + dx + HALF for dy, dx in offsets])
+        return patches.index_select(1, index).transpose(1, 2).reshape(g, -1, len(offsets))
+
+    generator = torch.Generator().manual_seed(0)
+    for n_ctx, shape in ((16, (3, 4, 1, 16, 16)), (32, (1, 5, 2, 9, 7)), (8, (2, 1, 1, 3, 3))):
+        offsets = arm.causal_offsets(n_ctx)
+        grid = torch.randn(shape, generator=generator, requires_grad=True)
+        fast, plain = arm.gather_contexts(grid, offsets), unfolded(grid, offsets)
+        assert torch.equal(fast, plain)
+        upstream = torch.randn(fast.shape, generator=generator)
+        assert torch.equal(torch.autograd.grad((fast * upstream).sum(), grid)[0],
+                           torch.autograd.grad((plain * upstream).sum(), grid)[0])
+
+
 def test_arm_contexts_are_causal():
     offsets = arm.causal_offsets(32)
     assert len(set(offsets)) == 32 and all(dy < 0 or (dy == 0 and dx < 0) for dy, dx in offsets)

@@ -191,3 +191,21 @@ def test_experts_refuse_a_file_as_folder_and_an_empty_folder(tiny, tmp_path):
     (root / "expert_000.pt").unlink()
     with pytest.raises(DDCodecError, match="no finished expert"):
         ExpertBuffer.open(root, tiny, "convnet")
+
+
+def test_the_real_branch_embeds_in_chunks_that_change_nothing_but_memory(monkeypatch):
+    """Many classes of large images would need one huge forward (23 GB for 100 classes at
+    64 x 64): the real branch runs in chunks, with the same embeddings, and without a graph."""
+    from ddcodec.distillation import objectives
+    from ddcodec.networks import seeded_network
+
+    net = seeded_network("ConvNet", 3, 10, (16, 16), 0, torch.device("cpu"))
+    images = torch.randn(37, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    whole = objectives.embed_without_grad(net, images)
+    monkeypatch.setattr(objectives, "REAL_CHUNK_PIXELS", 5 * 16 * 16)  # chunks of 5 images
+    chunked = objectives.embed_without_grad(net, images)
+    assert chunked.shape == whole.shape and not chunked.requires_grad
+    assert torch.allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        reference = net.embed(images)
+    assert torch.allclose(whole, reference, rtol=1e-4, atol=1e-5)

