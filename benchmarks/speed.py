@@ -24,6 +24,7 @@ Writes docs/benchmarks/speed.json and the section "Speed ratios" of docs/BENCHMA
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 import statistics
 import sys
@@ -152,8 +153,10 @@ def distill_row(name: str, dataset, spc: int, fit_iterations: int, iterations: i
     latent = DistillConfig.of(param="latent", loss="dm", spc=spc, fit_iterations=fit_iterations,
                               fit_candidates=1, iterations=iterations, batch_real=batch_real,
                               seed=0)
-    LatentTrainer(dataset, resolve(latent, dataset), torch.device("cpu"),
-                  on_progress=on_progress).run()
+    trainer = LatentTrainer(dataset, resolve(latent, dataset), torch.device("cpu"),
+                            on_progress=on_progress)
+    trainer._start()  # phases 1 and 2 only: the weight quantisation is timed elsewhere
+    trainer.train()
     pixel_stamps: list[float] = []
     pixels = DistillConfig.of(param="pixels", loss="dm", ipc=spc, iterations=iterations,
                               batch_real=batch_real, seed=0)
@@ -194,13 +197,55 @@ def section(record: dict) -> str:
         lines.append(f"| {r['set']} | {r['classes']} | {r['pixels']} | {r['images_per_class']} "
                      f"| {r['phase1_step_s']:.3f} | {r['latent_iteration_s']:.3f} | "
                      f"{r['pixel_iteration_s']:.3f} | **{r['latent_over_pixel']:.2f}** |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + targets(record)) + "\n"
+
+
+def targets(record: dict) -> list[str]:
+    """The issue's targets, each met or not, with the worst measured value."""
+    codec, distill = record["codec"], record["distill"]
+
+    def line(what: str, worst: float, ok: bool, why: str) -> str:
+        return f"* {what}: worst {worst:.2f}x, **{'met' if ok else 'not met'}**{why}"
+
+    decode = max(r["decode_ratio"] for r in codec)
+    encode = max(r["encode_ratio"] for r in codec)
+    workers = min(r["workers_speedup"] for r in codec if r["images"] > 100) if any(
+        r["images"] > 100 for r in codec) else float("nan")
+    latent = max(r["latent_over_pixel"] for r in distill)
+    return [
+        "Targets:",
+        line("decode <= 2x raw", decode, decode <= 2,
+             "" if decode <= 2 else ": the rest is the wavefront's per-step Python, the "
+             "integer ARM on each step's small batch, and the float synthesis"),
+        line("encode <= 5x raw", encode, encode <= 5,
+             "" if encode <= 5 else ": the closed-loop check is a whole decode of the "
+             "sections (about 3.5x raw decode, and raw decode is ~3x raw encode); the encoder "
+             "alone is the column without the check"),
+        f"* 2 decoding processes faster than 1 on a many-decoder file: {workers:.2f}x, "
+        f"**{'met' if workers > 1 else 'not met'}**" + ("" if workers > 1 else
+                                                       ": forking a process that holds torch "
+                                                       "and pickling the grids back cost what "
+                                                       "the second core gains at this size; "
+                                                       "substreams stay opt-in"),
+        line("latent / pixel DM iteration <= 1.0", latent, latent <= 1.0,
+             "" if latent <= 1 else ": a latent iteration is a pixel iteration plus the "
+             "synthesis forward and backward and the ARM's rate term; both share the faster "
+             "real branch"),
+    ]
 
 
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--report-only", action="store_true",
+                        help="Rewrite the section from docs/benchmarks/speed.json.")
     args = parser.parse_args()
+    if args.report_only:
+        out = Path(args.out)
+        record = json.loads((out.parent / "benchmarks" / "speed.json").read_text())
+        replace_section(out, HEADING, section(record))
+        print(section(record))
+        return
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     quick = args.quick
@@ -209,9 +254,11 @@ def main() -> None:
     codec = [codec_row("CIFAR-10, 10 classes, 32 px", cifar, 10, 10 if quick else 100,
                        2 if quick else args.repeats)]
     if tiny is not None:
+        # 2 images per class: 200 decoders at 64 x 64 (the weight quantisation before the
+        # first encode synthesises every image once per step pair: 10 per class took 25 min)
         sized = tiny.of_classes(range(20 if quick else 200))
         codec.append(codec_row(f"Tiny-ImageNet, {sized.num_classes} classes, 64 px", sized,
-                               10, 5 if quick else 20, 2 if quick else args.repeats))
+                               2, 5 if quick else 20, 2 if quick else args.repeats))
     steps = dict(fit_iterations=4 if quick else 12, iterations=3 if quick else 8,
                  batch_real=16 if quick else 64)
     distill = [distill_row("CIFAR-10", cifar, 10, **steps)]
