@@ -97,3 +97,12 @@ def test_leaving_out_the_closed_loop_check_changes_no_byte(golden, monkeypatch):
     encode_set(golden, check=False)
     with pytest.raises(RuntimeError, match="did not reproduce"):
         encode_set(golden)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_damaged_substream_is_refused_by_one_process_or_several(golden, workers):
+    head, parts, crc = _sections(encode_set(golden, streams=3)[0])
+    tag = sections.LatentStreamsSection.tag
+    bad = [(t, d[:-4] + bytes(4) if t == tag else d) for t, d in parts]
+    with pytest.raises(FormatError, match="corrupt latent substream"):
+        decode_bytes(assemble(head, bad, crc), workers=workers)
