@@ -180,6 +180,9 @@ class LatentStreamsSection(LatentsSection):
 
     def encode(self, state: CodingState) -> tuple[bytes, float]:
         geometry = state.geometry
+        if geometry.groups == 1:
+            raise ValueError("a set with one (shared) decoder has nothing to split into "
+                             "substreams: leave out --streams")
         if not 1 < state.streams <= geometry.groups:
             raise ValueError(f"{state.streams} latent substreams for {geometry.groups} "
                              f"decoders: choose 2 to {geometry.groups}")

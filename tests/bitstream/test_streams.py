@@ -106,3 +106,15 @@ def test_a_damaged_substream_is_refused_by_one_process_or_several(golden, worker
     bad = [(t, d[:-4] + bytes(4) if t == tag else d) for t, d in parts]
     with pytest.raises(FormatError, match="corrupt latent substream"):
         decode_bytes(assemble(head, bad, crc), workers=workers)
+
+
+def test_a_shared_decoder_set_has_nothing_to_split(tiny_npz, tmp_path, run_cli):
+    from ddcodec import api
+
+    path = tmp_path / "shared.pt"
+    api.distill(f"npz:{tiny_npz}", path, device="cpu", param="latent", spc=2, fit_iterations=4,
+                fit_candidates=1, iterations=1, batch_real=4, shared_decoder=True,
+                dsa_strategy="flip")
+    code, _, err = run_cli("encode", str(path), "-o", str(tmp_path / "s.ddz"), "--streams", "2")
+    assert code == 1 and "nothing to split into substreams" in err
+    assert not (tmp_path / "s.ddz").exists()
