@@ -32,6 +32,8 @@ STEPS = [
     ("baselines", ["benchmarks/baselines.py"], "Vanilla baselines, CPU step times"),
     ("latent", ["benchmarks/latent.py"], "Rate-utility model (phase 1, latent vs vanilla)"),
     ("codec_speed", ["benchmarks/codec_speed.py"], "Bitstream speed"),
+    ("speed", ["benchmarks/speed.py"], "Speed ratios (decode/encode vs raw constriction, DM "
+                                       "iterations)"),
     ("fuzz", ["benchmarks/fuzz.py"], "Decoder fuzzing (10,000 mutated files)"),
     ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",
                  "--epochs", "10", "--device", "cpu", "-q"],
