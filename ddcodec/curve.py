@@ -38,8 +38,9 @@ from ddcodec.fileio import atomic_path
 
 # A point's version changes when the code that produced it changes what it measures; the table
 # keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2;
-# all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds).
-POINT_VERSION = {"latent": 4, "pixels": 2, "packed": 2, "full": 1}
+# all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds; latent 5: rate
+# control anchors a retrain at the latents' count and keeps the closest probe).
+POINT_VERSION = {"latent": 5, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
 

@@ -92,7 +92,25 @@ def test_judge_steps_from_weights_to_retraining_to_giving_up():
     for _ in range(MAX_ROUNDS - 1):
         assert rc.judge(20_000, weight_bits=1_000) is Verdict.RETRAIN
     assert rc.judge(20_000, weight_bits=1_000) is Verdict.MISSED
-    assert not rc.summary()["rate_control"]["within_tolerance"]
+
+
+def test_retrain_aims_from_where_the_latents_were_not_from_the_old_target():
+    """A file over budget because phase 2 lagged its target must not push the target down by
+    the whole error again (the over-correction that compounded to -16 % on a 6,000 bits/class
+    CIFAR run): the next target is the latents' measured count minus the excess."""
+    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1)
+    # the latents were at 6,000 (lagging the 5,000 target) and the file 3,000 bits over
+    assert rc.judge(33_000, weight_bits=100, latent_bits_per_class=6000) is Verdict.RETRAIN
+    assert rc.latent_target == pytest.approx(6000 - 1000)  # not 5,000 - 1,000
+    assert rc.attempts[-1]["latent_bpc"] == 6000 and rc.attempts[-1]["latent_target_bpc"] == 5000
+    # out of rounds, the probe closest to the budget is the one kept and reported
+    for bits in (34_000, 27_000, 25_000):
+        assert rc.judge(bits, weight_bits=100, latent_bits_per_class=5000) is Verdict.RETRAIN
+    assert rc.judge(36_000, weight_bits=100, latent_bits_per_class=5000) is Verdict.MISSED
+    summary = rc.summary()["rate_control"]
+    assert rc.kept == 2 and summary["achieved_bpc"] == 9_000
+    assert not summary["within_tolerance"] and summary["error"] == pytest.approx(-0.1)
 
 
 def test_samples_per_class_follow_the_budget(npz16):

@@ -294,6 +294,12 @@ class LatentTrainer:
 
         return self._post_quantize(threshold, report)
 
+    @torch.no_grad()
+    def latent_bits_per_class(self) -> float:
+        """The rounded latents' bits per class now: what the phase-2 controllers steer."""
+        hard = self.bank.latent_bits(self.bank.quantized_latents(Proxy("hard")))
+        return float(hard.sum()) / len(self.classes)
+
     def snapshot(self) -> dict:
         return {k: v.clone() for k, v in self.bank.state_dict().items()}
 
