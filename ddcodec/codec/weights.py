@@ -83,42 +83,33 @@ def step_pairs(kind: str, has_bias: bool = True) -> list[tuple[int, int | None]]
 
 def search_module(module: nn.ParameterDict, kind: str,
                   cost: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                  on_pair: Callable[[int, int], None] | None = None
-                  ) -> list[dict[str, QuantizedGroup]]:
-    """Try every (weight step, bias step) pair for all decoders at once; keep, per decoder, the
-    accepted pair of least total bits (the finest pair if none is accepted).
+                  on_pair: Callable[[int, int], None] | None = None,
+                  other_bits_fixed: bool = False) -> list[dict[str, QuantizedGroup]]:
+    """Per decoder, the accepted (weight step, bias step) pair of least total bits (the finest
+    valid pair if none is accepted; among equal totals, the earliest in `step_pairs` order).
 
     `cost()` evaluates the module as currently loaded and returns, per decoder, whether it is
-    acceptable and the bits of everything else that depends on the choice. `on_pair(i, n)` is
-    told after each pair (the search can take minutes on large sets).
+    acceptable and the bits of everything else that depends on the choice. Decoders are
+    independent, so each row of the module may hold a different pair during one call.
+    `on_pair(i, n)` is told after each evaluation (the search can take minutes on large sets).
+
+    `other_bits_fixed`: the other bits do not depend on the pair (synthesis, upsampler: 0), so a
+    pair's total is its own weight bits, known without evaluating. Each decoder then tries its
+    valid pairs cheapest first and stops at the first accepted: the same answer as trying all,
+    in as many evaluations as the deepest decoder needs instead of one per pair (phase 3 on
+    large sets was dominated by synthesising every image for every pair).
     """
     kinds = tensor_kinds(module)
     flats = {k: _flat(module, names) for k, names in kinds.items()}
     groups = next(iter(flats.values())).shape[0]
     pairs = step_pairs(kind, "bias" in kinds)
-    best = torch.full((groups,), float("inf"), dtype=torch.float64)
-    chosen: list[tuple | None] = [None] * groups
-    finest: list[tuple | None] = [None] * groups
-    for number, pair in enumerate(pairs, start=1):
-        steps = dict(zip(("weight", "bias"), pair))
-        ints = {k: torch.round(flats[k] / 2.0 ** steps[k]) for k in kinds}
-        valid = torch.stack([q.abs().amax(1) <= WEIGHT_MAX_ABS for q in ints.values()]).all(0)
-        for k in kinds:
-            _load(module, kinds[k], ints[k] * 2.0 ** steps[k])
-        ok, other_bits = cost()
-        ok = ok.cpu()
-        total = other_bits.double().cpu() + sum(zero_mean_laplace_bits(q) for q in ints.values())
-        for g in range(groups):
-            if not valid[g]:
-                continue
-            finest[g] = finest[g] or pair
-            if bool(ok[g]) and total[g] < best[g]:
-                best[g], chosen[g] = total[g], pair
-        if on_pair is not None:
-            on_pair(number, len(pairs))
+    if other_bits_fixed:
+        chosen = _cheapest_accepted(module, kinds, flats, pairs, cost, on_pair)
+    else:
+        chosen = _every_pair(module, kinds, flats, pairs, cost, on_pair)
     result = []
     for g in range(groups):
-        pair = chosen[g] or finest[g]
+        pair = chosen[g]
         if pair is None:
             raise RuntimeError(f"no quantisation step keeps the {kind} weights within range")
         steps = dict(zip(("weight", "bias"), pair))
@@ -131,3 +122,81 @@ def search_module(module: nn.ParameterDict, kind: str,
                                       q[0].to(torch.int32), steps[k])
         result.append(entry)
     return result
+
+
+def _quantized(flats: dict[str, torch.Tensor], pair: tuple) -> dict[str, torch.Tensor]:
+    steps = dict(zip(("weight", "bias"), pair))
+    return {k: torch.round(flat / 2.0 ** steps[k]) for k, flat in flats.items()}
+
+
+def _load_pair(module: nn.ParameterDict, kinds: dict[str, list[str]],
+               ints: dict[str, torch.Tensor], pair: tuple,
+               rows: torch.Tensor | None = None) -> None:
+    steps = dict(zip(("weight", "bias"), pair))
+    for k in kinds:
+        _load(module, kinds[k], ints[k] * 2.0 ** steps[k], rows=rows)
+
+
+def _pair_bits(ints: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per decoder: whether the integers fit the coder's range, and their bits."""
+    valid = torch.stack([q.abs().amax(1) <= WEIGHT_MAX_ABS for q in ints.values()]).all(0)
+    return valid, sum(zero_mean_laplace_bits(q) for q in ints.values())
+
+
+def _every_pair(module, kinds, flats, pairs, cost, on_pair) -> list[tuple | None]:
+    """Every pair for all decoders at once (the other bits change with the pair)."""
+    groups = next(iter(flats.values())).shape[0]
+    best = torch.full((groups,), float("inf"), dtype=torch.float64)
+    chosen: list[tuple | None] = [None] * groups
+    finest: list[tuple | None] = [None] * groups
+    for number, pair in enumerate(pairs, start=1):
+        ints = _quantized(flats, pair)
+        valid, weight_bits = _pair_bits(ints)
+        _load_pair(module, kinds, ints, pair)
+        ok, other_bits = cost()
+        ok = ok.cpu()
+        total = other_bits.double().cpu() + weight_bits
+        for g in range(groups):
+            if not valid[g]:
+                continue
+            finest[g] = finest[g] or pair
+            if bool(ok[g]) and total[g] < best[g]:
+                best[g], chosen[g] = total[g], pair
+        if on_pair is not None:
+            on_pair(number, len(pairs))
+    return [c or f for c, f in zip(chosen, finest)]
+
+
+def _cheapest_accepted(module, kinds, flats, pairs, cost, on_pair) -> list[tuple | None]:
+    """Each decoder's valid pairs in order of (bits, position); evaluate every decoder's next
+    candidate in one call until each has an accepted pair or none left (then its finest)."""
+    groups = next(iter(flats.values())).shape[0]
+    bits = torch.empty(len(pairs), groups, dtype=torch.float64)
+    valid = torch.empty(len(pairs), groups, dtype=torch.bool)
+    for i, pair in enumerate(pairs):
+        valid[i], bits[i] = _pair_bits(_quantized(flats, pair))
+    queues = [[i for _, i in sorted((float(bits[i, g]), i) for i in range(len(pairs))
+                                    if valid[i, g])] for g in range(groups)]
+    finest = [min(queue) if queue else None for queue in queues]
+    chosen: list[int | None] = [None] * groups
+    position = [0] * groups
+    number = 0
+    while True:
+        trying = {g: queues[g][position[g]] for g in range(groups)
+                  if chosen[g] is None and position[g] < len(queues[g])}
+        if not trying:
+            break
+        for g, i in trying.items():
+            _load_pair(module, kinds, _quantized({k: f[g:g + 1] for k, f in flats.items()},
+                                                 pairs[i]), pairs[i], rows=torch.tensor([g]))
+        ok = cost()[0].cpu()
+        for g, i in trying.items():
+            if bool(ok[g]):
+                chosen[g] = i
+            else:
+                position[g] += 1
+        number += 1
+        if on_pair is not None:
+            on_pair(number, len(pairs))
+    return [pairs[c] if c is not None else (pairs[f] if f is not None else None)
+            for c, f in zip(chosen, finest)]

@@ -561,7 +561,8 @@ class LatentTrainer:
                 mse = ((bank.synthesize(hard, stack) - ref) ** 2).flatten(1).mean(1)
                 return (mse <= threshold).cpu(), torch.zeros(bank.groups)
 
-            chosen[name] = search_module(bank.module(name), name, within_threshold, told(name))
+            chosen[name] = search_module(bank.module(name), name, within_threshold, told(name),
+                                         other_bits_fixed=True)
         bits = EstimatedBits(
             latents=float(bank.latent_bits(hard).sum()),
             labels=float(LABEL_BITS_PER_CLASS * len(self.classes)),
