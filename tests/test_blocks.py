@@ -2,6 +2,7 @@
 separate jobs merged afterwards: the same .ddz bytes every way; failures named and resumed."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,9 @@ def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_
     assert first.stat().st_mtime_ns == stamp  # block 0 was not distilled again
     assert "block 0: part found, skipped" in again.stderr
     assert "block 1: left unfinished by an earlier run (rank 1" in again.stderr
+    # the finished block says how long it took and how much memory its process has peaked at
+    assert re.search(r"block 1: done in [0-9.]+ s, peak memory of this process so far "
+                     r"[0-9,]+ MB", again.stderr)
     assert out.read_bytes() == single
     assert not part_path(parts, 1, 2).with_suffix(".running").exists()
 

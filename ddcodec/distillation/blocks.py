@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -88,9 +90,13 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
     classes = block_ranges(dataset.num_classes, blocks)[block]
     file_bits = (_block_file_bits(dataset, config, classes, sizer)
                  if config.latent.target_bpc is not None else None)
+    started = time.perf_counter()
     trainer = trainer_class(dataset, config, device, on_progress=on_progress,
                             file_bits=file_bits, classes=classes)
     images, payload, learnt = trainer.run()
+    # what a block cost, for planning (docs/scale.md); not in the .ddz
+    learnt = {**learnt, "block_seconds": time.perf_counter() - started,
+              "process_peak_mb": peak_memory_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),
             "config": flatten(config), "data": dataset.spec,
@@ -212,6 +218,17 @@ def start_group(device: torch.device) -> torch.device:
     return device
 
 
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory so far, where the platform reports it: what shows
+    whether memory grows with the blocks a process has done (it should not)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
 def _marker(path: Path) -> Path:
     return path.with_suffix(".running")
 
@@ -260,6 +277,9 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
                                f"{type(exc).__name__}: {exc}") from exc
         save_part(part, path)
         marker.unlink()
+        peak = part["learnt"]["process_peak_mb"]
+        say(f"block {block}: done in {part['learnt']['block_seconds']:.1f} s" + (
+            f", peak memory of this process so far {peak:,.0f} MB" if peak else ""))
     if size > 1:
         dist.barrier()
     if rank != 0 or only is not None:
