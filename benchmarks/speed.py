@@ -155,7 +155,7 @@ def distill_row(name: str, dataset, spc: int, fit_iterations: int, iterations: i
                               seed=0)
     trainer = LatentTrainer(dataset, resolve(latent, dataset), torch.device("cpu"),
                             on_progress=on_progress)
-    trainer._start()  # phases 1 and 2 only: the weight quantisation is timed elsewhere
+    trainer.start()  # phases 1 and 2 only: the weight quantisation is timed elsewhere
     trainer.train()
     pixel_stamps: list[float] = []
     pixels = DistillConfig.of(param="pixels", loss="dm", ipc=spc, iterations=iterations,

@@ -347,7 +347,7 @@ def _load_imagefolder(root: Path, resize: tuple[int, int] | None) -> Dataset:
 
 def _decoded_tree(root: Path, train_files, test_files, resize):
     """Both splits' images and labels and the training images' normalisation, from the cache
-    when no file changed (ddcodec.folder_cache)."""
+    when no file changed, memory-mapped (ddcodec.folder_cache)."""
     from ddcodec.folder_cache import cache_key, read_cached, write_cached
 
     key = cache_key(root, train_files, f"train|{resize}") + cache_key(root, test_files, "test")
@@ -363,9 +363,12 @@ def _decoded_tree(root: Path, train_files, test_files, resize):
     x_train, y_train, x_test, y_test = read_common_images(train_files, root, resize,
                                                           also=test_files)
     norm = _fitted_normalization(x_train)
-    write_cached(key, {**dict(zip(names, (x_train, y_train, x_test, y_test))),
-                       "normalization": norm.to_dict()})
-    return x_train, y_train, x_test, y_test, norm
+    arrays = dict(zip(names, (x_train, y_train, x_test, y_test)))
+    if write_cached(key, {**arrays, "normalization": norm.to_dict()}):
+        mapped = read_cached(key)  # from now on this process holds only the pages it reads
+        if mapped is not None and all(isinstance(mapped.get(n), torch.Tensor) for n in names):
+            arrays = {n: mapped[n] for n in names}
+    return (*(arrays[n] for n in names), norm)
 
 
 def class_folders(root: Path) -> list[str]:

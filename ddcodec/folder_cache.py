@@ -8,6 +8,13 @@ stale cache is never read. The cache lives in `$DDCODEC_CACHE`, else `$XDG_CACHE
 else `~/.cache/ddcodec`; deleting it is always safe. A cache that cannot be written (a read-only
 home) only costs the speed-up.
 
+A cached tree is memory-mapped, not read: a process's resident memory holds only the pages it
+touches, and distillation touches only its classes' images (every real batch is a per-class
+gather). So a process distilling a block of 10 classes out of 200 (or 1,000) does not hold the
+whole training split, and processes on one machine share the pages they read through the page
+cache. The first load of a tree decodes all of it once (its peak holds the split), writes the
+cache and then maps it too.
+
 Progress: whoever loads data may say how to report it with `loading_progress(callback)`; the
 callback gets (images done, images in all) while a tree is decoded.
 """
@@ -60,23 +67,26 @@ def cache_key(root: Path, files: list[tuple[Path, int]], extra: str) -> str:
 
 
 def read_cached(key: str) -> dict | None:
+    """The cached arrays, memory-mapped (copy-on-write: a change stays in this process)."""
     path = cache_dir() / f"imagefolder-{key}.pt"
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a damaged cache entry is read afresh (and rewritten)
         return None
 
 
-def write_cached(key: str, arrays: dict) -> None:
+def write_cached(key: str, arrays: dict) -> bool:
+    """Whether the cache entry was written."""
     try:
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / f"imagefolder-{key}.pt") as tmp:
             torch.save(arrays, tmp)
     except OSError:
-        pass  # no cache, only slower next time
+        return False  # no cache, only slower next time
+    return True
 
 
 def decode_all(files: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray],

@@ -1,5 +1,6 @@
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +246,41 @@ def test_image_folders_are_cached_and_a_changed_file_is_seen(tmp_path, monkeypat
     Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "train" / "class0" / "1.JPEG")
     changed = load_dataset(f"imagefolder:{root}")
     assert reads and not torch.equal(changed.x_train, first.x_train)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads Linux's VmRSS")
+def test_a_cached_tree_is_mapped_so_a_process_holds_only_the_classes_it_reads(tmp_path):
+    """A block's process must not hold the whole training split: after loading a cached tree
+    and gathering one class's images, its resident memory has grown by far less than the
+    split (108 MB here), and the mapped images equal the decoded ones."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tree"
+    for split, n in (("train", 4), ("val", 1)):
+        for c in range(16):
+            folder = root / split / f"class{c:02d}"
+            folder.mkdir(parents=True)
+            for i in range(n):  # noise: PNG cannot shrink it, decoding is what costs
+                Image.fromarray(rng.integers(0, 256, (768, 768, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.png", compress_level=0)
+    decoded = load_dataset(f"imagefolder:{root}")  # decodes and writes the cache
+    split_mb = decoded.x_train.numel() / 2 ** 20
+    assert split_mb > 100
+    script = (
+        "import re, sys, torch, torchvision.datasets.folder, PIL.Image\n"
+        "from ddcodec import folder_cache\n"
+        "from ddcodec.data import load_dataset\n"
+        "def rss():\n"
+        "    return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+        "before = rss()\n"
+        f"ds = load_dataset('imagefolder:{root}')\n"
+        "one = ds.x_train[ds.indices_of_class(3)].clone()\n"
+        "print((rss() - before) / 1024, int(one.sum()))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ}, check=True)
+    grown_mb, checksum = done.stdout.split()
+    assert float(grown_mb) < 0.3 * split_mb, (grown_mb, split_mb)
+    assert int(checksum) == int(decoded.x_train[decoded.indices_of_class(3)].sum())

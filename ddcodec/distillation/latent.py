@@ -158,7 +158,9 @@ class LatentTrainer:
         warm = n // 8
         return [(c, warm), (min(2, c), warm), (1, n - 2 * warm)]
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """A fresh run: phase 1 from its first candidates (`run` calls it; `train` after it runs
+        phases 1 and 2 alone, as benchmarks/speed.py times them)."""
         keep = self._stage_plan()[0][0]
         self.owner = [g for g in range(len(self.group_classes)) for _ in range(keep)]
         self.candidates = [j for _ in self.group_classes for j in range(keep)]
@@ -253,7 +255,7 @@ class LatentTrainer:
     def run(self, resume: bool = False) -> tuple[torch.Tensor, LatentPayload, dict]:
         """Train and quantise; returns the decoded uint8 images, the payload and what the run
         learnt besides (objective summary, rate control's record)."""
-        self._load_checkpoint() if resume else self._start()
+        self._load_checkpoint() if resume else self.start()
         self._emit(Event("plan", plan=self._plan()))
         if self.rate is None:
             self.train()
