@@ -34,6 +34,7 @@ STEPS = [
     ("codec_speed", ["benchmarks/codec_speed.py"], "Bitstream speed"),
     ("speed", ["benchmarks/speed.py"], "Speed ratios (decode/encode vs raw constriction, DM "
                                        "iterations)"),
+    ("warmup", ["benchmarks/warmup.py"], "Phase-1 warm-up: candidates against accuracy"),
     ("fuzz", ["benchmarks/fuzz.py"], "Decoder fuzzing (10,000 mutated files)"),
     ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",
                  "--epochs", "10", "--device", "cpu", "-q"],
