@@ -185,8 +185,10 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     distilled, raw, estimate = _load_for_measure(set_path)
-    if measuring.frozen_samples and distilled.prior_sampler() is None:
-        raise DDCodecError("--frozen-samples is for distributional sets (distill --param "
+    if (measuring.frozen_samples or measuring.samples is not None) and (
+            distilled.prior_sampler() is None):
+        which = "--frozen-samples" if measuring.frozen_samples else "--samples"
+        raise DDCodecError(f"{which} is for distributional sets (distill --param "
                            "distribution); this set has fixed images")
     path = set_path if isinstance(set_path, (str, os.PathLike)) else "<set in memory>"
     spec = data or distilled.provenance.get("data")
@@ -276,12 +278,13 @@ def _resampler(distilled, train_labels, measuring):
     from ddcodec.distribution import Resampled
 
     return Resampled(distilled.images, train_labels, sampler, distilled.normalization,
-                     frozen=measuring.frozen_samples)
+                     frozen=measuring.frozen_samples, samples=measuring.samples)
 
 
 def _distribution_report(resample) -> dict:
     return {"priors": resample.sampler.num_priors,
-            "samples_per_prior": resample.sampler.samples_per_prior,
+            "samples_per_prior": resample.samples,
+            "file_samples_per_prior": resample.sampler.samples_per_prior,
             "resampled": "epoch 0's samples at every epoch (frozen control)" if resample.frozen
             else "fresh samples every epoch"}
 

@@ -832,6 +832,15 @@ def _print_measure(report: dict) -> None:
             f"{report['labels']['temperature']:g}" if "codec" in report["labels"] else "")),
         ("time", f"{report['seconds']:.1f} s on {report['device']}"),
     ]
+    spread = report.get("distribution")
+    if spread:
+        protocol = report["protocol"]
+        rows.insert(3, ("distribution", (
+            f"{spread['priors']} priors: the means alone" if not spread["samples_per_prior"]
+            else f"{spread['priors']} priors: means + {spread['samples_per_prior']} sample(s) "
+                 f"per prior, {spread['resampled']}") + (
+            f"; {protocol['images_per_epoch']} images, {protocol['steps_per_epoch']} SGD "
+            "step(s) per epoch")))
     controls = report.get("label_controls")
     if controls:
         hard = controls["same_images_hard_labels"]

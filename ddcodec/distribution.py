@@ -222,26 +222,33 @@ class Resampled:
     """What a distributional set trains on at epoch t (D3's evaluation): the means and S
     fresh samples of every prior, each sample with its prior's label (a class, or a soft
     row). `frozen`: the samples of epoch 0 at every epoch (the control that isolates the value
-    of regeneration)."""
+    of regeneration). `samples`: per prior and epoch, instead of the file's S; 0 trains on the
+    means alone (the control that isolates what the samples add)."""
 
     def __init__(self, means: torch.Tensor, targets: torch.Tensor, sampler: PriorSampler,
-                 normalization, frozen: bool = False):
+                 normalization, frozen: bool = False, samples: int | None = None):
         if targets.shape[0] != means.shape[0] or means.shape[0] != sampler.num_priors:
             raise DDCodecError("a distributional set needs one mean image and one label per "
                                "prior")
+        self.samples = sampler.samples_per_prior if samples is None else samples
+        if not 0 <= self.samples <= MAX_SAMPLES:
+            raise DDCodecError(f"--samples must be in [0, {MAX_SAMPLES}]")
         self.means, self.targets, self.sampler = means, targets, sampler
         self.normalization, self.frozen = normalization, frozen
-        self._prior = sampler.prior_of_sample()
+        self._prior = sampler.prior_of_sample(self.samples) if self.samples else None
         self._frozen: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def images_per_epoch(self) -> int:
-        return self.means.shape[0] * (1 + self.sampler.samples_per_prior)
+        return self.means.shape[0] * (1 + self.samples)
 
     def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.samples == 0:
+            return self.means, self.targets
         if self.frozen and self._frozen is not None:
             return self._frozen
-        samples = self.normalization.normalize(self.sampler.images(0 if self.frozen else epoch))
+        samples = self.normalization.normalize(
+            self.sampler.images(0 if self.frozen else epoch, self.samples))
         out = (torch.cat([self.means, samples]),
                torch.cat([self.targets, self.targets[self._prior]]))
         if self.frozen:

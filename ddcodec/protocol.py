@@ -73,6 +73,10 @@ class MeasureConfig:
     frozen_samples: bool = option(False, "Distributional sets: train every epoch on the "
                                          "samples of epoch 0 instead of fresh ones (the control "
                                          "that isolates the value of regeneration).")
+    samples: int | None = option(None, "Distributional sets: fresh samples per prior each "
+                                       "epoch; 0 trains on the means alone (a control: what "
+                                       "the samples add).", min=0,
+                                 default_text="the file's")
     baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
                                     "real subset with the set's images per class and the whole "
                                     "training split; report DD-Ranking's HLR, IOR and LRS.")

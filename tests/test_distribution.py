@@ -211,6 +211,22 @@ def test_distill_encode_measure_and_export_a_distributional_set(tiny_distributio
     frozen = api.measure(ddz, epochs=2, runs=1, data=f"npz:{npz}", frozen_samples=True)
     assert "frozen" in frozen["distribution"]["resampled"]
     assert torch.equal(seen[0][2], seen[1][2]) and torch.equal(seen[0][2], a)
+    # --samples: the means alone (0), or more fresh samples per prior than the file's 2; sample
+    # s of a prior is the same whatever the count
+    seen.clear()
+    alone = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", samples=0)
+    assert alone["protocol"]["images_per_epoch"] == 8
+    assert alone["distribution"]["samples_per_prior"] == 0
+    assert torch.equal(seen[0][2], a[:8]) and torch.equal(seen[0][3], la[:8])
+    seen.clear()
+    more = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", samples=3)
+    assert more["protocol"]["images_per_epoch"] == 32
+    assert more["distribution"]["file_samples_per_prior"] == 2
+    images, labels = seen[0][2], seen[0][3]
+    assert torch.equal(images[:8], a[:8])  # the means, then per class its priors' samples
+    for c in range(4):  # samples 0 and 1 of each prior as with the file's count, then sample 2
+        assert torch.equal(images[8 + 6 * c:8 + 6 * c + 4], a[8 + 4 * c:8 + 4 * c + 4])
+    assert torch.equal(labels[8:], torch.arange(4).repeat_interleave(6))
     # export: means then samples per class, the samples those of epoch 0
     decoded = api.decode(ddz, tmp_path / "out.pt", samples=3)
     exported = load_set(tmp_path / "out.pt")
@@ -258,6 +274,12 @@ def test_distribution_options_and_misuse_are_refused(tiny_distribution, run_cli,
     code, _, err = run_cli("measure", str(DATA / "golden_set.pt"), "--frozen-samples",
                            "--epochs", "1", "--runs", "1", "--data", f"npz:{npz}")
     assert code != 0 and "--frozen-samples is for distributional sets" in err
+    code, _, err = run_cli("measure", str(DATA / "golden_set.pt"), "--samples", "2",
+                           "--epochs", "1", "--runs", "1", "--data", f"npz:{npz}")
+    assert code != 0 and "--samples is for distributional sets" in err
+    code, _, err = run_cli("measure", str(path), "--samples", "65", "--epochs", "1", "--runs",
+                           "1", "--data", f"npz:{npz}")
+    assert code != 0 and "--samples must be in [0, 64]" in err.strip().splitlines()[-1], err
     code, _, err = run_cli("decode", str(plain), "-o", str(tmp_path / "y.pt"), "--samples", "1")
     assert code != 0 and "--samples is for distributional files" in err
     assert not (tmp_path / "y.pt").exists()
