@@ -18,6 +18,7 @@ from ddcodec.bitstream.codec import decode_bytes, encode_set, prior_sampler
 from ddcodec.distillation.objectives import mean_embedding_loss, mixture_rbf_mmd_loss
 from ddcodec.distribution import (CODE_UNIT, SIGMA_MAX, Resampled, Scales, codes_of,
                                   normal_draws, sigma_of)
+from ddcodec.distillation import DistillConfig
 from ddcodec.errors import DDCodecError
 from ddcodec.setfile import load_set, save_set
 
@@ -333,3 +334,24 @@ def test_per_epoch_labels_on_a_distributional_set_are_refused_by_measure(tiny_di
                                        view_strategy="color_crop_cutout_flip_scale_rotate")
     with pytest.raises(DDCodecError, match="one label per prior"):
         api.measure(distilled, epochs=1, runs=1, data=f"npz:{npz}")
+
+
+def test_spread_on_coarse_levels_only_keeps_fine_levels_at_the_mean(tmp_path):
+    """--spread-levels N: only the N coarsest levels learn a spread; the finer ones store
+    sigma 0, so every sample equals its mean there, in the file as in training."""
+    npz = write_npz(tmp_path / "three.npz", classes=3, per_class=8, test_per_class=2, size=8)
+    path = tmp_path / "spread.pt"
+    api.distill(f"npz:{npz}", path, param="distribution", priors=2, fit_iterations=8,
+                fit_candidates=1, iterations=3, batch_real=4, arm_context=8, sigma_lr=0.05,
+                spread_levels=2)
+    distilled = load_set(path)
+    levels = distilled.codec.layout.levels
+    codes = distilled.codec.scales.codes
+    assert (codes[..., :levels - 2] == 0).all() and (codes[..., levels - 2:] > 0).all()
+    assert distilled.provenance["sigma_median_per_level"][:levels - 2] == [0.0] * (levels - 2)
+    sampler = distilled.prior_sampler()
+    for level, (mean, sample) in enumerate(zip(sampler.means, sampler.latents(epoch=1))):
+        same = np.array_equal(np.asarray(mean), np.asarray(sample))
+        assert same == (level < levels - 2), level
+    with pytest.raises(DDCodecError, match="--spread-levels"):
+        DistillConfig.of(param="distribution", spread_levels=-1)

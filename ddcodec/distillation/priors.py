@@ -32,14 +32,21 @@ from ddcodec.payload import LatentPayload
 class PriorBank(LatentBank):
     """A latent bank whose every image is a prior's mean, with a log sigma per level."""
 
-    def __init__(self, *args, sigma_init: float, **kwargs):
+    def __init__(self, *args, sigma_init: float, spread_levels: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        levels = self.layout.levels
         self.log_sigma = nn.Parameter(torch.full(
-            (self.groups, self.images_per_group, self.layout.levels), math.log(sigma_init)))
+            (self.groups, self.images_per_group, levels), math.log(sigma_init)))
+        # levels are finest first: the last `spread_levels` are the coarse ones that vary
+        spread = levels if spread_levels is None else min(spread_levels, levels)
+        mask = torch.zeros(levels)
+        mask[levels - spread:] = 1.0
+        self.register_buffer("spread_mask", mask, persistent=False)
 
     def sigma(self) -> torch.Tensor:
-        """G x N x L, within what the file can code."""
-        return self.log_sigma.clamp(math.log(SIGMA_MIN / 2), math.log(SIGMA_MAX)).exp()
+        """G x N x L, within what the file can code; exactly 0 on levels without a spread."""
+        bounded = self.log_sigma.clamp(math.log(SIGMA_MIN / 2), math.log(SIGMA_MAX)).exp()
+        return bounded * self.spread_mask
 
     def sample(self, means: list[torch.Tensor], noise: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per level G x (S x N) x C x h x w: round(mu + sigma eps) with a straight-through
@@ -65,7 +72,8 @@ class DistributionTrainer(LatentTrainer):
     def _new_bank(self, generators: list[torch.Generator]) -> PriorBank:
         return PriorBank(len(generators), self.targets.shape[1], self.dataset.channels,
                          self.layout, self.codec, generators,
-                         sigma_init=self.config.distribution.sigma_init).to(self.device)
+                         sigma_init=self.config.distribution.sigma_init,
+                         spread_levels=self.config.distribution.spread_levels).to(self.device)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         """Adam at `lr` for the latents and decoders, at --sigma-lr for the log spreads (phase

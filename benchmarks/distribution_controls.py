@@ -1,0 +1,154 @@
+"""What a distributional set's samples add: controls on the curve's distributional files.
+
+For every distributional DM point with hard labels that `benchmarks/curve.py` left in its cache,
+the same file is trained on under the curve's protocol (300 epochs x 2 on the CIFAR-10 subset,
+final epoch) three more ways besides the curve's own two (fresh samples, frozen samples):
+
+* the means alone (`measure --samples 0`): what the samples add at all;
+* four fresh samples per prior each epoch (`--samples 4`): whether more diversity per epoch
+  helps;
+
+and what the samples look like next to their means: the PSNR of epoch 0's samples against
+their prior's mean image, and the learnt spread per level. Each result is cached per file in
+benchmarks/cache/distribution-controls/ (keyed by the file's bytes), so the script only measures
+what is new. Writes docs/benchmarks/distribution_controls.json and the section "Distributional
+sets: what the samples add" of docs/BENCHMARKS.md.
+
+    python benchmarks/distribution_controls.py            # about 8 minutes per curve budget
+    python benchmarks/distribution_controls.py --quick    # one short measure, prints only
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import CACHE, benchmark_parser, replace_section, write_record  # noqa: E402
+from ddcodec import __version__, api  # noqa: E402
+
+HEADING = "## Distributional sets: what the samples add"
+POINTS = CACHE / "curve" / "points"
+STORE = CACHE / "distribution-controls"
+CONTROLS = {"means alone": 0, "4 fresh samples": 4}
+
+
+def curve_points() -> list[dict]:
+    """The curve's distributional DM points with hard labels (fresh and frozen), by budget."""
+    found = {}
+    for path in sorted(POINTS.glob("distribution-dm*.json")):
+        point = json.loads(path.read_text())
+        if "+" in point["series"]:
+            continue  # a soft-label rung: its own question
+        frozen = point["series"].endswith("-frozen")
+        found.setdefault(point["budget_bpc"], {})["frozen" if frozen else "fresh"] = point
+    return [{"budget": b, **v} for b, v in sorted(found.items()) if "fresh" in v]
+
+
+def sample_psnr(ddz: Path) -> float:
+    """Mean PSNR (dB) of epoch 0's samples against their prior's mean image, 8-bit pixels."""
+    decoded = api.decode(ddz, None, samples=1)
+    images = decoded.images.float()
+    means, samples = [], []
+    for c in decoded.labels.unique().tolist():  # per class: its means, then their samples
+        block = images[decoded.labels == c]
+        half = block.shape[0] // 2
+        means.append(block[:half])
+        samples.append(block[half:])
+    mse = ((torch.cat(means) - torch.cat(samples)) ** 2).flatten(1).mean(1).clamp_min(1e-6)
+    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
+
+
+def controls_for(point: dict, epochs: int, runs: int) -> dict:
+    ddz = POINTS / point["file"]
+    digest = hashlib.sha256(ddz.read_bytes()).hexdigest()[:12]
+    cached = STORE / f"{ddz.stem}-{digest}-e{epochs}r{runs}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    result = {"file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
+    for name, samples in CONTROLS.items():
+        print(f"{point['budget']:,} bits/class: {name}", file=sys.stderr, flush=True)
+        report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
+                             samples=samples)
+        result[name] = {"accuracy_mean": report["accuracy_mean_percent"],
+                        "accuracy_std": report["accuracy_std_percent"],
+                        "images_per_epoch": report["protocol"]["images_per_epoch"],
+                        "steps_per_epoch": report["protocol"]["steps_per_epoch"],
+                        "seconds": report["seconds"]}
+    STORE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def latent_point(budget: float) -> dict | None:
+    for path in POINTS.glob("latent-dm-*.json"):
+        point = json.loads(path.read_text())
+        if point["budget_bpc"] == budget:
+            return point
+    return None
+
+
+def section(record: dict) -> str:
+    lines = [HEADING, "",
+             f"Measured {record['date']} with `python benchmarks/distribution_controls.py` "
+             f"(ddcodec {record['version']}, {record['machine']}): the curve's distributional "
+             "DM files (hard labels), each trained on by 2 fresh ConvNet-D3 for 300 epochs "
+             "(final epoch) in five ways, beside the deterministic latent set at the same "
+             "budget. Sample PSNR: epoch 0's samples against their prior's mean, 8-bit.", "",
+             "| budget | latent set | means + 1 fresh sample (the curve) | frozen samples | "
+             "means alone | means + 4 fresh samples | sample PSNR (dB) | σ per level, fine → "
+             "coarse |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def acc(p):
+        return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
+
+    for row in record["rows"]:
+        sigma = ", ".join(f"{v:.2g}" for v in row["sigma_median_per_level"] or [])
+        lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
+                     f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
+                     f"{acc(row['4 fresh samples'])} | {row['sample_psnr_db']:.1f} | {sigma} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, ROOT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    epochs, runs = (2, 1) if args.quick else (300, 2)
+    started = time.perf_counter()
+    rows = []
+    for point in curve_points()[:1] if args.quick else curve_points():
+        if args.quick:
+            global STORE
+            STORE = ROOT / "bench_runs" / "distribution-controls-quick"
+        found = controls_for(point["fresh"], epochs, runs)
+        rows.append({"budget": point["budget"], "latent": latent_point(point["budget"]),
+                     "fresh": point["fresh"], "frozen": point.get("frozen"),
+                     "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
+                     **found})
+    if not rows:
+        sys.exit("distribution_controls: no distributional points in the curve's cache; run "
+                 "benchmarks/curve.py first")
+    record = {"date": str(dt.date.today()), "version": __version__,
+              "machine": f"{platform.machine()}, {args.threads} torch threads",
+              "seconds_this_run": time.perf_counter() - started, "rows": rows}
+    text = section(record)
+    print(text)
+    if args.quick:
+        return
+    write_record(Path(args.out), "distribution_controls", record)
+    replace_section(Path(args.out), HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
