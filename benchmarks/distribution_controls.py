@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import CACHE, benchmark_parser, replace_section, write_record  # noqa: E402
+from report import CACHE, benchmark_parser, publish  # noqa: E402
 from ddcodec import __version__, api  # noqa: E402
 
 HEADING = "## Distributional sets: what the samples add"
@@ -142,12 +142,7 @@ def main() -> None:
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": f"{platform.machine()}, {args.threads} torch threads",
               "seconds_this_run": time.perf_counter() - started, "rows": rows}
-    text = section(record)
-    print(text)
-    if args.quick:
-        return
-    write_record(Path(args.out), "distribution_controls", record)
-    replace_section(Path(args.out), HEADING, text)
+    publish(args, "distribution_controls", HEADING, record, section(record))
 
 
 if __name__ == "__main__":

@@ -86,3 +86,13 @@ def benchmark_parser(doc: str, root: Path, threads: bool = True):
     parser.add_argument("--out", default=str(root / "docs" / "BENCHMARKS.md"))
     return parser
 
+
+
+def publish(args, name: str, heading: str, record: dict, text: str) -> None:
+    """Print a benchmark's section; unless --quick, write its JSON record and put the section
+    in the report."""
+    print(text)
+    if args.quick:
+        return
+    write_record(Path(args.out), name, record)
+    replace_section(Path(args.out), heading, text)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import benchmark_parser, replace_section, write_record  # noqa: E402
+from report import benchmark_parser, publish  # noqa: E402
 from ddcodec import __version__, api  # noqa: E402
 import curve as curve_bench  # noqa: E402
 
@@ -121,12 +121,7 @@ def main() -> None:
               "settings": {"budget": args.budget, "fit_iterations": options["fit_iterations"],
                            "iterations": options["iterations"], "epochs": epochs,
                            "runs": runs}}
-    text = section(record)
-    print(text)
-    if args.quick:
-        return
-    write_record(Path(args.out), "warmup", record)
-    replace_section(Path(args.out), HEADING, text)
+    publish(args, "warmup", HEADING, record, section(record))
 
 
 if __name__ == "__main__":
