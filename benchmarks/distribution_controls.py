@@ -9,7 +9,9 @@ final epoch) three more ways besides the curve's own two (fresh samples, frozen 
   helps;
 
 and what the samples look like next to their means: the PSNR of epoch 0's samples against
-their prior's mean image, and the learnt spread per level. Each result is cached per file in
+their prior's mean image, and the learnt spread per level. Then a variant: the same
+distillation with spreads on the 3 coarsest levels only (`--spread-levels 3`: 4 x 4 down to
+1 x 1, colour and layout), measured fresh and frozen. Each result is cached per file in
 benchmarks/cache/distribution-controls/ (keyed by the file's bytes), so the script only measures
 what is new. Writes docs/benchmarks/distribution_controls.json and the section "Distributional
 sets: what the samples add" of docs/BENCHMARKS.md.
@@ -41,6 +43,7 @@ HEADING = "## Distributional sets: what the samples add"
 POINTS = CACHE / "curve" / "points"
 STORE = CACHE / "distribution-controls"
 CONTROLS = {"means alone": 0, "4 fresh samples": 4}
+COARSE_LEVELS = 3
 
 
 def curve_points() -> list[dict]:
@@ -77,7 +80,7 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
         return json.loads(cached.read_text())
     result = {"file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
     for name, samples in CONTROLS.items():
-        print(f"{point['budget']:,} bits/class: {name}", file=sys.stderr, flush=True)
+        print(f"{point['budget_bpc']:,} bits/class: {name}", file=sys.stderr, flush=True)
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
                              samples=samples)
         result[name] = {"accuracy_mean": report["accuracy_mean_percent"],
@@ -86,6 +89,36 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
                         "steps_per_epoch": report["protocol"]["steps_per_epoch"],
                         "seconds": report["seconds"]}
     STORE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
+    """The point's distillation with spreads on the coarsest levels only, fresh and frozen."""
+    options = {**point["spec"]["distill"], "spread_levels": COARSE_LEVELS}
+    key = hashlib.sha256(json.dumps([options, point["spec"]["protocol"], epochs, runs],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    cached = STORE / f"coarse-{point['budget_bpc']}-{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    STORE.mkdir(parents=True, exist_ok=True)
+    set_path, ddz = STORE / f"coarse-{key}.pt", STORE / f"coarse-{key}.ddz"
+    print(f"{point['budget_bpc']:,} bits/class: distilling with --spread-levels "
+          f"{COARSE_LEVELS}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    distilled = api.distill(point["spec"]["protocol"]["data"], set_path, force=True,
+                            device="cpu", **options)
+    seconds = time.perf_counter() - started
+    data, _ = api.encode(set_path, ddz, force=True)
+    set_path.unlink()
+    result = {"file": ddz.name, "bpc": 8 * len(data) / distilled.num_classes,
+              "distill_seconds": seconds, "sample_psnr_db": sample_psnr(ddz),
+              "sigma_median_per_level": distilled.provenance.get("sigma_median_per_level")}
+    for name, frozen in (("fresh", False), ("frozen", True)):
+        report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
+                             frozen_samples=frozen)
+        result[name] = {"accuracy_mean": report["accuracy_mean_percent"],
+                        "accuracy_std": report["accuracy_std_percent"]}
     cached.write_text(json.dumps(result, indent=1))
     return result
 
@@ -117,11 +150,23 @@ def section(record: dict) -> str:
         lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
                      f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
                      f"{acc(row['4 fresh samples'])} | {row['sample_psnr_db']:.1f} | {sigma} |")
+    lines += ["", f"With spreads on the {COARSE_LEVELS} coarsest levels only "
+                  f"(`--spread-levels {COARSE_LEVELS}`), otherwise the same distillation:", "",
+              "| budget | bits per class | fresh samples | frozen samples | sample PSNR (dB) | "
+              "σ per level, fine → coarse |", "|---:|---:|---:|---:|---:|---|"]
+    for row in record["rows"]:
+        c = row.get("coarse")
+        if c:
+            sigma = ", ".join(f"{v:.2g}" for v in c["sigma_median_per_level"] or [])
+            lines.append(f"| {row['budget']:,} | {c['bpc']:,.0f} | {acc(c['fresh'])} | "
+                         f"{acc(c['frozen'])} | {c['sample_psnr_db']:.1f} | {sigma} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
+    parser.add_argument("--no-variant", action="store_true",
+                        help="Only the controls, not the coarse-spread distillation.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     epochs, runs = (2, 1) if args.quick else (300, 2)
@@ -135,7 +180,8 @@ def main() -> None:
         rows.append({"budget": point["budget"], "latent": latent_point(point["budget"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
-                     **found})
+                     **found, "coarse": None if args.no_variant else coarse_variant(
+                         point["fresh"], epochs, runs)})
     if not rows:
         sys.exit("distribution_controls: no distributional points in the curve's cache; run "
                  "benchmarks/curve.py first")
