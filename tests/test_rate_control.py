@@ -105,11 +105,14 @@ def test_retrain_aims_from_where_the_latents_were_not_from_the_old_target():
     assert rc.latent_target == pytest.approx(6000 - 1000)  # not 5,000 - 1,000
     assert rc.attempts[-1]["latent_bpc"] == 6000 and rc.attempts[-1]["latent_target_bpc"] == 5000
     # out of rounds, the probe closest to the budget is the one kept and reported
-    for bits in (34_000, 27_000, 25_000):
+    for lmbda, bits in ((0.2, 34_000), (0.3, 27_000), (0.4, 25_000)):
+        rc.lmbda = lmbda  # what phase 2 left before each probe
         assert rc.judge(bits, weight_bits=100, latent_bits_per_class=5000) is Verdict.RETRAIN
+    rc.lmbda = 0.5
     assert rc.judge(36_000, weight_bits=100, latent_bits_per_class=5000) is Verdict.MISSED
     summary = rc.summary()["rate_control"]
-    assert rc.kept == 2 and summary["achieved_bpc"] == 9_000
+    assert rc.kept == 2 and summary["achieved_bpc"] == 9_000 and summary["kept_probe"] == 3
+    assert summary["lmbda"] == 0.3 and "settled at 0.3" in summary["why"]
     assert not summary["within_tolerance"] and summary["error"] == pytest.approx(-0.1)
 
 

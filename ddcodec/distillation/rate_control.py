@@ -250,20 +250,23 @@ class RateControl:
                 f"lambda {lmbda_before:.3g} -> {self.lmbda:.3g}: {action[verdict]}")
 
     def summary(self) -> dict:
-        last = self.attempts[self.kept] if self.attempts else {}
-        within = bool(last) and abs(last["error"]) <= self.tolerance
+        """The record of the kept probe (the set the run writes) and of every attempt."""
+        kept = self.attempts[self.kept] if self.attempts else {}
+        within = bool(kept) and abs(kept["error"]) <= self.tolerance
+        lmbda, mse = kept.get("lmbda", self.lmbda), kept.get("quant_mse", self.threshold)
+        target = kept.get("latent_target_bpc", self.latent_target)
         return {"rate_control": {
-            "target_bpc": self.budget_bits / self.classes, "achieved_bpc": last.get("bpc"),
-            "error": last.get("error"), "within_tolerance": within, "tolerance": self.tolerance,
-            "lmbda": self.lmbda, "quant_mse": self.threshold,
-            "latent_target_bpc": self.latent_target, "extra_iterations": self.extra_iterations,
+            "target_bpc": self.budget_bits / self.classes, "achieved_bpc": kept.get("bpc"),
+            "error": kept.get("error"), "within_tolerance": within, "tolerance": self.tolerance,
+            "lmbda": lmbda, "quant_mse": mse, "kept_probe": self.kept + 1 if kept else None,
+            "latent_target_bpc": target, "extra_iterations": self.extra_iterations,
             "attempts": list(self.attempts),
             "lmbda_start": self.lmbda_start,
-            "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {self.lmbda:.4g}, "
+            "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {lmbda:.4g}, "
                     f"where the utility's pull balances the rate at the "
-                    f"{self.latent_target:,.0f} latent bits per class "
+                    f"{target:,.0f} latent bits per class "
                     f"the budget leaves after side information; weight quantisation MSE "
-                    f"{self.threshold:.2g}")}}
+                    f"{mse:.2g}")}}
 
     def to_dict(self) -> dict:
         return asdict(self)
