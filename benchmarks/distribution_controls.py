@@ -93,6 +93,13 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
     return result
 
 
+def sample_sheet(ddz: Path, name: str) -> str:
+    """docs/grids/NAME: per class, the means then 2 samples of each prior (epoch 0)."""
+    out = ROOT / "docs" / "grids" / name
+    api.decode(ddz, out, format="grid", force=True, samples=2)
+    return f"grids/{name}"
+
+
 def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
     """The point's distillation with spreads on the coarsest levels only, fresh and frozen."""
     options = {**point["spec"]["distill"], "spread_levels": COARSE_LEVELS}
@@ -100,7 +107,12 @@ def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
                                     sort_keys=True).encode()).hexdigest()[:12]
     cached = STORE / f"coarse-{point['budget_bpc']}-{key}.json"
     if cached.is_file():
-        return json.loads(cached.read_text())
+        result = json.loads(cached.read_text())
+        if "sheet" not in result:  # recorded before sheets were drawn
+            result["sheet"] = sample_sheet(STORE / result["file"], f"distribution-dm-coarse"
+                                           f"{COARSE_LEVELS}-{round(result['bpc'])}bpc.png")
+            cached.write_text(json.dumps(result, indent=1))
+        return result
     STORE.mkdir(parents=True, exist_ok=True)
     set_path, ddz = STORE / f"coarse-{key}.pt", STORE / f"coarse-{key}.ddz"
     print(f"{point['budget_bpc']:,} bits/class: distilling with --spread-levels "
@@ -114,6 +126,8 @@ def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
     result = {"file": ddz.name, "bpc": 8 * len(data) / distilled.num_classes,
               "distill_seconds": seconds, "sample_psnr_db": sample_psnr(ddz),
               "sigma_median_per_level": distilled.provenance.get("sigma_median_per_level")}
+    result["sheet"] = sample_sheet(ddz, f"distribution-dm-coarse{COARSE_LEVELS}-"
+                                        f"{round(result['bpc'])}bpc.png")
     for name, frozen in (("fresh", False), ("frozen", True)):
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
                              frozen_samples=frozen)
@@ -160,6 +174,13 @@ def section(record: dict) -> str:
             sigma = ", ".join(f"{v:.2g}" for v in c["sigma_median_per_level"] or [])
             lines.append(f"| {row['budget']:,} | {c['bpc']:,.0f} | {acc(c['fresh'])} | "
                          f"{acc(c['frozen'])} | {c['sample_psnr_db']:.1f} | {sigma} |")
+    sheets = [(row["budget"], row["coarse"]["sheet"]) for row in record["rows"]
+              if row.get("coarse") and row["coarse"].get("sheet")]
+    if sheets:
+        lines += ["", "Means then two samples of each prior (epoch 0), spreads on the coarse "
+                      "levels only (the curve's own distributional files, spreads on every "
+                      "level, are in [Decoded images](#decoded-images-cifar-10-subset)):", ""]
+        lines += [f"![{b:,} bits per class]({sheet})" for b, sheet in sheets]
     return "\n".join(lines)
 
 
