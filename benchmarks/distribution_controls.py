@@ -77,8 +77,13 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
     digest = hashlib.sha256(ddz.read_bytes()).hexdigest()[:12]
     cached = STORE / f"{ddz.stem}-{digest}-e{epochs}r{runs}.json"
     if cached.is_file():
-        return json.loads(cached.read_text())
-    result = {"file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
+        result = json.loads(cached.read_text())
+        if "sheet" not in result:  # recorded before sheets were drawn
+            result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
+            cached.write_text(json.dumps(result, indent=1))
+        return result
+    result = {"file": ddz.name, "sample_psnr_db": sample_psnr(ddz),
+              "sheet": sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")}
     for name, samples in CONTROLS.items():
         print(f"{point['budget_bpc']:,} bits/class: {name}", file=sys.stderr, flush=True)
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
@@ -174,13 +179,13 @@ def section(record: dict) -> str:
             sigma = ", ".join(f"{v:.2g}" for v in c["sigma_median_per_level"] or [])
             lines.append(f"| {row['budget']:,} | {c['bpc']:,.0f} | {acc(c['fresh'])} | "
                          f"{acc(c['frozen'])} | {c['sample_psnr_db']:.1f} | {sigma} |")
-    sheets = [(row["budget"], row["coarse"]["sheet"]) for row in record["rows"]
-              if row.get("coarse") and row["coarse"].get("sheet")]
-    if sheets:
-        lines += ["", "Means then two samples of each prior (epoch 0), spreads on the coarse "
-                      "levels only (the curve's own distributional files, spreads on every "
-                      "level, are in [Decoded images](#decoded-images-cifar-10-subset)):", ""]
-        lines += [f"![{b:,} bits per class]({sheet})" for b, sheet in sheets]
+    lines += ["", "Per class, the means and then two samples of each prior (epoch 0): the "
+                  "curve's file, then the coarse-spread variant, at each budget.", ""]
+    for row in record["rows"]:
+        for what, sheet in (("curve's file", row.get("sheet")),
+                            ("coarse spreads", (row.get("coarse") or {}).get("sheet"))):
+            if sheet:
+                lines.append(f"![{row['budget']:,} bits per class, {what}]({sheet})")
     return "\n".join(lines)
 
 
