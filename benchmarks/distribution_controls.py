@@ -9,9 +9,10 @@ final epoch) three more ways besides the curve's own two (fresh samples, frozen 
   helps;
 
 and what the samples look like next to their means: the PSNR of epoch 0's samples against
-their prior's mean image, and the learnt spread per level. Then a variant: the same
-distillation with spreads on the 3 coarsest levels only (`--spread-levels 3`: 4 x 4 down to
-1 x 1, colour and layout), measured fresh and frozen. Each result is cached per file in
+their prior's mean image, and the learnt spread per level. Then the other spread choice, the
+same distillation otherwise, measured fresh and frozen: spreads on every level for the curve's
+files (whose spreads are on the 3 coarsest levels, the default since curve version 6), or on
+the 3 coarsest levels for older files. Each result is cached per file in
 benchmarks/cache/distribution-controls/ (keyed by the file's bytes), so the script only measures
 what is new. Writes docs/benchmarks/distribution_controls.json and the section "Distributional
 sets: what the samples add" of docs/BENCHMARKS.md.
@@ -43,7 +44,15 @@ HEADING = "## Distributional sets: what the samples add"
 POINTS = CACHE / "curve" / "points"
 STORE = CACHE / "distribution-controls"
 CONTROLS = {"means alone": 0, "4 fresh samples": 4}
-COARSE_LEVELS = 3
+COARSE_LEVELS = 3  # the default of --spread-levels
+EVERY_LEVEL = 99  # at least any image's number of levels
+
+
+def variant_spread(point: dict) -> tuple[int, str, str]:
+    """The spread choice the curve's file did not make: (--spread-levels, file stem, words)."""
+    if point["spec"]["version"] >= 6:  # the curve's default: the coarse levels
+        return EVERY_LEVEL, "every-level", "every level"
+    return COARSE_LEVELS, f"coarse{COARSE_LEVELS}", f"the {COARSE_LEVELS} coarsest levels only"
 
 
 def curve_points() -> list[dict]:
@@ -54,8 +63,12 @@ def curve_points() -> list[dict]:
         if "+" in point["series"]:
             continue  # a soft-label rung: its own question
         frozen = point["series"].endswith("-frozen")
-        found.setdefault(point["budget_bpc"], {})["frozen" if frozen else "fresh"] = point
-    return [{"budget": b, **v} for b, v in sorted(found.items()) if "fresh" in v]
+        version = point["spec"]["version"]
+        kept = found.setdefault(point["budget_bpc"], {}).setdefault(version, {})
+        kept["frozen" if frozen else "fresh"] = point
+    # per budget, the newest version's points (older ones are kept until a newer one exists)
+    newest = [(b, versions[max(versions)]) for b, versions in sorted(found.items())]
+    return [{"budget": b, **v} for b, v in newest if "fresh" in v]
 
 
 def sample_psnr(ddz: Path) -> float:
@@ -105,23 +118,26 @@ def sample_sheet(ddz: Path, name: str) -> str:
     return f"grids/{name}"
 
 
-def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
-    """The point's distillation with spreads on the coarsest levels only, fresh and frozen."""
-    options = {**point["spec"]["distill"], "spread_levels": COARSE_LEVELS}
+def spread_variant(point: dict, epochs: int, runs: int) -> dict:
+    """The point's distillation with the other spread choice, fresh and frozen."""
+    levels, stem, words = variant_spread(point)
+    options = {**point["spec"]["distill"], "spread_levels": levels}
     key = hashlib.sha256(json.dumps([options, point["spec"]["protocol"], epochs, runs],
                                     sort_keys=True).encode()).hexdigest()[:12]
-    cached = STORE / f"coarse-{point['budget_bpc']}-{key}.json"
+    prefix = "coarse" if levels == COARSE_LEVELS else stem
+    cached = STORE / f"{prefix}-{point['budget_bpc']}-{key}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
         if "sheet" not in result:  # recorded before sheets were drawn
-            result["sheet"] = sample_sheet(STORE / result["file"], f"distribution-dm-coarse"
-                                           f"{COARSE_LEVELS}-{round(result['bpc'])}bpc.png")
-            cached.write_text(json.dumps(result, indent=1))
+            result["sheet"] = sample_sheet(STORE / result["file"], f"distribution-dm-{stem}-"
+                                           f"{round(result['bpc'])}bpc.png")
+        result.update(spread_levels=levels, spreads_on=words)
+        cached.write_text(json.dumps(result, indent=1))
         return result
     STORE.mkdir(parents=True, exist_ok=True)
-    set_path, ddz = STORE / f"coarse-{key}.pt", STORE / f"coarse-{key}.ddz"
-    print(f"{point['budget_bpc']:,} bits/class: distilling with --spread-levels "
-          f"{COARSE_LEVELS}", file=sys.stderr, flush=True)
+    set_path, ddz = STORE / f"{prefix}-{key}.pt", STORE / f"{prefix}-{key}.ddz"
+    print(f"{point['budget_bpc']:,} bits/class: distilling with --spread-levels {levels}",
+          file=sys.stderr, flush=True)
     started = time.perf_counter()
     distilled = api.distill(point["spec"]["protocol"]["data"], set_path, force=True,
                             device="cpu", **options)
@@ -129,10 +145,10 @@ def coarse_variant(point: dict, epochs: int, runs: int) -> dict:
     data, _ = api.encode(set_path, ddz, force=True)
     set_path.unlink()
     result = {"file": ddz.name, "bpc": 8 * len(data) / distilled.num_classes,
-              "distill_seconds": seconds, "sample_psnr_db": sample_psnr(ddz),
+              "spread_levels": levels, "spreads_on": words, "distill_seconds": seconds,
+              "sample_psnr_db": sample_psnr(ddz),
               "sigma_median_per_level": distilled.provenance.get("sigma_median_per_level")}
-    result["sheet"] = sample_sheet(ddz, f"distribution-dm-coarse{COARSE_LEVELS}-"
-                                        f"{round(result['bpc'])}bpc.png")
+    result["sheet"] = sample_sheet(ddz, f"distribution-dm-{stem}-{round(result['bpc'])}bpc.png")
     for name, frozen in (("fresh", False), ("frozen", True)):
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
                              frozen_samples=frozen)
@@ -169,21 +185,23 @@ def section(record: dict) -> str:
         lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
                      f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
                      f"{acc(row['4 fresh samples'])} | {row['sample_psnr_db']:.1f} | {sigma} |")
-    lines += ["", f"With spreads on the {COARSE_LEVELS} coarsest levels only "
-                  f"(`--spread-levels {COARSE_LEVELS}`), otherwise the same distillation:", "",
-              "| budget | bits per class | fresh samples | frozen samples | sample PSNR (dB) | "
-              "σ per level, fine → coarse |", "|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "The other spread choice, otherwise the same distillation:", "",
+              "| budget | spreads on | bits per class | fresh samples | frozen samples | "
+              "sample PSNR (dB) | σ per level, fine → coarse |",
+              "|---:|---|---:|---:|---:|---:|---|"]
     for row in record["rows"]:
-        c = row.get("coarse")
-        if c:
-            sigma = ", ".join(f"{v:.2g}" for v in c["sigma_median_per_level"] or [])
-            lines.append(f"| {row['budget']:,} | {c['bpc']:,.0f} | {acc(c['fresh'])} | "
-                         f"{acc(c['frozen'])} | {c['sample_psnr_db']:.1f} | {sigma} |")
+        v = row.get("variant")
+        if v:
+            sigma = ", ".join(f"{x:.2g}" for x in v["sigma_median_per_level"] or [])
+            lines.append(f"| {row['budget']:,} | {v['spreads_on']} | {v['bpc']:,.0f} | "
+                         f"{acc(v['fresh'])} | {acc(v['frozen'])} | "
+                         f"{v['sample_psnr_db']:.1f} | {sigma} |")
     lines += ["", "Per class, the means and then two samples of each prior (epoch 0): the "
-                  "curve's file, then the coarse-spread variant, at each budget.", ""]
+                  "curve's file, then the other spread choice, at each budget.", ""]
     for row in record["rows"]:
-        for what, sheet in (("curve's file", row.get("sheet")),
-                            ("coarse spreads", (row.get("coarse") or {}).get("sheet"))):
+        for what, sheet in (("the curve's file", row.get("sheet")),
+                            ((row.get("variant") or {}).get("spreads_on"),
+                             (row.get("variant") or {}).get("sheet"))):
             if sheet:
                 lines.append(f"![{row['budget']:,} bits per class, {what}]({sheet})")
     return "\n".join(lines)
@@ -192,7 +210,7 @@ def section(record: dict) -> str:
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
     parser.add_argument("--no-variant", action="store_true",
-                        help="Only the controls, not the coarse-spread distillation.")
+                        help="Only the controls, not the other spread choice's distillation.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     epochs, runs = (2, 1) if args.quick else (300, 2)
@@ -206,7 +224,7 @@ def main() -> None:
         rows.append({"budget": point["budget"], "latent": latent_point(point["budget"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
-                     **found, "coarse": None if args.no_variant else coarse_variant(
+                     **found, "variant": None if args.no_variant else spread_variant(
                          point["fresh"], epochs, runs)})
     if not rows:
         sys.exit("distribution_controls: no distributional points in the curve's cache; run "

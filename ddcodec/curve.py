@@ -39,8 +39,9 @@ from ddcodec.fileio import atomic_path
 # A point's version changes when the code that produced it changes what it measures; the table
 # keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2;
 # all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds; latent 5: rate
-# control anchors a retrain at the latents' count and keeps the closest probe).
-POINT_VERSION = {"latent": 5, "pixels": 2, "packed": 2, "full": 1}
+# control anchors a retrain at the latents' count and keeps the closest probe; distribution 6:
+# spreads on the 3 coarsest levels by default).
+POINT_VERSION = {"latent": 5, "distribution": 6, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
 
@@ -117,7 +118,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     shared = options["shared_decoder"]
     series = f"{param}-{loss}" + (f"+{rung}" if rung else "")
     spec = {"series": series, "budget_bpc": budget, "distill": options,
-            "protocol": config.protocol(), "version": POINT_VERSION["latent"]}
+            "protocol": config.protocol(), "version": POINT_VERSION[param]}
     if loss == "tm":  # the experts folder's name is not what determines the point
         spec["distill"] = {**options, "experts": Path(options["experts"]).name}
     if rung:
@@ -330,7 +331,7 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
 def _kind(spec: dict) -> str:
     series = spec.get("series", "")
     if is_ours(series):
-        return "latent"
+        return "distribution" if series.startswith("distribution-") else "latent"
     return series if series in ("pixels", "full") else "packed"
 
 

@@ -183,7 +183,8 @@ def test_distill_encode_measure_and_export_a_distributional_set(tiny_distributio
     scales = distilled.codec.scales
     assert scales.shape == (4, 2, distilled.codec.layout.levels) and scales.samples == 2
     assert distilled.provenance["method"] == "distribution-dm"
-    assert (scales.codes > 0).all()  # every prior has a spread
+    # every prior has a spread on the 3 coarsest levels (the default), none on the finer ones
+    assert (scales.codes[..., -3:] > 0).all() and (scales.codes[..., :-3] == 0).all()
     # .ddz: size matches the estimate, the scales included
     ddz = tmp_path / "set.ddz"
     api.encode(path, ddz)
@@ -319,7 +320,7 @@ def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
                               sigma_lr=0.05, **extra)
     trainer = DistributionTrainer(data, config, torch.device("cpu"))
     _, payload, _ = trainer.run()
-    sigma = trainer.bank.sigma().detach()
+    sigma = trainer.bank.sigma().detach()[..., -3:]  # the levels that have a spread
     assert not torch.allclose(sigma, torch.full_like(sigma, 0.5))
     assert payload.scales is not None and payload.scales.shape == (3, 2, payload.layout.levels)
 
@@ -355,3 +356,9 @@ def test_spread_on_coarse_levels_only_keeps_fine_levels_at_the_mean(tmp_path):
         assert same == (level < levels - 2), level
     with pytest.raises(DDCodecError, match="--spread-levels"):
         DistillConfig.of(param="distribution", spread_levels=-1)
+    assert DistillConfig.of(param="distribution").distribution.spread_levels == 3
+    # a count at least the levels' spreads every level
+    api.distill(f"npz:{npz}", path, force=True, param="distribution", priors=2,
+                fit_iterations=8, fit_candidates=1, iterations=3, batch_real=4, arm_context=8,
+                sigma_lr=0.05, spread_levels=99)
+    assert (load_set(path).codec.scales.codes > 0).all()

@@ -200,10 +200,11 @@ class DistributionConfig:
     sigma_lr: float = option(0.01, "Distribution: Adam learning rate of the log spreads (the "
                                    "latents' --lr moves them too slowly to matter in a few "
                                    "hundred iterations).")
-    spread_levels: int | None = option(None, "Distribution: how many of the coarsest latent "
-                                             "levels get a spread; the finer ones keep sigma "
-                                             "0, so samples vary in colour and layout, not "
-                                             "pixel noise.", min=0, default_text="all")
+    spread_levels: int = option(3, "Distribution: how many of the coarsest latent levels get "
+                                   "a spread (3: 4x4, 2x2 and 1x1 on images of 32 px or more); "
+                                   "the finer ones keep sigma 0, so samples vary in colour and "
+                                   "layout, not pixel noise. A number at least the levels' "
+                                   "count spreads every level.", min=0)
     kernel: str = option("rbf", "Distribution, DM: rbf matches the distributions (D3's "
                                 "mixture-RBF MMD), linear only their mean embeddings (DM).",
                          choices=KERNELS)
@@ -218,8 +219,7 @@ class DistributionConfig:
                f"--sigma-init must be in (0, {SIGMA_MAX:.4g}] latent steps")
         _check(self.kernel in KERNELS, f"--kernel must be {' or '.join(KERNELS)}")
         _check(self.sigma_lr >= 0, "--sigma-lr must be >= 0")
-        _check(self.spread_levels is None or self.spread_levels >= 0,
-               "--spread-levels must be >= 0")
+        _check(self.spread_levels >= 0, "--spread-levels must be >= 0")
 
 
 LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard

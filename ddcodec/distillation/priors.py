@@ -11,7 +11,12 @@ the file's `scales` section stores.
 
 Why a spread per (prior, level), not per latent value: it costs about L small integers per
 prior (tens of bits per class) instead of as many values as the latents, and a level is the
-natural unit of variation (coarse levels move colour and layout, fine ones texture).
+natural unit of variation (coarse levels move colour and layout, fine ones texture). Why only
+the coarsest levels by default (`spread_levels`, 3): given a spread everywhere, training pushed
+the finest to 1.6 latent steps and the samples became their means under pixel noise, which
+trained no better than the means alone; with spreads on 4x4 to 1x1 only, the samples vary in
+colour and layout and resampling them was worth 4.3 points on the CIFAR-10 subset at 6,000
+bits per class (docs/BENCHMARKS.md, "Distributional sets: what the samples add").
 """
 
 from __future__ import annotations
@@ -32,13 +37,13 @@ from ddcodec.payload import LatentPayload
 class PriorBank(LatentBank):
     """A latent bank whose every image is a prior's mean, with a log sigma per level."""
 
-    def __init__(self, *args, sigma_init: float, spread_levels: int | None = None, **kwargs):
+    def __init__(self, *args, sigma_init: float, spread_levels: int, **kwargs):
         super().__init__(*args, **kwargs)
         levels = self.layout.levels
         self.log_sigma = nn.Parameter(torch.full(
             (self.groups, self.images_per_group, levels), math.log(sigma_init)))
         # levels are finest first: the last `spread_levels` are the coarse ones that vary
-        spread = levels if spread_levels is None else min(spread_levels, levels)
+        spread = min(spread_levels, levels)
         mask = torch.zeros(levels)
         mask[levels - spread:] = 1.0
         self.register_buffer("spread_mask", mask, persistent=False)
