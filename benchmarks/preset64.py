@@ -99,7 +99,7 @@ def main() -> None:
                     key=lambda x: -(x[0] if x[0] is not None else -1e9))
     lines = [HEADING, "",
              f"Measured {dt.date.today()} with `python benchmarks/preset64.py` "
-             f"({seconds / 60:.0f} min on 2 cores): phase 1 only ({fit} iterations, 5 "
+             f"({seconds / 60:.0f} min, {args.threads} torch threads): phase 1 only ({fit} iterations, 5 "
              f"candidates), {spc} real images of each of the first {len(classes)} "
              "Tiny-ImageNet-200 classes, one shared decoder; the whole .ddz counted (latents, "
              "decoder, ARM, header). Rate weights "
