@@ -48,7 +48,7 @@ STEPS = [
      "Soft labels per epoch: the ladder"),
     ("labels_tiny", ["benchmarks/labels.py", "--tiny"], "Soft labels on Tiny-ImageNet-200"),
     ("distribution_tiny", ["benchmarks/distribution.py"],
-     "Distributional sets on Tiny-ImageNet (class subset)"),
+     "Tiny-ImageNet class subset: distributional, latent, random real, pixel DM"),
     ("scale", ["benchmarks/scale.py"], "Scale: blocks and processes"),
     ("subtasks", ["benchmarks/subtasks.py"], "Subtasks (D3) for trajectory matching"),
     ("preset64", ["benchmarks/preset64.py"], "Latent preset for 64 x 64 images"),

@@ -1,8 +1,11 @@
-"""Distributional sets (D3) against deterministic latent sets on Tiny-ImageNet, sized for 2 CPU
-cores: a class subset of `../shared/data/tiny-imagenet-200` (64 x 64 real JPEGs; by default its
-first 10 classes in classes.tsv order, 200 training and the official 50 validation images each),
+"""Accuracy against bits per class on Tiny-ImageNet, sized for 2 CPU cores: distributional sets
+(D3) against deterministic latent sets, next to random real images and vanilla pixel DM at equal
+bits. A class subset of `../shared/data/tiny-imagenet-200` (64 x 64 real JPEGs; by default its
+first 10 classes in classes.tsv order, 200 training and the official 50 validation images each):
 latent DM and distributional DM at each budget (the latter measured with fresh and with frozen
-samples), through `ddcodec.curve` (points cached and committed in
+samples); random real images packed as WebP and JPEG (quality 25) at each budget; pixel DM at 1
+image per class, whose 8-bit file is exactly the largest budget (64 x 64 x 3 x 8 = 98,304 bits);
+and the whole subset as the ceiling. All through `ddcodec.curve` (points cached and committed in
 benchmarks/cache/distribution-tiny, so an interrupted run resumes, on a fresh checkout too).
 Writes docs/benchmarks/distribution_tiny.json and the section "Distributional sets on
 Tiny-ImageNet" of docs/BENCHMARKS.md.
@@ -33,8 +36,9 @@ from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.evaluate import EvalConfig  # noqa: E402
 
 HEADING = "## Distributional sets on Tiny-ImageNet"
-# 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to about ten images per class
-BUDGETS = (24_576, 49_152)
+# 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to tens of latent images per
+# class; the largest is one 8-bit image per class, where pixel DM at IPC 1 sits at equal bits
+BUDGETS = (24_576, 98_304)
 
 
 def class_subset(classes: int, folder: Path) -> Path:
@@ -52,14 +56,15 @@ def class_subset(classes: int, folder: Path) -> Path:
 
 
 def section(table: dict, args, seconds: float) -> str:
-    by = {(p["series"], p["budget_bpc"]): p for p in table["points"]}
+    by = {(p["series"], p.get("budget_bpc")): p for p in table["points"]}
 
     def acc(p):
         return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
 
     lines = [HEADING, "",
              f"Measured {table['date']} with `python benchmarks/distribution.py` (ddcodec "
-             f"{table['ddcodec_version']}; {seconds / 60:.0f} min on 2 cores): the first "
+             f"{table['ddcodec_version']}; {seconds / 60:.0f} min, {args.threads} torch threads): "
+             "the first "
              f"{args.classes} classes of Tiny-ImageNet-200 (64 × 64; 200 training images per "
              "class, the official 50 validation images per class as the test set), a class "
              "subset because a 200-class point costs hours on 2 cores. Latent and distributional "
@@ -87,7 +92,32 @@ def section(table: dict, args, seconds: float) -> str:
         lines += ["", f"Best gain of the distributional set over the latent one: {best[0]:+.2f} "
                       f"points at {best[1]:,.0f} bits per class (target: +2 at some budget; "
                       f"{'met' if best[0] >= 2 else '**not met**'})."]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *baseline_lines(table, args)])
+
+
+def baseline_lines(table: dict, args) -> list[str]:
+    """Every series at its bits per class: ours against random real images and pixel DM."""
+    names = {"latent-dm": "latent DM", "distribution-dm": "distributional DM (fresh samples)",
+             "webp-q25": "random real, WebP q25", "jpeg-q25": "random real, JPEG q25",
+             "pixels-8bit": "vanilla pixel DM, 8-bit pixels",
+             "pixels-float32": "vanilla pixel DM, float32 pixels"}
+    rows = sorted((p for p in table["points"] if p["series"] in names),
+                  key=lambda p: (p["bpc"], p["series"]))
+    lines = [f"Against random real images and vanilla pixel DM ({args.pixel_iterations} "
+             "iterations) at equal bits, "
+             "same protocol:", "", "| series | bits per class | images per class | accuracy % |",
+             "|---|---:|---:|---:|"]
+    for p in rows:
+        per_class = p.get("images_per_class", p.get("ipc"))
+        lines.append(f"| {names[p['series']]} | {p['bpc']:,.0f} | "
+                     f"{'–' if per_class is None else f'{per_class:g}'} | "
+                     f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} |")
+    ceiling = table.get("ceiling")
+    if ceiling:
+        lines += ["", f"Ceiling, the whole {args.classes}-class training subset "
+                      f"({args.ceiling_epochs} epochs): {ceiling['accuracy_mean']:.2f} ± "
+                      f"{ceiling['accuracy_std']:.2f} %."]
+    return lines
 
 
 def main() -> None:
@@ -101,17 +131,21 @@ def main() -> None:
     if args.quick:
         args.classes, args.budgets, args.epochs, args.runs = 3, (24_576,), 3, 1
         args.iterations, args.fit_iterations, args.batch_real = 3, 16, 8
+        args.pixel_iterations, args.ceiling_epochs = 3, 1
         args.work = str(ROOT / "bench_runs" / "distribution-tiny-quick")
     else:
         args.budgets, args.epochs, args.runs = BUDGETS, 300, 2
         args.iterations, args.fit_iterations, args.batch_real = 150, 800, 32
+        args.pixel_iterations, args.ceiling_epochs = 500, 20
     work = Path(args.work)
     data = f"imagefolder:{class_subset(args.classes, work / 'data')}"
     latent = DistillConfig.of(param="latent", iterations=args.iterations,
                               fit_iterations=args.fit_iterations, batch_real=args.batch_real)
     config = CurveConfig(budgets=args.budgets, data=data, distill=latent,
-                         eval=EvalConfig(epochs=args.epochs), runs=args.runs, baselines=False,
-                         ceiling_epochs=0, shared_decoder="yes", distribution_losses=("dm",))
+                         eval=EvalConfig(epochs=args.epochs), runs=args.runs, baselines=True,
+                         pixel_ipcs=(1,), qualities=(25,), pixel_iterations=args.pixel_iterations,
+                         ceiling_epochs=args.ceiling_epochs, shared_decoder="yes",
+                         distribution_losses=("dm",))
     started = time.perf_counter()
     table = run_curve(config, work, "cpu", on_event=lambda m: print(
         f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
