@@ -8,7 +8,7 @@ import torch
 from ddcodec.codec import arm, laplace, upsampling
 from ddcodec.codec.latents import LatentLayout, quantize, softround
 from ddcodec.codec.model import CodecConfig, LatentBank, Proxy
-from ddcodec.codec.synthesis import PRESETS, parameter_shapes
+from ddcodec.codec.synthesis import PRESETS, parameter_shapes, synthesize
 from ddcodec.codec.weights import search_module, zero_mean_laplace_bits
 
 
@@ -31,6 +31,30 @@ def test_latent_layout(size, grids):
 def test_synthesis_parameter_counts_match_the_paper(preset, count):
     shapes = parameter_shapes(6, 3, PRESETS[preset])
     assert sum(math.prod(s) for s in shapes.values()) == count
+
+
+def test_batched_synthesis_equals_each_decoder_run_alone():
+    """The batched layers (matmuls on channels-last rows, grouped 3x3 convolutions) are each
+    group's own network: one decoder's images do not depend on the others in the batch."""
+    torch.manual_seed(0)
+    widths = PRESETS["v4"]
+    params = {k: torch.randn(3, *s) * 0.3 for k, s in parameter_shapes(6, 3, widths).items()}
+    x = torch.randn(3, 4, 6, 8, 8)
+    out = synthesize(x, params, len(widths) + 1)
+    assert out.shape == (3, 4, 3, 8, 8)
+    for g in range(3):
+        y = x[g]
+        for i in range(len(widths) + 1):
+            weight = params[f"pointwise{i}_weight"][g]
+            y = torch.nn.functional.conv2d(y, weight[:, :, None, None],
+                                           params[f"pointwise{i}_bias"][g])
+            y = torch.relu(y) if i < len(widths) else y
+        for j in range(2):
+            padded = torch.nn.functional.pad(y, (1, 1, 1, 1), mode="replicate")
+            y = y + torch.nn.functional.conv2d(padded, params[f"residual{j}_weight"][g],
+                                               params[f"residual{j}_bias"][g])
+            y = torch.relu(y) if j == 0 else y
+        assert torch.allclose(out[g], y, atol=1e-4)
 
 
 @pytest.mark.parametrize("ctx,hidden,count", [(32, 4, 4290), (16, 2, 578), (8, 2, 162)])
