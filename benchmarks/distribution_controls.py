@@ -7,9 +7,12 @@ final epoch) three more ways besides the curve's own two (fresh samples, frozen 
 * the means alone (`measure --samples 0`): what the samples add at all;
 * four fresh samples per prior each epoch (`--samples 4`): whether more diversity per epoch
   helps;
+* fresh samples with every spread halved (`--spread-scale 0.5`): whether the learnt spread is
+  too wide;
 
 and what the samples look like next to their means: the PSNR of epoch 0's samples against
-their prior's mean image, and the learnt spread per level. Then the other spread choice, the
+their prior's mean image, the learnt spread per level, and the curve's teacher's accuracy on the
+means and on samples (do samples still look like their class?). Then the other spread choice, the
 same distillation otherwise, measured fresh and frozen: spreads on every level for the curve's
 files (whose spreads are on the 3 coarsest levels, the default since curve version 6), or on
 the 3 coarsest levels for older files. Each result is cached per file in
@@ -37,13 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import CACHE, benchmark_parser, publish  # noqa: E402
+from report import CACHE, TEACHER, benchmark_parser, publish  # noqa: E402
 from ddcodec import __version__, api  # noqa: E402
 
 HEADING = "## Distributional sets: what the samples add"
 POINTS = CACHE / "curve" / "points"
 STORE = CACHE / "distribution-controls"
-CONTROLS = {"means alone": 0, "4 fresh samples": 4}
+# measure options per control: the means alone, more samples per epoch, samples half as far
+CONTROLS = {"means alone": {"samples": 0}, "4 fresh samples": {"samples": 4},
+            "spreads x 0.5": {"spread_scale": 0.5}}
 COARSE_LEVELS = 3  # the default of --spread-levels
 EVERY_LEVEL = 99  # at least any image's number of levels
 
@@ -85,27 +90,57 @@ def sample_psnr(ddz: Path) -> float:
     return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
 
 
+def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
+    """The curve's teacher on a file's images: its accuracy (%) on the means (or fixed images)
+    and on `samples` samples per prior of epoch 0: whether samples still look like their
+    class to a network trained on real images. None without the teacher."""
+    if not TEACHER.is_file():
+        return None
+    from ddcodec.teacher import load_teacher
+
+    teacher = load_teacher(TEACHER)
+    plain = api.decode(ddz, None)
+    spread = api.decode(ddz, None, samples=samples) if plain.sampler is not None else None
+
+    def accuracy(decoded, keep) -> float:
+        images = teacher.normalization.normalize(decoded.images)[keep]
+        predicted = teacher.probabilities(images, 1.0, torch.device("cpu")).argmax(1)
+        return 100 * float((predicted == decoded.labels[keep]).float().mean())
+
+    result = {"means": accuracy(plain, slice(None))}
+    if spread is not None:  # per class: its means, then their samples
+        is_mean = torch.zeros(spread.labels.shape[0], dtype=torch.bool)
+        for c in spread.labels.unique():
+            rows = (spread.labels == c).nonzero().squeeze(1)
+            is_mean[rows[:len(rows) // (samples + 1)]] = True
+        result["samples"] = accuracy(spread, ~is_mean)
+    return result
+
+
 def controls_for(point: dict, epochs: int, runs: int) -> dict:
+    """The controls of one curve file, cached by its bytes; controls added since a file was
+    last measured are measured now."""
     ddz = POINTS / point["file"]
     digest = hashlib.sha256(ddz.read_bytes()).hexdigest()[:12]
     cached = STORE / f"{ddz.stem}-{digest}-e{epochs}r{runs}.json"
-    if cached.is_file():
-        result = json.loads(cached.read_text())
-        if "sheet" not in result:  # recorded before sheets were drawn
-            result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
-            cached.write_text(json.dumps(result, indent=1))
-        return result
-    result = {"file": ddz.name, "sample_psnr_db": sample_psnr(ddz),
-              "sheet": sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")}
-    for name, samples in CONTROLS.items():
+    result = json.loads(cached.read_text()) if cached.is_file() else {
+        "file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
+    if "sheet" not in result:
+        result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
+    if "teacher" not in result:
+        result["teacher"] = teacher_agreement(ddz)
+    for name, options in CONTROLS.items():
+        if name in result:
+            continue
         print(f"{point['budget_bpc']:,} bits/class: {name}", file=sys.stderr, flush=True)
-        report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
-                             samples=samples)
+        report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu", **options)
         result[name] = {"accuracy_mean": report["accuracy_mean_percent"],
                         "accuracy_std": report["accuracy_std_percent"],
                         "images_per_epoch": report["protocol"]["images_per_epoch"],
                         "steps_per_epoch": report["protocol"]["steps_per_epoch"],
                         "seconds": report["seconds"]}
+        STORE.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result, indent=1))  # each control as it lands
     STORE.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=1))
     return result
@@ -171,20 +206,30 @@ def section(record: dict) -> str:
              f"Measured {record['date']} with `python benchmarks/distribution_controls.py` "
              f"(ddcodec {record['version']}, {record['machine']}): the curve's distributional "
              "DM files (hard labels), each trained on by 2 fresh ConvNet-D3 for 300 epochs "
-             "(final epoch) in five ways, beside the deterministic latent set at the same "
-             "budget. Sample PSNR: epoch 0's samples against their prior's mean, 8-bit.", "",
-             "| budget | latent set | means + 1 fresh sample (the curve) | frozen samples | "
-             "means alone | means + 4 fresh samples | sample PSNR (dB) | σ per level, fine → "
-             "coarse |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "(final epoch) in six ways, beside the deterministic latent set at the same "
+             "budget. σ × 0.5: fresh samples drawn with every spread halved (`measure "
+             "--spread-scale 0.5`). Sample PSNR: epoch 0's samples against their prior's mean, "
+             "8-bit. Teacher: the curve's teacher's accuracy on the latent set's images, on the "
+             "means, and on 8 samples per prior: whether samples still look like their class.",
+             "", "| budget | latent set | means + 1 fresh sample (the curve) | frozen samples | "
+             "means alone | means + 4 fresh samples | σ × 0.5 | sample PSNR (dB) | σ per level, "
+             "fine → coarse | teacher % on latent / means / samples |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
 
     def acc(p):
         return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
+
+    def agree(row) -> str:
+        seen = [(row.get("latent_teacher") or {}).get("means"),
+                *((row.get("teacher") or {}).get(k) for k in ("means", "samples"))]
+        return " / ".join("–" if v is None else f"{v:.0f}" for v in seen)
 
     for row in record["rows"]:
         sigma = ", ".join(f"{v:.2g}" for v in row["sigma_median_per_level"] or [])
         lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
                      f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
-                     f"{acc(row['4 fresh samples'])} | {row['sample_psnr_db']:.1f} | {sigma} |")
+                     f"{acc(row['4 fresh samples'])} | {acc(row.get('spreads x 0.5'))} | "
+                     f"{row['sample_psnr_db']:.1f} | {sigma} | {agree(row)} |")
     lines += ["", "The other spread choice, otherwise the same distillation:", "",
               "| budget | spreads on | bits per class | fresh samples | frozen samples | "
               "sample PSNR (dB) | σ per level, fine → coarse |",
@@ -221,7 +266,9 @@ def main() -> None:
             global STORE
             STORE = ROOT / "bench_runs" / "distribution-controls-quick"
         found = controls_for(point["fresh"], epochs, runs)
-        rows.append({"budget": point["budget"], "latent": latent_point(point["budget"]),
+        latent = latent_point(point["budget"])
+        rows.append({"budget": point["budget"], "latent": latent,
+                     "latent_teacher": latent and teacher_agreement(POINTS / latent["file"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
                      **found, "variant": None if args.no_variant else spread_variant(

@@ -185,9 +185,11 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     distilled, raw, estimate = _load_for_measure(set_path)
-    if (measuring.frozen_samples or measuring.samples is not None) and (
-            distilled.prior_sampler() is None):
-        which = "--frozen-samples" if measuring.frozen_samples else "--samples"
+    controls = {"--frozen-samples": measuring.frozen_samples,
+                "--samples": measuring.samples is not None,
+                "--spread-scale": measuring.spread_scale is not None}
+    if any(controls.values()) and distilled.prior_sampler() is None:
+        which = next(name for name, used in controls.items() if used)
         raise DDCodecError(f"{which} is for distributional sets (distill --param "
                            "distribution); this set has fixed images")
     path = set_path if isinstance(set_path, (str, os.PathLike)) else "<set in memory>"
@@ -275,8 +277,12 @@ def _resampler(distilled, train_labels, measuring):
     if train_labels.ndim == 3:
         raise DDCodecError("this distributional set carries per-epoch soft labels; it takes "
                            "one label per prior")
+    from dataclasses import replace
+
     from ddcodec.distribution import Resampled
 
+    if measuring.spread_scale is not None:
+        sampler = replace(sampler, spread_scale=measuring.spread_scale)
     return Resampled(distilled.images, train_labels, sampler, distilled.normalization,
                      frozen=measuring.frozen_samples, samples=measuring.samples)
 
@@ -285,6 +291,7 @@ def _distribution_report(resample) -> dict:
     return {"priors": resample.sampler.num_priors,
             "samples_per_prior": resample.samples,
             "file_samples_per_prior": resample.sampler.samples_per_prior,
+            "spread_scale": resample.sampler.spread_scale,
             "resampled": "epoch 0's samples at every epoch (frozen control)" if resample.frozen
             else "fresh samples every epoch"}
 

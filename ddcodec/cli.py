@@ -839,6 +839,8 @@ def _print_measure(report: dict) -> None:
             f"{spread['priors']} priors: the means alone" if not spread["samples_per_prior"]
             else f"{spread['priors']} priors: means + {spread['samples_per_prior']} sample(s) "
                  f"per prior, {spread['resampled']}") + (
+            f", every sigma x {spread['spread_scale']:g}" if spread["spread_scale"] != 1
+            else "") + (
             f"; {protocol['images_per_epoch']} images, {protocol['steps_per_epoch']} SGD "
             "step(s) per epoch")))
     controls = report.get("label_controls")

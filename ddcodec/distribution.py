@@ -145,16 +145,18 @@ def prior_noise(purpose: str, seed: int, epoch: int, priors: np.ndarray, samples
 
 
 def sample_grids(means: list[np.ndarray], scales: Scales, k: int, epoch: int,
-                 first_prior: list[int], samples: int | None = None) -> list[np.ndarray]:
+                 first_prior: list[int], samples: int | None = None,
+                 spread_scale: float = 1.0) -> list[np.ndarray]:
     """The samples of every prior at one epoch: per level G x (S x N x C) x h x w int64, sample
     s of all N priors of a group before sample s + 1 (the means' layout, repeated).
 
     `means`: per level G x (N x C) x h x w integers, the bitstream's layout; prior n of group g
     is keyed as prior `first_prior[g] + n` (its index in the class-ordered set). `samples`:
-    how many per prior (default: the file's)."""
+    how many per prior (default: the file's). `spread_scale`: every sigma times this (the same
+    draws eps, so a sample moves along its own direction as the scale changes)."""
     groups, n, _ = scales.shape
     s_count = samples or scales.samples
-    sigma = scales.sigma().numpy()  # G x N x L
+    sigma = scales.sigma().numpy() * spread_scale  # G x N x L
     sizes = [int(m.shape[1] // n * m.shape[2] * m.shape[3]) for m in means]  # per prior
     out = [np.empty((groups, s_count * m.shape[1], *m.shape[2:]), dtype=np.int64)
            for m in means]
@@ -181,6 +183,7 @@ class PriorSampler:
     weight_ints: list
     means: list  # per level G x (N x C) x h x w int64
     scales: Scales
+    spread_scale: float = 1.0  # measure --spread-scale: sample with every sigma times this
 
     @property
     def samples_per_prior(self) -> int:
@@ -202,7 +205,7 @@ class PriorSampler:
         n = self.geometry.per_group
         first = [g * n for g in range(self.geometry.groups)]
         return sample_grids(self.means, self.scales, self.geometry.config.k, epoch, first,
-                            samples)
+                            samples, self.spread_scale)
 
     def images(self, epoch: int, samples: int | None = None) -> torch.Tensor:
         """uint8 (G x S x N) x C x H x W: every prior's S samples at `epoch` (S: the file's,

@@ -12,6 +12,7 @@ from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
 from ddcodec.options import option
 
 LABEL_LOSSES = ("ce", "kl")
+SPREAD_SCALE_MAX = 16.0  # measure --spread-scale: beyond this a sample is noise, not its prior
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class MeasureConfig:
                                        "epoch; 0 trains on the means alone (a control: what "
                                        "the samples add).", min=0,
                                  default_text="the file's")
+    spread_scale: float | None = option(None, "Distributional sets: multiply every prior's "
+                                              "spread by this when sampling (a control: what "
+                                              "the size of the learnt spread is worth; 0 makes "
+                                              "every sample its mean).", min=0,
+                                        default_text="1, the file's spreads")
     baselines: bool = option(False, "Also train, with the same protocol and seeds, a random "
                                     "real subset with the set's images per class and the whole "
                                     "training split; report DD-Ranking's HLR, IOR and LRS.")
@@ -84,10 +90,12 @@ class MeasureConfig:
                                     "HLR.", min=0)
 
     def __post_init__(self):
-        if not 0 <= self.lrs_lambda <= 1:
-            from ddcodec.errors import DDCodecError
+        from ddcodec.errors import DDCodecError
 
+        if not 0 <= self.lrs_lambda <= 1:
             raise DDCodecError("--lrs-lambda must be within [0, 1]")
+        if self.spread_scale is not None and not 0 <= self.spread_scale <= SPREAD_SCALE_MAX:
+            raise DDCodecError(f"--spread-scale must be within [0, {SPREAD_SCALE_MAX:g}]")
 
     def eval_config(self, stored_lr: float | None = None, soft_labels=None) -> EvalConfig:
         """The protocol for this set: its learnt lr, and its soft labels' loss and temperature,

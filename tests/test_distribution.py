@@ -229,6 +229,19 @@ def test_distill_encode_measure_and_export_a_distributional_set(tiny_distributio
     for c in range(4):  # samples 0 and 1 of each prior as with the file's count, then sample 2
         assert torch.equal(images[8 + 6 * c:8 + 6 * c + 4], a[8 + 4 * c:8 + 4 * c + 4])
     assert torch.equal(labels[8:], torch.arange(4).repeat_interleave(6))
+    # --spread-scale: 0 makes every sample its mean, 2 moves samples twice as far (same draws)
+    seen.clear()
+    flat = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", spread_scale=0)
+    assert flat["distribution"]["spread_scale"] == 0
+    # per class: sample 0 of its 2 priors, then sample 1, here each its prior's mean
+    assert torch.equal(seen[0][2][8:], torch.cat([a[2 * c:2 * c + 2].repeat(2, 1, 1, 1)
+                                                  for c in range(4)]))
+    sampler = distilled.prior_sampler()
+    means = sampler.means
+    spreads = {t: dataclasses.replace(sampler, spread_scale=t).latents(0) for t in (1.0, 2.0)}
+    moved = {t: sum(float(np.abs(z - np.tile(m, (1, 2, 1, 1))).sum())
+                    for z, m in zip(grids, means)) for t, grids in spreads.items()}
+    assert moved[2.0] > 1.5 * moved[1.0] > 0
     # export: means then samples per class, the samples those of epoch 0
     decoded = api.decode(ddz, tmp_path / "out.pt", samples=3)
     exported = load_set(tmp_path / "out.pt")
@@ -282,6 +295,12 @@ def test_distribution_options_and_misuse_are_refused(tiny_distribution, run_cli,
     code, _, err = run_cli("measure", str(path), "--samples", "65", "--epochs", "1", "--runs",
                            "1", "--data", f"npz:{npz}")
     assert code != 0 and "--samples must be in [0, 64]" in err.strip().splitlines()[-1], err
+    for value, message in [("2", "--spread-scale is for distributional sets"),
+                           ("-1", "--spread-scale"), ("17", "--spread-scale must be within")]:
+        target = DATA / "golden_set.pt" if value == "2" else path
+        code, _, err = run_cli("measure", str(target), "--spread-scale", value, "--epochs", "1",
+                               "--runs", "1", "--data", f"npz:{npz}")
+        assert code != 0 and message in err.strip().splitlines()[-1], err
     code, _, err = run_cli("decode", str(plain), "-o", str(tmp_path / "y.pt"), "--samples", "1")
     assert code != 0 and "--samples is for distributional files" in err
     assert not (tmp_path / "y.pt").exists()
