@@ -5,8 +5,10 @@ bits a given quality costs), for every combination of grid levels, synthesis pre
 context below, at two rate weights: each run's real .ddz is encoded (latents, decoders and ARM
 counted) and its decoded images compared with the real ones they fit. The preset to keep is the
 one whose rate-distortion points lie highest (PSNR at equal bits per pixel of the whole file,
-interpolated in log bits between its two points). Writes docs/benchmarks/preset64.json and the
-section "Latent preset for 64 x 64 images" of docs/BENCHMARKS.md.
+interpolated in log bits between its two points). Each point is cached in
+benchmarks/cache/preset64/ (keyed by its settings), so an interrupted study resumes. Writes
+docs/benchmarks/preset64.json and the section "Latent preset for 64 x 64 images" of
+docs/BENCHMARKS.md.
 
     python benchmarks/preset64.py            # about 45 minutes on 2 cores
     python benchmarks/preset64.py --quick    # a minute, to check the script
@@ -15,7 +17,9 @@ section "Latent preset for 64 x 64 images" of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
+import json
 import math
 import sys
 import time
@@ -27,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
+from report import CACHE, TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.bitstream.codec import encode_set  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
@@ -59,6 +63,23 @@ def point(dataset, classes: range, spc: int, fit_iterations: int, weight: float,
             "psnr": 10 * math.log10(1 / mse), "seconds": seconds}
 
 
+def cached_point(store: Path | None, dataset, classes: range, spc: int, fit_iterations: int,
+                 weight: float, options: dict) -> dict:
+    """`point`, read from `store` when this exact setting was measured before."""
+    spec = {**options, "rate_weight": weight, "classes": list(classes), "spc": spc,
+            "fit_iterations": fit_iterations}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = store / f"{options['levels']}-{options['decoder']}-{options['arm_context']}-{key}.json" \
+        if store else None
+    if path and path.is_file():
+        return json.loads(path.read_text())["row"]
+    row = point(dataset, classes, spc, fit_iterations, weight, options)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"spec": spec, "row": row}, indent=1))
+    return row
+
+
 def psnr_at(points: list[dict], bpp: float) -> float | None:
     """A preset's PSNR at `bpp`, interpolated in log bits between its points (None outside)."""
     pts = sorted(points, key=lambda p: p["bpp"])
@@ -86,7 +107,8 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         options = dict(zip(grid, values))
         for weight in RATE_WEIGHTS:
-            rows.append(point(dataset, classes, spc, fit, weight, options))
+            rows.append(cached_point(None if args.quick else CACHE / "preset64", dataset,
+                                     classes, spc, fit, weight, options))
             print(rows[-1], file=sys.stderr, flush=True)
     seconds = time.perf_counter() - started
     presets = {}
@@ -99,8 +121,9 @@ def main() -> None:
                     key=lambda x: -(x[0] if x[0] is not None else -1e9))
     lines = [HEADING, "",
              f"Measured {dt.date.today()} with `python benchmarks/preset64.py` "
-             f"({seconds / 60:.0f} min, {args.threads} torch threads): phase 1 only ({fit} iterations, 5 "
-             f"candidates), {spc} real images of each of the first {len(classes)} "
+             f"({seconds / 60:.0f} min this run, {args.threads} torch threads; each point's own "
+             f"seconds below): phase 1 only ({fit} iterations, 5 candidates), {spc} real "
+             f"images of each of the first {len(classes)} "
              "Tiny-ImageNet-200 classes, one shared decoder; the whole .ddz counted (latents, "
              "decoder, ARM, header). Rate weights "
              f"{', '.join(f'{w:g}' for w in RATE_WEIGHTS)}.", "",
