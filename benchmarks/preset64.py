@@ -91,7 +91,7 @@ def psnr_at(points: list[dict], bpp: float) -> float | None:
     return None
 
 
-TIE_DB = 0.2  # PSNR gaps below this are within a phase-1 fit's run-to-run spread
+TIE_DB = 0.2  # PSNR gaps below this count as ties: one fit per point, its seed spread unmeasured
 
 
 def default_preset() -> tuple[int, str, int]:
