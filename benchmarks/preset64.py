@@ -150,9 +150,9 @@ def main() -> None:
                     key=lambda x: -(x[0] if x[0] is not None else -1e9))
     lines = [HEADING, "",
              f"Measured {dt.date.today()} with `python benchmarks/preset64.py` "
-             f"({seconds / 60:.0f} min this run, {args.threads} torch threads; each point's own "
-             f"seconds below): phase 1 only ({fit} iterations, 5 candidates), {spc} real "
-             f"images of each of the first {len(classes)} "
+             f"({sum(r['seconds'] for r in rows) / 60:.0f} min of fitting in all, "
+             f"{args.threads} torch thread(s)): phase 1 only ({fit} iterations, 5 candidates), "
+             f"{spc} real images of each of the first {len(classes)} "
              "Tiny-ImageNet-200 classes, one shared decoder; the whole .ddz counted (latents, "
              "decoder, ARM, header). Rate weights "
              f"{', '.join(f'{w:g}' for w in RATE_WEIGHTS)}.", "",
