@@ -26,6 +26,7 @@ sets: what the samples add" of docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -92,8 +93,9 @@ def sample_psnr(ddz: Path) -> float:
 
 def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
     """The curve's teacher on a file's images: its accuracy (%) on the means (or fixed images)
-    and on `samples` samples per prior of epoch 0: whether samples still look like their
-    class to a network trained on real images. None without the teacher."""
+    and on `samples` samples per prior of epoch 0, drawn with the file's spreads and with them
+    halved: whether samples still look like their class to a network trained on real images.
+    None without the teacher."""
     if not TEACHER.is_file():
         return None
     from ddcodec.teacher import load_teacher
@@ -114,6 +116,12 @@ def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
             rows = (spread.labels == c).nonzero().squeeze(1)
             is_mean[rows[:len(rows) // (samples + 1)]] = True
         result["samples"] = accuracy(spread, ~is_mean)
+        sampler = dataclasses.replace(plain.sampler, spread_scale=0.5)
+        halved = sampler.images(0, samples)
+        predicted = teacher.probabilities(teacher.normalization.normalize(halved), 1.0,
+                                          torch.device("cpu")).argmax(1)
+        wanted = plain.labels[sampler.prior_of_sample(samples)]
+        result["samples_spread_x0.5"] = 100 * float((predicted == wanted).float().mean())
     return result
 
 
@@ -127,7 +135,7 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
         "file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
     if "sheet" not in result:
         result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
-    if "teacher" not in result:
+    if "samples_spread_x0.5" not in (result.get("teacher") or {}):  # missing, or older
         result["teacher"] = teacher_agreement(ddz)
     for name, options in CONTROLS.items():
         if name in result:
@@ -210,10 +218,11 @@ def section(record: dict) -> str:
              "budget. σ × 0.5: fresh samples drawn with every spread halved (`measure "
              "--spread-scale 0.5`). Sample PSNR: epoch 0's samples against their prior's mean, "
              "8-bit. Teacher: the curve's teacher's accuracy on the latent set's images, on the "
-             "means, and on 8 samples per prior: whether samples still look like their class.",
+             "means, and on 8 samples per prior (learnt σ, and σ × 0.5): whether samples still "
+             "look like their class.",
              "", "| budget | latent set | means + 1 fresh sample (the curve) | frozen samples | "
              "means alone | means + 4 fresh samples | σ × 0.5 | sample PSNR (dB) | σ per level, "
-             "fine → coarse | teacher % on latent / means / samples |",
+             "fine → coarse | teacher % on latent / means / samples / samples at σ × 0.5 |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
 
     def acc(p):
@@ -221,7 +230,8 @@ def section(record: dict) -> str:
 
     def agree(row) -> str:
         seen = [(row.get("latent_teacher") or {}).get("means"),
-                *((row.get("teacher") or {}).get(k) for k in ("means", "samples"))]
+                *((row.get("teacher") or {}).get(k)
+                  for k in ("means", "samples", "samples_spread_x0.5"))]
         return " / ".join("–" if v is None else f"{v:.0f}" for v in seen)
 
     for row in record["rows"]:
