@@ -253,6 +253,21 @@ def test_distill_encode_measure_and_export_a_distributional_set(tiny_distributio
     assert torch.equal(first[2:4], a[8:10])  # class 0's first samples at epoch 0
 
 
+def test_distill_spread_scale_stores_the_learnt_spreads_times_t(tiny_distribution, tmp_path):
+    """--spread-scale changes what is stored, not what is trained: the same latents, and each
+    spread's code moved by 16 per halving (the table's exact log steps)."""
+    npz, path = tiny_distribution
+    plain = load_set(path)
+    half = api.distill(f"npz:{npz}", tmp_path / "half.pt", param="distribution", priors=2,
+                       fit_iterations=16, fit_candidates=2, iterations=4, batch_real=4,
+                       arm_context=8, prior_samples=2, spread_scale=0.5)
+    assert torch.equal(half.images, plain.images)
+    before, after = plain.codec.scales.codes.long(), half.codec.scales.codes.long()
+    spread = before > 0
+    assert spread.any() and torch.equal(after[spread], before[spread] - 16)
+    assert (after[~spread] == 0).all()
+
+
 def test_soft_labels_follow_their_prior_into_samples_and_exports(tiny_distribution, tmp_path):
     from ddcodec.labels import as_vq
 
@@ -278,6 +293,7 @@ def test_distribution_options_and_misuse_are_refused(tiny_distribution, run_cli,
             (["--prior-samples", "0"], "--prior-samples"),
             (["--sigma-init", "-1"], "--sigma-init"),
             (["--priors", "2", "--spc", "3"], "same count"),
+            (["--spread-scale", "17"], "--spread-scale must be within"),
             (["--label-epochs", "2", "--labels", "soft", "--teacher", str(path)],
              "one soft label per prior")]:
         code, out, err = run_cli("distill", "--data", f"npz:{npz}", "--param", "distribution",

@@ -205,12 +205,18 @@ class DistributionConfig:
                                    "the finer ones keep sigma 0, so samples vary in colour and "
                                    "layout, not pixel noise. A number at least the levels' "
                                    "count spreads every level.", min=0)
+    spread_scale: float = option(1.0, "Distribution: store every learnt spread times this "
+                                      "(sampling's truncation: below 1, samples stay closer to "
+                                      "their means, less diverse and more like their class; "
+                                      "`measure --spread-scale` tries a value on a file "
+                                      "first).", min=0)
     kernel: str = option("rbf", "Distribution, DM: rbf matches the distributions (D3's "
                                 "mixture-RBF MMD), linear only their mean embeddings (DM).",
                          choices=KERNELS)
 
     def __post_init__(self):
         from ddcodec.distribution import MAX_SAMPLES, SIGMA_MAX
+        from ddcodec.protocol import SPREAD_SCALE_MAX
 
         _check(self.priors is None or self.priors >= 1, "--priors must be at least 1")
         _check(1 <= self.prior_samples <= MAX_SAMPLES,
@@ -220,6 +226,8 @@ class DistributionConfig:
         _check(self.kernel in KERNELS, f"--kernel must be {' or '.join(KERNELS)}")
         _check(self.sigma_lr >= 0, "--sigma-lr must be >= 0")
         _check(self.spread_levels >= 0, "--spread-levels must be >= 0")
+        _check(0 <= self.spread_scale <= SPREAD_SCALE_MAX,
+               f"--spread-scale must be within [0, {SPREAD_SCALE_MAX:g}]")
 
 
 LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard

@@ -119,11 +119,13 @@ class DistributionTrainer(LatentTrainer):
         return ordered, bits, [count * (1 + s) for count in self.counts]
 
     def _complete(self, payload: LatentPayload) -> LatentPayload:
-        """Attach the quantised spreads, and their bits to the estimate."""
+        """Attach the quantised spreads (the learnt ones times --spread-scale: what samples
+        are drawn with), and their bits to the estimate."""
         from dataclasses import replace
 
+        scale = self.config.distribution.spread_scale
         with torch.no_grad():
-            codes = codes_of(self.bank.sigma().detach().cpu().double())
+            codes = codes_of(self.bank.sigma().detach().cpu().double() * scale)
         scales = Scales(codes, self._samples, int(self.config.seed))
         return replace(payload, scales=scales,
                        estimated_bits=replace(payload.estimated_bits, scales=scales_bits(scales)))
