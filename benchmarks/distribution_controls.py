@@ -101,27 +101,19 @@ def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
     from ddcodec.teacher import load_teacher
 
     teacher = load_teacher(TEACHER)
-    plain = api.decode(ddz, None)
-    spread = api.decode(ddz, None, samples=samples) if plain.sampler is not None else None
+    decoded = api.decode(ddz, None)
 
-    def accuracy(decoded, keep) -> float:
-        images = teacher.normalization.normalize(decoded.images)[keep]
-        predicted = teacher.probabilities(images, 1.0, torch.device("cpu")).argmax(1)
-        return 100 * float((predicted == decoded.labels[keep]).float().mean())
-
-    result = {"means": accuracy(plain, slice(None))}
-    if spread is not None:  # per class: its means, then their samples
-        is_mean = torch.zeros(spread.labels.shape[0], dtype=torch.bool)
-        for c in spread.labels.unique():
-            rows = (spread.labels == c).nonzero().squeeze(1)
-            is_mean[rows[:len(rows) // (samples + 1)]] = True
-        result["samples"] = accuracy(spread, ~is_mean)
-        sampler = dataclasses.replace(plain.sampler, spread_scale=0.5)
-        halved = sampler.images(0, samples)
-        predicted = teacher.probabilities(teacher.normalization.normalize(halved), 1.0,
+    def accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:
+        predicted = teacher.probabilities(teacher.normalization.normalize(images), 1.0,
                                           torch.device("cpu")).argmax(1)
-        wanted = plain.labels[sampler.prior_of_sample(samples)]
-        result["samples_spread_x0.5"] = 100 * float((predicted == wanted).float().mean())
+        return 100 * float((predicted == labels).float().mean())
+
+    result = {"means": accuracy(decoded.images, decoded.labels)}
+    if decoded.sampler is not None:  # each sample carries its prior's label
+        labels = decoded.labels[decoded.sampler.prior_of_sample(samples)]
+        for key, scale in (("samples", 1.0), ("samples_spread_x0.5", 0.5)):
+            sampler = dataclasses.replace(decoded.sampler, spread_scale=scale)
+            result[key] = accuracy(sampler.images(0, samples), labels)
     return result
 
 
@@ -161,8 +153,9 @@ def sample_sheet(ddz: Path, name: str) -> str:
     return f"grids/{name}"
 
 
-def spread_variant(point: dict, epochs: int, runs: int) -> dict:
-    """The point's distillation with the other spread choice, fresh and frozen."""
+def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) -> dict | None:
+    """The point's distillation with the other spread choice, fresh and frozen (None when it
+    is not cached and `compute` is off)."""
     levels, stem, words = variant_spread(point)
     options = {**point["spec"]["distill"], "spread_levels": levels}
     key = hashlib.sha256(json.dumps([options, point["spec"]["protocol"], epochs, runs],
@@ -177,6 +170,8 @@ def spread_variant(point: dict, epochs: int, runs: int) -> dict:
         result.update(spread_levels=levels, spreads_on=words)
         cached.write_text(json.dumps(result, indent=1))
         return result
+    if not compute:
+        return None
     STORE.mkdir(parents=True, exist_ok=True)
     set_path, ddz = STORE / f"{prefix}-{key}.pt", STORE / f"{prefix}-{key}.ddz"
     print(f"{point['budget_bpc']:,} bits/class: distilling with --spread-levels {levels}",
@@ -265,7 +260,8 @@ def section(record: dict) -> str:
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
     parser.add_argument("--no-variant", action="store_true",
-                        help="Only the controls, not the other spread choice's distillation.")
+                        help="Only the controls: no new distillation with the other spread "
+                             "choice (cached ones are still shown).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     epochs, runs = (2, 1) if args.quick else (300, 2)
@@ -281,8 +277,8 @@ def main() -> None:
                      "latent_teacher": latent and teacher_agreement(POINTS / latent["file"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
-                     **found, "variant": None if args.no_variant else spread_variant(
-                         point["fresh"], epochs, runs)})
+                     **found, "variant": spread_variant(point["fresh"], epochs, runs,
+                                                        compute=not args.no_variant)})
     if not rows:
         sys.exit("distribution_controls: no distributional points in the curve's cache; run "
                  "benchmarks/curve.py first")

@@ -12,7 +12,7 @@ from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
 from ddcodec.options import option
 
 LABEL_LOSSES = ("ce", "kl")
-SPREAD_SCALE_MAX = 16.0  # measure --spread-scale: beyond this a sample is noise, not its prior
+SPREAD_SCALE_MAX = 16.0  # --spread-scale (measure, distill): beyond it a sample is noise
 
 
 @dataclass(frozen=True)
