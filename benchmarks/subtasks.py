@@ -4,9 +4,12 @@ one global teacher's VQ soft labels at merge (D3's glue across blocks), at equal
 
 Latent TM with per-class decoders (blocks need them) at one budget; the experts and the teacher
 are trained once into bench_runs/ (global experts as the curve's; block experts the same
-settings per block). Each set is measured under the shortened protocol. Writes
-docs/benchmarks/subtasks.json and the section "Subtasks (D3) for trajectory matching" of
-docs/BENCHMARKS.md.
+settings per block); the teacher is the curve's (benchmarks/cache/teacher.pt). Each set is
+measured under the shortened protocol. Every arm's row is cached in benchmarks/cache/subtasks/
+(keyed by its settings and the teacher's bytes), so a run resumes, and arms can be split over
+processes (`--arms 0 2` and `--arms 1 3` with `--threads 1`: the global and the block experts).
+The report is written once every arm has a row. Writes docs/benchmarks/subtasks.json and the
+section "Subtasks (D3) for trajectory matching" of docs/BENCHMARKS.md.
 
     python benchmarks/subtasks.py            # about 1.5 hours on 2 cores
     python benchmarks/subtasks.py --quick    # minutes, tiny settings, to check the script
@@ -15,6 +18,8 @@ docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import sys
 import tempfile
 import time
@@ -37,53 +42,93 @@ ARMS = (("one task, global experts", 1, "hard"), ("2 subtasks, block experts", 2
         ("2 subtasks, block experts + global VQ labels", 2, "vq"))
 
 
+CACHE = ROOT / "benchmarks" / "cache"
+
+
+def arm_row(arm: int, settings: dict, experts: Path, teacher: Path, store: Path,
+            compute: bool = True) -> dict | None:
+    """One arm distilled and measured, or its cached row when these exact settings (and this
+    teacher) were measured before (None when not, unless `compute`)."""
+    name, blocks, labels = ARMS[arm]
+    options = dict(param="latent", loss="tm", target_bpc=BUDGET,
+                   iterations=settings["iterations"], fit_iterations=settings["fit"],
+                   batch_real=64, blocks=blocks, **TM)
+    if labels != "hard":
+        options.update(labels=labels)
+    spec = {"options": options, "experts": settings["experts"], "epochs": settings["epochs"],
+            "nets": settings["nets"], "teacher": hashlib.sha256(teacher.read_bytes()).hexdigest()
+            if labels != "hard" else None}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = store / f"{blocks}-{labels}-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["row"]
+    if not compute:
+        return None
+    api.experts("cifar10-subset", experts, num_experts=settings["experts"][0],
+                epochs=settings["experts"][1], blocks=blocks, device="cpu")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{blocks}-{labels}.ddz"
+        extra = {"teacher": str(teacher)} if labels != "hard" else {}
+        distilled = api.distill("cifar10-subset", out, device="cpu", experts=str(experts),
+                                **options, **extra)
+        report = api.measure(out, epochs=settings["epochs"], runs=settings["nets"],
+                             device="cpu")
+    row = {"arm": name, "blocks": blocks, "labels": labels, "bpc": report["bpc"],
+           "accuracy_mean": report["accuracy_mean_percent"],
+           "accuracy_std": report["accuracy_std_percent"],
+           "within_tolerance": distilled.provenance.get("rate_control", {})
+           .get("within_tolerance"), "seconds": time.perf_counter() - t0}
+    store.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"spec": spec, "row": row}, indent=1))
+    print(row, file=sys.stderr, flush=True)
+    return row
+
+
+def ensure_teacher(path: Path, epochs: int) -> Path:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        api.train_teacher("cifar10-subset", path, device="cpu", epochs=epochs)
+    return path
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, ROOT)
+    parser.add_argument("--arms", type=int, nargs="+", default=list(range(len(ARMS))),
+                        choices=range(len(ARMS)),
+                        help="Measure only these arms (0-3, in the table's order).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = ROOT / "bench_runs"
     if args.quick:
-        experts_cfg, iterations, fit, epochs, nets, teacher_epochs = (1, 2), 2, 16, 2, 1, 1
-        runs = runs / "subtasks-quick"
+        settings = {"experts": (1, 2), "iterations": 2, "fit": 16, "epochs": 2, "nets": 1}
+        runs, store = runs / "subtasks-quick", runs / "subtasks-quick" / "rows"
+        teacher = ensure_teacher(runs / "teacher.pt", 1)
     else:
-        experts_cfg, iterations, fit, epochs, nets, teacher_epochs = (4, 10), 40, 800, 300, 2, 15
-    started = time.perf_counter()
-    teacher = runs / "teacher.pt"
-    if not teacher.is_file():
-        teacher.parent.mkdir(parents=True, exist_ok=True)
-        api.train_teacher("cifar10-subset", teacher, device="cpu", epochs=teacher_epochs)
+        settings = {"experts": (4, 10), "iterations": 40, "fit": 800, "epochs": 300, "nets": 2}
+        store, teacher = CACHE / "subtasks", ensure_teacher(CACHE / "teacher.pt", 15)
     experts = {1: runs / "experts", 2: runs / "experts-blocks2"}
-    for blocks, folder in experts.items():
-        api.experts("cifar10-subset", folder, num_experts=experts_cfg[0], epochs=experts_cfg[1],
-                    blocks=blocks, device="cpu")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, blocks, labels in ARMS:
-            out = Path(tmp) / f"{blocks}-{labels}.ddz"
-            t0 = time.perf_counter()
-            options = dict(param="latent", loss="tm", target_bpc=BUDGET, iterations=iterations,
-                           fit_iterations=fit, batch_real=64, experts=str(experts[blocks]),
-                           blocks=blocks, **TM)
-            if labels != "hard":
-                options.update(labels=labels, teacher=str(teacher))
-            distilled = api.distill("cifar10-subset", out, device="cpu", **options)
-            report = api.measure(out, epochs=epochs, runs=nets, device="cpu")
-            rows.append({"arm": name, "blocks": blocks, "labels": labels, "bpc": report["bpc"],
-                         "accuracy_mean": report["accuracy_mean_percent"],
-                         "accuracy_std": report["accuracy_std_percent"],
-                         "within_tolerance": distilled.provenance.get("rate_control", {})
-                         .get("within_tolerance"), "seconds": time.perf_counter() - t0})
-            print(rows[-1], file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - started
+    for arm in args.arms:
+        arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store)
+    rows = [arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store, compute=False)
+            for arm in range(len(ARMS))]
+    if None in rows:
+        missing = [arm for arm, row in enumerate(rows) if row is None]
+        print(f"subtasks: arms {missing} still to be measured; no report yet", file=sys.stderr)
+        return
+    seconds = sum(r["seconds"] for r in rows)
+    experts_cfg, iterations, fit = settings["experts"], settings["iterations"], settings["fit"]
+    epochs, nets = settings["epochs"], settings["nets"]
     by = {(r["blocks"], r["labels"]): r["accuracy_mean"] for r in rows}
     lines = [HEADING, "",
              f"Measured {dt.date.today()} with `python benchmarks/subtasks.py` "
-             f"({seconds / 60:.0f} min on 2 cores): latent TM, per-class decoders, "
-             f"--target-bpc {BUDGET:,}, {fit} phase-1 and {iterations} phase-2 iterations, "
-             f"TM {TM}; experts {experts_cfg[0]} x {experts_cfg[1]} epochs (global: 10-way; "
+             f"({seconds / 60:.0f} min of distilling and measuring): latent TM, per-class "
+             f"decoders, --target-bpc {BUDGET:,}, {fit} phase-1 and {iterations} phase-2 "
+             f"iterations, TM {TM}; experts {experts_cfg[0]} x {experts_cfg[1]} epochs "
+             "(global: 10-way; "
              "block: 5-way per block of 5 classes); VQ labels from one 10-way teacher "
-             f"({teacher_epochs} epochs) on the merged set; {epochs} epochs x {nets} "
-             "ConvNet-D3, final epoch.", "",
+             f"(the curve's, benchmarks/cache/teacher.pt) on the merged set; {epochs} epochs "
+             f"x {nets} ConvNet-D3, final epoch.", "",
              "| arm | bits per class | accuracy % | minutes |", "|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {r['bpc']:,.0f} | {r['accuracy_mean']:.2f} ± "
