@@ -96,7 +96,7 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
     images, payload, learnt = trainer.run()
     # what a block cost, for planning (docs/scale.md); not in the .ddz
     learnt = {**learnt, "block_seconds": time.perf_counter() - started,
-              "process_peak_mb": peak_memory_mb()}
+              "process_peak_mb": peak_memory_mb(), **resident_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),
             "config": flatten(config), "data": dataset.spec,
@@ -229,6 +229,21 @@ def peak_memory_mb() -> float | None:
     return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
 
 
+def resident_mb() -> dict[str, float]:
+    """This process's resident memory now, split as Linux reports it: anonymous (what the
+    process allocated) and file-backed (pages of mapped files it has read, such as the cached
+    image tree: shared through the page cache and dropped under pressure). A peak that grows
+    across blocks while the anonymous part stays flat is mapped data, not a leak. Empty where
+    /proc is not there."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {"RssAnon:": "process_rss_anon_mb", "RssFile:": "process_rss_file_mb"}
+    return {fields[line.split()[0]]: int(line.split()[1]) / 1024 for line in lines
+            if line.split() and line.split()[0] in fields}
+
+
 def _marker(path: Path) -> Path:
     return path.with_suffix(".running")
 
@@ -277,9 +292,12 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
                                f"{type(exc).__name__}: {exc}") from exc
         save_part(part, path)
         marker.unlink()
-        peak = part["learnt"]["process_peak_mb"]
-        say(f"block {block}: done in {part['learnt']['block_seconds']:.1f} s" + (
-            f", peak memory of this process so far {peak:,.0f} MB" if peak else ""))
+        learnt = part["learnt"]
+        peak, anon = learnt["process_peak_mb"], learnt.get("process_rss_anon_mb")
+        say(f"block {block}: done in {learnt['block_seconds']:.1f} s" + (
+            f", peak memory of this process so far {peak:,.0f} MB" if peak else "") + (
+            f" (now {anon:,.0f} MB allocated, {learnt['process_rss_file_mb']:,.0f} MB of "
+            "mapped files)" if anon is not None else ""))
     if size > 1:
         dist.barrier()
     if rank != 0 or only is not None:
