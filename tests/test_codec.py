@@ -35,13 +35,16 @@ def test_synthesis_parameter_counts_match_the_paper(preset, count):
 
 def test_batched_synthesis_equals_each_decoder_run_alone():
     """The batched layers (matmuls on channels-last rows, grouped 3x3 convolutions) are each
-    group's own network: one decoder's images do not depend on the others in the batch."""
+    group's own network: one decoder's images do not depend on the others in the batch; and its
+    in-place ReLUs and sums leave training's gradients those of the plain network."""
     torch.manual_seed(0)
     widths = PRESETS["v4"]
-    params = {k: torch.randn(3, *s) * 0.3 for k, s in parameter_shapes(6, 3, widths).items()}
-    x = torch.randn(3, 4, 6, 8, 8)
+    params = {k: (torch.randn(3, *s) * 0.3).requires_grad_()
+              for k, s in parameter_shapes(6, 3, widths).items()}
+    x = torch.randn(3, 4, 6, 8, 8, requires_grad=True)
     out = synthesize(x, params, len(widths) + 1)
     assert out.shape == (3, 4, 3, 8, 8)
+    reference = []
     for g in range(3):
         y = x[g]
         for i in range(len(widths) + 1):
@@ -55,6 +58,11 @@ def test_batched_synthesis_equals_each_decoder_run_alone():
                                                params[f"residual{j}_bias"][g])
             y = torch.relu(y) if j == 0 else y
         assert torch.allclose(out[g], y, atol=1e-4)
+        reference.append(y)
+    grads = torch.autograd.grad(out.square().sum(), [x, *params.values()])
+    expected = torch.autograd.grad(torch.stack(reference).square().sum(), [x, *params.values()])
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("ctx,hidden,count", [(32, 4, 4290), (16, 2, 578), (8, 2, 162)])

@@ -28,14 +28,14 @@ def synthesize(x: torch.Tensor, params: dict[str, torch.Tensor], n_pointwise: in
         rows = torch.baddbmm(params[f"pointwise{i}_bias"][:, None, :], rows,
                              params[f"pointwise{i}_weight"].transpose(1, 2))
         if i < n_pointwise - 1:
-            rows = F.relu(rows)
+            rows = rows.relu_()  # in place: no backward reads the matmul's output
     c = rows.shape[-1]
     planes = rows.reshape(g, n, h, w, c).permute(1, 0, 4, 2, 3).reshape(n, g * c, h, w)
     for j in range(RESIDUAL_LAYERS):
         conv = F.conv2d(F.pad(planes, (1, 1, 1, 1), mode="replicate"),
                         params[f"residual{j}_weight"].reshape(g * c, c, 3, 3),
                         params[f"residual{j}_bias"].reshape(g * c), groups=g)
-        planes = planes + conv
+        planes = conv.add_(planes)  # in place, as the ReLU: same floats, two fewer copies
         if j < RESIDUAL_LAYERS - 1:
-            planes = F.relu(planes)
+            planes = planes.relu_()
     return planes.reshape(n, g, c, h, w).transpose(0, 1)
