@@ -17,8 +17,11 @@ same distillation otherwise, measured fresh and frozen: spreads on every level f
 files (whose spreads are on the 3 coarsest levels, the default since curve version 6), or on
 the 3 coarsest levels for older files. Each result is cached per file in
 benchmarks/cache/distribution-controls/ (keyed by the file's bytes), so the script only measures
-what is new. Writes docs/benchmarks/distribution_controls.json and the section "Distributional
-sets: what the samples add" of docs/BENCHMARKS.md.
+what is new. For the curve's distributional files with VQ soft labels, four fresh samples per
+prior (whether more diversity per epoch still helps when the teacher's labels carry the gain),
+beside the curve's latent + VQ, fresh and frozen points. Writes
+docs/benchmarks/distribution_controls.json and the section "Distributional sets: what the
+samples add" of docs/BENCHMARKS.md.
 
     python benchmarks/distribution_controls.py            # about 8 minutes per curve budget
     python benchmarks/distribution_controls.py --quick    # one short measure, prints only
@@ -61,14 +64,16 @@ def variant_spread(point: dict) -> tuple[int, str, str]:
     return COARSE_LEVELS, f"coarse{COARSE_LEVELS}", f"the {COARSE_LEVELS} coarsest levels only"
 
 
-def curve_points() -> list[dict]:
-    """The curve's distributional DM points with hard labels (fresh and frozen), by budget."""
+def curve_points(labels: str | None = None) -> list[dict]:
+    """The curve's distributional DM points (fresh and frozen) by budget, with hard labels or
+    with the soft-label rung `labels` (e.g. "vq")."""
+    suffix = f"+{labels}" if labels else ""
     found = {}
     for path in sorted(POINTS.glob("distribution-dm*.json")):
         point = json.loads(path.read_text())
-        if "+" in point["series"]:
-            continue  # a soft-label rung: its own question
-        frozen = point["series"].endswith("-frozen")
+        if point["series"] not in (f"distribution-dm{suffix}", f"distribution-dm-frozen{suffix}"):
+            continue
+        frozen = "-frozen" in point["series"]
         version = point["spec"]["version"]
         kept = found.setdefault(point["budget_bpc"], {}).setdefault(version, {})
         kept["frozen" if frozen else "fresh"] = point
@@ -117,20 +122,23 @@ def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
     return result
 
 
-def controls_for(point: dict, epochs: int, runs: int) -> dict:
+def controls_for(point: dict, epochs: int, runs: int, controls: dict = CONTROLS,
+                 looks: bool = True, compute: bool = True) -> dict:
     """The controls of one curve file, cached by its bytes; controls added since a file was
-    last measured are measured now."""
+    last measured are measured now (unless not `compute`). `looks`: also the sample sheet,
+    the samples' PSNR and the teacher's accuracy on them."""
     ddz = POINTS / point["file"]
     digest = hashlib.sha256(ddz.read_bytes()).hexdigest()[:12]
     cached = STORE / f"{ddz.stem}-{digest}-e{epochs}r{runs}.json"
-    result = json.loads(cached.read_text()) if cached.is_file() else {
-        "file": ddz.name, "sample_psnr_db": sample_psnr(ddz)}
-    if "sheet" not in result:
+    result = json.loads(cached.read_text()) if cached.is_file() else {"file": ddz.name}
+    if looks and "sample_psnr_db" not in result:
+        result["sample_psnr_db"] = sample_psnr(ddz)
+    if looks and "sheet" not in result:
         result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
-    if "samples_spread_x0.5" not in (result.get("teacher") or {}):  # missing, or older
+    if looks and "samples_spread_x0.5" not in (result.get("teacher") or {}):  # missing, older
         result["teacher"] = teacher_agreement(ddz)
-    for name, options in CONTROLS.items():
-        if name in result:
+    for name, options in controls.items():
+        if name in result or not compute:
             continue
         print(f"{point['budget_bpc']:,} bits/class: {name}", file=sys.stderr, flush=True)
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu", **options)
@@ -141,8 +149,9 @@ def controls_for(point: dict, epochs: int, runs: int) -> dict:
                         "seconds": report["seconds"]}
         STORE.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(result, indent=1))  # each control as it lands
-    STORE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(result, indent=1))
+    if compute:
+        STORE.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -196,12 +205,35 @@ def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) ->
     return result
 
 
-def latent_point(budget: float) -> dict | None:
-    for path in POINTS.glob("latent-dm-*.json"):
+def latent_point(budget: float, series: str = "latent-dm") -> dict | None:
+    for path in POINTS.glob(f"{series}-*.json"):
         point = json.loads(path.read_text())
-        if point["budget_bpc"] == budget:
+        if point["series"] == series and point["budget_bpc"] == budget:
             return point
     return None
+
+
+# with the curve's soft labels (one VQ-coded label per prior): does more diversity per epoch
+# still help when the teacher's labels already carry the gain?
+LABELLED_CONTROLS = {"4 fresh samples": {"samples": 4}}
+
+
+def labelled_lines(record: dict) -> list[str]:
+    rows = record.get("labelled_rows") or []
+    if not rows:
+        return []
+
+    def acc(p):
+        return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
+
+    lines = ["", "With the curve's VQ soft labels (one label per prior from the same teacher, "
+                 "coded in the file), the same protocol:", "",
+             "| budget | latent set + VQ | distributional + VQ, 1 fresh sample (the curve) | "
+             "frozen samples | means + 4 fresh samples |", "|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
+                     f"{acc(row['frozen'])} | {acc(row.get('4 fresh samples'))} |")
+    return lines
 
 
 def section(record: dict) -> str:
@@ -235,6 +267,7 @@ def section(record: dict) -> str:
                      f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
                      f"{acc(row['4 fresh samples'])} | {acc(row.get('spreads x 0.5'))} | "
                      f"{row['sample_psnr_db']:.1f} | {sigma} | {agree(row)} |")
+    lines += labelled_lines(record)
     lines += ["", "The other spread choice, otherwise the same distillation:", "",
               "| budget | spreads on | bits per class | fresh samples | frozen samples | "
               "sample PSNR (dB) | σ per level, fine → coarse |",
@@ -262,7 +295,10 @@ def main() -> None:
     parser.add_argument("--no-variant", action="store_true",
                         help="Only the controls: no new distillation with the other spread "
                              "choice (cached ones are still shown).")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Measure nothing: the report from what is cached.")
     args = parser.parse_args()
+    compute = not args.report_only
     torch.set_num_threads(args.threads)
     epochs, runs = (2, 1) if args.quick else (300, 2)
     started = time.perf_counter()
@@ -271,20 +307,31 @@ def main() -> None:
         if args.quick:
             global STORE
             STORE = ROOT / "bench_runs" / "distribution-controls-quick"
-        found = controls_for(point["fresh"], epochs, runs)
+        found = controls_for(point["fresh"], epochs, runs, compute=compute)
         latent = latent_point(point["budget"])
         rows.append({"budget": point["budget"], "latent": latent,
                      "latent_teacher": latent and teacher_agreement(POINTS / latent["file"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
                      **found, "variant": spread_variant(point["fresh"], epochs, runs,
-                                                        compute=not args.no_variant)})
+                                                        compute=compute and not
+                                                        args.no_variant)})
+    labelled = []
+    # the largest budget first: the one whose controls say most, should a run be cut short
+    for point in [] if args.quick else sorted(curve_points("vq"), key=lambda p: -p["budget"]):
+        found = controls_for(point["fresh"], epochs, runs, LABELLED_CONTROLS, looks=False,
+                             compute=compute)
+        labelled.append({"budget": point["budget"], "fresh": point["fresh"],
+                         "frozen": point.get("frozen"),
+                         "latent": latent_point(point["budget"], "latent-dm+vq"), **found})
+    labelled.sort(key=lambda row: row["budget"])
     if not rows:
         sys.exit("distribution_controls: no distributional points in the curve's cache; run "
                  "benchmarks/curve.py first")
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": f"{platform.machine()}, {args.threads} torch threads",
-              "seconds_this_run": time.perf_counter() - started, "rows": rows}
+              "seconds_this_run": time.perf_counter() - started, "rows": rows,
+              "labelled_rows": labelled}
     publish(args, "distribution_controls", HEADING, record, section(record))
 
 
