@@ -293,11 +293,12 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
         save_part(part, path)
         marker.unlink()
         learnt = part["learnt"]
-        peak, anon = learnt["process_peak_mb"], learnt.get("process_rss_anon_mb")
+        peak, anon, mapped = (learnt["process_peak_mb"], learnt.get("process_rss_anon_mb"),
+                              learnt.get("process_rss_file_mb"))
         say(f"block {block}: done in {learnt['block_seconds']:.1f} s" + (
             f", peak memory of this process so far {peak:,.0f} MB" if peak else "") + (
-            f" (now {anon:,.0f} MB allocated, {learnt['process_rss_file_mb']:,.0f} MB of "
-            "mapped files)" if anon is not None else ""))
+            f" (now {anon:,.0f} MB allocated, {mapped:,.0f} MB of mapped files)"
+            if anon is not None and mapped is not None else ""))
     if size > 1:
         dist.barrier()
     if rank != 0 or only is not None:
