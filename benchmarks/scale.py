@@ -266,9 +266,11 @@ def scale_model(result: dict) -> str:
     held = (t["distill_peak_mb"] - f["distill_peak_mb"]) / (t["classes"] - f["classes"])
     raw64 = 250 * 64 * 64 * 3 / 2 ** 20  # MB of uint8 train + test images per Tiny class
     speed_path = ROOT / "docs" / "benchmarks" / "speed.json"
-    steps = {}
+    steps, speed_machine = {}, "unknown threads"
     if speed_path.is_file():
-        for row in json.loads(speed_path.read_text())["distill"]:
+        speed_record = json.loads(speed_path.read_text())
+        speed_machine = speed_record.get("machine", speed_machine)
+        for row in speed_record["distill"]:
             if row["set"] == "Tiny-ImageNet":
                 steps[(row["classes"], row["pixels"])] = row
     lines = [
@@ -304,7 +306,8 @@ def scale_model(result: dict) -> str:
     if (10, 64) in steps and (100, 64) in steps:
         a, b = steps[(10, 64)], steps[(100, 64)]
         lines += [
-            f"* Per-step costs at 64 px with 10 images per class (benchmarks/speed.py): 10 "
+            f"* Per-step costs at 64 px with 10 images per class (benchmarks/speed.py, "
+            f"{speed_machine}): 10 "
             f"classes in one trainer, phase-1 step {a['phase1_step_s']:.3f} s and DM iteration "
             f"{a['latent_iteration_s']:.2f} s; 100 classes in one trainer "
             f"{b['phase1_step_s']:.2f} s and {b['latent_iteration_s']:.1f} s, i.e. "
@@ -336,7 +339,8 @@ def scale_model(result: dict) -> str:
         lines += ["", f"At the curve's settings ({fit} phase-1 and {joint} phase-2 iterations, 10 "
                       f"images per class, blocks of 10 classes), the per-step costs above give "
                       f"about {per_class:.0f} s per class at 64 px before weight quantisation and "
-                      f"rate control: {total_h:.0f} h for ImageNet-1K on one 2-core process, "
+                      f"rate control: {total_h:.0f} h for ImageNet-1K on one process "
+                      f"({speed_machine}, as speed.py ran), "
                       f"{total_h / 64:.1f} h on 64 (and about {s128 / s64:.1f}x that at 128 px, "
                       "the ratio measured above)."]
     lines += ["", "## Assumptions and limits", "",
