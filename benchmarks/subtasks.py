@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import benchmark_parser, replace_section, write_record  # noqa: E402
+from report import CACHE, TEACHER, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec import api  # noqa: E402
+from ddcodec.curve import teacher_digest  # noqa: E402
 
 HEADING = "## Subtasks (D3) for trajectory matching"
 BUDGET = 24_576  # per-class decoders cost about 8,000 bits per class: room for the images
@@ -41,8 +42,6 @@ ARMS = (("one task, global experts", 1, "hard"), ("2 subtasks, block experts", 2
         ("one task, global experts + VQ labels", 1, "vq"),
         ("2 subtasks, block experts + global VQ labels", 2, "vq"))
 
-
-CACHE = ROOT / "benchmarks" / "cache"
 
 
 def arm_row(arm: int, settings: dict, experts: Path, teacher: Path, store: Path,
@@ -56,8 +55,8 @@ def arm_row(arm: int, settings: dict, experts: Path, teacher: Path, store: Path,
     if labels != "hard":
         options.update(labels=labels)
     spec = {"options": options, "experts": settings["experts"], "epochs": settings["epochs"],
-            "nets": settings["nets"], "teacher": hashlib.sha256(teacher.read_bytes()).hexdigest()
-            if labels != "hard" else None}
+            "nets": settings["nets"],
+            "teacher": teacher_digest(teacher) if labels != "hard" else None}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     path = store / f"{blocks}-{labels}-{key}.json"
     if path.is_file():
@@ -106,7 +105,7 @@ def main() -> None:
         teacher = ensure_teacher(runs / "teacher.pt", 1)
     else:
         settings = {"experts": (4, 10), "iterations": 40, "fit": 800, "epochs": 300, "nets": 2}
-        store, teacher = CACHE / "subtasks", ensure_teacher(CACHE / "teacher.pt", 15)
+        store, teacher = CACHE / "subtasks", ensure_teacher(TEACHER, 15)
     experts = {1: runs / "experts", 2: runs / "experts-blocks2"}
     for arm in args.arms:
         arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store)
