@@ -304,12 +304,14 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     for budget in sorted(config.budgets):
         for loss in config.losses:
             _latent_point(store, config, loss, budget, device, say)
-            for rung in rungs:
-                _latent_point(store, config, loss, budget, device, say, rung)
+            # the distributional points next: their comparison with the plain latent set is
+            # the D3 question, so an interrupted run has answered it first
             if loss in config.distribution_losses:
                 for rung in (None, *rungs[-1:]):
                     _latent_point(store, config, loss, budget, device, say, rung,
                                   param="distribution")
+            for rung in rungs:
+                _latent_point(store, config, loss, budget, device, say, rung)
         if rungs and config.baselines:
             codec, quality = config.labelled_random
             _packed_point(store, config, dataset, codec, quality, budget, dev, say, rungs[-1])
