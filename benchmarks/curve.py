@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import (CACHE, TEACHER, curve_point_seconds, replace_section,  # noqa: E402
-                    write_record)
+from report import (CACHE, TEACHER, curve_point_seconds, rate_control_misses,  # noqa: E402
+                    replace_section, write_record)
 from ddcodec.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
                            is_ours, run_curve, write_outputs)
 
@@ -179,10 +179,7 @@ def section(table: dict, args, seconds: float) -> str:
         lines.append(f"* vanilla pixels at IPC {', '.join(map(str, missing))}: not measured in "
                      "this run (the script computes it last; re-running it reuses every point "
                      "above and adds it).")
-    for p in misses:
-        lines.append(f"* {p['series']} asked for {p['budget_bpc']:,.0f} bits per class and landed "
-                     f"on {p['bpc']:,.0f}: rate control missed; the point is plotted at the bits "
-                     "of its real file.")
+    lines += rate_control_misses(misses)
     lines += ["", "Settings: latent v0 decoders (one shared decoder below 32,000 bits per class), "
               f"{args.fit_iterations} phase-1 and {args.iterations} phase-2 iterations (GM 80, "
               "TM 40), "

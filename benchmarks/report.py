@@ -73,6 +73,15 @@ def curve_point_seconds(points: list[dict]) -> tuple[float, int, int]:
     return sum(timed), len(timed), len(unique)
 
 
+def rate_control_misses(points: list[dict]) -> list[str]:
+    """A line per point whose rate control ended outside its tolerance: such a point is not at
+    its budget, so a comparison "at equal bits" must say so."""
+    return [f"* {p['series']} asked for {p['budget_bpc']:,.0f} bits per class and landed on "
+            f"{p['bpc']:,.0f} ({p['bpc'] / p['budget_bpc'] - 1:+.1%}): rate control missed; "
+            "the point is shown at the bits of its real file."
+            for p in points if p.get("within_tolerance") is False and p.get("budget_bpc")]
+
+
 def benchmark_parser(doc: str, root: Path, threads: bool = True):
     """The options every benchmark script shares: --quick (tiny settings, print only),
     --threads (torch threads) and --out (the report it rewrites)."""
