@@ -76,7 +76,7 @@ def section(table: dict, args, seconds: float) -> str:
              f"DM at each budget ({args.fit_iterations} phase-1 and {args.iterations} phase-2 "
              f"iterations, batch_real {args.batch_real}, one shared decoder), each file trained "
              f"on by {args.runs} fresh ConvNet-D3 for {args.epochs} epochs, final epoch (the "
-             "field trains ConvNet-D4 at 64 × 64; D3 here keeps the CPU cost down).", "",
+             "field trains ConvNet-D4 at 64 × 64; this benchmark keeps measure's default).", "",
              "| bits per class, latent / distributional (target) | latent % | "
              "distributional, fresh % | frozen samples % "
              "| fresh − latent | priors per class | median σ per level (fine → coarse) |",
