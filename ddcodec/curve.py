@@ -133,7 +133,13 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     say(f"{series} at {budget:,.0f} bits/class: distilling")
     started = time.perf_counter()
     set_path = store.path(spec, ".pt")
-    distilled = api.distill(config.data, set_path, force=True, device=device, **options)
+
+    def rate_notes(event) -> None:  # each rate-control probe, so a log explains a miss
+        if event.kind == "note" and event.stage == "rate control":
+            say(f"{series} at {budget:,.0f} bits/class: {event.text}")
+
+    distilled = api.distill(config.data, set_path, force=True, device=device,
+                            on_progress=rate_notes, **options)
     distill_seconds = time.perf_counter() - started
     ddz_path = store.path(spec, ".ddz")
     data, _ = api.encode(set_path, ddz_path, force=True)
@@ -156,6 +162,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "file_bytes": report["file_bytes"], **_accuracy_fields(report),
         "images_per_class": report["images_per_class"], "lmbda": rate.get("lmbda"),
         "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
+        "rate_attempts": rate.get("attempts"),
         "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared, **spread,
         "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
         "seconds": time.perf_counter() - started, "file": ddz_path.name})

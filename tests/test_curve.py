@@ -78,10 +78,15 @@ def test_curve_end_to_end_reuses_points(npz16, tmp_path):
                          eval=EvalConfig(epochs=3), runs=1, pixel_ipcs=(1,), pixel_iterations=2,
                          qualities=(50,))
     out = tmp_path / "curve"
-    table = run_curve(config, out, "cpu")
+    said = []
+    table = run_curve(config, out, "cpu", on_event=said.append)
     series = {p["series"] for p in table["points"]}
     assert {"latent-dm", "pixels-float32", "pixels-8bit", "jpeg", "webp"} <= series
     latent = next(p for p in table["points"] if p["series"] == "latent-dm")
+    # every rate-control probe is told and kept, one of them being the file written
+    probes = [m for m in said if "rate control probe" in m]
+    assert probes and len(probes) == len(latent["rate_attempts"])
+    assert min(abs(a["bpc"] - latent["bpc"]) for a in latent["rate_attempts"]) < 1
     ddz = out / "points" / latent["file"]
     assert latent["bpc"] == 8 * ddz.stat().st_size / 3  # counted from the real file
     # every point's set teaches the bands (chance: 33 %); a mislabelled or empty set would not
