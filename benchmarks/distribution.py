@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import (CACHE, TINY, benchmark_parser, curve_point_seconds,  # noqa: E402
                     rate_control_misses, replace_section, write_record)
-from ddcodec.curve import CurveConfig, run_curve  # noqa: E402
+from ddcodec.curve import CurveConfig, PointStore, build_table, run_curve  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.evaluate import EvalConfig  # noqa: E402
 
@@ -85,17 +85,20 @@ def section(table: dict, args, seconds: float) -> str:
     for b in args.budgets:
         plain, fresh = by.get(("latent-dm", b)), by.get(("distribution-dm", b))
         frozen = by.get(("distribution-dm-frozen", b))
-        if fresh is None:
+        if fresh is None and plain is None:
             continue
-        gain = fresh["accuracy_mean"] - plain["accuracy_mean"] if plain else None
+        gain = fresh["accuracy_mean"] - plain["accuracy_mean"] if plain and fresh else None
         if gain is not None:
             gains.append((gain, b))
-        sigma = ", ".join(f"{v:.2f}" for v in fresh.get("sigma_median_per_level") or [])
-        plain_bpc = f"{plain['bpc']:,.0f}" if plain else "–"
-        lines.append(f"| {plain_bpc} / {fresh['bpc']:,.0f} ({b:,.0f}) | {acc(plain)} | "
-                     f"{acc(fresh)} | "
-                     f"{acc(frozen)} | {'–' if gain is None else f'{gain:+.2f}'} | "
-                     f"{fresh['images_per_class']:g} | {sigma} |")
+        sigma = ", ".join(f"{v:.2f}" for v in (fresh or {}).get("sigma_median_per_level") or [])
+
+        def bits(p):
+            return f"{p['bpc']:,.0f}" if p else "–"
+
+        priors = f"{fresh['images_per_class']:g}" if fresh else "–"
+        lines.append(f"| {bits(plain)} / {bits(fresh)} ({b:,.0f}) | {acc(plain)} | "
+                     f"{acc(fresh)} | {acc(frozen)} | {'–' if gain is None else f'{gain:+.2f}'} "
+                     f"| {priors} | {sigma} |")
     if gains:
         best = max(gains)
         lines += ["", f"Best gain of the distributional set over the latent one: {best[0]:+.2f} "
@@ -104,7 +107,26 @@ def section(table: dict, args, seconds: float) -> str:
     misses = rate_control_misses(table["points"])
     if misses:
         lines += ["", "Not at their budgets:", *misses]
+    missing = not_measured(table, args)
+    if missing:
+        lines += ["", "Not measured yet (the script computes them; a re-run reuses every point "
+                      "above): " + "; ".join(missing) + "."]
     return "\n".join(lines + ["", *baseline_lines(table, args)])
+
+
+def not_measured(table: dict, args) -> list[str]:
+    """The points the full run makes that the cache does not hold yet."""
+    have = {(p["series"], p.get("budget_bpc")) for p in table["points"]}
+    have |= {(p["series"], None) for p in table["points"] if p["series"] == "pixels-8bit"}
+    wanted = [(s, b) for b in args.budgets for s in ("latent-dm", "distribution-dm",
+                                                     "distribution-dm-frozen", "webp-q25",
+                                                     "jpeg-q25")]
+    missing = [f"{s} at {b:,.0f}" for s, b in wanted if (s, b) not in have]
+    if ("pixels-8bit", None) not in have:
+        missing.append("pixel DM at IPC 1")
+    if not table.get("ceiling"):
+        missing.append("the ceiling")
+    return missing
 
 
 def baseline_lines(table: dict, args) -> list[str]:
@@ -139,6 +161,9 @@ def main() -> None:
     parser.add_argument("--part", type=int, choices=(1, 2), default=None,
                         help="Only half of the points, into the cache, no report: 1 = the "
                              "smaller budget, pixel DM and the ceiling; 2 = the larger budget.")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Write the report from the cached points; compute nothing (the "
+                             "points not measured yet are listed).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not TINY.is_dir():
@@ -166,8 +191,11 @@ def main() -> None:
                          ceiling_epochs=args.ceiling_epochs if first else 0,
                          shared_decoder="yes", distribution_losses=("dm",))
     started = time.perf_counter()
-    table = run_curve(config, work, "cpu", on_event=lambda m: print(
-        f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
+    if args.report_only:
+        table = build_table(PointStore(work), config)
+    else:
+        table = run_curve(config, work, "cpu", on_event=lambda m: print(
+            f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started
     if args.part is not None:
         print(f"distribution: part {args.part} cached in {seconds / 60:.0f} min; run without "
