@@ -74,7 +74,12 @@ def _build(cls, flat: dict):
         if _is_config(types[f.name]):
             values[f.name] = _build(types[f.name], flat)
         elif f.name in flat:
-            values[f.name] = flat[f.name]
+            value = flat[f.name]
+            # a flag given through the API: "no" or 0 would pass as truthy or falsy unnoticed
+            if _optional(types[f.name]) is bool and not isinstance(value, bool) and not (
+                    value is None and _optional(types[f.name]) is not types[f.name]):
+                raise DDCodecError(f"option {f.name} takes True or False, not {value!r}")
+            values[f.name] = value
     return cls(**values)
 
 

@@ -61,6 +61,10 @@ def test_flat_options_reach_nested_fields_and_unknown_ones_are_refused():
     assert flatten(DistillConfig.of(**flatten(config))) == flatten(config)
     with pytest.raises(DDCodecError, match="unknown option spcc"):
         DistillConfig.of(spcc=3)
+    assert DistillConfig.of(shared_decoder=True).latent.shared_decoder is True
+    for not_a_flag in ("yes", "no", 1):  # a string is truthy: it used to pass, then crash
+        with pytest.raises(DDCodecError, match="shared_decoder takes True or False"):
+            DistillConfig.of(shared_decoder=not_a_flag)
     with pytest.raises(DDCodecError, match="--spc must be at least 1"):
         DistillConfig.of(param="latent", spc=0)
 
