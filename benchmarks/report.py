@@ -3,6 +3,7 @@ write the JSON records beside it, and total the curve's recorded computing times
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # Finished benchmark points (JSON records and the small .ddz files they measured) and the
@@ -39,6 +40,9 @@ def portable(value, root: Path):
         return {k: portable(v, root) for k, v in value.items()}
     if isinstance(value, list):
         return [portable(v, root) for v in value]
+    if isinstance(value, str) and re.match(r"[a-z]+:/[^/]", value):  # a data spec's path
+        scheme, path = value.split(":", 1)
+        return f"{scheme}:{portable(path, root)}"
     if isinstance(value, str) and value.startswith("/"):
         path = Path(value)
         try:

@@ -57,8 +57,17 @@ class PointStore:
         self.root = root / "points"
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def local(self, value):
+        """`value` with paths inside this store's folder written relative to it ("./data"), so
+        a point keeps its key, and is found, wherever the checkout lies."""
+        if isinstance(value, dict):
+            return {k: self.local(v) for k, v in value.items()}
+        if isinstance(value, str):
+            return value.replace(f"{self.root.parent.resolve()}/", "./")
+        return value
+
     def path(self, spec: dict, suffix: str = ".json") -> Path:
-        return self.root / f"{spec['series']}-{_key(spec)}{suffix}"
+        return self.root / f"{spec['series']}-{_key(self.local(spec))}{suffix}"
 
     def get(self, spec: dict) -> dict | None:
         path = self.path(spec)
@@ -70,7 +79,7 @@ class PointStore:
         return None
 
     def put(self, spec: dict, record: dict) -> dict:
-        record = {"spec": spec, **record}
+        record = {"spec": self.local(spec), **record}
         with atomic_path(self.path(spec)) as tmp:
             tmp.write_text(json.dumps(record, indent=1) + "\n")
         return record
@@ -373,7 +382,7 @@ def _full_point(store: PointStore, config: CurveConfig, dataset: Dataset,
 def build_table(store: PointStore, config: CurveConfig) -> dict:
     """Every cached point measured under this protocol, the best-quality envelopes of the
     packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
-    protocol = config.protocol()
+    protocol = store.local(config.protocol())
     points, ceiling = [], None
     digest = teacher_digest(config.teacher) if config.teacher else None
     for record in store.all():

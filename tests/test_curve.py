@@ -118,6 +118,22 @@ def test_curve_end_to_end_reuses_points(npz16, tmp_path):
     assert [p for p in rebuilt["points"] if p["series"] == "latent-dm"] == [latent]
 
 
+def test_point_keys_do_not_depend_on_where_the_store_lies(tmp_path):
+    import shutil
+
+    here = tmp_path / "a" / "work"
+    spec = {"series": "latent-dm", "protocol": {"data": f"imagefolder:{here / 'data'}"}}
+    PointStore(here).put(spec, {"bpc": 1.0})
+    assert json.loads(PointStore(here).path(spec).read_text())["spec"]["protocol"] == {
+        "data": "imagefolder:./data"}
+    moved = tmp_path / "b" / "elsewhere"
+    shutil.copytree(here, moved)  # a fresh checkout in another folder
+    spec_there = {"series": "latent-dm", "protocol": {"data": f"imagefolder:{moved / 'data'}"}}
+    assert PointStore(moved).get(spec_there)["bpc"] == 1.0
+    outside = {"series": "latent-dm", "protocol": {"data": f"imagefolder:{tmp_path / 'x'}"}}
+    assert PointStore(moved).get(outside) is None  # other data is another point
+
+
 def test_curve_refuses_bad_settings(tmp_path):
     with pytest.raises(DDCodecError, match="positive"):
         CurveConfig(budgets=(0,))
