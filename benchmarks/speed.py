@@ -19,6 +19,7 @@ Writes docs/benchmarks/speed.json and the section "Speed ratios" of docs/BENCHMA
 
     python benchmarks/speed.py            # about 15 minutes on 2 cores
     python benchmarks/speed.py --quick    # a minute, to check the script
+    python benchmarks/speed.py --only codec   # the bitstream half, keeping the other's rows
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec import __version__  # noqa: E402
 from ddcodec.bitstream import entropy  # noqa: E402
+from ddcodec.bitstream.armint import IntegerARM  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
@@ -76,6 +78,24 @@ def recorded_symbols(data: bytes) -> list[tuple[np.ndarray, object, tuple]]:
         merged.append((np.concatenate([c[0] for c in family]), family[0][1],
                        tuple(np.concatenate([c[2][i] for c in family]) for i in range(2))))
     return merged + fixed
+
+
+def arm_inputs(run) -> list[tuple[IntegerARM, np.ndarray]]:
+    """Every ARM call `run()` makes, with its contexts: the decoder's one call per wavefront
+    step (inherent to the format: a step's contexts are the previous steps' symbols), the
+    encoder's few bulk calls. Replayed alone, they time the ARM's share of the work."""
+    calls, original = [], IntegerARM.__call__
+
+    def record(self, contexts):
+        calls.append((self, contexts.copy()))
+        return original(self, contexts)
+
+    IntegerARM.__call__ = record
+    try:
+        run()
+    finally:
+        IntegerARM.__call__ = original
+    return calls
 
 
 def raw_encode(calls) -> np.ndarray:
@@ -113,7 +133,12 @@ def codec_row(name: str, dataset, spc: int, fit_iterations: int, repeats: int) -
     words = raw_encode(calls)
     symbols = sum(len(c[0]) for c in calls)
     split_file, _ = encode_set(distilled, streams=WORKERS)
+    decoder_arm = arm_inputs(lambda: decode_bytes(data, bits=False))
+    encoder_arm = arm_inputs(lambda: encode_set(distilled, check=False))
     t = interleaved({"encode": lambda: encode_set(distilled),
+                     "arm_decoder": lambda: [arm(contexts) for arm, contexts in decoder_arm],
+                     "arm_encoder": lambda: [arm(contexts) for arm, contexts in encoder_arm],
+                     "decode_no_images": lambda: decode_bytes(data, images=False, bits=False),
                      "encode_unchecked": lambda: encode_set(distilled, check=False),
                      "decode": lambda: decode_bytes(data, bits=False),
                      "raw_encode": lambda: raw_encode(calls),
@@ -124,6 +149,14 @@ def codec_row(name: str, dataset, spc: int, fit_iterations: int, repeats: int) -
     row = {"set": name, "images": int(images.shape[0]), "file_bytes": len(data),
            "symbols": symbols, **{f"{k}_s": v for k, v in t.items()},
            "decode_ratio": t["decode"] / t["raw_decode"],
+           "arm_decoder_ratio": t["arm_decoder"] / t["raw_decode"],
+           "synthesis_ratio": (t["decode"] - t["decode_no_images"]) / t["raw_decode"],
+           # raw decoding, the decoder's ARM calls and the synthesis: what this decoder spends
+           # at least with its ARM as it is, whatever the rest of its loop
+           "floor_ratio": (t["raw_decode"] + t["arm_decoder"] + t["decode"]
+                           - t["decode_no_images"]) / t["raw_decode"],
+           # raw encoding and the encoder's ARM calls: the encoder's least, before any check
+           "encode_floor_ratio": (t["raw_encode"] + t["arm_encoder"]) / t["raw_encode"],
            "encode_ratio": t["encode"] / t["raw_encode"],
            "unchecked_ratio": t["encode_unchecked"] / t["raw_encode"],
            "streams": WORKERS, "streams_extra_bytes": len(split_file) - len(data),
@@ -175,7 +208,7 @@ def distill_row(name: str, dataset, spc: int, fit_iterations: int, iterations: i
 
 def section(record: dict) -> str:
     lines = [HEADING, "",
-             f"Produced by `python benchmarks/speed.py` on {record['date']} (ddcodec "
+             f"Produced by `python benchmarks/speed.py` on {_dates(record)} (ddcodec "
              f"{record['version']}, {record['machine']}, one process, medians; "
              f"{record['wall_s'] / 60:.0f} min). Raw: constriction alone decoding (encoding) the "
              "same symbols under the same parameters, one call per model.", "",
@@ -183,6 +216,15 @@ def section(record: dict) -> str:
              "| encode (s) | raw encode (s) | encode / raw | without the check / raw | "
              "2 substreams: bytes added | decode, 2 processes vs 1 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    floors = ["", "Where the time goes. Decoding, in units of the raw decode: the ARM alone "
+              "(the decoder's own calls, one per wavefront step, replayed), the synthesis "
+              "(decode with images minus without), and the floor they make with raw decoding: "
+              "what this decoder spends at least, with its ARM as it is, whatever the rest of "
+              "its loop. Encoding likewise, in units of the raw encode: raw encoding + the "
+              "encoder's ARM calls, before any closed-loop check.", "",
+              "| set | ARM / raw decode | synthesis / raw decode | decode floor / raw "
+              "| decode / raw | encode floor / raw | encode without the check / raw |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in record["codec"]:
         lines.append(f"| {r['set']} | {r['images']:,} | {r['file_bytes']:,} | {r['symbols']:,} "
                      f"| {r['decode_s']:.3f} | {r['raw_decode_s']:.4f} | "
@@ -190,6 +232,13 @@ def section(record: dict) -> str:
                      f"{r['raw_encode_s']:.4f} | **{r['encode_ratio']:.1f}x** | "
                      f"{r['unchecked_ratio']:.1f}x | "
                      f"{r['streams_extra_bytes']} | **{r['workers_speedup']:.2f}x** |")
+        if "floor_ratio" in r:
+            floors.append(f"| {r['set']} | {r['arm_decoder_ratio']:.2f}x | "
+                          f"{r['synthesis_ratio']:.2f}x | {r['floor_ratio']:.2f}x | "
+                          f"{r['decode_ratio']:.2f}x | {r['encode_floor_ratio']:.2f}x | "
+                          f"{r['unchecked_ratio']:.2f}x |")
+    if len(floors) > 6:
+        lines += floors
     lines += ["", "| distillation | classes | pixels | images/class | phase-1 step (s) | latent "
               "DM iteration (s) | pixel DM iteration (s) | latent / pixel |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -200,6 +249,14 @@ def section(record: dict) -> str:
     return "\n".join(lines + [""] + targets(record)) + "\n"
 
 
+def _dates(record: dict) -> str:
+    """The run's date, or each half's when `--only` re-measured one of them."""
+    dates = record.get("dates") or {}
+    if len(set(dates.values())) > 1:
+        return f"{dates['codec']} (bitstream) and {dates['distill']} (distillation)"
+    return record["date"]
+
+
 def targets(record: dict) -> list[str]:
     """The issue's targets, each met or not, with the worst measured value."""
     codec, distill = record["codec"], record["distill"]
@@ -208,6 +265,15 @@ def targets(record: dict) -> list[str]:
         return f"* {what}: worst {worst:.2f}x, **{'met' if ok else 'not met'}**{why}"
 
     decode = max(r["decode_ratio"] for r in codec)
+    floor = max((r["floor_ratio"] for r in codec if "floor_ratio" in r), default=None)
+    encode_floor = max((r["encode_floor_ratio"] for r in codec if "encode_floor_ratio" in r),
+                       default=None)
+    encode_floor_why = "" if encode_floor is None else (
+        f"; raw encoding and the encoder's ARM calls alone come to {encode_floor:.2f}x, before "
+        "any check")
+    floor_why = "" if floor is None else (
+        f"; raw decoding, the decoder's ARM calls and the synthesis alone come to "
+        f"{floor:.2f}x, so 2x needs a cheaper ARM than exact float64 arithmetic in numpy")
     encode = max(r["encode_ratio"] for r in codec)
     workers = min(r["workers_speedup"] for r in codec if r["images"] > 100) if any(
         r["images"] > 100 for r in codec) else float("nan")
@@ -215,12 +281,12 @@ def targets(record: dict) -> list[str]:
     return [
         "Targets:",
         line("decode <= 2x raw", decode, decode <= 2,
-             "" if decode <= 2 else ": the rest is the wavefront's per-step Python, the "
-             "integer ARM on each step's small batch, and the float synthesis"),
+             "" if decode <= 2 else ": the ARM on each wavefront step's small batch, the "
+             "float synthesis and the per-step Python" + floor_why),
         line("encode <= 5x raw", encode, encode <= 5,
              "" if encode <= 5 else ": the closed-loop check is a whole decode of the "
              "sections (about 3.5x raw decode, and raw decode is ~3x raw encode); the encoder "
-             "alone is the column without the check"),
+             "alone is the column without the check" + encode_floor_why),
         f"* 2 decoding processes faster than 1 on a many-decoder file: {workers:.2f}x, "
         f"**{'met' if workers > 1 else 'not met'}**" + ("" if workers > 1 else
                                                        ": forking a process that holds torch "
@@ -239,6 +305,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--report-only", action="store_true",
                         help="Rewrite the section from docs/benchmarks/speed.json.")
+    parser.add_argument("--only", choices=("codec", "distill"), default=None,
+                        help="Measure one half; the other half's rows are kept from "
+                             "docs/benchmarks/speed.json with their date.")
     args = parser.parse_args()
     if args.report_only:
         out = Path(args.out)
@@ -251,9 +320,16 @@ def main() -> None:
     quick = args.quick
     cifar = load_dataset("cifar10-subset")
     tiny = load_dataset(f"imagefolder:{TINY}") if TINY.is_dir() else None
-    codec = [codec_row("CIFAR-10, 10 classes, 32 px", cifar, 10, 10 if quick else 100,
-                       2 if quick else args.repeats)]
-    if tiny is not None:
+    previous = {}
+    if args.only:
+        path = Path(args.out).parent / "benchmarks" / "speed.json"
+        if not path.is_file():
+            sys.exit(f"speed: --only {args.only} keeps the other half from {path}, not found")
+        previous = json.loads(path.read_text())
+    codec = [] if args.only == "distill" else [codec_row(
+        "CIFAR-10, 10 classes, 32 px", cifar, 10, 10 if quick else 100,
+        2 if quick else args.repeats)]
+    if tiny is not None and args.only != "distill":
         # 2 images per class: 200 decoders at 64 x 64 (the weight quantisation before the
         # first encode synthesises every image once per step pair: 10 per class took 25 min)
         sized = tiny.of_classes(range(20 if quick else 200))
@@ -261,8 +337,8 @@ def main() -> None:
                                2, 5 if quick else 20, 2 if quick else args.repeats))
     steps = dict(fit_iterations=4 if quick else 12, iterations=3 if quick else 8,
                  batch_real=16 if quick else 64)
-    distill = [distill_row("CIFAR-10", cifar, 10, **steps)]
-    if tiny is not None:
+    distill = [] if args.only == "codec" else [distill_row("CIFAR-10", cifar, 10, **steps)]
+    if tiny is not None and args.only != "codec":
         tiny32 = load_dataset(f"imagefolder:{TINY}", resize=(32, 32))
         for classes in (10, 100):
             if quick and classes == 100:
@@ -273,7 +349,13 @@ def main() -> None:
                                        **sized))
             distill.append(distill_row("Tiny-ImageNet", tiny.of_classes(range(classes)), 10,
                                        **sized))
-    record = {"date": dt.date.today().isoformat(), "version": __version__,
+    today = dt.date.today().isoformat()
+    kept = {"codec": "distill", "distill": "codec"}.get(args.only)
+    if kept:
+        (codec if kept == "codec" else distill).extend(previous[kept])
+    dates = {half: previous.get("dates", {}).get(half, previous.get("date")) if half == kept
+             else today for half in ("codec", "distill")}
+    record = {"date": today, "dates": dates, "version": __version__,
               "machine": f"{platform.machine()}, {args.threads} torch threads",
               "wall_s": time.perf_counter() - started, "codec": codec, "distill": distill}
     text = section(record)
