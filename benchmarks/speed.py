@@ -56,21 +56,29 @@ HEADING = "## Speed ratios"
 WORKERS = 2  # substreams and decoding processes (this machine has 2 cores)
 
 
+def recorded_calls(owner: type, method: str, run) -> list[tuple[object, tuple, object]]:
+    """(instance, arguments, result) of every call of owner.method while `run()` runs."""
+    calls, original = [], getattr(owner, method)
+
+    def record(self, *args):
+        result = original(self, *args)
+        calls.append((self, args, result))
+        return result
+
+    setattr(owner, method, record)
+    try:
+        run()
+    finally:
+        setattr(owner, method, original)
+    return calls
+
+
 def recorded_symbols(data: bytes) -> list[tuple[np.ndarray, object, tuple]]:
     """Every (symbols, model, parameters) the range decoder produced for this file, with the
     calls of one parametric family merged into one (the raw coder's best case)."""
-    calls, original = [], entropy.Decoder.decode
-
-    def record(self, model, *params):
-        symbols = original(self, model, *params)
-        calls.append((symbols, model, params if len(params) > 1 else ()))
-        return symbols
-
-    entropy.Decoder.decode = record
-    try:
-        decode_bytes(data, bits=False)
-    finally:
-        entropy.Decoder.decode = original
+    calls = [(symbols, model, params if len(params) > 1 else ())
+             for _, (model, *params), symbols in recorded_calls(
+                 entropy.Decoder, "decode", lambda: decode_bytes(data, bits=False))]
     fixed = [c for c in calls if not c[2]]
     family = [c for c in calls if c[2]]
     merged = []
@@ -84,18 +92,8 @@ def arm_inputs(run) -> list[tuple[IntegerARM, np.ndarray]]:
     """Every ARM call `run()` makes, with its contexts: the decoder's one call per wavefront
     step (inherent to the format: a step's contexts are the previous steps' symbols), the
     encoder's few bulk calls. Replayed alone, they time the ARM's share of the work."""
-    calls, original = [], IntegerARM.__call__
-
-    def record(self, contexts):
-        calls.append((self, contexts.copy()))
-        return original(self, contexts)
-
-    IntegerARM.__call__ = record
-    try:
-        run()
-    finally:
-        IntegerARM.__call__ = original
-    return calls
+    return [(arm, contexts) for arm, (contexts,), _ in recorded_calls(IntegerARM, "__call__",
+                                                                      run)]
 
 
 def raw_encode(calls) -> np.ndarray:
