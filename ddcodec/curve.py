@@ -155,8 +155,8 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     set_path.unlink()
     say(f"{series} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
         "bits/class encoded; measuring")
-    report = api.measure(ddz_path, epochs=config.eval.epochs, runs=config.runs, seed=config.seed,
-                         device=device)
+    report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
+                         seed=config.seed, device=device)
     rate = distilled.provenance.get("rate_control", {})
     labels = {}
     if rung:
@@ -193,8 +193,8 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
     if found:
         return found
     say(f"{series} at {fresh['budget_bpc']:,.0f} bits/class: measuring")
-    report = api.measure(store.path(spec, ".ddz"), epochs=config.eval.epochs, runs=config.runs,
-                         seed=config.seed, device=device, frozen_samples=True)
+    report = api.measure(store.path(spec, ".ddz"), data=config.data, epochs=config.eval.epochs,
+                         runs=config.runs, seed=config.seed, device=device, frozen_samples=True)
     keep = ("budget_bpc", "bpc", "labels", "file_bytes", "images_per_class", "lmbda",
             "shared_decoder", "sigma_median_per_level", "file")
     return store.put(frozen_spec, {**{k: fresh[k] for k in keep if k in fresh},
@@ -221,8 +221,8 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
     api.encode(set_path, ddz_path, force=True, pixels="8bit")  # the series: 8-bit pixels
     set_path.unlink()
     say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
-    report = api.measure(ddz_path, epochs=config.eval.epochs, runs=config.runs,
-                         seed=config.seed, device=device)
+    report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs,
+                         runs=config.runs, seed=config.seed, device=device)
     c, h, w = distilled.image_shape
     store.put(spec, {
         "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],

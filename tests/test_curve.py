@@ -207,3 +207,30 @@ def test_curve_distribution_series_measure_one_file_fresh_and_frozen(npz16, tmp_
     stamp = ddz.stat().st_mtime_ns
     again = run_curve(config, out, "cpu")  # both reused
     assert ddz.stat().st_mtime_ns == stamp and again["points"] == table["points"]
+
+
+def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_path):
+    """A store carried to another folder (a fresh clone) completes its missing points: measure
+    reads the curve's data, not the absolute path the set's header recorded when distilled."""
+    import shutil
+
+    here = tmp_path / "a" / "work"
+    here.mkdir(parents=True)
+    write_npz(here / "data.npz", size=16)
+    latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8)
+
+    def config(root):
+        return CurveConfig(budgets=(3000,), data=f"npz:{root / 'data.npz'}", distill=latent,
+                           eval=EvalConfig(epochs=3), runs=1, baselines=False, ceiling_epochs=0,
+                           distribution_losses=("dm",))
+
+    run_curve(config(here), here, "cpu")
+    moved = tmp_path / "b" / "work"
+    shutil.copytree(here, moved)
+    shutil.rmtree(tmp_path / "a")  # the path inside every header is gone
+    frozen = next((moved / "points").glob("distribution-dm-frozen-*.json"))
+    frozen.unlink()
+    table = run_curve(config(moved), moved, "cpu")
+    by = {p["series"]: p for p in table["points"]}
+    assert by["distribution-dm-frozen"]["accuracy_mean"] >= 90  # re-measured, on the moved data
+    assert by["distribution-dm-frozen"]["file"] == by["distribution-dm"]["file"]  # reused file
