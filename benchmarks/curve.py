@@ -23,6 +23,7 @@ import argparse
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -288,6 +289,11 @@ def main() -> None:
                         help="Rebuild the report from the cached points; compute nothing.")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="With --report-only: the minutes the points took, for the report.")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="Compute only the points that distil nothing of ours (packed "
+                             "JPEG/WebP, labelled random, vanilla pixels, the ceiling) into the "
+                             "cache; no report. Minutes each, where a latent point takes an "
+                             "hour: a second process fills them while the first distils.")
     parser.add_argument("--work", default=str(CACHE / "curve"))
     parser.add_argument("--teacher", default=str(TEACHER),
                         help="Trained here first if absent; 'none': no labelled series.")
@@ -311,11 +317,18 @@ def main() -> None:
     if args.report_only:
         table = build_table(PointStore(Path(args.work)), configs(args)[0])
         write_outputs(table, Path(args.work))
-    for config in [] if args.report_only else configs(args):
+    plan = [] if args.report_only else configs(args)
+    if args.baselines_only:
+        plan = [replace(c, losses=()) for c in plan if c.baselines]
+    for config in plan:
         table = run_curve(config, Path(args.work), "cpu",
                           on_event=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
                                                    file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started
+    if args.baselines_only:
+        print(f"curve: baselines cached in {seconds / 60:.0f} min; run without "
+              "--baselines-only for the report", file=sys.stderr)
+        return
     if args.report_only and args.wall_minutes:
         seconds = 60 * args.wall_minutes
     if args.quick:
