@@ -300,6 +300,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
+    if args.baselines_only and args.report_only:
+        parser.error("--baselines-only computes points and --report-only computes none: "
+                     "choose one")
     torch.set_num_threads(args.threads)
     if args.quick:
         args.epochs, args.runs, args.iterations, args.fit_iterations = 5, 1, 3, 16
