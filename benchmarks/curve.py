@@ -86,6 +86,24 @@ def configs(args) -> list[CurveConfig]:
     return out
 
 
+def _first_per_loss(plan: list[CurveConfig]) -> list[CurveConfig]:
+    """The plan less the configs that only add a pixel point to a loss already planned."""
+    seen, out = set(), []
+    for config in plan:
+        if config.losses not in seen:
+            seen.add(config.losses)
+            out.append(config)
+    return out
+
+
+# --only: which part of the plan a process computes
+ONLY = {
+    "baselines": lambda plan: [replace(c, losses=()) for c in plan if c.baselines],
+    "latent": lambda plan: [replace(c, distribution_losses=(), baselines=False, pixel_ipcs=(),
+                                    ceiling_epochs=0) for c in _first_per_loss(plan)],
+}
+
+
 def computing_note(points: list[dict], seconds: float) -> str:
     """How long the points took on 2 cores: this run, and all of them from their records."""
     total, timed, unique = curve_point_seconds(points)
@@ -289,20 +307,21 @@ def main() -> None:
                         help="Rebuild the report from the cached points; compute nothing.")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="With --report-only: the minutes the points took, for the report.")
-    parser.add_argument("--baselines-only", action="store_true",
-                        help="Compute only the points that distil nothing of ours (packed "
-                             "JPEG/WebP, labelled random, vanilla pixels, the ceiling) into the "
-                             "cache; no report. Minutes each, where a latent point takes an "
-                             "hour: a second process fills them while the first distils.")
+    parser.add_argument("--only", choices=sorted(ONLY), default=None,
+                        help="Compute one kind of point into the cache, no report: "
+                             "'baselines' distil nothing of ours (packed JPEG/WebP, labelled "
+                             "random, vanilla pixels, the ceiling; minutes each, where a latent "
+                             "point takes an hour), 'latent' every latent point with and "
+                             "without labels, no distributional ones. Two processes fill the "
+                             "cache side by side this way.")
     parser.add_argument("--work", default=str(CACHE / "curve"))
     parser.add_argument("--teacher", default=str(TEACHER),
                         help="Trained here first if absent; 'none': no labelled series.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
-    if args.baselines_only and args.report_only:
-        parser.error("--baselines-only computes points and --report-only computes none: "
-                     "choose one")
+    if args.only and args.report_only:
+        parser.error("--only computes points and --report-only computes none: choose one")
     torch.set_num_threads(args.threads)
     if args.quick:
         args.epochs, args.runs, args.iterations, args.fit_iterations = 5, 1, 3, 16
@@ -321,16 +340,16 @@ def main() -> None:
         table = build_table(PointStore(Path(args.work)), configs(args)[0])
         write_outputs(table, Path(args.work))
     plan = [] if args.report_only else configs(args)
-    if args.baselines_only:
-        plan = [replace(c, losses=()) for c in plan if c.baselines]
+    if args.only:
+        plan = ONLY[args.only](plan)
     for config in plan:
         table = run_curve(config, Path(args.work), "cpu",
                           on_event=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
                                                    file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started
-    if args.baselines_only:
-        print(f"curve: baselines cached in {seconds / 60:.0f} min; run without "
-              "--baselines-only for the report", file=sys.stderr)
+    if args.only:
+        print(f"curve: --only {args.only}: cached in {seconds / 60:.0f} min; run without --only "
+              "for the report", file=sys.stderr)
         return
     if args.report_only and args.wall_minutes:
         seconds = 60 * args.wall_minutes

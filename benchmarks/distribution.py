@@ -162,16 +162,15 @@ def main() -> None:
     parser.add_argument("--part", type=int, choices=(1, 2), default=None,
                         help="Only half of the points, into the cache, no report: 1 = the "
                              "smaller budget, pixel DM and the ceiling; 2 = the larger budget.")
-    parser.add_argument("--baselines-only", action="store_true",
+    parser.add_argument("--only", choices=("baselines",), default=None,
                         help="Only the points that distil nothing of ours (packed WebP/JPEG, "
                              "pixel DM, the ceiling), into the cache, no report.")
     parser.add_argument("--report-only", action="store_true",
                         help="Write the report from the cached points; compute nothing (the "
                              "points not measured yet are listed).")
     args = parser.parse_args()
-    if args.baselines_only and args.report_only:
-        parser.error("--baselines-only computes points and --report-only computes none: "
-                     "choose one")
+    if args.only and args.report_only:
+        parser.error("--only computes points and --report-only computes none: choose one")
     torch.set_num_threads(args.threads)
     if not TINY.is_dir():
         sys.exit(f"distribution: {TINY} not found (the shared data beside the checkout)")
@@ -197,7 +196,7 @@ def main() -> None:
                          pixel_iterations=args.pixel_iterations,
                          ceiling_epochs=args.ceiling_epochs if first else 0,
                          shared_decoder="yes", distribution_losses=("dm",))
-    if args.baselines_only:
+    if args.only == "baselines":
         config = replace(config, losses=())
     started = time.perf_counter()
     if args.report_only:
@@ -206,10 +205,10 @@ def main() -> None:
         table = run_curve(config, work, "cpu", on_event=lambda m: print(
             f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started
-    if args.part is not None or args.baselines_only:
-        what = "baselines" if args.baselines_only else f"part {args.part}"
+    if args.part is not None or args.only:
+        what = f"--only {args.only}" if args.only else f"part {args.part}"
         print(f"distribution: {what} cached in {seconds / 60:.0f} min; run without --part or "
-              "--baselines-only for the report", file=sys.stderr)
+              "--only for the report", file=sys.stderr)
         return
     computed = curve_point_seconds(table["points"])[0] + (table.get("ceiling") or {}).get(
         "seconds", 0.0)
