@@ -15,6 +15,10 @@ docs/BENCHMARKS.md.
     python benchmarks/curve.py                 # about 3.5 hours on 2 cores from scratch
     python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
     python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
+
+Two processes at one thread each use 2 cores better than one at two: run `--only latent
+--threads 1` beside `--only baselines --threads 1` (then plain `--threads 1` for the
+distributional points), each filling the cache, and finally `--report-only` for the report.
 """
 
 from __future__ import annotations
