@@ -230,26 +230,35 @@ def labelled_summary(table: dict) -> list[str]:
              "within 10 % of each budget (`distill --labels vq`); the random real control gets "
              "the same teacher's VQ labels by the same rule, its labels and images together "
              "within the budget."]
-    pts = [p for p in table["points"] if p["series"].startswith("latent-dm+")
-           and p["budget_bpc"] == 12_000]
+    # the labelled series of ours, less the frozen-sample controls (the same files)
+    labelled = [p for p in table["points"] if is_ours(p["series"]) and "+" in p["series"]
+                and "-frozen" not in p["series"]]
+    pts = [p for p in labelled if p.get("budget_bpc") == 12_000]
     if pts:
         best = max(pts, key=lambda p: p["accuracy_mean"])
         verdict = "met" if best["accuracy_mean"] >= 50 else "**not met**"
-        lines.append(f"* Target: 50 % or more at 12,000 bits per class: {best['series']} "
-                     f"{best['accuracy_mean']:.2f} % ({verdict}).")
-    ratio = [r for r in table["ratios"] if "+" in r["series"] and r["reference"].endswith("10")]
-    for r in ratio:
-        value = f"{r['ratio']:.0f}x" if r["ratio"] else "not reached"
-        verdict = "met" if r["ratio"] and r["ratio"] >= 100 else "**not met**"
+        lines.append(f"* Target: 50 % or more at 12,000 bits per class: best {best['series']} "
+                     f"{best['accuracy_mean']:.2f} % at {best['bpc']:,.0f} ({verdict}).")
+    names = {p["series"] for p in labelled}
+    ratios = [r for r in table["ratios"]
+              if r["series"] in names and r["reference"].endswith("10")]
+    if ratios:
+        ratios.sort(key=lambda r: -(r["ratio"] or 0))
+        best, rest = ratios[0], ratios[1:]
+        verdict = "met" if best["ratio"] and best["ratio"] >= 100 else "**not met**"
+        value = f"{best['ratio']:.0f}x" if best["ratio"] else "not reached"
+        others = "; others: " + ", ".join(
+            f"{r['series']} {r['ratio']:.0f}x" if r["ratio"] else f"{r['series']} not reached"
+            for r in rest) if rest else ""
         lines.append(f"* Target: 100x or more fewer bits than vanilla float32 IPC 10 at its "
-                     f"accuracy: {r['series']} {value} ({verdict}).")
+                     f"accuracy: best {best['series']} {value} ({verdict}){others}.")
     return lines
 
 
 def distribution_summary(table: dict) -> list[str]:
     """Distributional (D3) against deterministic latent DM at each budget, the frozen-samples
     control, and the spreads training learnt; the +2 points target, met or not."""
-    by = {(p["series"], p["budget_bpc"]): p for p in table["points"]}
+    by = {(p["series"], p.get("budget_bpc")): p for p in table["points"]}
     budgets = sorted({b for s, b in by if s == "distribution-dm"})
     if not budgets:
         return []
