@@ -163,6 +163,11 @@ def section(table: dict, args, seconds: float) -> str:
                      f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} | "
                      f"{count if count is not None else ''} | {minutes(p)} | "
                      f"{'; '.join(notes)} |")
+    ceiling = table.get("ceiling")
+    if ceiling:
+        lines += ["", f"Ceiling, the line above every point: the whole training split "
+                      f"({ceiling['num_images']:,} images) for {ceiling['epochs']} epochs, "
+                      f"{ceiling['accuracy_mean']:.2f} ± {ceiling['accuracy_std']:.2f} %."]
     labelled = sorted({p["series"] for p in pts if "+" in p["series"] and not is_ours(p["series"])})
     lines += ["", "At each latent point, the best accuracy each baseline reaches with no more "
               "bits per class (– where none fits):", "",
