@@ -70,7 +70,8 @@ def rate_utility_plot(series: list[Series], stem: str | Path, *, title: str, x_l
     axes.margins(x=0.08)  # room for the last point's label
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
-    axes.set_title(title, fontsize=11)
+    # over the whole figure: the legend beside the axes leaves them narrower than a long title
+    figure.suptitle(title, fontsize=11)
     axes.grid(True, which="major", alpha=0.35)
     axes.grid(True, which="minor", alpha=0.12)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
