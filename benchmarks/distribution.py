@@ -184,7 +184,7 @@ def main() -> None:
         args.budgets, args.epochs, args.runs = BUDGETS, 300, 2
         args.iterations, args.fit_iterations, args.batch_real = 150, 800, 32
         args.pixel_iterations, args.ceiling_epochs = 500, 20
-    work = Path(args.work)
+    work = Path(args.work).resolve()  # points are keyed on paths relative to it
     data = f"imagefolder:{class_subset(args.classes, work / 'data')}"
     latent = DistillConfig.of(param="latent", iterations=args.iterations,
                               fit_iterations=args.fit_iterations, batch_real=args.batch_real)

@@ -66,6 +66,20 @@ class PointStore:
             return value.replace(f"{self.root.parent.resolve()}/", "./")
         return value
 
+    def encode(self, set_path: Path, ddz_path: Path, **options) -> bytes:
+        """Encode a point's set to its .ddz, the data it names written as `local` writes it
+        (a class subset inside the store: "imagefolder:./data"), so a committed file never
+        names the machine it was made on; the set file is removed once encoded."""
+        from ddcodec import api
+        from ddcodec.setfile import load_set
+
+        distilled = load_set(set_path)
+        if "data" in distilled.provenance:
+            distilled.provenance["data"] = self.local(str(distilled.provenance["data"]))
+        data, _ = api.encode(distilled, ddz_path, force=True, **options)
+        set_path.unlink()
+        return data
+
     def path(self, spec: dict, suffix: str = ".json") -> Path:
         return self.root / f"{spec['series']}-{_key(self.local(spec))}{suffix}"
 
@@ -151,8 +165,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
                             on_progress=rate_notes, **options)
     distill_seconds = time.perf_counter() - started
     ddz_path = store.path(spec, ".ddz")
-    data, _ = api.encode(set_path, ddz_path, force=True)
-    set_path.unlink()
+    data = store.encode(set_path, ddz_path)
     say(f"{series} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
@@ -218,8 +231,7 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
     set_path = store.path(spec, ".pt")
     distilled = api.distill(config.data, set_path, force=True, device=device, **options)
     ddz_path = store.path(spec, ".ddz")
-    api.encode(set_path, ddz_path, force=True, pixels="8bit")  # the series: 8-bit pixels
-    set_path.unlink()
+    store.encode(set_path, ddz_path, pixels="8bit")  # the series: 8-bit pixels
     say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs,
                          runs=config.runs, seed=config.seed, device=device)

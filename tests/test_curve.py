@@ -211,8 +211,11 @@ def test_curve_distribution_series_measure_one_file_fresh_and_frozen(npz16, tmp_
 
 def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_path):
     """A store carried to another folder (a fresh clone) completes its missing points: measure
-    reads the curve's data, not the absolute path the set's header recorded when distilled."""
+    reads the curve's data, not the path a header records; and no header names the folder the
+    store was made in, only the data's place inside the store ("npz:./data.npz")."""
     import shutil
+
+    from ddcodec import api
 
     here = tmp_path / "a" / "work"
     here.mkdir(parents=True)
@@ -225,6 +228,9 @@ def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_
                            distribution_losses=("dm",))
 
     run_curve(config(here), here, "cpu")
+    files = sorted((here / "points").glob("*.ddz"))
+    assert files and all(api.info(f)["meta"]["data"] == "npz:./data.npz" for f in files)
+    assert not any(str(tmp_path).encode() in f.read_bytes() for f in files)
     moved = tmp_path / "b" / "work"
     shutil.copytree(here, moved)
     shutil.rmtree(tmp_path / "a")  # the path inside every header is gone
