@@ -113,13 +113,19 @@ class IntegerARM:
         *hidden, (b_out, w_out) = self.float_plan
         down, out_down = 1.0 / (1 << W_SHIFT), 1.0 / (1 << (2 * W_SHIFT - FRACTION_BITS))
         h = contexts.astype(np.float64)  # the Q.16 shift is in the first layer's weights
-        if contexts.shape[0] * contexts.shape[1] >= TORCH_ROWS:
-            t = torch.from_numpy(h)
-            for b, w in hidden:
-                t = torch.baddbmm(torch.from_numpy(b), t, torch.from_numpy(w))
-                t = t.clamp_min_(0.0).mul_(down).floor_()
-            t = torch.baddbmm(torch.from_numpy(b_out), t, torch.from_numpy(w_out))
-            return t.mul_(out_down).floor_().numpy().astype(np.int64)
+        groups, rows = contexts.shape[:2]
+        if groups * rows >= TORCH_ROWS:
+            layers = [(torch.from_numpy(b), torch.from_numpy(w)) for b, w in hidden]
+            b_last, w_last = torch.from_numpy(b_out), torch.from_numpy(w_out)
+            source, out = torch.from_numpy(h), torch.empty((groups, rows, 2), dtype=torch.float64)
+            step = max(1, CHUNK_ROWS // groups)
+            for start in range(0, rows, step):  # all layers on a cache-sized slice at a time
+                t = source[:, start:start + step]
+                for b, w in layers:
+                    t = torch.baddbmm(b, t, w).clamp_min_(0.0).mul_(down).floor_()
+                out[:, start:start + step] = torch.baddbmm(b_last, t, w_last).mul_(
+                    out_down).floor_()
+            return out.numpy().astype(np.int64)
         for b, w in hidden:
             h = np.matmul(h, w)
             h += b
@@ -133,6 +139,10 @@ class IntegerARM:
 
 
 TORCH_ROWS = 4096  # contexts per call from which the float path's matmuls go through torch
+# contexts per slice that a large call's layers run on together: about 2 MB of activations,
+# which stay in cache from layer to layer (2x faster than whole-batch layers on a 600k-context
+# encode, measured interleaved on one thread; the same exact integers either way)
+CHUNK_ROWS = 16384
 
 
 def one_thread_worker() -> None:
