@@ -91,3 +91,17 @@ def test_a_latent_files_geometry_is_worked_out_once_per_decode(monkeypatch):
                         classmethod(lambda cls, h: calls.append(h) or original(cls, h)))
     decode_bytes(golden_v2())
     assert len(calls) == 1
+
+
+def test_a_spare_word_in_the_latent_section_is_refused_except_in_the_encoders_closed_loop():
+    """decode proves the latent stream ends where its data does; only the encoder's closed loop,
+    whose bytes are those very symbols' encode, may leave that proof out (it compares latents)."""
+    _, head, sections, values_crc = split(golden_v2())
+    latents = next(tag for tag, part in REGISTRY.items() if part.name == "latents")
+    padded = assemble(head, [(s.tag, s.data + b"\0\0\0\0" if s.tag == latents else s.data)
+                             for s in sections], values_crc)
+    with pytest.raises(FormatError, match="does not end where"):
+        decode_bytes(padded, images=False, bits=False)
+    loose = decode_bytes(padded, images=False, bits=False, check_ends=False)
+    exact = decode_bytes(golden_v2(), images=False, bits=False)
+    assert all(np.array_equal(a, b) for a, b in zip(loose.latents, exact.latents))
