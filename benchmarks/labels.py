@@ -179,14 +179,18 @@ def main() -> None:
     parser.add_argument("--vqae", type=int, nargs="+", default=[])
     parser.add_argument("--tiny", action="store_true",
                         help="The static ladder on Tiny-ImageNet-200 (IPC 10; VQ and VQAE).")
-    parser.add_argument("--classes", type=int, default=200,
-                        help="With --tiny: the first N classes (a subset for a shorter run).")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="With --tiny: the first N classes (a subset for a shorter run; "
+                             "default all 200).")
     parser.add_argument("--per-epoch", action="store_true",
                         help="The per-epoch ladder (IPC 10; top-2, VQ 16-1024) instead.")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.data = TINY if args.tiny else "cifar10-subset"
+    if args.classes is not None and not args.tiny:
+        parser.error("--classes needs --tiny (the CIFAR-10 ladders use all 10 classes)")
+    args.classes = 200 if args.classes is None else args.classes
     if not 1 < args.classes <= 200:
         parser.error("--classes: from 2 to Tiny-ImageNet's 200")
     if args.per_epoch and not args.quick:
