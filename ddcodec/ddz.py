@@ -21,7 +21,7 @@ import torch
 from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import FormatError, Reader
 from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set, pixel_coding
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, LimitError
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.setfile import DistilledSet, load_set, save_set
 
@@ -76,6 +76,8 @@ def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
     started = time.perf_counter()
     try:
         data, bits = encode_set(distilled, pixels=pixels, streams=streams)
+    except LimitError as exc:  # a value no .ddz may hold: say which set it came from
+        raise LimitError(f"cannot encode {name}: {exc}") from None
     except ValueError as exc:
         raise DDCodecError(f"cannot encode {name}: {exc}") from exc
     seconds = time.perf_counter() - started

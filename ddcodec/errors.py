@@ -11,3 +11,13 @@ class DDCodecError(Exception):
 
 class Interrupted(DDCodecError):
     """The user stopped a run (Ctrl-C); what could be saved was saved. Exit status 130."""
+
+
+class LimitError(DDCodecError):
+    """A value outside what the .ddz format holds (ddcodec.bitstream.limits): the encoder
+    refuses it before writing, the decoder reads it as a corrupt file."""
+
+
+class ImageReadError(DDCodecError):
+    """An image file that cannot be decoded: truncated, without pixels, not an image, or
+    announcing more pixels than any set needs (a decompression bomb)."""

@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ddcodec.bitstream.limits import LABELS
 from ddcodec.errors import DDCodecError
 
 LABEL_CODECS = ("float16", "vq", "topk", "vqae")
+LOSSES = ("ce", "kl")  # their index is what a .ddz stores
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
 ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
 KMEANS_ITERATIONS = 30
@@ -224,7 +226,7 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         worst = int((sums - 1).abs().argmax())
         raise DDCodecError(f"soft-label row {worst} sums to {float(sums[worst]):.4f}, not 1 "
                            "(logits? turn them into probabilities with a softmax first)")
-    if labels.loss not in ("ce", "kl"):
+    if labels.loss not in LOSSES:
         raise DDCodecError(f"soft-label loss {labels.loss!r}: use ce or kl")
     if not (math.isfinite(labels.temperature) and labels.temperature > 0):
         raise DDCodecError("the soft-label temperature must be > 0")
@@ -271,8 +273,8 @@ def _check_vqae(labels: SoftLabels, num_images: int, num_classes: int) -> None:
                            "and indices")
 
 
-MAX_LABEL_EPOCHS = 10_000
-MAX_LABEL_VALUES = 1 << 26  # rows x classes a file may decode to (256 MB of float32)
+MAX_LABEL_EPOCHS = LABELS.epochs
+MAX_LABEL_VALUES = LABELS.values  # rows x classes a file may decode to (256 MB of float32)
 
 
 def _check_views(labels: SoftLabels) -> None:

@@ -20,6 +20,7 @@ from ddcodec.setfile import load_set
 DATA = Path(__file__).parent / "data"
 GOLDEN_V1_SHA256 = "70da267dc2dd5e1de4b8ce13ef9d62cdf66325d7777a10beddc7d81b7816bc33"
 GOLDEN_V2_SHA256 = "708e2109afd19b3407c4b5a668a559fcf6745c717d99ede8d730a143d28b865b"
+GOLDEN_V3_SHA256 = "ab5fbb3bbe9e8fc24f7ae7ec0fee4ba33401ada0ace535d92da5995675fac934"
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +36,37 @@ def ten_class_set(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def golden_bytes():
-    return (DATA / "golden_v2.ddz").read_bytes()
+    return (DATA / "golden_v3.ddz").read_bytes()
 
 
 def test_golden_files_are_reproduced_byte_for_byte(golden_bytes):
     distilled = load_set(DATA / "golden_set.pt")
     data, _ = encode_set(distilled)
-    assert hashlib.sha256(data).hexdigest() == GOLDEN_V2_SHA256 and data == golden_bytes
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_V3_SHA256 and data == golden_bytes
+    v2, _ = encode_set(distilled, version=2)  # what ddcodec wrote before the header's checksum
+    assert hashlib.sha256(v2).hexdigest() == GOLDEN_V2_SHA256
+    assert v2 == (DATA / "golden_v2.ddz").read_bytes()
     v1, _ = encode_set(distilled, version=1)  # what ddcodec 0.1 wrote, through the same code
     assert hashlib.sha256(v1).hexdigest() == GOLDEN_V1_SHA256
     assert v1 == (DATA / "golden.ddz").read_bytes()
 
 
-def test_version_1_and_2_differ_only_in_header_and_end_record(golden_bytes):
+def test_version_2_and_3_differ_only_in_the_version_and_checksums(golden_bytes):
+    """v3 is v2 whose values checksum starts from the header: the version word, the header
+    CRC and the end record's values CRC change, nothing else."""
+    v2 = (DATA / "golden_v2.ddz").read_bytes()
+    differ = [i for i in range(len(v2)) if v2[i] != golden_bytes[i]]
+    head = 12 + struct.unpack("<I", v2[8:12])[0]
+    assert len(v2) == len(golden_bytes) and golden_bytes[4:6] == b"\x03\x00"
+    assert set(differ) <= {4} | set(range(head, head + 4)) | set(range(len(v2) - 4, len(v2)))
+    two, three = decode_bytes(v2), decode_bytes(golden_bytes)
+    assert torch.equal(two.images, three.images) and two.values_crc != three.values_crc
+
+
+def test_version_1_and_2_differ_only_in_header_and_end_record():
     """v2 changes the version word, puts the kind where v1 had flags, adds the shared-decoder
     field (one byte) to the header, and its end record checksums every decoded value."""
+    golden_bytes = (DATA / "golden_v2.ddz").read_bytes()
     v1 = (DATA / "golden.ddz").read_bytes()
     h1 = 12 + struct.unpack("<I", v1[8:12])[0] + 4
     h2 = 12 + struct.unpack("<I", golden_bytes[8:12])[0] + 4

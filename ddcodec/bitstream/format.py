@@ -20,17 +20,21 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
 
+from ddcodec.bitstream import limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-from ddcodec.bitstream.fixedpoint import MAX_K, STEP_RANGE
+from ddcodec.bitstream.fixedpoint import STEP_RANGE
+from ddcodec.errors import LimitError
 
 MAGIC = b"DDZ\x1a"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: the values checksum also covers the header and every soft-label parameter (2 did not:
+# a resealed header could change class names, hard labels or normalisation unnoticed)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ANCILLARY = 0x80  # tag bit: a reader may skip this section if it does not know it
 SECTION_END = 0
+HEADER_PREFIX = 12  # magic, version, kind word, body length: the bytes before the body
 
-LIMITS = {"channels": 64, "side": 8192, "classes": 1_000_000, "per_class": 10_000_000,
-          "levels": 16, "hidden": 16, "k": MAX_K, "meta": 64}
+LIMITS = limits.HEADER
 
 
 class Kind(IntEnum):
@@ -215,7 +219,11 @@ def _kind_word(h: Header, version: int) -> int:
     return int(h.kind)
 
 
-def write_header(h: Header, version: int = FORMAT_VERSION) -> bytes:
+def write_header(h: Header, version: int = FORMAT_VERSION, check: bool = True) -> bytes:
+    """The header's bytes; refuses (LimitError) a header its reader would refuse, unless not
+    `check` (the fuzzer writes hostile headers on purpose)."""
+    if check:
+        validate(h)
     body = Writer()
     values = h.values()
     for f in fields_for(version, h.kind):
@@ -229,6 +237,13 @@ def write_header(h: Header, version: int = FORMAT_VERSION) -> bytes:
     head.raw(payload)
     data = head.getvalue()
     return data + zlib.crc32(data).to_bytes(4, "little")
+
+
+def header_digest(header_bytes: bytes, version: int) -> int:
+    """Where the values CRC starts. Version 3 chains it from the header's version, kind and
+    body, so a header changed and resealed (class names, hard labels, normalisation, metadata)
+    fails the values checksum too; versions 1 and 2 start from 0."""
+    return zlib.crc32(header_bytes[4:-4]) if version >= 3 else 0
 
 
 def read_header(reader: Reader) -> Header:
@@ -260,7 +275,10 @@ def read_header(reader: Reader) -> Header:
         raise FormatError("corrupt header: unexpected bytes at its end")
     values.update(extra)
     header = Header.from_values(values, kind, version)
-    _check(header)
+    try:
+        validate(header)
+    except LimitError as exc:
+        raise FormatError(f"corrupt header: {exc}") from None
     return header
 
 
@@ -278,19 +296,95 @@ def _kind_from_word(word: int, version: int) -> tuple[Kind, dict]:
                           f"reader format version {FORMAT_VERSION}): upgrade ddcodec") from None
 
 
-def _check(h: Header) -> None:
-    """What the wire types cannot check alone."""
-    if min(h.channels, h.height, h.width, h.num_classes) < 1:
-        raise FormatError("corrupt header: zero-sized images or no classes")
+def _positive_float(text: str) -> None:
+    limits.finite_f32("", _number(text), positive=True)
+
+
+def _non_negative_float(text: str) -> None:
+    limits.finite_f32("", _number(text), low=0.0)
+
+
+def _psnr(text: str) -> None:
+    if _number(text) != float("inf"):
+        limits.finite_f32("", _number(text))
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise LimitError("is not a number") from None
+
+
+def _size(text: str) -> None:
+    parts = text.split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise LimitError("is not HxW")
+    for p in parts:
+        limits.within("", int(p), 1, LIMITS["side"])
+
+
+def _one_of(*choices: str) -> Callable[[str], None]:
+    def check(text: str) -> None:
+        if text not in choices:
+            raise LimitError(f"is not {' or '.join(choices)}")
+    return check
+
+
+# Metadata that changes what is decoded or how `measure` trains, and how its value must read;
+# other keys are free text (method, data, ...).
+META_VALUES: dict[str, Callable[[str], None]] = {
+    "syn_lr": _positive_float, "resize": _size, "pixels": _one_of("8bit"),
+    "max_error": _non_negative_float, "mean_error": _non_negative_float, "psnr_db": _psnr,
+}
+
+
+def validate(h: Header) -> None:
+    """Everything a header must satisfy beyond its wire types; the writer and the reader both
+    call it (LimitError names the field), so `encode` cannot write a header `decode` refuses."""
+    within = limits.within
+    within("channels", h.channels, 1, LIMITS["channels"])
+    within("height", h.height, 1, LIMITS["side"])
+    within("width", h.width, 1, LIMITS["side"])
+    within("classes", h.num_classes, 1, LIMITS["classes"])
+    if len(h.samples_per_class) != h.num_classes:
+        raise LimitError("one sample count per class is needed")
+    for count in h.samples_per_class:
+        within("samples per class", count, 0, LIMITS["per_class"])
     if h.num_images < 1:
-        raise FormatError("corrupt header: no images")
+        raise LimitError("no images")
+    for name in h.class_names:
+        within("class name length (UTF-8 bytes)", len(name.encode("utf-8")), 0, LIMITS["text"])
+    for what, values in (("mean", h.mean), ("std", h.std)):
+        if len(values) != h.channels:
+            raise LimitError(f"one {what} per channel is needed")
+        for v in values:
+            limits.finite_f32(what, v, -limits.FLOAT_MAGNITUDE, limits.FLOAT_MAGNITUDE,
+                              positive=what == "std")
+    within("metadata entries", len(h.meta), 0, LIMITS["meta"])
+    for key, value in h.meta.items():
+        within("metadata key length", len(key.encode("utf-8")), 0, LIMITS["meta_key"])
+        within(f"metadata {key!r} length", len(value.encode("utf-8")), 0, LIMITS["text"])
+        if key in META_VALUES:
+            try:
+                META_VALUES[key](value)
+            except LimitError as exc:
+                raise LimitError(f"metadata {key} {value!r}: {str(exc).strip()}") from None
     lat = h.latent
     if lat is None:
         return
-    if lat.levels < 1 or lat.channels_per_level < 1 or lat.k < 1:
-        raise FormatError("corrupt header: bad latent layout")
-    if any(not STEP_RANGE[0] <= s <= STEP_RANGE[1] for row in lat.steps for s in row):
-        raise FormatError("corrupt header: quantisation step out of range")
+    within("decoder name length", len(lat.decoder.encode("utf-8")), 0, LIMITS["decoder_name"])
+    within("ARM context", lat.arm_context, 0, 64)
+    within("ARM hidden layers", lat.arm_hidden, 0, LIMITS["hidden"])
+    within("latent levels", lat.levels, 1, LIMITS["levels"])
+    within("latent channels per level", lat.channels_per_level, 1, LIMITS["channels"])
+    within("latent range k", lat.k, 1, LIMITS["k"])
+    limits.finite_f32("gain", lat.gain, -limits.FLOAT_MAGNITUDE, limits.FLOAT_MAGNITUDE)
+    within("decoders", len(lat.steps), 1, LIMITS["classes"])
+    for row in lat.steps:
+        within("steps per decoder", len(row), 0, 8)
+        for step in row:
+            within("quantisation step exponent", step, *STEP_RANGE)
 
 
 # -------------------------------------------------------------------------------- sections

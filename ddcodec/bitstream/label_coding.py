@@ -25,21 +25,80 @@ import math
 import numpy as np
 import torch
 
-from ddcodec.bitstream import entropy
+from ddcodec.bitstream import entropy, limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.bitstream.limits import LABELS
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
-from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, MAX_LABEL_VALUES, SoftLabels,
-                            TopKLabels, VQAELabels, VQLabels)
+from ddcodec.errors import LimitError
+from ddcodec.labels import LABEL_CODECS, LOSSES, SoftLabels, TopKLabels, VQAELabels, VQLabels
 
-LOSSES = ("ce", "kl")
-MAX_CODEBOOK = 1 << 16
-MAX_STEP = 16
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
-MAX_STRATEGY = 64
-MAX_CODE_DIM, MAX_HIDDEN, MAX_DECODER = 256, 4096, 1 << 22
+# Decoding holds at most this many bytes per decoded value (rows x classes, and the codebooks'
+# and decoders' integers): float32 probabilities, their float64 work copies, indices.
+LABEL_BYTES_PER_VALUE = 32
+
+
+def check_encodable(labels: SoftLabels) -> None:
+    """Refuse (LimitError) labels the labels section cannot hold, before anything is written:
+    the decoder checks the very same limits (ddcodec.bitstream.limits)."""
+    rows, classes = labels.probabilities.shape
+    limits.finite_f32("soft-label temperature", labels.temperature, positive=True)
+    if labels.per_epoch:
+        limits.label_views(labels.epochs, labels.view_seed, labels.view_strategy.encode("ascii"))
+    params = _params(labels)
+    limits.label_params(labels.codec, rows, classes, **params)
+    for name, ints in _integers(labels):
+        limits.integer_range(name, ints.numpy(), LABELS.integer)
+
+
+def _params(labels: SoftLabels) -> dict:
+    """The rung's parameters, as `limits.label_params` takes them."""
+    if labels.codec == "vq":
+        return {"step": labels.vq.step_log2, "k": int(labels.vq.codebook.shape[0])}
+    if labels.codec == "vqae":
+        a = labels.vqae
+        k, code, hidden = a.shapes
+        return {"step": a.code_step_log2, "weight_step": a.weight_step_log2, "k": k,
+                "code": code, "hidden": hidden}
+    if labels.codec == "topk":
+        return {"k": int(labels.topk.classes.shape[1]), "bits": labels.topk.bits}
+    return {}
+
+
+def _integers(labels: SoftLabels) -> list:
+    if labels.codec == "vq":
+        return [("VQ codebook integers", labels.vq.codebook)]
+    if labels.codec == "vqae":
+        return [("VQ-autoencoder integers", t) for t in (labels.vqae.codebook,
+                                                         *labels.vqae.weights)]
+    return []
+
+
+def label_memory(rows: int, classes: int, table_values: int = 0) -> int:
+    """Bytes decoding labels holds: every decoded value and every stored table integer."""
+    return LABEL_BYTES_PER_VALUE * (rows * classes + table_values)
+
+
+def params_bytes(labels: SoftLabels) -> bytes:
+    """Every parameter of the labels that changes what training sees, canonically: the values
+    checksum of format version 3 covers them (the decoded values alone would miss, say, the
+    loss or the views' seed)."""
+    out = Writer()
+    out.u8(LABEL_CODECS.index(labels.codec) | (PER_EPOCH if labels.per_epoch else 0))
+    out.u8(LOSSES.index(labels.loss))
+    out.f32(labels.temperature)
+    if labels.per_epoch:
+        out.varint(labels.epochs)
+        out.varint(labels.view_seed)
+        out.text(labels.view_strategy)
+    for key, value in sorted(_params(labels).items()):
+        out.text(key)
+        out.svarint(int(value))
+    return out.getvalue()
 
 
 def encode_labels(labels: SoftLabels) -> tuple[bytes, float]:
+    check_encodable(labels)
     out = Writer()
     out.u8(LABEL_CODECS.index(labels.codec) | (PER_EPOCH if labels.per_epoch else 0))
     out.u8(LOSSES.index(labels.loss))
@@ -124,13 +183,13 @@ def _encode_vqae(labels: SoftLabels, out: Writer) -> tuple[bytes, float]:
 
 
 def _decode_vqae(reader: Reader, size: int, rows: int, num_classes: int,
-                 meta: dict) -> SoftLabels:
-    code_step, weight_step = reader.svarint(MAX_STEP), reader.svarint(MAX_STEP)
-    k, code, hidden = (reader.varint(MAX_CODEBOOK), reader.varint(MAX_CODE_DIM),
-                       reader.varint(MAX_HIDDEN))
-    if min(k, code, hidden) < 1 or k > rows or hidden * (code + num_classes) > MAX_DECODER:
-        raise FormatError("corrupt label section: a VQ autoencoder out of range")
+                 meta: dict, memory_left: int | None) -> SoftLabels:
+    code_step, weight_step = reader.svarint(1 << 31), reader.svarint(1 << 31)
+    k, code, hidden = reader.varint(1 << 32), reader.varint(1 << 32), reader.varint(1 << 32)
+    limits.label_params("vqae", rows, num_classes, step=code_step, weight_step=weight_step,
+                        k=k, code=code, hidden=hidden)
     shapes = [(k, code), (hidden, code), (hidden,), (num_classes, hidden), (num_classes,)]
+    _check_memory(memory_left, rows, num_classes, sum(math.prod(s) for s in shapes))
     block, _ = decode_weights(reader.take(reader.varint(size)),
                               [math.prod(s) for s in shapes])
     book, *weights = (torch.from_numpy(q.astype(np.int32).reshape(s))
@@ -140,7 +199,25 @@ def _decode_vqae(reader: Reader, size: int, rows: int, num_classes: int,
     return SoftLabels(vqae.probabilities(), codec="vqae", vqae=vqae, **meta)
 
 
-def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
+def _check_memory(memory_left: int | None, rows: int, classes: int, table: int = 0) -> None:
+    """Refuse labels that would take more memory than the file's size allows (the bound of
+    docs/FORMAT.md), before anything is allocated."""
+    if memory_left is not None and label_memory(rows, classes, table) > memory_left:
+        raise LimitError(f"{rows:,} rows x {classes:,} classes (and {table:,} stored integers) "
+                         "are implausible for this file's size")
+
+
+def decode_labels(data: bytes, num_images: int, num_classes: int,
+                  memory_left: int | None = None) -> SoftLabels:
+    """The section's labels; `memory_left`: bytes they may take (None: no bound)."""
+    try:
+        return _decode_labels(data, num_images, num_classes, memory_left)
+    except LimitError as exc:
+        raise FormatError(f"corrupt label section: {exc}") from None
+
+
+def _decode_labels(data: bytes, num_images: int, num_classes: int,
+                   memory_left: int | None) -> SoftLabels:
     reader = Reader(data, "label section")
     flags, loss = reader.u8(), reader.u8()
     codec = flags & ~PER_EPOCH
@@ -150,41 +227,44 @@ def decode_labels(data: bytes, num_images: int, num_classes: int) -> SoftLabels:
     if not (math.isfinite(temperature) and temperature > 0):
         raise FormatError("corrupt label section: bad temperature")
     meta = {"temperature": float(temperature), "loss": LOSSES[loss]}
+    rows = num_images
     if flags & PER_EPOCH:
-        meta.update(_decode_views(reader, num_images, num_classes))
-        num_images *= meta["epochs"]  # from here on: the rows
-    if LABEL_CODECS[codec] == "float16":
-        raw = reader.take(2 * num_images * num_classes)
+        meta.update(_decode_views(reader))
+        rows *= meta["epochs"]  # from here on: the rows
+    name = LABEL_CODECS[codec]
+    if name == "float16":
+        limits.label_params(name, rows, num_classes)
+        _check_memory(memory_left, rows, num_classes)
+        raw = reader.take(2 * rows * num_classes)
         if reader.remaining:
             raise FormatError("corrupt label section: unexpected bytes at its end")
         values = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-        probs = torch.from_numpy(values.reshape(num_images, num_classes).copy())
+        probs = torch.from_numpy(values.reshape(rows, num_classes).copy())
         if not torch.isfinite(probs).all() or (probs < 0).any():
             raise FormatError("corrupt label section: a probability is negative or not finite")
         return SoftLabels(probs, codec="float16", **meta)
-    if LABEL_CODECS[codec] == "topk":
-        return _decode_topk(reader, len(data), num_images, num_classes, meta)
-    if LABEL_CODECS[codec] == "vqae":
-        return _decode_vqae(reader, len(data), num_images, num_classes, meta)
-    step = reader.svarint(MAX_STEP)
-    k = reader.varint(MAX_CODEBOOK)
-    if k < 1:
-        raise FormatError("corrupt label section: an empty codebook")
+    if name == "topk":
+        return _decode_topk(reader, len(data), rows, num_classes, meta, memory_left)
+    if name == "vqae":
+        return _decode_vqae(reader, len(data), rows, num_classes, meta, memory_left)
+    step = reader.svarint(1 << 31)
+    k = reader.varint(1 << 32)
+    limits.label_params(name, rows, num_classes, step=step, k=k)
+    _check_memory(memory_left, rows, num_classes, k * num_classes)
     book, _ = decode_weights(reader.take(reader.varint(len(data))), [k * num_classes])
     codebook = torch.from_numpy(book[0].astype(np.int32).reshape(k, num_classes))
-    vq = VQLabels(step, codebook, _decode_indices(reader, len(data), num_images, k))
+    vq = VQLabels(step, codebook, _decode_indices(reader, len(data), rows, k))
     return SoftLabels(vq.probabilities(), codec="vq", vq=vq, **meta)
 
 
-def _decode_views(reader: Reader, num_images: int, num_classes: int) -> dict:
+def _decode_views(reader: Reader) -> dict:
     """The per-epoch fields: epochs, the views' seed and their DSA strategy."""
     from ddcodec.augment import DSAParams
 
-    epochs = reader.varint(MAX_LABEL_EPOCHS)
-    seed = reader.varint((1 << 63) - 1)
-    strategy = reader.take(reader.varint(MAX_STRATEGY))
-    if epochs < 1 or num_images * epochs * num_classes > MAX_LABEL_VALUES:
-        raise FormatError("corrupt label section: per-epoch labels out of range")
+    epochs = reader.varint(1 << 32)
+    seed = reader.varint(1 << 64)
+    strategy = reader.take(reader.varint(1 << 32))
+    limits.label_views(epochs, seed, strategy)
     try:
         text = strategy.decode("ascii")
         DSAParams(strategy=text).groups()
@@ -223,10 +303,10 @@ def _encode_topk(labels: SoftLabels, out: Writer) -> tuple[bytes, float]:
 
 
 def _decode_topk(reader: Reader, size: int, num_images: int, num_classes: int,
-                 meta: dict) -> SoftLabels:
+                 meta: dict, memory_left: int | None) -> SoftLabels:
     k, bits = reader.u8(), reader.u8()
-    if not 1 <= k <= num_classes or not 1 <= bits <= 16:
-        raise FormatError("corrupt label section: bad top-k size or bits")
+    limits.label_params("topk", num_images, num_classes, k=k, bits=bits)
+    _check_memory(memory_left, num_images, num_classes, num_images * k)
     n = num_images * k
     class_counts = np.array([reader.varint(n) for _ in range(num_classes)], dtype=np.int64)
     distinct = []
@@ -260,7 +340,7 @@ def _decode_topk(reader: Reader, size: int, num_images: int, num_classes: int,
                                value_counts_arr)):
         raise FormatError("corrupt label section: top-k symbols disagree with their counts")
     rows = classes.reshape(num_images, k)
-    if any(len(set(row)) != k for row in rows.tolist()):
+    if k > 1 and (np.diff(np.sort(rows, axis=1), axis=1) == 0).any():
         raise FormatError("corrupt label section: a class kept twice in one row")
     topk = TopKLabels(bits, torch.from_numpy(rows.copy()),
                       torch.from_numpy(distinct_arr[value_index].astype(np.int32).reshape(

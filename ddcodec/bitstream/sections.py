@@ -25,7 +25,7 @@ from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
 from ddcodec.bitstream.geometry import LatentGeometry
-from ddcodec.bitstream.label_coding import decode_labels, encode_labels
+from ddcodec.bitstream.label_coding import decode_labels, encode_labels, params_bytes
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
@@ -309,21 +309,23 @@ class LabelsSection(SectionCodec):
 
     def decode(self, data: bytes, state: CodingState) -> float:
         h = state.header
-        need = 16 * h.num_images * h.num_classes  # probabilities, indices and work arrays
-        if state.memory_left is not None and need > state.memory_left:
-            raise FormatError(f"corrupt header: soft labels of {h.num_images:,} images x "
-                              f"{h.num_classes:,} classes are implausible for this file")
-        state.soft_labels = decode_labels(data, h.num_images, h.num_classes)
+        state.soft_labels = decode_labels(data, h.num_images, h.num_classes, state.memory_left)
         return 8.0 * len(data)
 
     def digest(self, state: CodingState, crc: int) -> int:
         labels = state.soft_labels
+        if state.header.version >= 3:  # every parameter that changes training, then values
+            crc = zlib.crc32(params_bytes(labels), crc)
         if labels.topk is not None:
             crc = zlib.crc32(labels.topk.classes.numpy().astype("<i8").tobytes(), crc)
             return zlib.crc32(labels.topk.values.numpy().astype("<i4").tobytes(), crc)
         if labels.vq is not None:
             crc = zlib.crc32(labels.vq.codebook.numpy().astype("<i4").tobytes(), crc)
             return zlib.crc32(labels.vq.indices.numpy().astype("<i8").tobytes(), crc)
+        if labels.vqae is not None and state.header.version >= 3:
+            for ints in (labels.vqae.codebook, *labels.vqae.weights):
+                crc = zlib.crc32(ints.numpy().astype("<i4").tobytes(), crc)
+            return zlib.crc32(labels.vqae.indices.numpy().astype("<i8").tobytes(), crc)
         return zlib.crc32(labels.probabilities.numpy().astype("<f2").tobytes(), crc)
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ddcodec.bitstream import entropy
+from ddcodec.bitstream import entropy, limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.fixedpoint import WEIGHT_MAX_ABS, WEIGHT_MIN_SCALE
 
@@ -22,10 +22,9 @@ def encode_weights(groups: list[np.ndarray]) -> tuple[bytes, float]:
     """Integer arrays in canonical order -> (section bytes, ideal bits of the payload)."""
     preamble, coder, coded = Writer(), entropy.Encoder("weights"), []
     for q in groups:
-        q = np.asarray(q, dtype=np.int32).ravel()
+        limits.integer_range("weight integers", q, WEIGHT_MAX_ABS)  # before any cast wraps
+        q = np.asarray(q).astype(np.int32).ravel()
         m = int(np.abs(q).max()) if q.size else 0
-        if m > WEIGHT_MAX_ABS:
-            raise ValueError(f"weight integer {m} out of range (at most {WEIGHT_MAX_ABS})")
         preamble.varint(m)
         if m == 0:
             continue

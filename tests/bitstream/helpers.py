@@ -13,7 +13,14 @@ DATA = Path(__file__).parent.parent / "data"
 
 
 def golden_v2() -> bytes:
+    """What ddcodec wrote as format version 2 (still read; its values CRC leaves out the
+    header)."""
     return (DATA / "golden_v2.ddz").read_bytes()
+
+
+def golden_v3() -> bytes:
+    """The golden set as `encode` writes it now (format version 3)."""
+    return (DATA / "golden_v3.ddz").read_bytes()
 
 
 def split(data: bytes) -> tuple[fmt.Header, bytes, list[fmt.Section], int]:
@@ -31,15 +38,19 @@ def assemble(header_bytes: bytes, sections: list[tuple[int, bytes]], values_crc:
     return body + fmt.end_record(body, values_crc)
 
 
-def with_header(data: bytes, **changes) -> bytes:
-    """The same sections under a changed (and resealed) header."""
+def with_header(data: bytes, reseal_values: bool = False, **changes) -> bytes:
+    """The same sections under a changed header, with the header and file CRCs resealed (and
+    the values CRC too with `reseal_values`: a forged, valid file)."""
+    from ddcodec.bitstream.mutations import reseal_all
+
     header, _, sections, values_crc = split(data)
     latent = changes.pop("latent", None)
     header = replace(header, **changes)
     if latent is not None:
         header.latent = latent
-    return assemble(fmt.write_header(header, header.version),
-                    [(s.tag, s.data) for s in sections], values_crc)
+    out = assemble(fmt.write_header(header, header.version, check=False),
+                   [(s.tag, s.data) for s in sections], values_crc)
+    return reseal_all(out) if reseal_values else out
 
 
 def reseal_header(head: bytes) -> bytes:

@@ -19,7 +19,7 @@ from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_b
 from ddcodec.bitstream.weight_coding import encode_weights
 from ddcodec.errors import DDCodecError
 from ddcodec.setfile import load_set
-from helpers import DATA, assemble, golden_v2, reseal_header, split, with_header
+from helpers import DATA, assemble, golden_v3, reseal_header, split, with_header
 
 
 def _one_line_failure(run_cli, *args, match: str):
@@ -32,7 +32,7 @@ def _one_line_failure(run_cli, *args, match: str):
 
 def test_a_header_announcing_huge_sets_is_refused_before_any_allocation():
     pixels = encode_set(replace(load_set(DATA / "golden_set.pt"), codec=None))[0]
-    for data, counts in ((golden_v2(), [10_000_000] * 3), (pixels, [10_000_000] * 3)):
+    for data, counts in ((golden_v3(), [10_000_000] * 3), (pixels, [10_000_000] * 3)):
         hostile = with_header(data, samples_per_class=counts)
         tracemalloc.start()
         started = time.perf_counter()
@@ -46,7 +46,7 @@ def test_a_header_announcing_huge_sets_is_refused_before_any_allocation():
 def test_the_plausibility_bound_is_the_documented_multiple_of_the_file_size():
     from ddcodec.bitstream.codec import check_plausible, decoded_memory
 
-    header = split(golden_v2())[0]
+    header = split(golden_v3())[0]
     assert decoded_memory(header) < MEMORY_FLOOR  # a real small set is far inside
     big = replace(header, samples_per_class=[400_000] * 3)
     needed = decoded_memory(big)
@@ -123,7 +123,7 @@ def test_set_files_of_version_1_still_load_and_encode_identically(tmp_path):
     save_set(distilled, tmp_path / "v2.pt")
     again = load_set(tmp_path / "v2.pt")
     assert torch.load(tmp_path / "v2.pt", weights_only=True)["format_version"] == 2
-    assert api.encode(tmp_path / "v2.pt")[0] == golden_v2() == api.encode(
+    assert api.encode(tmp_path / "v2.pt")[0] == golden_v3() == api.encode(
         DATA / "golden_set.pt")[0]
     assert again.codec.estimated_bits == distilled.codec.estimated_bits
 
@@ -152,13 +152,13 @@ def test_float64_images_are_converted_and_the_user_is_told(tmp_path, run_cli):
                                                    "(exactly)"]
     code, out, err = run_cli("encode", str(tmp_path / "f64.pt"), "-o", str(tmp_path / "f.ddz"))
     assert code == 0 and "note: images converted from float64" in err
-    assert (tmp_path / "f.ddz").read_bytes() == golden_v2()
+    assert (tmp_path / "f.ddz").read_bytes() == golden_v3()
 
 
 # (e) ------------------------------------------------------------------------------------------
 
 def test_every_section_is_consumed_exactly():
-    header, head, sections, crc = split(golden_v2())
+    header, head, sections, crc = split(golden_v3())
     for tag, change in ((3, lambda d: d + b"\0\0\0\0"), (4, lambda d: d + b"\0\0\0\0"),
                         (4, lambda d: d[:-4]), (3, lambda d: d[:-4])):
         parts = [(s.tag, change(s.data) if s.tag == tag else s.data) for s in sections]
@@ -167,16 +167,16 @@ def test_every_section_is_consumed_exactly():
 
 
 def test_resealed_step_exponents_no_longer_decode_silently():
-    header = split(golden_v2())[0]
+    header = split(golden_v3())[0]
     steps = [list(row) for row in header.latent.steps]
     steps[1][-1] -= 1  # the upsampler's step of class 1
-    edited = with_header(golden_v2(), latent=replace(header.latent, steps=steps))
+    edited = with_header(golden_v3(), latent=replace(header.latent, steps=steps))
     with pytest.raises(FormatError, match="values checksum"):
         decode_bytes(edited)
 
 
 def test_resealed_weight_integers_are_caught_by_the_values_checksum():
-    header, head, sections, crc = split(golden_v2())
+    header, head, sections, crc = split(golden_v3())
     from ddcodec.bitstream.geometry import LatentGeometry
     from ddcodec.bitstream.weight_coding import decode_weights
 
@@ -190,19 +190,19 @@ def test_resealed_weight_integers_are_caught_by_the_values_checksum():
 
 
 def test_an_unknown_kind_is_refused_with_the_readers_version():
-    data = golden_v2()
+    data = golden_v3()
     head = split(data)[1]
     bad_head = reseal_header(head[:6] + (7).to_bytes(2, "little") + head[8:])
-    with pytest.raises(FormatError, match="kind 7; reader format version 2"):
+    with pytest.raises(FormatError, match="kind 7; reader format version 3"):
         decode_bytes(bad_head + data[len(head):])
 
 
 # (f) ------------------------------------------------------------------------------------------
 
 def test_class_names_longer_than_a_file_system_allows_still_export(tmp_path):
-    header = split(golden_v2())[0]
+    header = split(golden_v3())[0]
     names = ["a very long class name " * 20 + str(i) for i in range(3)]
-    data = with_header(golden_v2(), class_names=names)
+    data = with_header(golden_v3(), reseal_values=True, class_names=names)
     api.decode(data, tmp_path / "folder", format="imagefolder")
     classes = json.loads((tmp_path / "folder" / "classes.json").read_text())
     assert classes["class_names"] == names and len(set(classes["folders"])) == 3

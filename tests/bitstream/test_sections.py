@@ -11,7 +11,7 @@ from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.bitstream.sections import (REGISTRY, CodingState, SectionCodec, parts_for, register,
                                         unregister)
 from ddcodec.setfile import load_set
-from helpers import DATA, assemble, golden_v2, split
+from helpers import DATA, assemble, golden_v3, split
 
 NOTE_TAG = fmt.ANCILLARY | 0x30
 
@@ -55,25 +55,25 @@ def test_the_built_in_parts_are_registered_in_file_order():
 def test_a_reader_without_an_ancillary_part_skips_it_and_decodes_the_rest(note_part):
     distilled = load_set(DATA / "golden_set.pt")
     with_note, bits = encode_set(distilled)
-    assert "note" in bits and with_note != golden_v2()
+    assert "note" in bits and with_note != golden_v3()
     known = decode_bytes(with_note)
     assert known.section_bytes["note"] == len("made by a test") and not known.skipped_sections
     unregister(NOTE_TAG)  # a reader that has never heard of it
-    plain, skipped = decode_bytes(golden_v2()), decode_bytes(with_note)
+    plain, skipped = decode_bytes(golden_v3()), decode_bytes(with_note)
     assert skipped.skipped_sections == [NOTE_TAG]
     assert torch.equal(plain.images, skipped.images) and torch.equal(plain.labels, skipped.labels)
     assert all(np.array_equal(a, b) for a, b in zip(plain.latents, skipped.latents))
 
 
 def test_an_unknown_critical_section_is_refused_naming_tag_and_version():
-    _, head, sections, crc = split(golden_v2())
+    _, head, sections, crc = split(golden_v3())
     data = assemble(head, [(s.tag, s.data) for s in sections] + [(0x30, b"x")], crc)
-    with pytest.raises(FormatError, match=r"unknown critical section 0x30 .*format version 2"):
+    with pytest.raises(FormatError, match=r"unknown critical section 0x30 .*format version 3"):
         decode_bytes(data)
 
 
 def test_a_section_of_another_kind_or_a_missing_one_is_refused():
-    _, head, sections, crc = split(golden_v2())
+    _, head, sections, crc = split(golden_v3())
     data = assemble(head, [(s.tag, s.data) for s in sections] + [(5, b"")], crc)
     with pytest.raises(FormatError, match="latent file's section 0x05"):
         decode_bytes(data)
@@ -89,19 +89,19 @@ def test_a_latent_files_geometry_is_worked_out_once_per_decode(monkeypatch):
     original = LatentGeometry.from_header.__func__
     monkeypatch.setattr(LatentGeometry, "from_header",
                         classmethod(lambda cls, h: calls.append(h) or original(cls, h)))
-    decode_bytes(golden_v2())
+    decode_bytes(golden_v3())
     assert len(calls) == 1
 
 
 def test_a_spare_word_in_the_latent_section_is_refused_except_in_the_encoders_closed_loop():
     """decode proves the latent stream ends where its data does; only the encoder's closed loop,
     whose bytes are those very symbols' encode, may leave that proof out (it compares latents)."""
-    _, head, sections, values_crc = split(golden_v2())
+    _, head, sections, values_crc = split(golden_v3())
     latents = next(tag for tag, part in REGISTRY.items() if part.name == "latents")
     padded = assemble(head, [(s.tag, s.data + b"\0\0\0\0" if s.tag == latents else s.data)
                              for s in sections], values_crc)
     with pytest.raises(FormatError, match="does not end where"):
         decode_bytes(padded, images=False, bits=False)
     loose = decode_bytes(padded, images=False, bits=False, check_ends=False)
-    exact = decode_bytes(golden_v2(), images=False, bits=False)
+    exact = decode_bytes(golden_v3(), images=False, bits=False)
     assert all(np.array_equal(a, b) for a, b in zip(loose.latents, exact.latents))

@@ -37,9 +37,9 @@ def test_substreams_decode_to_the_single_streams_values_in_one_process_or_severa
 
 
 def test_one_stream_writes_the_golden_bytes_and_more_streams_than_decoders_are_refused(golden):
-    from helpers import golden_v2
+    from helpers import golden_v3
 
-    assert encode_set(golden, streams=1)[0] == golden_v2()
+    assert encode_set(golden, streams=1)[0] == golden_v3()
     with pytest.raises(ValueError, match="choose 2 to 3"):
         encode_set(golden, streams=4)
 
@@ -53,7 +53,11 @@ def test_a_file_with_both_latent_layouts_or_bad_stream_lengths_is_refused(golden
     head, parts, crc = _sections(encode_set(golden, streams=3)[0])
     single = dict(_sections(encode_set(golden)[0])[1])[sections.LatentsSection.tag]
     tag = sections.LatentStreamsSection.tag
+    weights, streams = parts[0], parts[1:]
+    both = [weights, (sections.LatentsSection.tag, single)] + streams  # in registry order
     with pytest.raises(FormatError, match="both a latents and a latent substreams"):
+        decode_bytes(assemble(head, both, crc))
+    with pytest.raises(FormatError, match="latents section is out of order"):
         decode_bytes(assemble(head, parts + [(sections.LatentsSection.tag, single)], crc))
     body = dict(parts)[tag]
     for count, lengths in ((1, []), (3, [5, 4]), (3, [4, 1 << 20])):

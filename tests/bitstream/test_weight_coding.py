@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from ddcodec.errors import LimitError
+
 from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
 
@@ -23,8 +25,12 @@ def test_weights_round_trip_exactly_at_their_estimated_size():
 
 
 def test_weight_coder_refuses_out_of_range_integers_and_inexact_sections():
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(LimitError, match="beyond"):
         encode_weights([np.array([70000], np.int32)])
+    with pytest.raises(LimitError, match="beyond"):  # int64 that a cast to int32 would wrap
+        encode_weights([np.array([-(1 << 63), 1 << 32], np.int64)])
+    with pytest.raises(LimitError, match="must be integers"):
+        encode_weights([np.array([True, False])])
     groups = _groups()
     data, _ = encode_weights(groups)
     counts = [len(g) for g in groups]
