@@ -14,6 +14,7 @@ and every output of ddcodec records it so that a set can be used outside ddcodec
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, ImageReadError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 from ddcodec.names import BUNDLED_DATA as BUNDLED_NAME  # noqa: E402
@@ -427,15 +428,44 @@ def _holdout_split(files):
     return train, test
 
 
-def _common_mode_and_size(files, resize, root: Path):
-    from PIL import Image, UnidentifiedImageError
+MAX_IMAGE_SIDE = 8192  # what a .ddz header holds; larger files are refused before decoding
 
+
+@contextlib.contextmanager
+def _image_errors(path: Path):
+    """Every way Pillow fails on a file (not an image, truncated, without pixel data, a
+    decompression bomb) as one ImageReadError naming the file."""
+    from PIL import Image
+
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from None
+
+
+def _open_image(path: Path):
+    """Pillow's lazy image, refused when it declares sides beyond MAX_IMAGE_SIDE."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    if max(im.size) > MAX_IMAGE_SIDE:
+        im.close()
+        raise ImageReadError(f"cannot read image {path}: it declares {im.size[0]}x{im.size[1]} "
+                             f"pixels, more than {MAX_IMAGE_SIDE} a side")
+    return im
+
+
+def _common_mode_and_size(files, resize, root: Path):
     def header(path: Path):
-        try:
-            with Image.open(path) as im:
-                return _target_mode(im.mode), im.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DDCodecError(f"cannot read image {path}: {exc}") from exc
+        with _image_errors(path), _open_image(path) as im:
+            return _target_mode(im.mode), im.size
 
     from ddcodec.folder_cache import decode_all
 
@@ -462,7 +492,7 @@ def _read_images(files, mode: str, size: tuple[int, int]):
     from ddcodec.folder_cache import decode_all
 
     def read(path: Path) -> np.ndarray:
-        with Image.open(path) as im:
+        with _image_errors(path), _open_image(path) as im:
             im = im.convert(mode)
             if im.size != size:
                 im = im.resize(size, Image.BICUBIC)

@@ -63,3 +63,24 @@ def load_tagged(path: Path, tag: str, what: str) -> dict:
         raise DDCodecError(f"{path} is not a ddcodec {what}")
     return state
 
+
+
+def refuse_expanded(obj, where: str) -> None:
+    """Refuse tensors that announce more values than their storage holds (a stride-0 expand or
+    overlapping strides): a file of kilobytes could otherwise declare a set of gigabytes that
+    the first copy materialises. Walks dicts, lists and tuples."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        needed = obj.numel() * obj.element_size()
+        stored = obj.untyped_storage().nbytes()
+        if needed > stored:
+            raise DDCodecError(f"{where} declares {obj.numel():,} values over a storage of "
+                               f"{stored:,} bytes (an expanded or overlapping view): save it "
+                               "with .contiguous() first")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            refuse_expanded(value, f"{where} '{key}'")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            refuse_expanded(value, f"{where}[{i}]")

@@ -31,6 +31,7 @@ import torch
 
 from ddcodec.data import STANDARD_NORMALIZATION, Normalization
 from ddcodec.errors import DDCodecError
+from ddcodec.fileio import refuse_expanded
 from ddcodec.names import SET_SOURCES
 from ddcodec.registry import registrar
 from ddcodec.setfile import SET_FORMAT, DistilledSet, load_set, set_from_dict
@@ -87,10 +88,12 @@ def detect(path: Path) -> str:
 
 def _load_tensor_file(path: Path):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for a non-torch or corrupt file
         raise DDCodecError(f"{path} is not a readable torch file (or holds more than plain "
                            "tensors)") from None
+    refuse_expanded(raw, str(path))
+    return raw
 
 
 def parse_normalization(spec: str, channels: int) -> Normalization:

@@ -38,6 +38,14 @@ def _need(ok: bool, where: str, what: str) -> None:
         raise PayloadError(f"bad latent payload: {where} {what}")
 
 
+INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def is_integer_tensor(t) -> bool:
+    """A tensor of integers proper: not float, complex or bool."""
+    return isinstance(t, torch.Tensor) and t.dtype in INTEGER_DTYPES
+
+
 def _get(raw, key: str, where: str):
     _need(isinstance(raw, dict), where, "must be a dict")
     _need(key in raw, f"{where}.{key}", "is missing")
@@ -67,11 +75,12 @@ class QuantizedGroup:
     def from_dict(cls, raw, where: str) -> "QuantizedGroup":
         names, shapes = _get(raw, "names", where), _get(raw, "shapes", where)
         q, step = _get(raw, "q", where), _get(raw, "step_log2", where)
-        _need(isinstance(q, torch.Tensor) and q.ndim == 1 and not q.is_floating_point()
-              and not q.is_complex(), f"{where}.q", "must be a 1-D integer tensor")
+        _need(is_integer_tensor(q) and q.ndim == 1, f"{where}.q", "must be a 1-D integer tensor")
         _need(isinstance(step, int) and STEP_RANGE[0] <= step <= STEP_RANGE[1],
               f"{where}.step_log2", f"must be an integer in {list(STEP_RANGE)}")
-        _need(q.numel() == 0 or int(q.abs().max()) <= WEIGHT_MAX_ABS, f"{where}.q",
+        # min and max, not abs: -2^63 has no absolute value in int64 (it stayed negative)
+        _need(q.numel() == 0 or (int(q.min()) >= -WEIGHT_MAX_ABS
+                                 and int(q.max()) <= WEIGHT_MAX_ABS), f"{where}.q",
               f"holds integers beyond +-{WEIGHT_MAX_ABS}")
         try:
             names = tuple(str(n) for n in names)
@@ -250,8 +259,7 @@ class LatentPayload:
                   f"{where}.latents", f"must hold {layout.levels} grids")
             n = None
             for level, ((h, w), grid) in enumerate(zip(layout.grid_sizes(), latents)):
-                _need(isinstance(grid, torch.Tensor) and not grid.is_floating_point()
-                      and grid.ndim == 4 and tuple(grid.shape[1:]) ==
+                _need(is_integer_tensor(grid) and grid.ndim == 4 and tuple(grid.shape[1:]) ==
                       (layout.channels_per_level, h, w) and grid.shape[0] >= 1,
                       f"{where}.latents[{level}]",
                       f"must be an integer tensor images x {layout.channels_per_level} x {h} x {w}")

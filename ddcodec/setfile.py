@@ -22,7 +22,7 @@ import torch
 
 from ddcodec.data import Normalization
 from ddcodec.errors import DDCodecError
-from ddcodec.fileio import atomic_path, check_writable
+from ddcodec.fileio import atomic_path, check_writable, refuse_expanded
 from ddcodec.labels import SoftLabels, as_float16
 from ddcodec.payload import LatentPayload
 
@@ -109,6 +109,7 @@ def load_set(path: str | os.PathLike) -> DistilledSet:
                            "damaged)") from exc
     if not isinstance(raw, dict) or raw.get("format") != SET_FORMAT:
         raise DDCodecError(f"{path} is not a ddcodec set file (no '{SET_FORMAT}' marker)")
+    refuse_expanded(raw, str(path))
     try:
         return set_from_dict(raw)
     except DDCodecError as exc:
