@@ -6,6 +6,7 @@ hostile sizes. Deterministic for a given random.Random.
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 import zlib
@@ -94,7 +95,7 @@ def hostile_header(data: bytes, rng: random.Random) -> tuple[str, bytes]:
         header.latent = replace(header.latent, levels=rng.choice((1, 16)))
     elif field == "decoder" and header.latent is not None:
         header.latent = replace(header.latent, decoder=rng.choice(("v7", "v5-3", "nope")))
-    body = fmt.write_header(header, header.version) + data[head_end:]
+    body = fmt.write_header(header, header.version, check=False) + data[head_end:]
     return f"header:{field}", reseal(body)
 
 
@@ -107,9 +108,33 @@ class _Hang(Exception):
     pass
 
 
-def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str]:
-    """Decode `data` in this process: (outcome, detail). `reference` is the Decoded of the
-    undamaged file; a decode that gives other images or labels is 'decoded_different'."""
+def _status_kib(field: str) -> int | None:
+    """A /proc/self/status field in KiB (Linux), else None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> int | None:
+    """Reset this process's peak RSS (Linux: clear_refs 5) and return its RSS now, in KiB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return None
+    return _status_kib("VmRSS")
+
+
+def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str, float | None]:
+    """Decode `data` in this process: (outcome, detail, peak MiB above the RSS before it; None
+    where the platform cannot tell). `reference` is the Decoded of the undamaged file (None:
+    a forged file with no original); a decode that gives other images or labels is
+    'decoded_different'."""
     import signal
 
     import torch
@@ -120,29 +145,40 @@ def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str]
     def alarm(signum, frame):
         raise _Hang()
 
+    before = _reset_peak()
     timed = hasattr(signal, "setitimer")  # POSIX; elsewhere a hang would simply block
     if timed:
         previous = signal.signal(signal.SIGALRM, alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    decoded, outcome, detail = None, "", ""
     try:
         decoded = decode_bytes(data)
     except DDCodecError as exc:
-        return "rejected", str(exc).split(":")[0][:60]
+        outcome, detail = "rejected", str(exc).split(":")[0][:60]
     except _Hang:
-        return "hang", ""
+        outcome = "hang"
     except BaseException as exc:  # noqa: BLE001 - everything else is a crash, panics included
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return "crash", f"{type(exc).__name__}: {str(exc)[:200]}"
+        outcome, detail = "crash", f"{type(exc).__name__}: {str(exc)[:200]}"
     finally:
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-    same = (decoded.images.shape == reference.images.shape
-            and torch.equal(decoded.images, reference.images)
-            and torch.equal(decoded.labels, reference.labels)
-            and _same_extras(decoded, reference))
-    return ("decoded_same" if same else "decoded_different"), ""
+    peak = _status_kib("VmHWM")
+    above = (peak - before) / 1024 if before is not None and peak is not None else None
+    if outcome:
+        return outcome, detail, above
+    same = reference is not None and (
+        decoded.images.shape == reference.images.shape
+        and torch.equal(decoded.images, reference.images)
+        and torch.equal(decoded.labels, reference.labels)
+        and _same_extras(decoded, reference)
+        and decoded.header.class_names == reference.header.class_names
+        and decoded.header.mean == reference.header.mean
+        and decoded.header.std == reference.header.std
+        and decoded.header.meta == reference.header.meta)
+    return ("decoded_same" if same else "decoded_different"), "", above
 
 
 def _same_extras(decoded, reference) -> bool:
@@ -152,9 +188,12 @@ def _same_extras(decoded, reference) -> bool:
     if (decoded.soft_labels is None) != (reference.soft_labels is None) or (
             decoded.sampler is None) != (reference.sampler is None):
         return False
-    if reference.soft_labels is not None and not torch.equal(
-            decoded.soft_labels.probabilities, reference.soft_labels.probabilities):
-        return False
+    if reference.soft_labels is not None:
+        from ddcodec.bitstream.label_coding import params_bytes
+
+        a, b = decoded.soft_labels, reference.soft_labels
+        if not torch.equal(a.probabilities, b.probabilities) or params_bytes(a) != params_bytes(b):
+            return False
     if reference.sampler is not None:
         a, b = decoded.sampler.scales, reference.sampler.scales
         return torch.equal(a.codes, b.codes) and (a.samples, a.seed) == (b.samples, b.seed)
@@ -209,53 +248,436 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
 
 
 def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
-    """The files fuzzing mutates, one of every layout a reader meets: the golden latent files
-    (v2 and v1), and from the golden set its pixel, float, labelled (each label codec, per-epoch
-    rows), distributional and substream encodings."""
+    """The files fuzzing mutates, one of every layout a reader meets: the golden latent set as
+    `encode` writes it (v3) and as older versions wrote it (v2, v1, still read), and from the
+    golden set its pixel, float, labelled (each label codec, per-epoch rows), distributional
+    and substream encodings."""
     from ddcodec.bitstream.codec import encode_set
 
     pixels = replace(distilled, codec=None)
-    return {"latent-v2": golden_v2, "latent-v1": golden_v1,
-            "pixels-v2": encode_set(pixels)[0], "float-v2": encode_set(off_grid(distilled))[0],
-            "labels-v2": encode_set(with_soft_labels(distilled))[0],
-            "topk-v2": encode_set(with_soft_labels(pixels, "topk"))[0],
-            "epochs-v2": encode_set(with_soft_labels(pixels, "vq", 3))[0],
-            "vqae-v2": encode_set(with_soft_labels(pixels, "vqae"))[0],
-            "scales-v2": encode_set(with_scales(distilled))[0],
-            "streams-v2": encode_set(distilled, streams=distilled.num_classes)[0]}
+    made = {"latent": distilled, "pixels": pixels, "float": off_grid(distilled),
+            "labels": with_soft_labels(distilled), "topk": with_soft_labels(pixels, "topk"),
+            "epochs": with_soft_labels(pixels, "vq", 3),
+            "epochs-topk": with_soft_labels(pixels, "topk", 2),
+            "vqae": with_soft_labels(pixels, "vqae"), "scales": with_scales(distilled)}
+    files = {f"{name}-v3": encode_set(s)[0] for name, s in made.items()}
+    files["streams-v3"] = encode_set(distilled, streams=distilled.num_classes)[0]
+    return {**files, "latent-v2": golden_v2, "latent-v1": golden_v1}
 
 
-def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0):
-    """`cases` mutations spread over `files`: a third plain byte damage, a third resealed byte
-    damage, a third resealed hostile headers. Returns per (file, mode) outcome counts and the
-    first few details of each bad outcome."""
+MODES = ("plain", "resealed", "hostile-header", "structure/none", "structure/crcs",
+         "structure/all", "splice/crcs", "splice/all", "amplify/all")
+
+
+def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0,
+         modes: tuple[str, ...] = MODES):
+    """`cases` mutations spread over `files` and `modes` in turn:
+    - plain / resealed: random byte damage, checksums as they were / header and file CRCs
+      recomputed; hostile-header: a resealed header announcing hostile sizes;
+    - structure/<reseal>: one header field, labels parameter or section byte changed
+      (`mutate_structure`), then resealed in one of the three ways (`RESEALS`);
+    - splice/<reseal>: a section of another file of `files` put in;
+    - amplify/all: forged, valid files announcing far more than their size (`amplified`).
+    Returns per (file, mode) outcome counts, the first few details of each bad outcome and
+    the peak memory: the largest MiB above a case's starting RSS, and the most by which any
+    case exceeded the documented bound (ddcodec.bitstream.codec.memory_bound; <= 0: within)."""
     from collections import Counter
 
-    from ddcodec.bitstream.codec import decode_bytes
+    from ddcodec.bitstream.codec import decode_bytes, memory_bound
 
     rng = random.Random(seed)
     references = {name: decode_bytes(data) for name, data in files.items()}
     counts: dict[tuple[str, str], Counter] = {}
     examples: list[dict] = []
     names = sorted(files)
+    memory = {"peak_mib": 0.0, "worst_over_bound_mib": -math.inf, "measured": 0}
     for i in range(cases):
         name = names[i % len(names)]
-        mode = ("plain", "resealed", "hostile-header")[(i // len(names)) % 3]
+        mode = modes[(i // len(names)) % len(modes)]
         original = files[name]
-        if mode == "hostile-header":
-            kind, data = hostile_header(original, rng)
-        else:
-            kind, data = mutate_bytes(original, rng)
-            if mode == "resealed":
-                data = reseal(data)
+        kind, data = _mutate(mode, original, files, rng)
+        if mode.startswith("amplify"):
+            name = "forged"
+        reference = references.get(name)
         if data == original:
-            outcome, detail = "unchanged", ""
+            outcome, detail, above = "unchanged", "", None
         else:
-            outcome, detail = run_case(data, references[name], timeout_s)
+            outcome, detail, above = run_case(data, reference, timeout_s)
+        if above is not None:
+            memory["measured"] += 1
+            memory["peak_mib"] = max(memory["peak_mib"], above)
+            over = above - memory_bound(len(data)) / 2 ** 20
+            memory["worst_over_bound_mib"] = max(memory["worst_over_bound_mib"], over)
         counts.setdefault((name, mode), Counter())[outcome] += 1
-        bad = outcome in ("crash", "hang") or (outcome == "decoded_different"
-                                               and mode == "plain")
+        bad = (outcome in ("crash", "hang") or (
+            outcome == "decoded_different" and silent_change_possible(mode, original))
+               or (above is not None and above > memory_bound(len(data)) / 2 ** 20))
         if bad and len(examples) < 20:
             examples.append({"file": name, "mode": mode, "kind": kind, "outcome": outcome,
-                             "detail": detail, "case": i})
-    return counts, examples
+                             "detail": detail, "case": i,
+                             "peak_mib": None if above is None else round(above, 1)})
+    return counts, examples, memory
+
+
+def silent_change_possible(mode: str, original: bytes) -> bool:
+    """Whether a decode that differs from the original is a defect: the values CRC was not
+    recomputed, and the file is of a version whose values CRC covers the header (3 on)."""
+    return not mode.endswith("/all") and struct.unpack_from("<H", original, 4)[0] >= 3
+
+
+def _mutate(mode: str, original: bytes, files: dict[str, bytes],
+            rng: random.Random) -> tuple[str, bytes]:
+    family, _, how = mode.partition("/")
+    if family == "plain":
+        return mutate_bytes(original, rng)
+    if family == "resealed":
+        kind, data = mutate_bytes(original, rng)
+        return kind, reseal(data)
+    if family == "hostile-header":
+        return hostile_header(original, rng)
+    if family == "structure":
+        kind, data = mutate_structure(original, rng)
+    elif family == "splice":
+        donor = files[rng.choice(sorted(files))]
+        kind, data = splice(original, donor, rng)
+    else:
+        kind, data = amplified(rng)
+    return kind, resealed(data, how, original)
+
+
+# --------------------------------------------------------------------------- checksums, crafts
+
+def reseal_all(data: bytes) -> bytes:
+    """`reseal` and the values CRC too: what a deliberate forger writes. The values CRC is
+    worked out by decoding the sections (no images); a file that does not decode is returned
+    resealed as far as `reseal` goes."""
+    from ddcodec.bitstream.codec import decode_bytes
+    from ddcodec.errors import DDCodecError
+
+    data = reseal(data)
+    try:
+        crc = decode_bytes(data, images=False, bits=False, check_values=False).values_crc
+    except DDCodecError:
+        return data
+    return data[:-4] + crc.to_bytes(4, "little")
+
+
+def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels: int = 16,
+                  channels_per_level: int = 64, arm_context: int = 32,
+                  arm_hidden: int = 16) -> bytes:
+    """A valid, tiny file with `classes` per-class decoders of the `decoder` preset whose weights
+    are all zero, and one 1 x 1 image per class: a few bytes a decoder, yet every decoder's
+    weights are allocated when it is read (the audit's 1,370-byte, 1.2 GB file)."""
+    import numpy as np
+
+    from ddcodec.bitstream.entropy import Encoder
+    from ddcodec.bitstream.latent_coding import code_latents
+    from ddcodec.bitstream.sections import CodingState, integer_arm
+    from ddcodec.bitstream.weight_coding import encode_weights
+    from ddcodec.codec.arm import causal_offsets
+
+    header = fmt.Header(3, side, side, [str(c) for c in range(classes)], [1] * classes,
+                        [0.5] * 3, [0.25] * 3,
+                        latent=fmt.LatentHeader(decoder, arm_context, arm_hidden, levels,
+                                                channels_per_level, 1.0, 8, []))
+    n_groups = len(_group_order(header))
+    header.latent.steps = [[-8] * n_groups for _ in range(classes)]
+    state = CodingState(header)
+    geometry = state.geometry
+    # an all-zero group codes as its M = 0 whatever its size: the section without allocating
+    # the weights, and an ARM built from the ARM groups alone (the others are not read)
+    weights, _ = encode_weights([np.zeros(0, np.int32)] * len(geometry.weight_counts))
+    arm_groups = {i for i, (module, _, _) in enumerate(geometry.order) if module == "arm"}
+    ints = [np.zeros(n if i % len(geometry.order) in arm_groups else 0, np.int32)
+            for i, n in enumerate(geometry.weight_counts)]
+    state.arm = integer_arm(geometry, ints, header.latent.steps)
+    grids = [np.zeros((geometry.groups, geometry.planes, h, w), np.int64)
+             for h, w in geometry.layout.grid_sizes()]
+    coder = Encoder("latents")
+    code_latents("encode", state.arm, causal_offsets(arm_context), geometry.layout.grid_sizes(),
+                 geometry.groups, geometry.planes, coder, grids)
+    body = (fmt.write_header(header) + fmt.write_section(3, weights)
+            + fmt.write_section(4, coder.to_bytes()))
+    return reseal_all(body + fmt.end_record(body, 0))
+
+
+def _group_order(header: fmt.Header) -> list:
+    """One decoder's tensor groups for a header whose steps are not filled in yet."""
+    from ddcodec.codec.latents import LatentLayout
+    from ddcodec.codec.model import MODULES, CodecConfig, module_shapes
+    from ddcodec.payload import KINDS
+
+    lat = header.latent
+    config = CodecConfig(decoder=lat.decoder, arm_context=lat.arm_context,
+                         arm_hidden=lat.arm_hidden, levels=lat.levels,
+                         channels_per_level=lat.channels_per_level, gain=lat.gain, k=lat.k)
+    shapes = module_shapes(config, LatentLayout(header.height, header.width, lat.levels,
+                                                lat.channels_per_level), header.channels)
+    return [(m, k) for m in MODULES for k in KINDS
+            if any(n.endswith("bias") == (k == "bias") for n in shapes[m])]
+
+
+def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_355,
+                     classes: int = 2) -> bytes:
+    """A valid, tiny file of `images` 1 x 1 black pixels whose per-epoch soft labels take one
+    value each (top-1, a one-entry VQ codebook or VQ autoencoder: nothing to range-code), so
+    `epochs` x `images` x `classes` values come from a few bytes (the audit's 173-byte file)."""
+    import numpy as np
+
+    from ddcodec.bitstream.bytesio import Writer
+    from ddcodec.bitstream.pixel_coding import encode_pixels
+    from ddcodec.bitstream.weight_coding import encode_weights
+    from ddcodec.labels import LABEL_CODECS
+    from ddcodec.names import DEFAULT_STRATEGY
+
+    header = fmt.Header(3, 1, 1, [str(c) for c in range(classes)],
+                        [images] + [0] * (classes - 1), [0.5] * 3, [0.25] * 3)
+    rows = epochs * images
+    labels = Writer()
+    labels.u8(LABEL_CODECS.index(codec) | 0x80)
+    labels.u8(0)
+    labels.f32(1.0)
+    labels.varint(epochs)
+    labels.varint(0)
+    labels.text(DEFAULT_STRATEGY)
+    if codec == "topk":
+        labels.u8(1)
+        labels.u8(1)
+        for count in [rows] + [0] * (classes - 1):
+            labels.varint(count)
+        labels.varint(1)
+        labels.varint(1)
+        labels.varint(rows)
+    else:
+        labels.svarint(0)
+        if codec == "vqae":
+            labels.svarint(0)
+        labels.varint(1)
+        shapes = [classes] if codec == "vq" else [1, 1, 1, classes, classes]
+        if codec == "vqae":
+            labels.varint(1)
+            labels.varint(1)
+        block, _ = encode_weights([np.zeros(n, np.int32) for n in shapes])
+        labels.varint(len(block))
+        labels.raw(block)
+        labels.varint(rows)
+    labels.varint(0)
+    pixels, _ = encode_pixels(np.zeros((images, 3, 1, 1), np.uint8))
+    body = (fmt.write_header(header) + fmt.write_section(5, pixels)
+            + fmt.write_section(7, labels.getvalue()))
+    return reseal_all(body + fmt.end_record(body, 0))
+
+
+# ------------------------------------------------------------------ structure-aware mutation
+
+RESEALS = ("none", "crcs", "all")  # checksums after a mutation: as they were, header and
+# file CRCs recomputed, or every CRC recomputed (the values CRC by decoding: a forger's file)
+
+
+def resealed(data: bytes, how: str, original: bytes) -> bytes:
+    """`data` (made with fresh CRCs) with the checksums `how` says: `none` puts back the
+    original's header CRC and end record CRCs, as a damaged file would carry them."""
+    if how == "none":
+        return _checksums_of(data, original)
+    return {"crcs": reseal, "all": reseal_all}[how](data)
+
+
+def _checksums_of(data: bytes, original: bytes) -> bytes:
+    try:
+        end = 12 + struct.unpack_from("<I", data, 8)[0]
+        old = 12 + struct.unpack_from("<I", original, 8)[0]
+    except struct.error:
+        return data
+    if len(data) < end + 4 + 13 or len(original) < old + 4 + 13:
+        return data
+    data = data[:end] + original[old:old + 4] + data[end + 4:]
+    return data[:-8] + original[-8:]
+
+
+def parse(data: bytes) -> tuple[fmt.Header, bytes, list[tuple[int, bytes]], int]:
+    """(header, header bytes, [(tag, section bytes)], values CRC) of a file that parses."""
+    reader = Reader(data)
+    header = fmt.read_header(reader)
+    head = data[:reader.pos]
+    sections, values_crc = fmt.read_sections(reader)
+    return header, head, [(s.tag, s.data) for s in sections], values_crc
+
+
+def join(head: bytes, sections: list[tuple[int, bytes]], values_crc: int) -> bytes:
+    """A file from parts with a correct file CRC (callers reseal or not as they choose)."""
+    body = head + b"".join(fmt.write_section(t, d) for t, d in sections)
+    return body + fmt.end_record(body, values_crc)
+
+
+def _pick_class(h: fmt.Header, rng: random.Random, loaded: bool = False) -> int:
+    choices = [c for c, n in enumerate(h.samples_per_class) if n > 0 or not loaded]
+    return rng.choice(choices)
+
+
+def _move_sample(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    counts = list(h.samples_per_class)
+    i = _pick_class(h, rng, loaded=True)
+    j = rng.choice([c for c in range(len(counts)) if c != i] or [i])
+    counts[i] -= 1
+    counts[j] += 1
+    return replace(h, samples_per_class=counts)
+
+
+def _swap_names(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    names = list(h.class_names)
+    if len(names) > 1:
+        i, j = rng.sample(range(len(names)), 2)
+        names[i], names[j] = names[j], names[i]
+    else:
+        names[0] += "x"
+    return replace(h, class_names=names)
+
+
+def _rename(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    names = list(h.class_names)
+    names[rng.randrange(len(names))] += rng.choice(("x", "\u00e9", " "))
+    return replace(h, class_names=names)
+
+
+def _normalisation(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    mean, std = list(h.mean), list(h.std)
+    c = rng.randrange(h.channels)
+    if rng.random() < 0.5:
+        mean[c] = rng.choice((math.nan, math.inf, mean[c] + 0.01, -mean[c]))
+    else:
+        std[c] = rng.choice((0.0, -std[c], 2 * std[c], math.nan, 1e-30))
+    return replace(h, mean=mean, std=std)
+
+
+def _gain(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    if h.latent is None:
+        return _normalisation(h, rng)
+    return replace(h, latent=replace(h.latent, gain=rng.choice((math.nan, 2 * h.latent.gain))))
+
+
+META_EDITS = (("syn_lr", "1x"), ("syn_lr", "nan"), ("syn_lr", "-1"), ("syn_lr", "0.02"),
+              ("syn_lr", "inf"), ("resize", "0x4"), ("resize", "16x16"), ("resize", "4"),
+              ("pixels", "16bit"), ("psnr_db", "abc"), ("method", "other"), ("data", "x"))
+
+
+def _meta(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    key, value = rng.choice(META_EDITS)
+    return replace(h, meta={**h.meta, key: value})
+
+
+def _step(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    if h.latent is None:
+        return _move_sample(h, rng)
+    steps = [list(row) for row in h.latent.steps]
+    g, i = rng.randrange(len(steps)), rng.randrange(len(steps[0]))
+    steps[g][i] += rng.choice((-1, 1))
+    return replace(h, latent=replace(h.latent, steps=steps))
+
+
+def _amplify(h: fmt.Header, rng: random.Random) -> fmt.Header:
+    factor = rng.choice((2, 100, 10_000))
+    return replace(h, samples_per_class=[min(n * factor, fmt.LIMITS["per_class"])
+                                         for n in h.samples_per_class])
+
+
+HEADER_EDITS = {"move-sample": _move_sample, "swap-names": _swap_names, "rename": _rename,
+                "normalisation": _normalisation, "gain": _gain, "meta": _meta, "step": _step,
+                "amplify-samples": _amplify}
+
+
+def label_fields(data: bytes) -> tuple[list[list], bytes]:
+    """A labels section as [name, wire, value] fields up to its coded data, and the rest."""
+    from ddcodec.labels import LABEL_CODECS
+
+    r = Reader(data)
+    fields = [["codec", "u8", r.u8()], ["loss", "u8", r.u8()], ["temperature", "f32", r.f32()]]
+    if fields[0][2] & 0x80:
+        fields += [["epochs", "varint", r.varint()], ["seed", "varint", r.varint()],
+                   ["strategy", "text", r.text()]]
+    codec = LABEL_CODECS[fields[0][2] & 0x7F] if fields[0][2] & 0x7F < len(LABEL_CODECS) else ""
+    wires = {"vq": [("step", "svarint"), ("k", "varint")],
+             "topk": [("k", "u8"), ("bits", "u8")],
+             "vqae": [("step", "svarint"), ("weight_step", "svarint"), ("k", "varint"),
+                      ("code", "varint"), ("hidden", "varint")]}.get(codec, [])
+    for name, wire in wires:
+        fields.append([name, wire, getattr(r, wire)()])
+    return fields, data[r.pos:]
+
+
+def _write_fields(fields: list[list], rest: bytes) -> bytes:
+    from ddcodec.bitstream.bytesio import Writer
+
+    w = Writer()
+    for _, wire, value in fields:
+        getattr(w, wire)(value)
+    return w.getvalue() + rest
+
+
+def _new_value(wire: str, value, rng: random.Random):
+    if wire == "u8":
+        return rng.choice([v for v in (value ^ 1, (value + 1) % 256, 255, 0) if v != value])
+    if wire == "f32":
+        return rng.choice((2 * value, math.nan, 0.0, -value, 1e-30))
+    if wire == "varint":
+        return rng.choice((value + 1, max(value - 1, 0), value * 1000 + 1, 0, 1 << 40))
+    if wire == "svarint":
+        return rng.choice((value + 1, value - 1, 17, -(1 << 31)))
+    return rng.choice(("color_crop", "flip", "nope", "color_crop_cutout_flip_scale_rotate"))
+
+
+def mutate_structure(data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """One field of the header, one parameter of the labels section, or one byte of another
+    section changed, the rest of the file as it was (checksums included: reseal after)."""
+    header, head, sections, values_crc = parse(data)
+    target = rng.randrange(len(sections) + 1)
+    if target == len(sections):
+        name = rng.choice(sorted(HEADER_EDITS))
+        edited = HEADER_EDITS[name](header, rng)
+        return f"header:{name}", join(fmt.write_header(edited, edited.version, check=False),
+                                      sections, values_crc)
+    tag, body = sections[target]
+    if tag == 7:
+        fields, rest = label_fields(body)
+        field = rng.randrange(len(fields))
+        fields[field][2] = _new_value(fields[field][1], fields[field][2], rng)
+        sections = list(sections)
+        sections[target] = (tag, _write_fields(fields, rest))
+        return f"labels:{fields[field][0]}", join(head, sections, values_crc)
+    if not body:
+        return f"section {tag}:empty", data
+    b = bytearray(body)
+    at = rng.randrange(len(b))
+    b[at] ^= 1 << rng.randrange(8)
+    sections = list(sections)
+    sections[target] = (tag, bytes(b))
+    return f"section {tag}:bit", join(head, sections, values_crc)
+
+
+def splice(data: bytes, donor: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """A section of another file (another kind, codec or layout) put in this one: in place of
+    the section with its tag, or added."""
+    header, head, sections, values_crc = parse(data)
+    tag, body = rng.choice(parse(donor)[2])
+    mine = [t for t, _ in sections]
+    sections = ([(t, body if t == tag else d) for t, d in sections] if tag in mine
+                else sections + [(tag, body)])
+    return f"splice:{tag}", join(head, sections, values_crc)
+
+
+AMPLIFIERS = ("topk", "vq", "vqae", "decoders")
+
+
+def amplified(rng: random.Random) -> tuple[str, bytes]:
+    """A valid, forged file that announces much more than its size (see amplified_labels and
+    zero_decoders), its amounts drawn around the memory bound."""
+    kind = rng.choice(AMPLIFIERS)
+    if kind == "decoders":
+        classes = rng.choice((2, 10, 100))
+        return f"amplify:{kind}x{classes}", zero_decoders(
+            classes, rng.choice(("v0", "v5-3", "v7")), levels=rng.choice((1, 8, 16)),
+            channels_per_level=rng.choice((1, 16, 64)), arm_context=rng.choice((8, 32)),
+            arm_hidden=rng.choice((0, 4, 16)))
+    epochs = rng.choice((10, 500, 2_000, 10_000))
+    return f"amplify:{kind}x{epochs}", amplified_labels(kind, epochs,
+                                                        rng.choice((100, 1_000, 3_355)),
+                                                        rng.choice((2, 10)))
