@@ -161,3 +161,49 @@ def test_retrain_rounds_move_lambda_faster_and_the_first_round_is_unchanged():
     before = rc.lmbda
     rc.update_lmbda(1.2 * rc.latent_target)
     assert rc.lmbda == pytest.approx(before * math.exp(-0.2 * RETRAIN_GAIN))
+
+
+def test_a_round_under_budget_lasts_as_the_measured_growth_needs_and_stops_at_the_target():
+    """Under budget only the utility raises the latents: the round may run as long as their
+    measured growth says the gap needs (with a margin, capped), stops once they reach the
+    target, and lambda holds while they climb (no wind-up to carry them past it)."""
+    from ddcodec.distillation.rate_control import RETRAIN_CAP, RETRAIN_MARGIN
+
+    rc = RateControl(budget_bits=18_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=20, lmbda_start=0.1)
+    rc.start_phase2(2000)
+    assert not rc.round_done(20, 2800)  # the first round runs its iterations
+    # 20 iterations took the latents from 2,000 to 2,800 bits/class: 40 per iteration; the file
+    # came out 4,000 bits under budget, so the target is 2,800 + 4,000 / 3
+    assert rc.judge(14_000, weight_bits=100, latent_bits_per_class=2800) is Verdict.RETRAIN
+    assert rc.growth() == pytest.approx(40)
+    target = 2800 + 4000 / 3
+    assert rc.latent_target == pytest.approx(target)
+    needed = (target - 2800) / 40
+    assert rc.extra_iterations == min(RETRAIN_CAP * 20, round(RETRAIN_MARGIN * needed + 0.5))
+    before = rc.lmbda
+    rc.update_lmbda(3000)
+    assert rc.lmbda == before  # held while climbing
+    assert not rc.round_done(30, 3500)
+    assert rc.round_done(41, target + 1)  # reached: the round ends here, not at its length
+    # the next round starts from the iterations actually run
+    assert rc.judge(19_500, weight_bits=100, latent_bits_per_class=target + 1) is Verdict.RETRAIN
+    assert rc.growth_points[-1][0] == 41 and rc.extra_iterations >= 41 - 20 + 10
+    assert not rc.climbing and not rc.round_done(45, 9000)  # over budget: no early stop
+
+
+def test_short_settings_land_within_tolerance(tmp_path):
+    """The audit's command (issue 32): 100 fit and 20 joint iterations at 6,000 bits/class on
+    the CIFAR-10 subset. Its first probe lands 40 % under budget; the rounds used to climb 7
+    points each and end at -12 %; now the second probe lands within 5 %."""
+    from ddcodec.data import BUNDLED_DIR
+
+    out = tmp_path / "s.pt"
+    distilled = api.distill(f"npz:{BUNDLED_DIR / 'cifar10-subset.npz'}", out, device="cpu",
+                            param="latent", loss="dm", shared_decoder=True, batch_real=32,
+                            fit_iterations=100, iterations=20, target_bpc=6000, seed=0)
+    data, _ = api.encode(out)
+    bpc = 8 * len(data) / distilled.num_classes
+    rate = distilled.provenance["rate_control"]
+    assert rate["within_tolerance"] and abs(bpc / 6000 - 1) <= 0.05, rate["attempts"]
+    assert rate["attempts"][0]["error"] < -0.3  # the first probe is far under: rounds did it

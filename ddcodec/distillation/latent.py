@@ -132,6 +132,7 @@ class LatentTrainer:
         chosen = set(self.classes)
         self.counts = [config.latent.spc if c in chosen else 0 for c in range(k)]
         self._stop_requested = False
+        self._latent_bpc: float | None = None  # the last phase-2 step's, for rate control
 
     # ------------------------------------------------------------------ set-up and state
     def _real_targets(self) -> torch.Tensor:
@@ -381,11 +382,14 @@ class LatentTrainer:
             self.fit_psnr = self._fit_psnr()
             if self.rate is not None:
                 self.rate.set_side_bits(self._side_bits())
+                self.rate.start_phase2(self.latent_bits_per_class())
             self.phase, self.step = 2, 0
             self.objective = self._make_objective()
             self.optimizer = self._optimizer(self.config.latent.lr)
             return True
-        if self.step >= self._phase2_iterations():
+        # rate control hears every step count (its growth measure), before the length check
+        reached = self.rate is not None and self.rate.round_done(self.step, self._latent_bpc)
+        if self.step >= self._phase2_iterations() or reached:
             self.phase = 3
             return True
         return False
@@ -506,6 +510,7 @@ class LatentTrainer:
         lmbda = self.lmbda_at(self.step)
         steered = self._hard_bits(bits) if self.rate is not None else bits.detach()
         latent_bpc = float(steered.sum()) / len(self.classes)
+        self._latent_bpc = latent_bpc
         rate_weight = 1.0
         if self.rate is not None:
             self.rate.update_lmbda(latent_bpc)  # takes effect from the next step
