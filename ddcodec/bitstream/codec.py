@@ -245,16 +245,29 @@ def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
     weights = WEIGHT_BYTES * sum(geometry.weight_counts)
-    synthesis_at_once = geometry.groups * _synthesis_chunk(geometry) * _synthesis_bytes(geometry)
+    synthesis_at_once = geometry.groups * _synthesis_chunk(geometry) * _synthesis_peak(geometry)
     return fixed + latents + weights + synthesis_at_once
 
 
 def _synthesis_bytes(geometry: LatentGeometry) -> int:
-    """Float32 working memory of synthesising one image (upsampled stack, widest layer)."""
+    """Float32 working memory of synthesising one image (upsampled stack, widest layer): what
+    sizes the chunks (kept as it was: the chunking decides the images tensor's layout, which
+    `measure` follows to the last digit)."""
     widest = max(synthesis.preset_widths(geometry.config.decoder))
     layout = geometry.layout
     return 4 * layout.height * layout.width * (2 * layout.total_channels + 3 * widest
                                                + 2 * geometry.channels)
+
+
+def _synthesis_peak(geometry: LatentGeometry) -> int:
+    """Float32 bytes synthesising one image may hold at its peak, for the memory bound: the
+    upsampler's transposed convolution makes each latent plane (2h + 14) x (2w + 14) before it
+    crops to 2h x 2w, its padded input (h + 4) x (w + 4) and an 8 x 8 kernel copy, which on
+    small images (1 x 1: 256 values for 4 kept) is far more than the image itself."""
+    layout = geometry.layout
+    h, w = layout.height, layout.width
+    per_plane = (2 * h + 14) * (2 * w + 14) + (h + 4) * (w + 4) + 64
+    return _synthesis_bytes(geometry) + 4 * layout.total_channels * per_plane
 
 
 def _synthesis_chunk(geometry: LatentGeometry) -> int:
