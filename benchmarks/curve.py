@@ -154,6 +154,8 @@ def section(table: dict, args, seconds: float) -> str:
             notes.append(f"quality {p['quality']}")
         if p.get("syn_lr"):
             notes.append(f"learnt lr {p['syn_lr']:.3g}")
+        if p["series"].startswith("pixels") and p.get("iterations"):
+            notes.append(f"DM stopped at {p['iterations']:,} iterations")
         if p.get("labels"):
             labels = p["labels"]
             notes.append(f"labels {labels['rung']}: {labels['label_bpc']:,.0f} bits/class")

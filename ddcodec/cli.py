@@ -148,7 +148,7 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
 
     started = time.perf_counter()
     config = DistillConfig.of(**options, seed=seed)
-    with display(quiet or as_json or config.loss == "none", log_every) as shown:
+    with display(quiet or config.loss == "none", log_every) as shown:
         iterations, label = config.matching.iterations, f"distill {config.loss}"
 
         def on_iteration(i: int, value: float) -> None:
@@ -162,7 +162,7 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             block=only_block, config=config)
     if distilled is None:  # one block's part, or a rank other than 0 (rank 0 reports)
         if only_block is not None:
-            _info(quiet or as_json, f"wrote block {only_block} of {config.blocks} to "
+            _info(quiet, f"wrote block {only_block} of {config.blocks} to "
                                     f"{output}.parts/; `ddcodec merge {output}.parts/*.pt -o "
                                     f"{output}` joins them")
         return
@@ -287,7 +287,7 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
     from ddcodec.progress import display
 
     epochs = options["epochs"]
-    with display(quiet or as_json, log_every) as shown:
+    with display(quiet, log_every) as shown:
         made = api.train_teacher(data_spec, output, data_root=data_root, resize=parse_size(resize),
                            force=force, device=device,
                            on_epoch=lambda e: shown.update("teacher", e + 1, epochs),
@@ -373,7 +373,7 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
 
     num_experts, epochs = options["num_experts"], options["epochs"]
     started = time.perf_counter()
-    with display(quiet or as_json, log_every) as shown:
+    with display(quiet, log_every) as shown:
         def on_epoch(index: int, epoch: int) -> None:
             shown.update("experts", index * epochs + epoch + 1, num_experts * epochs,
                          f"expert {index + 1}/{num_experts}")
@@ -408,7 +408,7 @@ def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, devic
     runs, epochs = config.runs, config.epochs
     parts = ["the set"] + (["a random real subset", "the whole training split"]
                            if config.baselines else [])
-    with display(quiet or as_json, log_every) as shown:
+    with display(quiet, log_every) as shown:
         shown.plan([(f"measure {part}", runs * epochs, 1.0) for part in parts])
 
         def on_epoch(run: int, epoch: int) -> None:
@@ -523,8 +523,9 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
         distribution_losses=tuple(distribution_losses))
     from ddcodec.progress import display
 
-    with display(quiet or as_json, log_every) as shown:
-        table = run_curve(config, output, device, on_event=lambda m: shown.say("curve", m))
+    with display(quiet, log_every) as shown:
+        table = run_curve(config, output, device, on_event=lambda m: shown.say("curve", m),
+                          measuring=shown.measuring)
     if as_json:
         click.echo(json.dumps(table))
         return
@@ -582,9 +583,8 @@ def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, s
     latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent, target_bpc=target_bpc))
     config = replace(DEMO, data=data_spec, latent=latent, eval=replace(DEMO.eval, epochs=epochs),
                      runs=runs, seed=seed)
-    with display(quiet or as_json, log_every) as shown:
-        result = run_demo(config, output, device, say=lambda m: shown.say("demo", m),
-                          on_progress=shown.handle)
+    with display(quiet, log_every) as shown:
+        result = run_demo(config, output, device, shown)
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:

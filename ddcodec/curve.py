@@ -26,6 +26,7 @@ import json
 import math
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -43,6 +44,25 @@ from ddcodec.fileio import atomic_path
 # spreads on the 3 coarsest levels by default).
 POINT_VERSION = {"latent": 5, "distribution": 6, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
+
+
+@dataclass
+class Reporter:
+    """What a curve run tells: a line per part (`say`), and, for each measurement, an
+    `on_epoch` callback from `measuring(stage, runs, epochs)` (a ddcodec.progress.Display's)
+    so that a measuring stage shows its epochs and its ETA."""
+
+    say: Event
+    measuring: Callable | None = None
+
+    def __call__(self, message: str) -> None:
+        self.say(message)
+
+    def epochs(self, stage: str, config: "CurveConfig"):
+        """The on_epoch callback of a measurement called `stage` (None: nothing shown)."""
+        if self.measuring is None:
+            return None
+        return self.measuring(stage, config.runs, config.eval.epochs)
 
 
 def _key(record_kind: dict) -> str:
@@ -169,7 +189,8 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     say(f"{series} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
-                         seed=config.seed, device=device)
+                         seed=config.seed, device=device, on_epoch=_epochs(
+                             say, f"{series} at {budget:,.0f} bits/class: measuring", config))
     rate = distilled.provenance.get("rate_control", {})
     labels = {}
     if rung:
@@ -205,9 +226,11 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
     found = store.get(frozen_spec)
     if found:
         return found
-    say(f"{series} at {fresh['budget_bpc']:,.0f} bits/class: measuring")
+    stage = f"{series} at {fresh['budget_bpc']:,.0f} bits/class: measuring"
+    say(stage)
     report = api.measure(store.path(spec, ".ddz"), data=config.data, epochs=config.eval.epochs,
-                         runs=config.runs, seed=config.seed, device=device, frozen_samples=True)
+                         runs=config.runs, seed=config.seed, device=device, frozen_samples=True,
+                         on_epoch=_epochs(say, stage, config))
     keep = ("budget_bpc", "bpc", "labels", "file_bytes", "images_per_class", "lmbda",
             "shared_decoder", "sigma_median_per_level", "file")
     return store.put(frozen_spec, {**{k: fresh[k] for k in keep if k in fresh},
@@ -226,15 +249,17 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
             "version": POINT_VERSION["pixels"]}
     if store.get(spec):
         return
-    say(f"vanilla pixels (DM) at IPC {ipc}: distilling")
+    say(f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {ipc}: distilling")
     started = time.perf_counter()
     set_path = store.path(spec, ".pt")
     distilled = api.distill(config.data, set_path, force=True, device=device, **options)
     ddz_path = store.path(spec, ".ddz")
     store.encode(set_path, ddz_path, pixels="8bit")  # the series: 8-bit pixels
-    say(f"vanilla pixels (DM) at IPC {ipc}: measuring")
+    stage = f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {ipc}: measuring"
+    say(stage)
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs,
-                         runs=config.runs, seed=config.seed, device=device)
+                         runs=config.runs, seed=config.seed, device=device,
+                         on_epoch=_epochs(say, stage, config))
     c, h, w = distilled.image_shape
     store.put(spec, {
         "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
@@ -316,11 +341,19 @@ def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: f
     return _LabelledBits(made, dataset)
 
 
+def _epochs(say, stage: str, config: CurveConfig):
+    """The measurement's on_epoch callback when `say` is a Reporter that shows epochs."""
+    return say.epochs(stage, config) if isinstance(say, Reporter) else None
+
+
 def run_curve(config: CurveConfig, out: Path, device: str = "auto",
-              on_event: Event | None = None) -> dict:
+              on_event: Event | None = None, measuring: Callable | None = None) -> dict:
+    """Compute the curve's missing points into `out`. `on_event` gets a line per part;
+    `measuring(stage, runs, epochs)` gives each measurement's on_epoch callback (a display's
+    `measuring`), so measuring stages count epochs and show an ETA."""
     from ddcodec.api import resolve_device
 
-    say = on_event or (lambda message: None)
+    say = Reporter(on_event or (lambda message: None), measuring)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DDCodecError(f"{out} exists and is not a folder")
@@ -412,6 +445,7 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
             common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
                                              "accuracies", "file", "seconds")
                       if k in record}
+            common["iterations"] = spec.get("distill", {}).get("iterations")  # said in reports
             points.append({"series": "pixels-float32", "bpc": record["bpc_float32"], **common})
             points.append({"series": "pixels-8bit", "bpc": record["bpc_8bit"], **common})
         elif record.get("bpc"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.names import BUNDLED_DATA
@@ -45,59 +44,94 @@ class DemoConfig:
         return self.latent.latent.target_bpc
 
 
-def run_demo(config: DemoConfig, out: Path, device: str = "auto",
-             say: Callable[[str], None] = lambda m: None,
-             on_progress: Callable | None = None) -> dict:
-    """Run the demo; `say` gets a line per stage, `on_progress` the latent run's events."""
-    from ddcodec import api
+# An epoch of a fresh network on a few images per class costs about this many latent fit
+# steps; only a first guess for the overall ETA until the first measurement's epochs are timed.
+MEASURE_EPOCH_COST = 0.3
+PIXEL_DM_STEP_COST = 1.0
 
+
+def pixel_dm_label(config: DemoConfig) -> str:
+    """The baseline's name in every table: shortened runs say how long they ran."""
+    return f"pixel DM, IPC 1, {config.pixel_dm.matching.iterations:,} iterations (8-bit)"
+
+
+def run_demo(config: DemoConfig, out: Path, device: str = "auto", shown=None) -> dict:
+    """Run the demo; `shown` (a ddcodec.progress.Display) gets its stages: the latent run's
+    phases, each measurement's epochs and the pixel-DM iterations, planned from the start so
+    the overall ETA counts the measurements."""
+    from ddcodec import api
+    from ddcodec.progress import STAGE_LABELS, Display
+
+    shown = shown or Display()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = []
+    labels = {"latent": "latent DM (ddcodec)", "random": "random real, IPC 1",
+              "dm": pixel_dm_label(config)}
+    epochs = config.runs * config.eval.epochs
+    iterations = config.pixel_dm.matching.iterations
+    pixel_stage = f"{labels['dm']}: distilling"
+    after_latent = [(f"{labels[n]}: measuring", epochs, MEASURE_EPOCH_COST)
+                    for n in ("latent", "random")] + [
+        (pixel_stage, iterations, PIXEL_DM_STEP_COST),
+        (f"{labels['dm']}: measuring", epochs, MEASURE_EPOCH_COST)]
+    shown.plan(after_latent)
 
-    def finish(name: str, label: str, set_path: Path, distill_seconds: float, extra: dict,
+    def latent_events(event) -> None:  # the latent run's plan, then the demo's stages after it
+        if event.kind == "plan":
+            shown.plan([(STAGE_LABELS.get(n, n), steps, cost) for n, steps, cost in event.plan]
+                       + after_latent)
+        else:
+            shown.handle(event)
+
+    def finish(name: str, set_path: Path, distill_seconds: float, extra: dict,
                pixels: str = "lossless"):
         ddz = set_path.with_suffix(".ddz")
         api.encode(set_path, ddz, force=True, pixels=pixels)
-        say(f"{label}: measuring ({config.eval.epochs} epochs x {config.runs} networks)")
+        stage = f"{labels[name]}: measuring"
+        shown.note(f"demo: {stage} ({config.eval.epochs} epochs x {config.runs} networks)")
         report = api.measure(ddz, epochs=config.eval.epochs, runs=config.runs, seed=config.seed,
-                             device=device)
-        rows.append({"name": name, "label": label, "file": str(ddz), "bpc": report["bpc"],
+                             device=device,
+                             on_epoch=shown.measuring(stage, config.runs, config.eval.epochs))
+        rows.append({"name": name, "label": labels[name], "file": str(ddz), "bpc": report["bpc"],
                      "images_per_class": report["images_per_class"],
                      "accuracy_mean": 100 * report["accuracy_mean"],
                      "accuracy_std": 100 * report["accuracy_std"],
                      "float32_bpc": 32 * report["images_per_class"] * _pixels(report),
                      "distill_seconds": distill_seconds, **extra})
 
-    say(f"latent DM at {config.target_bpc:,.0f} bits per class: distilling")
+    shown.say("demo", f"latent DM at {config.target_bpc:,.0f} bits per class: distilling")
     t = time.perf_counter()
     latent = api.distill(config.data, out / "latent.pt", force=True, device=device,
-                         config=config.latent, seed=config.seed, on_progress=on_progress)
+                         config=config.latent, seed=config.seed, on_progress=latent_events)
     rate = latent.provenance["rate_control"]
-    finish("latent", "latent DM (ddcodec)", out / "latent.pt", time.perf_counter() - t,
+    finish("latent", out / "latent.pt", time.perf_counter() - t,
            {"lmbda": rate["lmbda"], "target_bpc": rate["target_bpc"]})
     decoded = api.decode(out / "latent.ddz", out / "latent_png", format="imagefolder",
                          force=True)
     api.decode(out / "latent.ddz", out / "latent_grid.png", format="grid", force=True)
     api.test(out / "latent.ddz")
-    say(f"decoded {decoded.header.num_images} PNGs into {out / 'latent_png'} (at a glance: "
-        f"{out / 'latent_grid.png'}); file checked")
+    shown.note(f"demo: decoded {decoded.header.num_images} PNGs into {out / 'latent_png'} (at a "
+               f"glance: {out / 'latent_grid.png'}); file checked")
 
-    say("random real IPC 1: sampling")
+    shown.say("demo", "random real IPC 1: sampling")
     t = time.perf_counter()
     api.distill(config.data, out / "random_ipc1.pt", force=True, device=device, loss="none",
                 ipc=1, seed=config.seed)
-    finish("random", "random real, IPC 1", out / "random_ipc1.pt", time.perf_counter() - t, {})
-    say(f"pixel DM IPC 1: distilling ({config.pixel_dm.matching.iterations} iterations)")
+    finish("random", out / "random_ipc1.pt", time.perf_counter() - t, {})
+    shown.note(f"demo: {pixel_stage}")
     t = time.perf_counter()
     api.distill(config.data, out / "dm_ipc1.pt", force=True, device=device,
-                config=config.pixel_dm, seed=config.seed)
-    finish("dm", "pixel DM, IPC 1 (8-bit)", out / "dm_ipc1.pt", time.perf_counter() - t, {},
+                config=config.pixel_dm, seed=config.seed,
+                on_iteration=lambda i, loss: shown.update(pixel_stage, i + 1, iterations,
+                                                          f"DM loss {loss:.4g}"))
+    finish("dm", out / "dm_ipc1.pt", time.perf_counter() - t, {},
            pixels="8bit")  # the usual storage of learnt pixels; exact floats cost ~3x more
     return {"rows": rows, "seconds": time.perf_counter() - started, "out": str(out),
             "protocol": {"epochs": config.eval.epochs, "runs": config.runs,
-                         "arch": config.eval.arch}}
+                         "arch": config.eval.arch},
+            "pixel_dm_iterations": iterations}
 
 
 def _pixels(report: dict) -> int:

@@ -123,6 +123,18 @@ class Display:
         self.current = (stage, 0, 0, text)
         self._show(False)
 
+    def measuring(self, stage: str, runs: int, epochs: int):
+        """An `on_epoch(run, epoch)` callback for `api.measure` that shows its networks' epochs
+        as steps of `stage`, so the stage has a count and an ETA after its first epochs (runs
+        beyond `runs`, a measurement's baselines, continue the count)."""
+        def on_epoch(run: int, epoch: int) -> None:
+            part, run = divmod(run, runs)
+            done = min(run * epochs + epoch + 1, runs * epochs)
+            self.update(stage, done, runs * epochs,
+                        f"network {run + 1}/{runs}" + (f" of baseline {part}" if part else ""))
+
+        return on_epoch
+
     def handle(self, event) -> None:
         """Show a run's `ddcodec.events.Event`."""
         if event.kind == "plan":

@@ -240,3 +240,19 @@ def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_
     by = {p["series"]: p for p in table["points"]}
     assert by["distribution-dm-frozen"]["accuracy_mean"] >= 90  # re-measured, on the moved data
     assert by["distribution-dm-frozen"]["file"] == by["distribution-dm"]["file"]  # reused file
+
+
+def test_curve_measurements_show_their_epochs_through_the_display():
+    from ddcodec.curve import CurveConfig, Reporter, _epochs
+    from ddcodec.progress import Display
+
+    said, shown = [], Display()
+    reporter = Reporter(said.append, shown.measuring)
+    config = CurveConfig()
+    on_epoch = _epochs(reporter, "latent-dm at 6,000 bits/class: measuring", config)
+    on_epoch(0, 0)
+    assert shown.current[:3] == ("latent-dm at 6,000 bits/class: measuring", 1,
+                                 config.runs * config.eval.epochs)
+    reporter("a line")
+    assert said == ["a line"]
+    assert _epochs(said.append, "x", config) is None  # a plain callback shows no epochs

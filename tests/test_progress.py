@@ -123,3 +123,46 @@ def test_measured_side_information_above_the_budget_is_refused():
     assert rate.latent_target == pytest.approx(5_000)
     with pytest.raises(Unreachable, match=r"\(25,000 bits/class, measured\)"):
         rate.set_side_bits(250_000)
+
+
+def test_a_measuring_stage_counts_epochs_and_shows_an_eta_after_the_first():
+    import time
+
+    from ddcodec.progress import Display
+
+    shown = Display()
+    on_epoch = shown.measuring("set: measuring", runs=2, epochs=5)
+    on_epoch(0, 0)
+    assert "ETA --:--" in shown.line()  # one report: no pace yet
+    time.sleep(0.01)
+    on_epoch(0, 1)
+    line = shown.line()
+    assert "set: measuring 2/10" in line and "ETA --:--" not in line
+    on_epoch(1, 4)
+    assert shown.current[1:3] == (10, 10)
+
+
+def test_measure_json_still_reports_progress_on_a_piped_stderr(tmp_path):
+    """--json decides what goes to stdout; progress on stderr follows the same rules as
+    without it (plain lines every --log-every seconds when stderr is not a terminal)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import write_npz
+    from ddcodec import api
+
+    npz = write_npz(tmp_path / "t.npz", size=8)
+    api.distill(f"npz:{npz}", tmp_path / "s.pt", loss="none", ipc=2, device="cpu")
+    run = subprocess.run([sys.executable, "-m", "ddcodec", "measure", str(tmp_path / "s.pt"),
+                          "--epochs", "30", "--runs", "1", "--json", "--log-every", "1",
+                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)  # stdout: one JSON object, nothing else
+    assert report["epochs"] == 30
+    lines = [line for line in run.stderr.splitlines() if "measure the set" in line]
+    assert lines and all("elapsed" in line and "ETA" in line for line in lines)
+    quiet = subprocess.run([sys.executable, "-m", "ddcodec", "measure", str(tmp_path / "s.pt"),
+                            "--epochs", "2", "--runs", "1", "--json", "-q", "--device", "cpu"],
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # -q alone silences it
