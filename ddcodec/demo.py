@@ -72,18 +72,26 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto", shown=None) ->
     epochs = config.runs * config.eval.epochs
     iterations = config.pixel_dm.matching.iterations
     pixel_stage = f"{labels['dm']}: distilling"
-    after_latent = [(f"{labels[n]}: measuring", epochs, MEASURE_EPOCH_COST)
-                    for n in ("latent", "random")] + [
-        (pixel_stage, iterations, PIXEL_DM_STEP_COST),
-        (f"{labels['dm']}: measuring", epochs, MEASURE_EPOCH_COST)]
-    shown.plan(after_latent)
+    latent_plan: list = []
 
-    def latent_events(event) -> None:  # the latent run's plan, then the demo's stages after it
+    def plan(baseline_epoch_cost: float = MEASURE_EPOCH_COST) -> None:
+        """The whole demo's stages: the latent run's (once it has told them), then the three
+        measurements and the pixel-DM iterations, so the overall ETA counts them."""
+        shown.plan(latent_plan + [
+            (f"{labels['latent']}: measuring", epochs, MEASURE_EPOCH_COST),
+            (f"{labels['random']}: measuring", epochs, baseline_epoch_cost),
+            (pixel_stage, iterations, PIXEL_DM_STEP_COST),
+            (f"{labels['dm']}: measuring", epochs, baseline_epoch_cost)])
+
+    def latent_events(event) -> None:
         if event.kind == "plan":
-            shown.plan([(STAGE_LABELS.get(n, n), steps, cost) for n, steps, cost in event.plan]
-                       + after_latent)
+            latent_plan[:] = [(STAGE_LABELS.get(n, n), steps, cost)
+                              for n, steps, cost in event.plan]
+            plan()
         else:
             shown.handle(event)
+
+    plan()
 
     def finish(name: str, set_path: Path, distill_seconds: float, extra: dict,
                pixels: str = "lossless"):
@@ -105,6 +113,8 @@ def run_demo(config: DemoConfig, out: Path, device: str = "auto", shown=None) ->
     t = time.perf_counter()
     latent = api.distill(config.data, out / "latent.pt", force=True, device=device,
                          config=config.latent, seed=config.seed, on_progress=latent_events)
+    # an epoch costs about what its images do: the IPC-1 baselines' epochs are that much cheaper
+    plan(MEASURE_EPOCH_COST * latent.num_classes / max(latent.num_images, latent.num_classes))
     rate = latent.provenance["rate_control"]
     finish("latent", out / "latent.pt", time.perf_counter() - t,
            {"lmbda": rate["lmbda"], "target_bpc": rate["target_bpc"]})

@@ -54,8 +54,10 @@ class EtaModel:
         known = {s.name: s for s in self.stages}
         self.stages = [known.get(name) or Stage(name, total, cost)
                        for name, total, cost in stages]
-        for stage, (_, total, _) in zip(self.stages, stages):
+        for stage, (_, total, cost) in zip(self.stages, stages):
             stage.total = total
+            if not stage.counted:  # a guess stands until the stage's own pace is measured
+                stage.cost = cost
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:
