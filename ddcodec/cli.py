@@ -20,7 +20,7 @@ from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig
 from ddcodec.demo import DemoConfig
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
-from ddcodec.names import BUNDLED_DATA, PIXEL_MODES, SET_SOURCES
+from ddcodec.names import BUNDLED_DATA, LABEL_LOSSES, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.protocol import MeasureConfig
 from ddcodec.teacher_config import TeacherConfig
@@ -310,7 +310,7 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
               help="The labelled set file to write.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="T of the teacher's softmax(logits / T), recorded.")
-@click.option("--loss", type=click.Choice(["ce", "kl"]), default="ce", show_default=True,
+@click.option("--loss", type=click.Choice(LABEL_LOSSES), default="ce", show_default=True,
               help="What measure trains with: soft cross-entropy, or KL at the temperature.")
 @click.option("--codec", type=click.Choice(["float16", "vq", "topk", "vqae"]),
               default="float16", show_default=True,

@@ -19,7 +19,7 @@ import torch
 from ddcodec.errors import DDCodecError
 from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float16, as_topk,
                             as_vq)
-from ddcodec.names import DEFAULT_STRATEGY
+from ddcodec.names import DEFAULT_STRATEGY, LABEL_LOSSES
 from ddcodec.setfile import DistilledSet
 
 DEFAULT_K = {"vq": 16, "topk": 2, "vqae": 64}
@@ -48,7 +48,7 @@ class LabelPlan:
         if self.codec not in LABEL_CODECS:
             raise DDCodecError(f"unknown label codec {self.codec!r}; choose "
                                f"{', '.join(LABEL_CODECS)}")
-        if self.loss not in ("ce", "kl") or not self.temperature > 0:
+        if self.loss not in LABEL_LOSSES or not self.temperature > 0:
             raise DDCodecError("the label loss must be ce or kl and the temperature > 0")
         if self.k is not None and self.k < 1:
             raise DDCodecError("--label-k must be at least 1")

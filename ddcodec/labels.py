@@ -41,9 +41,9 @@ import torch
 
 from ddcodec.bitstream.limits import LABELS
 from ddcodec.errors import DDCodecError
+from ddcodec.names import LABEL_LOSSES
 
 LABEL_CODECS = ("float16", "vq", "topk", "vqae")
-LOSSES = ("ce", "kl")  # their index is what a .ddz stores
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
 ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
 KMEANS_ITERATIONS = 30
@@ -226,7 +226,7 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         worst = int((sums - 1).abs().argmax())
         raise DDCodecError(f"soft-label row {worst} sums to {float(sums[worst]):.4f}, not 1 "
                            "(logits? turn them into probabilities with a softmax first)")
-    if labels.loss not in LOSSES:
+    if labels.loss not in LABEL_LOSSES:
         raise DDCodecError(f"soft-label loss {labels.loss!r}: use ce or kl")
     if not (math.isfinite(labels.temperature) and labels.temperature > 0):
         raise DDCodecError("the soft-label temperature must be > 0")

@@ -17,6 +17,7 @@ BUNDLED_DATA = "cifar10-subset"  # the real CIFAR-10 subset shipped with ddcodec
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DSA's default for CIFAR (DC/DSA code)
 PIXEL_MODES = ("lossless", "8bit")  # how `encode` codes a pixel set's values
 SET_SOURCES = ("auto", "set", "mtt", "tensors", "imagefolder")  # what `encode` reads
+LABEL_LOSSES = ("ce", "kl")  # how soft labels train; the index is what a .ddz stores
 
 
 def canonical_arch(name: str) -> str:

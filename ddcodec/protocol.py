@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
+from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonical_arch
 from ddcodec.options import option
 
-LABEL_LOSSES = ("ce", "kl")
 SPREAD_SCALE_MAX = 16.0  # --spread-scale (measure, distill): beyond it a sample is noise
 
 

@@ -69,6 +69,7 @@ def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):
     assert out.read_bytes() == single, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_nproc_starts_torchrun_itself(six, tmp_path):
     npz, single = six
     out = tmp_path / "n.ddz"
@@ -80,6 +81,7 @@ def test_nproc_starts_torchrun_itself(six, tmp_path):
     assert refused.returncode == 1 and "give --blocks B" in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_path):
     npz, single = six
     out = tmp_path / "k.ddz"
@@ -121,6 +123,7 @@ def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_
     assert not part_path(parts, 1, 2).with_suffix(".running").exists()
 
 
+@pytest.mark.slow
 def test_separate_jobs_merge_to_the_same_bytes_and_foreign_parts_are_refused(six, tmp_path,
                                                                               run_cli):
     npz, single = six

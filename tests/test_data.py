@@ -248,6 +248,7 @@ def test_image_folders_are_cached_and_a_changed_file_is_seen(tmp_path, monkeypat
     assert reads and not torch.equal(changed.x_train, first.x_train)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads Linux's VmRSS")
 def test_a_cached_tree_is_mapped_so_a_process_holds_only_the_classes_it_reads(tmp_path):
     """A block's process must not hold the whole training split: after loading a cached tree

@@ -140,6 +140,7 @@ def _run_example(script: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_loading_examples_train_on_a_decoded_set(run_cli, tmp_path):
     """examples/train_on_set.py (a set file) and examples/imagefolder_training.py (the PNG
     export) run as written on a decoded .ddz of the bundled subset, and their networks learn."""

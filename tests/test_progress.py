@@ -40,6 +40,7 @@ def test_a_piped_latent_run_prints_every_stage_with_its_numbers(run_cli, tiny_np
     assert max(gaps, default=0) <= 3  # --log-every 1, whatever the step is doing
 
 
+@pytest.mark.slow
 def test_rate_control_probes_are_notes(run_cli, tiny_npz, tmp_path):
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--param", "latent",
                            "--spc", "2", "--fit-iterations", "16", "--iterations", "6",
@@ -106,6 +107,7 @@ def test_a_budget_a_fixed_spc_cannot_spend_is_refused_after_the_warm_up(run_cli,
     assert not (tmp_path / "s.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_missed_target_writes_the_set_and_exits_3(run_cli, tiny_npz, tmp_path):
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", *LATENT, "--spc", "2",
                            "--target-bpc", "8000", "--rate-tolerance", "0.0001", "-o",

@@ -192,6 +192,7 @@ def test_a_round_under_budget_lasts_as_the_measured_growth_needs_and_stops_at_th
     assert not rc.climbing and not rc.round_done(45, 9000)  # over budget: no early stop
 
 
+@pytest.mark.slow
 def test_short_settings_land_within_tolerance(tmp_path):
     """The audit's command (issue 32): 100 fit and 20 joint iterations at 6,000 bits/class on
     the CIFAR-10 subset. Its first probe lands 40 % under budget; the rounds used to climb 7

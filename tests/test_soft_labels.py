@@ -145,6 +145,7 @@ def test_version_1_cannot_hold_soft_labels(taught):
         encode_set(labelled, version=1)
 
 
+@pytest.mark.slow
 def test_soft_labels_beat_hard_labels_on_real_cifar(tmp_path):
     """Two real CIFAR-10 images per class: a short-trained teacher's soft labels (about 40 %
     accurate itself) lift the same images well above their hard labels (measured: +8 points

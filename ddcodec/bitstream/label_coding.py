@@ -30,7 +30,8 @@ from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.limits import LABELS
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
 from ddcodec.errors import LimitError
-from ddcodec.labels import LABEL_CODECS, LOSSES, SoftLabels, TopKLabels, VQAELabels, VQLabels
+from ddcodec.labels import LABEL_CODECS, SoftLabels, TopKLabels, VQAELabels, VQLabels
+from ddcodec.names import LABEL_LOSSES as LOSSES
 
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
 # Decoding holds at most this many bytes per decoded value (rows x classes, and the codebooks'

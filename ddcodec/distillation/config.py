@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ddcodec.errors import DDCodecError
-from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, canonical_arch
+from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonical_arch
 from ddcodec.options import build, option
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ class LabelConfig:
     label_temperature: float = option(1.0, "Soft labels: T of the teacher's softmax(logits / "
                                            "T), recorded.")
     label_loss: str = option("ce", "Soft labels: what measure trains with, soft cross-entropy "
-                                   "or KL at the temperature (recorded).", choices=("ce", "kl"))
+                                   "or KL at the temperature (recorded).", choices=LABEL_LOSSES)
     label_epochs: int = option(0, "Soft labels per epoch (FKD style): one per image for each of "
                                   "E views, regenerated from the seed by measure; 0: one static "
                                   "label per image.", min=0)
@@ -273,7 +273,7 @@ class LabelConfig:
                f"--labels {self.labels} needs --teacher FILE (make one with `ddcodec teacher`)")
         _check(0 < self.label_share < 1, "--label-share must be in (0, 1)")
         _check(self.label_temperature > 0, "--label-temperature must be > 0")
-        _check(self.label_loss in ("ce", "kl"), "--label-loss must be ce or kl")
+        _check(self.label_loss in LABEL_LOSSES, "--label-loss must be ce or kl")
         _check(self.label_k is None or self.label_k >= 1, "--label-k must be at least 1")
         _check(self.label_epochs >= 0, "--label-epochs must be >= 0")
 
