@@ -36,7 +36,7 @@ from ddcodec.bitstream.codec import encode_set  # noqa: E402
 from ddcodec.data import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
-from ddcodec.distillation.run import latent_set  # noqa: E402
+from ddcodec.distillation.output import latent_set  # noqa: E402
 
 HEADING = "## Latent preset for 64 x 64 images"
 GRID = {"levels": (6, 7), "decoder": ("v0", "v3-2", "v4"), "arm_context": (8, 16)}

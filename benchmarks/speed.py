@@ -50,7 +50,7 @@ from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.config import resolve  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
 from ddcodec.distillation.pixels import distill_pixels  # noqa: E402
-from ddcodec.distillation.run import latent_set  # noqa: E402
+from ddcodec.distillation.output import latent_set  # noqa: E402
 
 HEADING = "## Speed ratios"
 WORKERS = 2  # substreams and decoding processes (this machine has 2 cores)

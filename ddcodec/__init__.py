@@ -4,7 +4,7 @@ Turns a training set into a small file that still trains a good model, and measu
 file's size (bits per class) and the accuracy of networks trained on what it decodes to.
 """
 
-__version__ = "0.1.0"
+from ddcodec.version import __version__
 
 API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "test_split",
        "train_teacher", "label")

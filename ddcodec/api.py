@@ -416,7 +416,7 @@ def environment(device: torch.device) -> dict:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from ddcodec import __version__
+    from ddcodec.version import __version__
 
     def installed(name: str) -> str | None:
         try:

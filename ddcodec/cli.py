@@ -15,7 +15,7 @@ import traceback
 
 import click
 
-from ddcodec import __version__
+from ddcodec.version import __version__
 from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig
 from ddcodec.demo import DemoConfig
 from ddcodec.distillation.config import DistillConfig, ExpertConfig

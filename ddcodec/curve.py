@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from ddcodec import __version__
+from ddcodec.version import __version__
 from ddcodec.data import Dataset, load_dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported

@@ -176,7 +176,7 @@ def sample_grids(means: list[np.ndarray], scales: Scales, k: int, epoch: int,
 @dataclass(frozen=True)
 class PriorSampler:
     """Makes a distributional set's samples of any epoch with the file's own decoder code
-    (ddcodec.bitstream.codec.synthesize): the same path decodes the means."""
+    (ddcodec.bitstream.images.synthesize): the same path decodes the means."""
 
     geometry: object  # ddcodec.bitstream.geometry.LatentGeometry of the means
     steps: list
@@ -212,7 +212,7 @@ class PriorSampler:
         or `samples`; sample s is the same whatever S)."""
         from dataclasses import replace
 
-        from ddcodec.bitstream.codec import synthesize
+        from ddcodec.bitstream.images import synthesize
 
         s = samples or self.scales.samples
         if not 1 <= s <= MAX_SAMPLES:
@@ -257,3 +257,23 @@ class Resampled:
         if self.frozen:
             self._frozen = out
         return out
+
+
+def prior_sampler(payload, channels: int) -> "PriorSampler | None":
+    """The sampler of a distributional payload in memory (None without scales): the geometry
+    and integers its .ddz would decode to, so samples match the file's exactly."""
+    from ddcodec.bitstream import format as fmt
+    from ddcodec.bitstream.geometry import LatentGeometry, latent_header
+
+    if payload.scales is None:
+        return None
+    classes = len(payload.groups[0].classes) if payload.config.shared_decoder else len(
+        payload.groups)
+    per_class = payload.num_images // classes
+    header = fmt.Header(channels, payload.layout.height, payload.layout.width,
+                        [str(c) for c in range(classes)], [per_class] * classes, [0.0] * channels,
+                        [1.0] * channels, shared_decoder=payload.config.shared_decoder,
+                        latent=latent_header(payload))
+    ints = [q.q.numpy() for q in payload.weight_groups()]
+    return PriorSampler(LatentGeometry.from_header(header), header.latent.steps, ints,
+                        payload.latent_grids(), payload.scales)

@@ -20,12 +20,11 @@ import torch
 
 from ddcodec.bitstream.fixedpoint import STEP_RANGE, WEIGHT_MAX_ABS
 from ddcodec.codec.latents import LatentLayout
-from ddcodec.codec.model import MODULES, CodecConfig, module_shapes
+from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
 from ddcodec.distribution import Scales
 from ddcodec.errors import DDCodecError
 
 PAYLOAD_VERSION = 2  # 1: the untyped dict of ddcodec 0.1, same fields; still read
-KINDS = ("weight", "bias")
 BIT_PARTS = ("latents", "arm", "synthesis", "upsampler", "labels", "scales")
 
 
@@ -63,7 +62,7 @@ class QuantizedGroup:
 
     @property
     def bits(self) -> float:
-        from ddcodec.codec.weights import zero_mean_laplace_bits
+        from ddcodec.codec.laplace import zero_mean_laplace_bits
 
         return float(zero_mean_laplace_bits(self.q[None])[0])
 

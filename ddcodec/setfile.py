@@ -45,7 +45,7 @@ class DistilledSet:
     def prior_sampler(self):
         """A distributional set's sampler (its images are the priors' means), else None."""
         if self.sampler is None and self.codec is not None and self.codec.scales is not None:
-            from ddcodec.bitstream.codec import prior_sampler
+            from ddcodec.distribution import prior_sampler
 
             self.sampler = prior_sampler(self.codec, int(self.images.shape[1]))
         return self.sampler

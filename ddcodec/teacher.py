@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ddcodec import __version__, seeds
+from ddcodec import seeds
 from ddcodec.data import Dataset, Normalization
 from ddcodec.errors import DDCodecError
+from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.names import canonical_arch
 from ddcodec.teacher_config import TeacherConfig

@@ -10,7 +10,7 @@ import ddcodec
 from conftest import data_and_teacher
 from ddcodec.bitstream.codec import decode_bytes
 from ddcodec.distillation import DistillConfig
-from ddcodec.distillation.latent import decoder_parameters, samples_for_budget
+from ddcodec.distillation.budget import decoder_parameters, samples_for_budget
 from ddcodec.distillation.rate_control import RateControl
 from ddcodec.data import load_dataset
 from ddcodec.errors import DDCodecError

@@ -14,10 +14,10 @@ import torch
 
 from conftest import write_npz
 from ddcodec import api
-from ddcodec.bitstream.codec import decode_bytes, encode_set, prior_sampler
+from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.distillation.objectives import mean_embedding_loss, mixture_rbf_mmd_loss
 from ddcodec.distribution import (CODE_UNIT, SIGMA_MAX, Resampled, Scales, codes_of,
-                                  normal_draws, sigma_of)
+                                  normal_draws, prior_sampler, sigma_of)
 from ddcodec.distillation import DistillConfig
 from ddcodec.errors import DDCodecError
 from ddcodec.setfile import load_set, save_set

@@ -8,7 +8,7 @@ from conftest import write_npz
 from ddcodec import api
 from ddcodec.data import load_dataset
 from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig, resolve
-from ddcodec.distillation.latent import samples_for_budget
+from ddcodec.distillation.budget import samples_for_budget
 from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl, Verdict
 from ddcodec.errors import DDCodecError
 

@@ -21,15 +21,14 @@ from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import FormatError, Reader
 from ddcodec.bitstream.float_coding import narrowest_width
 from ddcodec.bitstream.format import Kind
-from ddcodec.bitstream.geometry import LatentGeometry
+from ddcodec.bitstream.geometry import LatentGeometry, latent_header
+from ddcodec.bitstream.images import synthesis_chunk, synthesis_peak, synthesize  # noqa: F401
 from ddcodec.bitstream.sections import REGISTRY, CodingState, parts_for
-from ddcodec.codec import synthesis, upsampling
 from ddcodec.data import Normalization
 from ddcodec.distribution import PriorSampler
 from ddcodec.errors import LimitError
 from ddcodec.labels import SoftLabels
 from ddcodec.names import PIXEL_MODES
-from ddcodec.payload import LatentPayload
 from ddcodec.setfile import DistilledSet
 
 FRAMING_BYTES = 5  # tag + length of each section and of the end record
@@ -38,7 +37,6 @@ END_CHECKSUM_BYTES = 8  # the end record's two CRC32s
 # MEMORY_FLOOR; a header that announces more is refused before anything is allocated.
 MEMORY_PER_FILE_BYTE = 2048
 MEMORY_FLOOR = 256 << 20
-SYNTHESIS_CHUNK_BYTES = 64 << 20  # float synthesis runs over images in chunks of about this
 # Per decoder weight: its int32, the integer ARM's int64, float64 dequantised, float32 stacked
 # (measured: 14 bytes each for 100 zero decoders of 0.5 M weights; this bounds it from above)
 WEIGHT_BYTES = 32
@@ -126,7 +124,7 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
             state.pixels = plan.values
     else:
         header.shared_decoder = payload.config.shared_decoder
-        header.latent = _latent_header(payload)
+        header.latent = latent_header(payload)
         state.payload = payload
     head = fmt.write_header(header, version)
     body, bits = [head], {"header": 8 * len(head)}
@@ -223,13 +221,6 @@ def _meta(distilled: DistilledSet) -> dict[str, str]:
     return meta
 
 
-def _latent_header(payload: LatentPayload) -> fmt.LatentHeader:
-    cfg, lay = payload.config, payload.layout
-    return fmt.LatentHeader(cfg.decoder, cfg.arm_context, cfg.arm_hidden, lay.levels,
-                            lay.channels_per_level, float(np.float32(cfg.gain)), cfg.k,
-                            payload.step_exponents())
-
-
 # ----------------------------------------------------------------------------------- decoding
 
 def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -> int:
@@ -245,35 +236,8 @@ def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
     weights = WEIGHT_BYTES * sum(geometry.weight_counts)
-    synthesis_at_once = geometry.groups * _synthesis_chunk(geometry) * _synthesis_peak(geometry)
+    synthesis_at_once = geometry.groups * synthesis_chunk(geometry) * synthesis_peak(geometry)
     return fixed + latents + weights + synthesis_at_once
-
-
-def _synthesis_bytes(geometry: LatentGeometry) -> int:
-    """Float32 working memory of synthesising one image (upsampled stack, widest layer): what
-    sizes the chunks (kept as it was: the chunking decides the images tensor's layout, which
-    `measure` follows to the last digit)."""
-    widest = max(synthesis.preset_widths(geometry.config.decoder))
-    layout = geometry.layout
-    return 4 * layout.height * layout.width * (2 * layout.total_channels + 3 * widest
-                                               + 2 * geometry.channels)
-
-
-def _synthesis_peak(geometry: LatentGeometry) -> int:
-    """Float32 bytes synthesising one image may hold at its peak, for the memory bound: the
-    upsampler's transposed convolution makes each latent plane (2h + 14) x (2w + 14) before it
-    crops to 2h x 2w, its padded input (h + 4) x (w + 4) and an 8 x 8 kernel copy, which on
-    small images (1 x 1: 256 values for 4 kept) is far more than the image itself."""
-    layout = geometry.layout
-    h, w = layout.height, layout.width
-    per_plane = (2 * h + 14) * (2 * w + 14) + (h + 4) * (w + 4) + 64
-    return _synthesis_bytes(geometry) + 4 * layout.total_channels * per_plane
-
-
-def _synthesis_chunk(geometry: LatentGeometry) -> int:
-    """Images per decoder synthesised at once: about SYNTHESIS_CHUNK_BYTES for all decoders."""
-    per_image = geometry.groups * _synthesis_bytes(geometry)
-    return min(geometry.per_group, max(1, SYNTHESIS_CHUNK_BYTES // per_image))
 
 
 def memory_bound(file_bytes: int) -> int:
@@ -368,23 +332,6 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
                    soft_labels=state.soft_labels, sampler=sampler, values_crc=crc)
 
 
-def prior_sampler(payload: LatentPayload, channels: int) -> PriorSampler | None:
-    """The sampler of a distributional payload in memory (None without scales): the geometry
-    and integers its .ddz would decode to, so samples match the file's exactly."""
-    if payload.scales is None:
-        return None
-    classes = len(payload.groups[0].classes) if payload.config.shared_decoder else len(
-        payload.groups)
-    per_class = payload.num_images // classes
-    header = fmt.Header(channels, payload.layout.height, payload.layout.width,
-                        [str(c) for c in range(classes)], [per_class] * classes, [0.0] * channels,
-                        [1.0] * channels, shared_decoder=payload.config.shared_decoder,
-                        latent=_latent_header(payload))
-    ints = [q.q.numpy() for q in payload.weight_groups()]
-    return PriorSampler(LatentGeometry.from_header(header), header.latent.steps, ints,
-                        payload.latent_grids(), payload.scales)
-
-
 def _images(state: CodingState) -> torch.Tensor:
     if state.header.kind == Kind.PIXELS:
         return torch.from_numpy(state.pixels)
@@ -392,41 +339,3 @@ def _images(state: CodingState) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(state.floats))
     return synthesize(state.geometry, state.header.latent.steps, state.weight_ints,
                       state.latents)
-
-
-def _float_params(decoders, module: str) -> dict[str, torch.Tensor]:
-    """Dequantised parameters of one module, stacked over decoders: value = q * 2^step."""
-    params: dict[str, list[torch.Tensor]] = {}
-    for entry in decoders:
-        for q, step, names in entry[module].values():
-            values = torch.from_numpy(q.astype(np.float64) * 2.0 ** step)
-            offset = 0
-            for name, shape in names:
-                n = int(np.prod(shape))
-                params.setdefault(name, []).append(values[offset:offset + n].view(shape).float())
-                offset += n
-    return {k: torch.stack(v) for k, v in params.items()}
-
-
-@torch.no_grad()
-def synthesize(geometry: LatentGeometry, steps: list[list[int]], ints: list[np.ndarray],
-               latents: list[np.ndarray]) -> torch.Tensor:
-    """Float decoder on the CPU: latents and dequantised weights -> uint8 images, class-ordered.
-    Runs over the images of every decoder in chunks, so memory stays bounded on large sets."""
-    decoders = geometry.split_weights(ints, steps)
-    groups, per_group, cpl = geometry.groups, geometry.per_group, geometry.layout.channels_per_level
-    grids = [torch.from_numpy(x.astype(np.float32)).view(groups, per_group, cpl, *x.shape[-2:])
-             for x in latents]
-    kernels = _float_params(decoders, "upsampler")["kernel_weight"]
-    weights = _float_params(decoders, "synthesis")
-    n_pointwise = len(synthesis.preset_widths(geometry.config.decoder)) + 1
-    chunk = _synthesis_chunk(geometry)
-    out = []
-    for start in range(0, per_group, chunk):
-        part = [g[:, start:start + chunk] for g in grids]
-        stack = upsampling.upsample_stack(part, kernels)
-        images = synthesis.synthesize(stack, weights, n_pointwise)
-        out.append(images.clamp(0, 1).mul(255).round().to(torch.uint8))
-    # one chunk: the tensor as synthesised, strides included (measure's convolutions follow the
-    # memory layout, so a copy would move accuracies in the last digits)
-    return (out[0] if len(out) == 1 else torch.cat(out, dim=1)).flatten(0, 1)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.format import Header
+from ddcodec.bitstream.format import Header, LatentHeader
 from ddcodec.codec.latents import LatentLayout
-from ddcodec.codec.model import MODULES, CodecConfig, module_shapes
-from ddcodec.payload import KINDS
+from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
 
 TensorGroup = tuple[str, str, list[tuple[str, tuple[int, ...]]]]  # module, kind, (name, shape)
 
@@ -82,3 +81,11 @@ class LatentGeometry:
                 entry[module][kind] = (next(it), step, names)
             decoders.append(entry)
         return decoders
+
+
+def latent_header(payload) -> LatentHeader:
+    """The latent part of a header for a LatentPayload (the file it encodes to)."""
+    cfg, lay = payload.config, payload.layout
+    return LatentHeader(cfg.decoder, cfg.arm_context, cfg.arm_hidden, lay.levels,
+                            lay.channels_per_level, float(np.float32(cfg.gain)), cfg.k,
+                            payload.step_exponents())

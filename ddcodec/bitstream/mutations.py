@@ -404,8 +404,7 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
 def _group_order(header: fmt.Header) -> list:
     """One decoder's tensor groups for a header whose steps are not filled in yet."""
     from ddcodec.codec.latents import LatentLayout
-    from ddcodec.codec.model import MODULES, CodecConfig, module_shapes
-    from ddcodec.payload import KINDS
+    from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
 
     lat = header.latent
     config = CodecConfig(decoder=lat.decoder, arm_context=lat.arm_context,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from ddcodec.bitstream.fixedpoint import MAX_K
 
 MODULES = ("arm", "synthesis", "upsampler")
+KINDS = ("weight", "bias")  # the tensor groups of each module, in canonical order
 DEFAULT_GAIN = 16.0
 DEFAULT_K = 64
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 
 from ddcodec.bitstream.fixedpoint import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT  # noqa: F401
+from ddcodec.bitstream.fixedpoint import WEIGHT_MIN_SCALE
+
+SCALE_BITS = 32  # each weight group's Laplace scale travels as a float32
 
 PROB_FLOOR = 2.0 ** -24  # the range coder gives every symbol at least 2^-24
 
@@ -34,3 +37,14 @@ def bin_probability(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) 
 def bits(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """-log2 P(x) per symbol."""
     return -torch.log2(bin_probability(x, mu, log_scale))
+
+
+def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
+    """Ideal bits of each row of integers under a zero-mean Laplace with b = mean|q| (at least
+    0.05), plus the bits of b itself: G x n -> G."""
+    q = q.double()
+    if q.shape[1] == 0:
+        return torch.zeros(q.shape[0], dtype=torch.float64)
+    b = q.abs().mean(1, keepdim=True).clamp_min(WEIGHT_MIN_SCALE)
+    per_symbol = bits(q, torch.zeros_like(q), torch.log(b).expand_as(q))
+    return per_symbol.sum(1) + SCALE_BITS

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ddcodec.codec import arm, synthesis, upsampling
-from ddcodec.codec.architecture import MODULES, CodecConfig, module_shapes  # noqa: F401
+from ddcodec.codec.architecture import KINDS, MODULES, CodecConfig, module_shapes  # noqa: F401
 from ddcodec.codec.latents import LatentLayout, quantize
 
 LATENT_INIT = 0.05  # latents start uniform in [-0.05, 0.05] (in 1/gain units)

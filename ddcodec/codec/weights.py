@@ -20,28 +20,15 @@ from ddcodec.bitstream.fixedpoint import (
     ARM_BIAS_STEP_MIN,
     ARM_WEIGHT_STEP_MIN,
     WEIGHT_MAX_ABS,
-    WEIGHT_MIN_SCALE,
 )
-from ddcodec.codec.laplace import bits as laplace_bits
+from ddcodec.codec.laplace import SCALE_BITS, zero_mean_laplace_bits  # noqa: F401 - re-exported
 from ddcodec.payload import QuantizedGroup
 
-SCALE_BITS = 32  # each group's Laplace scale travels as a float32
 STEP_RANGES: dict[str, tuple[range, range | None]] = {
     "arm": (range(ARM_WEIGHT_STEP_MIN, 1), range(ARM_BIAS_STEP_MIN, 1)),
     "synthesis": (range(-15, 1), range(-15, 1)),
     "upsampler": (range(-15, 1), None),  # no bias
 }
-
-
-def zero_mean_laplace_bits(q: torch.Tensor) -> torch.Tensor:
-    """Ideal bits of each row of integers under a zero-mean Laplace with b = mean|q| (at least
-    0.05), plus the bits of b itself: G x n -> G."""
-    q = q.double()
-    if q.shape[1] == 0:
-        return torch.zeros(q.shape[0], dtype=torch.float64)
-    b = q.abs().mean(1, keepdim=True).clamp_min(WEIGHT_MIN_SCALE)
-    per_symbol = laplace_bits(q, torch.zeros_like(q), torch.log(b).expand_as(q))
-    return per_symbol.sum(1) + SCALE_BITS
 
 
 def tensor_kinds(module: nn.ParameterDict) -> dict[str, list[str]]:

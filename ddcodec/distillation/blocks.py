@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 
 from ddcodec.data import Dataset
+from ddcodec.distillation.partition import block_ranges  # noqa: F401 - used and re-exported
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
@@ -38,19 +39,6 @@ from ddcodec.payload import LatentPayload
 
 PART_FORMAT = "ddcodec-block"
 PART_VERSION = 1
-
-
-def block_ranges(num_classes: int, blocks: int) -> list[range]:
-    """B contiguous blocks of classes, sizes differing by at most one (the first ones larger)."""
-    if not 1 <= blocks <= num_classes:
-        raise DDCodecError(f"--blocks must be between 1 and the {num_classes} classes")
-    size, extra = divmod(num_classes, blocks)
-    out, start = [], 0
-    for b in range(blocks):
-        stop = start + size + (b < extra)
-        out.append(range(start, stop))
-        start = stop
-    return out
 
 
 def settings_digest(config, dataset: Dataset) -> str:
@@ -69,8 +57,8 @@ def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callabl
     """How rate control sizes a block: the .ddz of the block's classes alone, plus the
     estimated bits of the soft labels the merge will give them (one global teacher labels the
     merged set, so a block reserves its share)."""
-    from ddcodec.distillation.latent import label_cost
-    from ddcodec.distillation.run import latent_set
+    from ddcodec.distillation.budget import label_cost
+    from ddcodec.distillation.output import latent_set
 
     local = replace(dataset, class_names=[dataset.class_names[c] for c in classes])
     labels = round(label_cost(dataset, config).per_class(config.latent.spc) * len(classes))
@@ -183,7 +171,7 @@ def merge(parts: list[dict], dataset: Dataset, config) -> tuple[torch.Tensor, La
 
 def config_of_parts(parts: list[dict]):
     """The settings the parts were made with (what `ddcodec merge` rebuilds the set under)."""
-    from ddcodec.distillation import DistillConfig
+    from ddcodec.distillation.config import DistillConfig
 
     configs = {json.dumps(p.get("config"), sort_keys=True, default=str) for p in parts}
     if len(configs) != 1 or not isinstance(parts[0].get("config"), dict):

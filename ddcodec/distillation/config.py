@@ -357,10 +357,18 @@ class DistillConfig:
         return used
 
 
+GM_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+def gradient_matching_loops(images_per_class: int) -> tuple[int, int]:
+    """(outer, inner) loops of the reference (`get_loops`), nearest tabulated size otherwise."""
+    nearest = min(GM_LOOPS, key=lambda k: (abs(k - images_per_class), k))
+    return GM_LOOPS[nearest]
+
+
 def resolve(config: DistillConfig, dataset: "Dataset | None" = None) -> DistillConfig:
     """Fill every default that depends on the loss or the budget. The samples per class under
     --target-bpc depend on the data (`dataset`); without it they stay unresolved."""
-    from ddcodec.distillation.objectives import gradient_matching_loops
 
     loss, latent = config.loss, config.latent
     if config.param == "distribution" and config.distribution.priors is not None:
@@ -379,7 +387,7 @@ def resolve(config: DistillConfig, dataset: "Dataset | None" = None) -> DistillC
         latent = replace(latent, spc=DEFAULT_SPC)
     config = replace(config, pixels=pixels, matching=matching, latent=latent)
     if config.latent.spc is None and dataset is not None and config.is_latent:
-        from ddcodec.distillation.latent import samples_for_budget
+        from ddcodec.distillation.budget import samples_for_budget
 
         config = replace(config, latent=replace(config.latent,
                                                 spc=samples_for_budget(dataset, config)))

@@ -19,11 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ddcodec import __version__, seeds
+from ddcodec import seeds
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
 from ddcodec.distillation.config import ExpertConfig  # noqa: F401 - re-exported
 from ddcodec.errors import DDCodecError
+from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path
 from ddcodec.networks import canonical_arch, seeded_network
 
@@ -118,7 +119,7 @@ def train_block_experts(dataset: Dataset, root: Path, config: ExpertConfig, devi
     k-way networks trained on that block's data alone, in root/block-BBBB-of-NNNN/."""
     from dataclasses import replace
 
-    from ddcodec.distillation.blocks import block_ranges
+    from ddcodec.distillation.partition import block_ranges
 
     reports = []
     for block, classes in enumerate(block_ranges(dataset.num_classes, config.blocks)):

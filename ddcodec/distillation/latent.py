@@ -23,7 +23,6 @@ the current step, saves a checkpoint and stops.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import time
 from pathlib import Path
@@ -33,20 +32,16 @@ import torch
 
 from ddcodec import seeds
 from ddcodec.codec.latents import LatentLayout
-from ddcodec.codec.model import MODULES, CodecConfig, LatentBank, Proxy, module_shapes
+from ddcodec.codec.model import MODULES, LatentBank, Proxy
 from ddcodec.codec.weights import search_module, step_pairs
 from ddcodec.data import Dataset
+from ddcodec.distillation.budget import codec_config, decoder_parameters, label_cost
 from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
-from ddcodec.distillation.rate_control import (
-    RateControl,
-    estimate_side_bits,
-    run_to_budget,
-)
+from ddcodec.distillation.rate_control import RateControl, run_to_budget
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path, load_tagged
-from ddcodec.labelling import LabelCost, estimated_cost, plan_for
 from ddcodec.options import flatten
 from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
 
@@ -54,46 +49,10 @@ if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
 
 CHECKPOINT_FORMAT = "ddcodec-checkpoint"
-BITS_PER_PIXEL = 0.75  # latent bits per pixel aimed at when --spc is left to the budget
-MAX_AUTO_SPC = 1000
 HARD_BITS_EVERY = 10  # steps between measurements of the rounded latents' bits (one ARM pass)
 LABEL_BITS_PER_CLASS = 16  # class-ordered hard labels: one count per class
 
 FileBits = Callable[[torch.Tensor, LatentPayload], int]  # (uint8 images, payload) -> .ddz bits
-
-
-def codec_config(config: "DistillConfig") -> CodecConfig:
-    return CodecConfig(decoder=config.latent.decoder, arm_context=config.latent.arm_context,
-                       arm_hidden=config.latent.arm_hidden, levels=config.latent.levels,
-                       shared_decoder=config.latent.shared_decoder)
-
-
-def decoder_parameters(dataset: Dataset, config: "DistillConfig") -> int:
-    """Parameters of all decoders (ARM, synthesis, upsampler) the set will store."""
-    codec = codec_config(config)
-    c, h, w = dataset.image_shape
-    layout = LatentLayout.for_image(h, w, codec.levels, codec.channels_per_level)
-    per_decoder = sum(math.prod(shape) for shapes in module_shapes(codec, layout, c).values()
-                      for shape in shapes.values())
-    return per_decoder * (1 if codec.shared_decoder else dataset.num_classes)
-
-
-def samples_for_budget(dataset: Dataset, config: "DistillConfig") -> int:
-    """Samples per class for a bits-per-class budget: what the latents may spend after the
-    decoders, at about BITS_PER_PIXEL each (where phase 1 fits CIFAR at ~27-30 dB). Rate coding
-    favours many cheap samples over few good ones (the paper's TM settings decode 64-718 per
-    class)."""
-    c, h, w = dataset.image_shape
-    side = estimate_side_bits(dataset.num_classes, decoder_parameters(dataset, config))
-    labels = label_cost(dataset, config)
-    latent_bits = config.latent.target_bpc - side / dataset.num_classes - labels.fixed
-    per_image = BITS_PER_PIXEL * h * w * c / 3 + labels.per_image
-    return int(max(1, min(MAX_AUTO_SPC, latent_bits // per_image)))
-
-
-def label_cost(dataset: Dataset, config: "DistillConfig") -> LabelCost:
-    """What the run's soft labels should cost per class (nothing for hard labels)."""
-    return estimated_cost(plan_for(config, dataset.num_classes), dataset.num_classes)
 
 
 class LatentTrainer:

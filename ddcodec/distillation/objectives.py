@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ddcodec import seeds
 from ddcodec.augment import DSA, DSAParams
 from ddcodec.data import Dataset
+from ddcodec.distillation.config import gradient_matching_loops
 from ddcodec.distillation.random_subset import sample_class_indices
 from ddcodec.networks import seeded_network
 from ddcodec.registry import registrar
@@ -169,15 +170,6 @@ def class_batch(dataset: Dataset, cls: int, size: int, augment: DSA, seed: int, 
 
 
 # ---------------------------------------------------------------------------- gradient matching
-GM_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
-
-
-def gradient_matching_loops(images_per_class: int) -> tuple[int, int]:
-    """(outer, inner) loops of the reference (`get_loops`), nearest tabulated size otherwise."""
-    nearest = min(GM_LOOPS, key=lambda k: (abs(k - images_per_class), k))
-    return GM_LOOPS[nearest]
-
-
 def gradient_distance(syn_grads, real_grads) -> torch.Tensor:
     """DC's layer-wise distance: sum over output rows of 1 - cos; biases and norms ignored."""
     total = syn_grads[0].new_zeros(())
@@ -390,7 +382,7 @@ def _trajectory_matching(dataset, config, device, images_per_class, classes=None
     """MTT on the experts of --experts DIR; a block of classes (`classes`) uses its block's
     experts (DIR/block-BBBB-of-NNNN, from `ddcodec experts --blocks B`) when DIR has them,
     the global experts otherwise."""
-    from ddcodec.distillation.blocks import block_ranges
+    from ddcodec.distillation.partition import block_ranges
     from ddcodec.distillation.experts import ExpertBuffer, block_folder
 
     m, tm = config.matching, config.tm

@@ -8,9 +8,9 @@ from typing import Callable
 
 import torch
 
-from ddcodec import __version__
 from ddcodec.data import Dataset
 from ddcodec.distillation.config import DistillConfig, resolve
+from ddcodec.distillation.output import _provenance, latent_set
 from ddcodec.payload import LatentPayload
 from ddcodec.registry import registrar
 from ddcodec.setfile import DistilledSet
@@ -153,21 +153,3 @@ def merged_set(dataset: Dataset, config: DistillConfig, merged: tuple, hooks: Ru
             "why": f"each of the {config.blocks} blocks steered to the budget on its own file; "
                    "the merged file has one header for all"}
     return distilled
-
-
-def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,
-               payload: LatentPayload, learnt: dict) -> DistilledSet:
-    """The set a latent run yields; rate control encodes exactly this to measure its size."""
-    details = {"method": f"{config.param}-{config.loss}",
-               "estimated_bits": payload.estimated_bits.to_dict(),
-               "fit_psnr": payload.fit_psnr, **learnt}
-    labels = torch.arange(dataset.num_classes).repeat_interleave(config.latent.spc)
-    return DistilledSet(dataset.normalization.normalize(uint8_images).cpu(), labels,
-                        list(dataset.class_names), dataset.normalization,
-                        _provenance(dataset, config, details), payload)
-
-
-def _provenance(dataset: Dataset, config: DistillConfig, details: dict) -> dict:
-    """The resolved config, what the run learnt and measured, the data and the version."""
-    return {"config": config.provenance(), **details, "data": dataset.spec,
-            "ddcodec_version": __version__}
