@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ddcodec.bitstream.fixedpoint import STEP_RANGE, WEIGHT_MAX_ABS
+from ddcodec.fixedpoint import STEP_RANGE, WEIGHT_MAX_ABS
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
 from ddcodec.distribution import Scales

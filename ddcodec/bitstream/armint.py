@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.fixedpoint import (ACCUMULATOR_LIMIT, FRACTION_BITS, LOG_SCALE_MAX_Q,
+from ddcodec.fixedpoint import (ACCUMULATOR_LIMIT, FRACTION_BITS, LOG_SCALE_MAX_Q,
                                           LOG_SCALE_MIN_Q, LOG_SCALE_SHIFT_Q32, W_SHIFT)
 
 

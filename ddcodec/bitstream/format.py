@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ddcodec.bitstream import limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-from ddcodec.bitstream.fixedpoint import STEP_RANGE
+from ddcodec.fixedpoint import STEP_RANGE
 from ddcodec.errors import LimitError
 
 MAGIC = b"DDZ\x1a"

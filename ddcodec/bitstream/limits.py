@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddcodec.bitstream.fixedpoint import MAX_K, WEIGHT_MAX_ABS
+from ddcodec.fixedpoint import MAX_K, WEIGHT_MAX_ABS
 from ddcodec.errors import LimitError
 
 # header (docs/FORMAT.md, "Header")

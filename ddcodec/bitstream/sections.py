@@ -21,7 +21,7 @@ from ddcodec.bitstream import armint
 from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.entropy import Decoder, Encoder
-from ddcodec.bitstream.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
+from ddcodec.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
 from ddcodec.bitstream.geometry import LatentGeometry

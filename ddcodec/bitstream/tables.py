@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from ddcodec.bitstream.fixedpoint import FRACTION_BITS, LOG_SCALE_MAX_Q, LOG_SCALE_MIN_Q, ONE
+from ddcodec.fixedpoint import FRACTION_BITS, LOG_SCALE_MAX_Q, LOG_SCALE_MIN_Q, ONE
 
 __all__ = ["FRACTION_BITS", "ONE", "SCALE_TABLE", "scales", "table_digest"]
 SCALE_TABLE_SHA256 = "82860de134f8414f3a16cb0c4489bc94a51a11f9315e68c30c4356f36b6d5282"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ddcodec.bitstream import entropy, limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-from ddcodec.bitstream.fixedpoint import WEIGHT_MAX_ABS, WEIGHT_MIN_SCALE
+from ddcodec.fixedpoint import WEIGHT_MAX_ABS, WEIGHT_MIN_SCALE
 
 
 def encode_weights(groups: list[np.ndarray]) -> tuple[bytes, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ddcodec.bitstream.fixedpoint import MAX_K
+from ddcodec.fixedpoint import MAX_K
 
 MODULES = ("arm", "synthesis", "upsampler")
 KINDS = ("weight", "bias")  # the tensor groups of each module, in canonical order

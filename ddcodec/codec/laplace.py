@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ddcodec.bitstream.fixedpoint import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT  # noqa: F401
-from ddcodec.bitstream.fixedpoint import WEIGHT_MIN_SCALE
+from ddcodec.fixedpoint import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT  # noqa: F401
+from ddcodec.fixedpoint import WEIGHT_MIN_SCALE
 
 SCALE_BITS = 32  # each weight group's Laplace scale travels as a float32
 

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ddcodec.bitstream.fixedpoint import (
+from ddcodec.fixedpoint import (
     ARM_BIAS_STEP_MIN,
     ARM_WEIGHT_STEP_MIN,
     WEIGHT_MAX_ABS,

@@ -6,7 +6,7 @@ import torch
 
 from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.fixedpoint import ONE
+from ddcodec.fixedpoint import ONE
 from ddcodec.codec import arm
 
 
