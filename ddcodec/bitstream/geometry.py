@@ -17,6 +17,20 @@ from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
 TensorGroup = tuple[str, str, list[tuple[str, tuple[int, ...]]]]  # module, kind, (name, shape)
 
 
+def tensor_groups(config: CodecConfig, layout: LatentLayout,
+                  channels: int) -> tuple[TensorGroup, ...]:
+    """One decoder's tensor groups in canonical order: (module, kind, [(name, shape)])."""
+    shapes = module_shapes(config, layout, channels)
+    order = []
+    for module in MODULES:
+        for kind in KINDS:
+            names = [(n, s) for n, s in shapes[module].items()
+                     if n.endswith("bias") == (kind == "bias")]
+            if names:
+                order.append((module, kind, names))
+    return tuple(order)
+
+
 @dataclass(frozen=True)
 class LatentGeometry:
     config: CodecConfig
@@ -59,18 +73,11 @@ class LatentGeometry:
             raise FormatError("corrupt header: per-class decoders need equal samples per class")
         if len(lat.steps) != groups:
             raise FormatError("corrupt header: wrong number of decoders")
-        shapes = module_shapes(config, layout, h.channels)
-        order = []
-        for module in MODULES:
-            for kind in KINDS:
-                names = [(n, s) for n, s in shapes[module].items()
-                         if n.endswith("bias") == (kind == "bias")]
-                if names:
-                    order.append((module, kind, names))
+        order = tensor_groups(config, layout, h.channels)
         if any(len(row) != len(order) for row in lat.steps):
             raise FormatError("corrupt header: wrong number of quantisation steps")
         per_group = h.num_images // groups
-        return cls(config, layout, h.channels, groups, per_group, tuple(order))
+        return cls(config, layout, h.channels, groups, per_group, order)
 
     def split_weights(self, ints: list[np.ndarray], steps: list[list[int]]) -> list[dict]:
         """Flat integer groups -> per decoder {module: {kind: (q, step, [(name, shape)])}}."""

@@ -373,14 +373,20 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
     from ddcodec.bitstream.entropy import Encoder
     from ddcodec.bitstream.latent_coding import code_latents
     from ddcodec.bitstream.sections import CodingState, integer_arm
+    from ddcodec.bitstream.geometry import tensor_groups
     from ddcodec.bitstream.weight_coding import encode_weights
     from ddcodec.codec.arm import causal_offsets
+    from ddcodec.codec.latents import LatentLayout
+    from ddcodec.codec.model import CodecConfig
 
     header = fmt.Header(3, side, side, [str(c) for c in range(classes)], [1] * classes,
                         [0.5] * 3, [0.25] * 3,
                         latent=fmt.LatentHeader(decoder, arm_context, arm_hidden, levels,
                                                 channels_per_level, 1.0, 8, []))
-    n_groups = len(_group_order(header))
+    lat = header.latent
+    config = CodecConfig(decoder=decoder, arm_context=arm_context, arm_hidden=arm_hidden,
+                         levels=levels, channels_per_level=channels_per_level, k=lat.k)
+    n_groups = len(tensor_groups(config, LatentLayout(side, side, levels, channels_per_level), 3))
     header.latent.steps = [[-8] * n_groups for _ in range(classes)]
     state = CodingState(header)
     geometry = state.geometry
@@ -399,21 +405,6 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
     body = (fmt.write_header(header) + fmt.write_section(3, weights)
             + fmt.write_section(4, coder.to_bytes()))
     return reseal_all(body + fmt.end_record(body, 0))
-
-
-def _group_order(header: fmt.Header) -> list:
-    """One decoder's tensor groups for a header whose steps are not filled in yet."""
-    from ddcodec.codec.latents import LatentLayout
-    from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
-
-    lat = header.latent
-    config = CodecConfig(decoder=lat.decoder, arm_context=lat.arm_context,
-                         arm_hidden=lat.arm_hidden, levels=lat.levels,
-                         channels_per_level=lat.channels_per_level, gain=lat.gain, k=lat.k)
-    shapes = module_shapes(config, LatentLayout(header.height, header.width, lat.levels,
-                                                lat.channels_per_level), header.channels)
-    return [(m, k) for m in MODULES for k in KINDS
-            if any(n.endswith("bias") == (k == "bias") for n in shapes[m])]
 
 
 def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_355,
