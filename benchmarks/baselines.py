@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
-from ddcodec.data import load_dataset  # noqa: E402
-from ddcodec.evaluate import EvalConfig, accuracy, train_network  # noqa: E402
+from ddcodec.data.datasets import load_dataset  # noqa: E402
+from ddcodec.training.trainer import EvalConfig, accuracy, train_network  # noqa: E402
 
 
 def timed_hook(stamps: list[float]):
@@ -133,7 +133,7 @@ def measure_timings(steps: int = 25, epochs: int = 30) -> dict:
         if batch_real == 64:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "s.pt"
-                from ddcodec.setfile import save_set
+                from ddcodec.sets.setfile import save_set
 
                 save_set(distilled, path)
                 stamps = []

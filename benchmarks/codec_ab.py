@@ -33,7 +33,7 @@ TIME_ONE = """
 import statistics, sys, time, torch
 torch.set_num_threads(1)
 from ddcodec.bitstream.codec import decode_bytes, encode_set
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 s = load_set(sys.argv[1])
 data, _ = encode_set(s)
 enc, dec = [], []

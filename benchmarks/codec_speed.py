@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.setfile import load_set  # noqa: E402
+from ddcodec.sets.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
 

@@ -6,7 +6,7 @@ images (packed WebP q25) with the same teacher's VQ labels at equal bits; distri
 (D3, `--param distribution`) with hard and VQ labels, each measured with fresh samples every
 epoch and with frozen ones.
 
-Runs `ddcodec curve` (ddcodec.curve.run_curve) with the settings below into benchmarks/cache/curve
+Runs `ddcodec curve` (ddcodec.reports.curve.run_curve) with the settings below into benchmarks/cache/curve
 (points are cached there and committed: an interrupted run resumes, on a fresh checkout too; a
 finished one only rebuilds the report),
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import (CACHE, TEACHER, curve_point_seconds, rate_control_misses,  # noqa: E402
                     replace_section, write_record)
-from ddcodec.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
+from ddcodec.reports.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
                            is_ours, run_curve, write_outputs)
 
 # The shortened CPU protocol: 300 epochs (the field: 1000), 2 networks per point (the field: 5).
@@ -59,7 +59,7 @@ PLAN = {
 
 def configs(args) -> list[CurveConfig]:
     from ddcodec.distillation import DistillConfig
-    from ddcodec.evaluate import EvalConfig
+    from ddcodec.training.trainer import EvalConfig
 
     common = dict(eval=EvalConfig(epochs=args.epochs), runs=args.runs,
                   ceiling_epochs=1 if args.quick else CurveConfig().ceiling_epochs,

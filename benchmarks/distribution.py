@@ -5,7 +5,7 @@ first 10 classes in classes.tsv order, 200 training and the official 50 validati
 latent DM and distributional DM at each budget (the latter measured with fresh and with frozen
 samples); random real images packed as WebP and JPEG (quality 25) at each budget; pixel DM at 1
 image per class, whose 8-bit file is exactly the largest budget (64 x 64 x 3 x 8 = 98,304 bits);
-and the whole subset as the ceiling. All through `ddcodec.curve` (points cached and committed in
+and the whole subset as the ceiling. All through `ddcodec.reports.curve` (points cached and committed in
 benchmarks/cache/distribution-tiny, so an interrupted run resumes, on a fresh checkout too).
 Writes docs/benchmarks/distribution_tiny.json and the section "Distributional sets on
 Tiny-ImageNet" of docs/BENCHMARKS.md.
@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import (CACHE, TINY, benchmark_parser, curve_point_seconds,  # noqa: E402
                     rate_control_misses, replace_section, write_record)
-from ddcodec.curve import CurveConfig, PointStore, build_table, run_curve  # noqa: E402
+from ddcodec.reports.curve import CurveConfig, PointStore, build_table, run_curve  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
-from ddcodec.evaluate import EvalConfig  # noqa: E402
+from ddcodec.training.trainer import EvalConfig  # noqa: E402
 
 HEADING = "## Distributional sets on Tiny-ImageNet"
 # 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to tens of latent images per

@@ -103,7 +103,7 @@ def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
     None without the teacher."""
     if not TEACHER.is_file():
         return None
-    from ddcodec.teacher import load_teacher
+    from ddcodec.labels.teacher import load_teacher
 
     teacher = load_teacher(TEACHER)
     decoded = api.decode(ddz, None)

@@ -1,7 +1,7 @@
 """Fuzzing the decoder and the encoder at scale: hostile files and inputs must be refused with
 one clear error, or read / written correctly.
 
-Decoding: the corpus of `ddcodec.bitstream.mutations.corpus` (the golden latent set as format
+Decoding: the corpus of `ddcodec.audit.mutations.corpus` (the golden latent set as format
 v3, v2 and v1, and from it pixel, float, labelled with each label codec, per-epoch, distributional
 and substream files) and --cases mutations spread over it and over the modes of
 `mutations.MODES`: plain byte damage (checksums left alone); the same resealed (header and file
@@ -19,7 +19,7 @@ that differs from the original while its values CRC was not recomputed, in a ver
 (versions 1 and 2, still read, leave the header out of the values CRC; their rows are shown).
 
 Encoding: --encode-cases runs of `encode` on the hostile inputs of
-`ddcodec.bitstream.hostile_inputs` (coder parameters out of range, integers beyond the coder,
+`ddcodec.audit.hostile_inputs` (coder parameters out of range, integers beyond the coder,
 bool tensors, stride-0 tensors of 300,000 images, NaN normalisation, decompression bombs and
 broken PNGs): each must be refused with a DDCodecError or give a file `test` accepts.
 
@@ -46,9 +46,9 @@ import torch  # noqa: E402
 
 from ddcodec import __version__  # noqa: E402
 from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes  # noqa: E402
-from ddcodec.bitstream.hostile_inputs import CRAFTS, make, try_encode  # noqa: E402
-from ddcodec.bitstream.mutations import MODES, OUTCOMES, corpus, fuzz  # noqa: E402
-from ddcodec.setfile import load_set  # noqa: E402
+from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode  # noqa: E402
+from ddcodec.audit.mutations import MODES, OUTCOMES, corpus, fuzz  # noqa: E402
+from ddcodec.sets.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
 DATA = ROOT / "tests" / "data"

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import CACHE, replace_section  # noqa: E402
 from ddcodec import api  # noqa: E402
-from ddcodec.curve import LABELS  # noqa: E402
-from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.reports.curve import LABELS  # noqa: E402
+from ddcodec.data.datasets import load_dataset  # noqa: E402
 from ddcodec.distillation.random_subset import sample_class_indices  # noqa: E402
-from ddcodec.grid import class_grid  # noqa: E402
+from ddcodec.data.grid import class_grid  # noqa: E402
 
 PER_CLASS = 10
 

@@ -1,7 +1,9 @@
 """Byte-identity proof for refactors: fixed-seed sets, their .ddz bytes, decoded images, accuracy.
 
-Distils one latent DM, one GM and one TM set (short settings) and one pixel DM set from the
-bundled CIFAR-10 subset, encodes each, decodes each and measures each (short protocol), and prints
+Distils one latent DM, one GM and one TM set, one distributional DM set (short settings) and one
+pixel DM set from the bundled CIFAR-10 subset, labels the latent DM set with a short teacher in
+the VQ and VQAE rungs, re-encodes the golden test set, encodes each, decodes each and measures
+each (short protocol), and prints
 SHA-256 digests of every .ddz section payload, the decoded images and the accuracies. Run it
 before and after a change that must not change outputs and compare the JSON files:
 
@@ -34,7 +36,12 @@ CASES = {
     "latent-tm": dict(param="latent", loss="tm", spc=2, fit_iterations=40, fit_candidates=2,
                       iterations=3, syn_steps=2, expert_epochs=1, max_start_epoch=1),
     "pixels-dm": dict(param="pixels", loss="dm", ipc=1, iterations=5, batch_real=16),
+    "distribution-dm": dict(param="distribution", loss="dm", spc=2, fit_iterations=40,
+                            fit_candidates=2, iterations=6, batch_real=16),
 }
+LABELLED = {"latent-dm-vq": dict(codec="vq"), "latent-dm-vqae": dict(codec="vqae", k=8)}
+TEACHER = dict(epochs=2)
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_set.pt"
 MEASURE = dict(epochs=20, runs=1, seed=0, device="cpu")
 
 
@@ -61,11 +68,22 @@ def run(work: Path) -> dict:
     experts = work / "experts"
     api.experts(output=experts, num_experts=1, epochs=2, device="cpu")
     results = {}
-    for name, config in CASES.items():
+    teacher = work / "teacher.pt"
+    jobs = {name: ("distill", config) for name, config in CASES.items()}
+    jobs.update({name: ("label", config) for name, config in LABELLED.items()})
+    jobs["golden"] = ("golden", {})
+    for name, (how, config) in jobs.items():
         started = time.perf_counter()
-        extra = {"experts": str(experts)} if config["loss"] == "tm" else {}
         set_path = work / f"{name}.pt"
-        api.distill(output=set_path, device="cpu", **config, **extra)
+        if how == "distill":
+            extra = {"experts": str(experts)} if config["loss"] == "tm" else {}
+            api.distill(output=set_path, device="cpu", **config, **extra)
+        elif how == "label":
+            if not teacher.exists():
+                api.train_teacher(output=teacher, device="cpu", **TEACHER)
+            api.label(work / "latent-dm.pt", teacher, set_path, device="cpu", **config)
+        else:
+            set_path = GOLDEN
         data, _ = api.encode(set_path)
         ddz_path = work / f"{name}.ddz"
         ddz_path.write_bytes(data)

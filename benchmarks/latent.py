@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ddcodec import __version__, api  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
-from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.data.datasets import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
 

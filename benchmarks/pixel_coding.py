@@ -79,7 +79,7 @@ def load_times(root: Path) -> dict | None:
         return None
     import subprocess
 
-    script = ("import time; t = time.perf_counter(); from ddcodec.data import load_dataset; "
+    script = ("import time; t = time.perf_counter(); from ddcodec.data.datasets import load_dataset; "
               f"d = load_dataset('imagefolder:{root}'); "
               "print(time.perf_counter() - t, d.x_train.shape[0], d.x_test.shape[0])")
     with tempfile.TemporaryDirectory() as cache:

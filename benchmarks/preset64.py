@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import CACHE, TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec.bitstream.codec import encode_set  # noqa: E402
-from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.data.datasets import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
 from ddcodec.distillation.output import latent_set  # noqa: E402

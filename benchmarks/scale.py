@@ -61,8 +61,8 @@ def timed(args: list[str], threads: int) -> dict:
             "stdout": done.stdout[-4000:], "stderr": done.stderr[-4000:]}
 
 
-LOAD = ("import json, resource, sys, time; from ddcodec.data import load_dataset; "
-        "from ddcodec import folder_cache; before = set(folder_cache.cache_dir().glob('*')); "
+LOAD = ("import json, resource, sys, time; from ddcodec.data.datasets import load_dataset; "
+        "from ddcodec.data import folder_cache; before = set(folder_cache.cache_dir().glob('*')); "
         "size = tuple(map(int, sys.argv[2].split('x'))) if len(sys.argv) > 2 else None; "
         "t = time.perf_counter(); load_dataset(sys.argv[1], resize=size); "
         "print(json.dumps({'seconds': time.perf_counter() - t, 'peak_mb': resource.getrusage("
@@ -292,7 +292,7 @@ def scale_model(result: dict) -> str:
         f"{t['distill_peak_mb']:,.0f} MB, the same settings on {f['classes']} classes at "
         f"{f['distill_peak_mb']:,.0f} MB: **{held:.2f} MB per class** more, where holding the "
         f"uint8 images would cost {raw64:.1f} MB per class (200 train + 50 val at 64 × 64 × 3). "
-        "A decoded tree is cached and memory-mapped (ddcodec.folder_cache), and distillation "
+        "A decoded tree is cached and memory-mapped (ddcodec.data.folder_cache), and distillation "
         "reads only its classes' images, so a process holds those, not the split. Of a "
         "process's peak, about 0.7 GB is torch and torchvision themselves.",
         f"* The first load of the tree on a machine decodes all of it once and caches it: "

@@ -45,7 +45,7 @@ from ddcodec import __version__  # noqa: E402
 from ddcodec.bitstream import entropy  # noqa: E402
 from ddcodec.bitstream.armint import IntegerARM  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.data import load_dataset  # noqa: E402
+from ddcodec.data.datasets import load_dataset  # noqa: E402
 from ddcodec.distillation import DistillConfig  # noqa: E402
 from ddcodec.distillation.config import resolve  # noqa: E402
 from ddcodec.distillation.latent import LatentTrainer  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import CACHE, TEACHER, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec import api  # noqa: E402
-from ddcodec.curve import teacher_digest  # noqa: E402
+from ddcodec.reports.curve import teacher_digest  # noqa: E402
 
 HEADING = "## Subtasks (D3) for trajectory matching"
 BUDGET = 24_576  # per-class decoders cost about 8,000 bits per class: room for the images

@@ -8,8 +8,8 @@ from ddcodec.version import __version__
 
 API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "test_split",
        "train_teacher", "label")
-SETS = {"DistilledSet": "ddcodec.setfile", "load_set": "ddcodec.setfile",
-        "save_set": "ddcodec.setfile", "import_set": "ddcodec.importers"}
+SETS = {"DistilledSet": "ddcodec.sets.setfile", "load_set": "ddcodec.sets.setfile",
+        "save_set": "ddcodec.sets.setfile", "import_set": "ddcodec.sets.importers"}
 __all__ = ["__version__", *API, *SETS]
 
 

@@ -1,6 +1,6 @@
 """`python -m ddcodec` runs the same command line as the `ddcodec` script."""
 
-from ddcodec.cli import main
+from ddcodec.cli.commands import main
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ class Interrupted(DDCodecError):
 
 
 class LimitError(DDCodecError):
-    """A value outside what the .ddz format holds (ddcodec.bitstream.limits): the encoder
+    """A value outside what the .ddz format holds (ddcodec.limits): the encoder
     refuses it before writing, the decoder reads it as a corrupt file."""
 
 

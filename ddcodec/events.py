@@ -6,8 +6,10 @@ Plain data with no display code, so the trainer can report without knowing how i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 PHASES = {"fit": 1, "joint": 2, "quantise": 3}  # the latent trainer's stages, by phase
 
@@ -28,3 +30,22 @@ class Event:
 
 
 EventHook = Callable[[Event], None]
+
+
+LoadingCallback = Callable[[int, int], None]  # (images done, images in all)
+_loading: contextvars.ContextVar[LoadingCallback | None] = contextvars.ContextVar(
+    "ddcodec_loading_progress", default=None)
+
+
+@contextlib.contextmanager
+def loading_progress(callback: LoadingCallback) -> Iterator[None]:
+    """Within this block, image folders being decoded report to `callback`."""
+    token = _loading.set(callback)
+    try:
+        yield
+    finally:
+        _loading.reset(token)
+
+
+def loading_callback() -> LoadingCallback | None:
+    return _loading.get()

@@ -23,6 +23,8 @@ from typing import Iterator
 
 from rich.console import Console
 
+from ddcodec.events import loading_progress
+
 stderr_console = Console(stderr=True)
 DEFAULT_LOG_EVERY = 30.0  # seconds between plain lines when stderr is not a terminal
 STAGE_LABELS = {"fit": "phase 1/3 fit", "joint": "phase 2/3 joint",
@@ -238,8 +240,6 @@ class TerminalDisplay(Display):
 def display(quiet: bool = False, log_every: float = DEFAULT_LOG_EVERY) -> Iterator[Display]:
     """The display for this run: none when quiet, rich on a terminal, plain lines otherwise.
     Image folders decoded during the run show as a 'loading images' stage."""
-    from ddcodec.folder_cache import loading_progress
-
     if quiet:
         shown = Display()
     elif sys.stderr.isatty():

@@ -59,7 +59,7 @@ def tiny_npz(tmp_path) -> Path:
 @pytest.fixture
 def run_cli(capsys):
     """Run the real `main` in-process; return (exit code, stdout, stderr)."""
-    from ddcodec.cli import main
+    from ddcodec.cli.commands import main
 
     def run(*args: str):
         capsys.readouterr()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ddcodec.augment import DSA, DSAParams, GROUPS
+from ddcodec.data.augment import DSA, DSAParams, GROUPS
 
 
 def images(n=4, c=3, h=32, w=32, seed=0):
@@ -51,7 +51,7 @@ def test_per_sample_draws_differ_within_a_batch():
 
 
 def test_crop_shifts_with_zero_fill_and_cutout_zeroes_a_square():
-    from ddcodec.augment import AugPlan
+    from ddcodec.data.augment import AugPlan
 
     dsa = DSA()
     x = torch.ones(1, 1, 8, 8)

@@ -15,7 +15,7 @@ from ddcodec import api
 from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_V1_SHA256 = "70da267dc2dd5e1de4b8ce13ef9d62cdf66325d7777a10beddc7d81b7816bc33"

@@ -182,7 +182,7 @@ def test_trajectory_matching_in_blocks_uses_each_blocks_own_experts(six, tmp_pat
     """D3's subtasks: k-way experts per block, each block's student matched to its own."""
     import json
 
-    from ddcodec.data import load_dataset
+    from ddcodec.data.datasets import load_dataset
     from ddcodec.distillation import objectives
 
     npz, _ = six
@@ -247,7 +247,7 @@ def test_parts_of_resized_data_merge_at_their_size_and_odd_parts_are_refused(tmp
     with pytest.raises(DDCodecError, match="block part version 99"):
         load_part(tmp_path / "old.pt")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    from ddcodec.data import load_dataset
+    from ddcodec.data.datasets import load_dataset
     from ddcodec.distillation import DistillConfig
     from ddcodec.distillation.latent import LatentTrainer
 

@@ -4,7 +4,7 @@ streams, per-class loss terms): the property distillation in blocks rests on."""
 import pytest
 import torch
 
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig
 from ddcodec.distillation.config import resolve
 from ddcodec.distillation.latent import LatentTrainer

@@ -159,7 +159,7 @@ def test_decode_to_a_grid_shows_each_class_row_pixel_exactly(run_cli, tmp_path):
     from PIL import Image
 
     from ddcodec import api
-    from ddcodec.grid import GAP, LABEL_WIDTH, TITLE_HEIGHT
+    from ddcodec.data.grid import GAP, LABEL_WIDTH, TITLE_HEIGHT
 
     ddz = os.path.join(os.path.dirname(__file__), "data", "golden.ddz")
     out = tmp_path / "g.png"
@@ -185,7 +185,7 @@ def test_decode_to_a_grid_shows_each_class_row_pixel_exactly(run_cli, tmp_path):
 
 def test_grid_and_png_export_refuse_what_they_cannot_draw():
     from ddcodec.errors import DDCodecError
-    from ddcodec.grid import GAP, LABEL_WIDTH, class_grid, to_pil
+    from ddcodec.data.grid import GAP, LABEL_WIDTH, class_grid, to_pil
 
     labels = torch.tensor([0, 1])
     with pytest.raises(DDCodecError, match="uint8"):

@@ -9,12 +9,12 @@ from PIL import Image
 
 from conftest import write_npz
 from ddcodec.distillation import DistillConfig
-from ddcodec.evaluate import EvalConfig
-from ddcodec.curve import (POINT_VERSION, CurveConfig, PointStore, bits_for_accuracy, build_table,
+from ddcodec.training.trainer import EvalConfig
+from ddcodec.reports.curve import (POINT_VERSION, CurveConfig, PointStore, bits_for_accuracy, build_table,
                            compare, run_curve)
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.packed import largest_within, pack, unpack
+from ddcodec.reports.packed import largest_within, pack, unpack
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_curve_with_a_teacher_adds_labelled_series_counted_whole(npz16, tmp_path
 
 
 def test_curve_distribution_series_measure_one_file_fresh_and_frozen(npz16, tmp_path):
-    from ddcodec.curve import _legend
+    from ddcodec.reports.curve import _legend
 
     latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8)
     config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
@@ -243,7 +243,7 @@ def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_
 
 
 def test_curve_measurements_show_their_epochs_through_the_display():
-    from ddcodec.curve import CurveConfig, Reporter, _epochs
+    from ddcodec.reports.curve import CurveConfig, Reporter, _epochs
     from ddcodec.progress import Display
 
     said, shown = [], Display()

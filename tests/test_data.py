@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import make_arrays, write_npz
-from ddcodec.data import load_dataset, parse_size
+from ddcodec.data.datasets import load_dataset, parse_size
 from ddcodec.errors import DDCodecError
 
 
@@ -219,7 +219,8 @@ def test_image_folders_are_cached_and_a_changed_file_is_seen(tmp_path, monkeypat
     is read afresh, and loading reports progress."""
     from PIL import Image
 
-    from ddcodec import folder_cache
+    from ddcodec import events
+    from ddcodec.data import folder_cache
 
     root = tmp_path / "tree"
     for split, n in (("train", 4), ("val", 2)):
@@ -231,7 +232,7 @@ def test_image_folders_are_cached_and_a_changed_file_is_seen(tmp_path, monkeypat
                 Image.new(mode, (8, 8), colour[c] if mode == "L" else colour).save(
                     folder / f"{i}.JPEG")
     seen = []
-    with folder_cache.loading_progress(lambda done, total: seen.append((done, total))):
+    with events.loading_progress(lambda done, total: seen.append((done, total))):
         first = load_dataset(f"imagefolder:{root}")
     assert seen[-1] == (12, 12) and first.x_train.shape == (8, 3, 8, 8)
     assert len(list(folder_cache.cache_dir().glob("imagefolder-*.pt"))) == 1
@@ -272,8 +273,8 @@ def test_a_cached_tree_is_mapped_so_a_process_holds_only_the_classes_it_reads(tm
     assert split_mb > 100
     script = (
         "import re, sys, torch, torchvision.datasets.folder, PIL.Image\n"
-        "from ddcodec import folder_cache\n"
-        "from ddcodec.data import load_dataset\n"
+        "from ddcodec.data import folder_cache\n"
+        "from ddcodec.data.datasets import load_dataset\n"
         "def rss():\n"
         "    return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
         "before = rss()\n"

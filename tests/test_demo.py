@@ -5,9 +5,9 @@ import json
 from PIL import Image
 
 from conftest import write_npz
-from ddcodec.demo import DemoConfig, print_summary, run_demo
+from ddcodec.reports.demo import DemoConfig, print_summary, run_demo
 from ddcodec.distillation import DistillConfig
-from ddcodec.evaluate import EvalConfig
+from ddcodec.training.trainer import EvalConfig
 from ddcodec.progress import Display
 
 

@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from ddcodec import api
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig, distill
 from ddcodec.errors import DDCodecError
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 
 CPU = torch.device("cpu")
 
@@ -26,7 +26,7 @@ def test_random_subset_is_real_class_ordered_and_seeded(tiny_npz):
 
 def _held_out_dm_objective(ds, images, ipc):
     """The DM objective on fixed networks DM never saw, against whole-class real means."""
-    from ddcodec.networks import seeded_network
+    from ddcodec.training.networks import seeded_network
 
     total, train = 0.0, ds.train_images()
     for seed in range(5):

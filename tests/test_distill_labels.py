@@ -12,11 +12,11 @@ from ddcodec.bitstream.codec import decode_bytes
 from ddcodec.distillation import DistillConfig
 from ddcodec.distillation.budget import decoder_parameters, samples_for_budget
 from ddcodec.distillation.rate_control import RateControl
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.labelling import LabelPlan, Labeller, label_bits
-from ddcodec.labels import as_vq
-from ddcodec.setfile import load_set
+from ddcodec.distillation.labelling import LabelPlan, Labeller, label_bits
+from ddcodec.labels.soft import as_vq
+from ddcodec.sets.setfile import load_set
 
 DECODER_PARAMETERS = 1173  # the shared v0 decoder of 16 x 16 images, checked below
 SMALL = dict(param="latent", spc=4, fit_iterations=40, fit_candidates=2, iterations=20,
@@ -59,7 +59,7 @@ def test_soft_label_bits_come_out_of_the_budget(small):
 
 
 def _teacher_probabilities(teacher, distilled):
-    from ddcodec.teacher import load_teacher
+    from ddcodec.labels.teacher import load_teacher
 
     return load_teacher(teacher).probabilities(distilled.images, 1.0, torch.device("cpu"))
 

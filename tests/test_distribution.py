@@ -16,11 +16,11 @@ from conftest import write_npz
 from ddcodec import api
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.distillation.objectives import mean_embedding_loss, mixture_rbf_mmd_loss
-from ddcodec.distribution import (CODE_UNIT, SIGMA_MAX, Resampled, Scales, codes_of,
+from ddcodec.sets.distributional import (CODE_UNIT, SIGMA_MAX, Resampled, Scales, codes_of,
                                   normal_draws, prior_sampler, sigma_of)
 from ddcodec.distillation import DistillConfig
 from ddcodec.errors import DDCodecError
-from ddcodec.setfile import load_set, save_set
+from ddcodec.sets.setfile import load_set, save_set
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -269,7 +269,7 @@ def test_distill_spread_scale_stores_the_learnt_spreads_times_t(tiny_distributio
 
 
 def test_soft_labels_follow_their_prior_into_samples_and_exports(tiny_distribution, tmp_path):
-    from ddcodec.labels import as_vq
+    from ddcodec.labels.soft import as_vq
 
     npz, path = tiny_distribution
     distilled = load_set(path)
@@ -336,7 +336,7 @@ def test_a_saved_distributional_set_keeps_its_scales(tiny_distribution, tmp_path
 def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
     """DM (D3's MMD), GM and TM see the means and samples: the spreads get gradients and
     move."""
-    from ddcodec.data import load_dataset
+    from ddcodec.data.datasets import load_dataset
     from ddcodec.distillation import DistillConfig
     from ddcodec.distillation.config import ExpertConfig
     from ddcodec.distillation.experts import train_experts
@@ -361,7 +361,7 @@ def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
 
 
 def test_per_epoch_labels_on_a_distributional_set_are_refused_by_measure(tiny_distribution):
-    from ddcodec.labels import as_float16
+    from ddcodec.labels.soft import as_float16
 
     npz, path = tiny_distribution
     distilled = load_set(path)

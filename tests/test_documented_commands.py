@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 import pytest
 
-from ddcodec.cli import cli
+from ddcodec.cli.commands import cli
 from ddcodec.errors import DDCodecError
-from ddcodec.networks import canonical_arch
+from ddcodec.training.networks import canonical_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 SEPARATORS = {"|", "||", "&&", ";"}

@@ -10,7 +10,25 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ddcodec"
-CIRCLE_FREE = ("ddcodec", "ddcodec.bitstream", "ddcodec.codec", "ddcodec.distillation")
+CIRCLE_FREE = ("ddcodec", "ddcodec.bitstream", "ddcodec.codec", "ddcodec.distillation",
+               "ddcodec.labels", "ddcodec.sets", "ddcodec.data", "ddcodec.training")
+
+# The pipeline's layers, bottom first: a module imports only from its own layer or lower ones.
+# Top-level modules are the shared utilities at the bottom, except those named higher up.
+LAYERS = (
+    ("devices", "errors", "events", "fileio", "fixedpoint", "limits", "names", "options",
+     "progress", "registry", "seeds", "version"),
+    ("data", "codec"),  # images in and out; the image model
+    ("training",),  # networks and the protocol that trains them
+    ("labels",),  # teacher, ladder, labelling
+    ("sets",),  # set types
+    ("bitstream",),  # the .ddz format
+    ("distillation",),
+    ("evaluation",),  # measure, ranking
+    ("api",),  # the verbs, as Python functions
+    ("reports", "audit"),  # jobs built from the verbs
+    ("cli", "__main__"),
+)
 
 
 def modules() -> dict[str, Path]:
@@ -111,3 +129,24 @@ def test_no_import_circle(subpackage):
               for m, ts in graph.items() if m.startswith(subpackage)}
     assert len(inside) > 3
     assert circles(inside) == []
+
+
+def layer(module: str) -> int:
+    part = module.split(".")[1]
+    for rank, names in enumerate(LAYERS):
+        if part in names:
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def test_every_module_has_a_layer():
+    for module in import_graph():
+        if module != "ddcodec":
+            layer(module)
+
+
+def test_no_import_runs_up_the_layers():
+    graph = import_graph()
+    upward = sorted(f"{m} -> {t}" for m, ts in graph.items() if m != "ddcodec"
+                    for t in ts if t != "ddcodec" and layer(t) > layer(m))
+    assert upward == []

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import ddcodec
-from ddcodec.data import STANDARD_NORMALIZATION, load_dataset
+from ddcodec.data.datasets import STANDARD_NORMALIZATION, load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.importers import ImportOptions, import_set, parse_normalization
+from ddcodec.sets.importers import ImportOptions, import_set, parse_normalization
 
 CIFAR = STANDARD_NORMALIZATION["cifar10"]
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import write_npz
 from ddcodec import api
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig, distill
 from ddcodec.errors import DDCodecError, Interrupted
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from ddcodec import api
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.evaluate import EvalConfig, evaluate_set
+from ddcodec.training.trainer import EvalConfig, evaluate_set
 
 
 def test_measure_on_a_tiny_set_beats_chance(tmp_path, tiny_npz):
@@ -37,7 +37,7 @@ def test_runs_are_reproducible_and_seeded(tiny_npz):
 
 
 def test_lr_is_decayed_at_half_time():
-    from ddcodec.evaluate import learning_rate
+    from ddcodec.training.trainer import learning_rate
 
     schedule = [learning_rate(EvalConfig(epochs=4), e) for e in range(4)]
     assert schedule == [0.01, 0.01, pytest.approx(0.001), pytest.approx(0.001)]

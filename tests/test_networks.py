@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ddcodec.errors import DDCodecError
-from ddcodec.networks import ARCHITECTURES, build_network, canonical_arch, seeded_network
+from ddcodec.training.networks import ARCHITECTURES, build_network, canonical_arch, seeded_network
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -11,7 +11,7 @@ from conftest import write_npz
 from ddcodec import api
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import LatentBank, Proxy
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig, distill, resolve
 from ddcodec.distillation.experts import ExpertBuffer, ExpertConfig, train_experts
 from ddcodec.distillation.latent import codec_config
@@ -19,7 +19,7 @@ from ddcodec.distillation.objectives import (gradient_distance, gradient_matchin
                                              make_objective)
 from ddcodec.distillation.random_subset import random_real_subset
 from ddcodec.errors import DDCodecError
-from ddcodec.networks import seeded_network
+from ddcodec.training.networks import seeded_network
 
 CPU = torch.device("cpu")
 TM = dict(syn_steps=4, expert_epochs=2, max_start_epoch=2)
@@ -197,7 +197,7 @@ def test_the_real_branch_embeds_in_chunks_that_change_nothing_but_memory(monkeyp
     """Many classes of large images would need one huge forward (23 GB for 100 classes at
     64 x 64): the real branch runs in chunks, with the same embeddings, and without a graph."""
     from ddcodec.distillation import objectives
-    from ddcodec.networks import seeded_network
+    from ddcodec.training.networks import seeded_network
 
     net = seeded_network("ConvNet", 3, 10, (16, 16), 0, torch.device("cpu"))
     images = torch.randn(37, 3, 16, 16, generator=torch.Generator().manual_seed(1))

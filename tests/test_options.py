@@ -7,14 +7,14 @@ import click
 import pytest
 
 from ddcodec import api
-from ddcodec.cli import cli
-from ddcodec.curve_config import CurveConfig
-from ddcodec.demo import DemoConfig
+from ddcodec.cli.commands import cli
+from ddcodec.reports.curve_config import CurveConfig
+from ddcodec.reports.demo import DemoConfig
 from ddcodec.distillation import DistillConfig, resolve
 from ddcodec.distillation.config import ExpertConfig
 from ddcodec.errors import DDCodecError
 from ddcodec.options import flatten, leaves
-from ddcodec.protocol import MeasureConfig
+from ddcodec.training.protocol import MeasureConfig
 
 
 def _params(command: str) -> dict[str, click.Parameter]:

@@ -11,14 +11,14 @@ import torch
 
 import ddcodec
 from conftest import data_and_teacher
-from ddcodec.augment import LabelViews
+from ddcodec.data.augment import LabelViews
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
-from ddcodec.evaluate import EvalConfig, train_network
-from ddcodec.labels import as_float16
+from ddcodec.training.trainer import EvalConfig, train_network
+from ddcodec.labels.soft import as_float16
 from ddcodec.names import DEFAULT_STRATEGY
-from ddcodec.setfile import load_set, save_set
-from ddcodec.teacher import load_teacher
+from ddcodec.sets.setfile import load_set, save_set
+from ddcodec.labels.teacher import load_teacher
 
 EPOCHS = 3
 
@@ -33,7 +33,7 @@ def taught(tmp_path_factory):
 
 VIEWS_SCRIPT = """
 import sys, torch
-from ddcodec.augment import LabelViews
+from ddcodec.data.augment import LabelViews
 torch.set_num_threads(int(sys.argv[1]))
 images = torch.linspace(-2, 2, 12 * 3 * 16 * 16).reshape(12, 3, 16, 16)
 views = LabelViews(7, "{strategy}")

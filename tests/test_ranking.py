@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ddcodec.ranking import label_robust_score
+from ddcodec.evaluation.ranking import label_robust_score
 
 
 def test_the_formula_on_fractions():

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import write_npz
 from ddcodec import api
-from ddcodec.data import load_dataset
+from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import FIT_BUDGET_SHARE, DistillConfig, resolve
 from ddcodec.distillation.budget import samples_for_budget
 from ddcodec.distillation.rate_control import MAX_ROUNDS, RateControl, Verdict
@@ -197,7 +197,7 @@ def test_short_settings_land_within_tolerance(tmp_path):
     """The audit's command (issue 32): 100 fit and 20 joint iterations at 6,000 bits/class on
     the CIFAR-10 subset. Its first probe lands 40 % under budget; the rounds used to climb 7
     points each and end at -12 %; now the second probe lands within 5 %."""
-    from ddcodec.data import BUNDLED_DIR
+    from ddcodec.data.datasets import BUNDLED_DIR
 
     out = tmp_path / "s.pt"
     distilled = api.distill(f"npz:{BUNDLED_DIR / 'cifar10-subset.npz'}", out, device="cpu",

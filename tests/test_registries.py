@@ -7,7 +7,7 @@ from ddcodec.distillation.config import LOSSES, PARAMS
 from ddcodec.distillation.objectives import OBJECTIVES
 from ddcodec.distillation.run import REPRESENTATIONS
 from ddcodec.names import ARCHITECTURES
-from ddcodec.networks import NETWORKS, build_network
+from ddcodec.training.networks import NETWORKS, build_network
 
 
 def test_every_accepted_name_has_one_registered_implementation():

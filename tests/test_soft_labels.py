@@ -10,8 +10,8 @@ import torch
 import ddcodec
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
-from ddcodec.labels import as_float16, as_vq
-from ddcodec.setfile import load_set, save_set
+from ddcodec.labels.soft import as_float16, as_vq
+from ddcodec.sets.setfile import load_set, save_set
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_measure_controls_credit_the_teacher_fairly(taught):
 
 
 def test_top_k_keeps_the_most_probable_classes_and_spreads_the_rest():
-    from ddcodec.labels import as_topk, decode_topk
+    from ddcodec.labels.soft import as_topk, decode_topk
 
     p = torch.tensor([[0.7, 0.2, 0.06, 0.04], [0.25, 0.25, 0.25, 0.25]])
     t = as_topk(p, 2, bits=8, temperature=1.0)

@@ -10,11 +10,11 @@ import torch
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.bitstream.label_coding import decode_labels, encode_labels
 from ddcodec.errors import DDCodecError
-from ddcodec.labelling import label_bits
-from ddcodec.labels import as_vq, check_soft_labels
-from ddcodec.setfile import DistilledSet, load_set, save_set
-from ddcodec.data import Normalization
-from ddcodec.vqae import as_vqae
+from ddcodec.distillation.labelling import label_bits
+from ddcodec.labels.soft import as_vq, check_soft_labels
+from ddcodec.sets.setfile import DistilledSet, load_set, save_set
+from ddcodec.data.datasets import Normalization
+from ddcodec.labels.vqae import as_vqae
 
 
 def structured(rows: int, classes: int, prototypes: int, seed: int = 0) -> torch.Tensor:

@@ -21,15 +21,16 @@ from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import FormatError, Reader
 from ddcodec.bitstream.float_coding import narrowest_width
 from ddcodec.bitstream.format import Kind
-from ddcodec.bitstream.geometry import LatentGeometry, latent_header
-from ddcodec.bitstream.images import synthesis_chunk, synthesis_peak, synthesize  # noqa: F401
+from ddcodec.bitstream.geometry import geometry_from_header, latent_header
+from ddcodec.codec.geometry import LatentGeometry
+from ddcodec.codec.decoding import synthesis_chunk, synthesis_peak, synthesize  # noqa: F401
 from ddcodec.bitstream.sections import REGISTRY, CodingState, parts_for
-from ddcodec.data import Normalization
-from ddcodec.distribution import PriorSampler
+from ddcodec.data.datasets import Normalization
+from ddcodec.sets.distributional import PriorSampler
 from ddcodec.errors import LimitError
-from ddcodec.labels import SoftLabels
+from ddcodec.labels.soft import SoftLabels
 from ddcodec.names import PIXEL_MODES
-from ddcodec.setfile import DistilledSet
+from ddcodec.sets.setfile import DistilledSet
 
 FRAMING_BYTES = 5  # tag + length of each section and of the end record
 END_CHECKSUM_BYTES = 8  # the end record's two CRC32s
@@ -232,7 +233,7 @@ def decoded_memory(header: fmt.Header, geometry: LatentGeometry | None = None) -
         return fixed + 32 * pixels  # int64 work buffer, symbols and their scales for the check
     if header.kind == Kind.FLOAT_PIXELS:  # float values, int64 work buffers, raw bits unpacked
         return fixed + 64 * pixels
-    geometry = geometry or LatentGeometry.from_header(header)
+    geometry = geometry or geometry_from_header(header)
     # int64 grids, their padded buffer, and symbols with mu and b kept for the exactness check
     latents = 48 * geometry.latent_values
     weights = WEIGHT_BYTES * sum(geometry.weight_counts)
@@ -253,7 +254,7 @@ def check_plausible(header: fmt.Header, file_bytes: int,
         what = (f"{header.num_images:,} images of "
                 f"{header.channels}x{header.height}x{header.width}")
         if header.kind == Kind.LATENT:
-            geometry = geometry or LatentGeometry.from_header(header)
+            geometry = geometry or geometry_from_header(header)
             weights = sum(geometry.weight_counts) // geometry.groups
             what += f" and {geometry.groups:,} decoders of {weights:,} weights"
         raise FormatError(f"corrupt header: {what} (about {need / 2 ** 20:,.0f} MiB to decode) "

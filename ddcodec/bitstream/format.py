@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
 
-from ddcodec.bitstream import limits
+from ddcodec import limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
 from ddcodec.fixedpoint import STEP_RANGE
 from ddcodec.errors import LimitError

@@ -15,7 +15,7 @@ Layout: codec (u8: 0 float16, 1 vq, 2 topk, 3 vqae; bit 0x80: per epoch, see FOR
   (byte length, then the codebook k x d_c and the decoder's four tensors as weight groups),
   then the indices as vq's.
 Every number is exact; only turning VQ integers into probabilities (softmax) and running the
-VQ autoencoder's decoder are float arithmetic (ddcodec.labels).
+VQ autoencoder's decoder are float arithmetic (ddcodec.labels.soft).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ import math
 import numpy as np
 import torch
 
-from ddcodec.bitstream import entropy, limits
+from ddcodec.bitstream import entropy
+from ddcodec import limits
 from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-from ddcodec.bitstream.limits import LABELS
+from ddcodec.limits import LABELS
 from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
 from ddcodec.errors import LimitError
-from ddcodec.labels import LABEL_CODECS, SoftLabels, TopKLabels, VQAELabels, VQLabels
+from ddcodec.labels.soft import LABEL_CODECS, SoftLabels, TopKLabels, VQAELabels, VQLabels
 from ddcodec.names import LABEL_LOSSES as LOSSES
 
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
@@ -41,7 +42,7 @@ LABEL_BYTES_PER_VALUE = 32
 
 def check_encodable(labels: SoftLabels) -> None:
     """Refuse (LimitError) labels the labels section cannot hold, before anything is written:
-    the decoder checks the very same limits (ddcodec.bitstream.limits)."""
+    the decoder checks the very same limits (ddcodec.limits)."""
     rows, classes = labels.probabilities.shape
     limits.finite_f32("soft-label temperature", labels.temperature, positive=True)
     if labels.per_epoch:
@@ -260,7 +261,7 @@ def _decode_labels(data: bytes, num_images: int, num_classes: int,
 
 def _decode_views(reader: Reader) -> dict:
     """The per-epoch fields: epochs, the views' seed and their DSA strategy."""
-    from ddcodec.augment import DSAParams
+    from ddcodec.data.augment import DSAParams
 
     epochs = reader.varint(1 << 32)
     seed = reader.varint(1 << 64)

@@ -24,7 +24,8 @@ from ddcodec.bitstream.entropy import Decoder, Encoder
 from ddcodec.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
-from ddcodec.bitstream.geometry import LatentGeometry
+from ddcodec.bitstream.geometry import geometry_from_header
+from ddcodec.codec.geometry import LatentGeometry
 from ddcodec.bitstream.label_coding import decode_labels, encode_labels, params_bytes
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
@@ -40,7 +41,7 @@ class CodingState:
     payload: object = None  # encoding a latent set: its LatentPayload
     pixels: np.ndarray | None = None  # uint8 N x C x H x W (pixel sets)
     floats: np.ndarray | None = None  # float16/float32 N x C x H x W (float pixel sets)
-    soft_labels: object = None  # ddcodec.labels.SoftLabels, when the set has them
+    soft_labels: object = None  # ddcodec.labels.soft.SoftLabels, when the set has them
     memory_left: int | None = None  # decoding: bytes a section may still allocate
     want_bits: bool = True  # decoding: whether to work out the ideal bits (for reports)
     # decoding: prove the latent stream ends where its data does (a re-encode, ~12 % of a
@@ -55,7 +56,7 @@ class CodingState:
 
     @cached_property
     def geometry(self) -> LatentGeometry:
-        return LatentGeometry.from_header(self.header)
+        return geometry_from_header(self.header)
 
 
 class SectionCodec:
@@ -330,7 +331,7 @@ class LabelsSection(SectionCodec):
 
 
 class ScalesSection(SectionCodec):
-    """A distributional set's spreads (ddcodec.distribution): samples per prior and epoch, the
+    """A distributional set's spreads (ddcodec.sets.distributional): samples per prior and epoch, the
     seed of their noise, then per level a centre code and every prior's difference from it
     under a Laplace per level (the weights' coder). Critical: a reader that skipped it would
     train on the means alone."""
@@ -357,7 +358,7 @@ class ScalesSection(SectionCodec):
         return head + data, bits + 8.0 * len(head)
 
     def decode(self, data: bytes, state: CodingState) -> float:
-        from ddcodec.distribution import CODE_MAX, MAX_SAMPLES, Scales
+        from ddcodec.sets.distributional import CODE_MAX, MAX_SAMPLES, Scales
         from ddcodec.errors import DDCodecError
 
         geometry = state.geometry

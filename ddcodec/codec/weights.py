@@ -11,6 +11,7 @@ an exact fixed-point ARM can use them. All decoders of a bank are searched at on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -22,13 +23,30 @@ from ddcodec.fixedpoint import (
     WEIGHT_MAX_ABS,
 )
 from ddcodec.codec.laplace import SCALE_BITS, zero_mean_laplace_bits  # noqa: F401 - re-exported
-from ddcodec.payload import QuantizedGroup
 
 STEP_RANGES: dict[str, tuple[range, range | None]] = {
     "arm": (range(ARM_WEIGHT_STEP_MIN, 1), range(ARM_BIAS_STEP_MIN, 1)),
     "synthesis": (range(-15, 1), range(-15, 1)),
     "upsampler": (range(-15, 1), None),  # no bias
 }
+
+
+@dataclass(frozen=True)
+class QuantizedGroup:
+    """One decoder's integers of one tensor group and their step (value = q * 2^step_log2)."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    q: torch.Tensor  # int32, the group's tensors flattened in order
+    step_log2: int
+
+    @property
+    def bits(self) -> float:
+        return float(zero_mean_laplace_bits(self.q[None])[0])
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
+                "q": self.q.to(torch.int32), "step_log2": int(self.step_log2)}
 
 
 def tensor_kinds(module: nn.ParameterDict) -> dict[str, list[str]]:

@@ -30,12 +30,12 @@ from typing import Callable
 
 import torch
 
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.partition import block_ranges  # noqa: F401 - used and re-exported
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
-from ddcodec.payload import LatentPayload
+from ddcodec.sets.payload import LatentPayload
 
 PART_FORMAT = "ddcodec-block"
 PART_VERSION = 1
@@ -128,8 +128,8 @@ def merge(parts: list[dict], dataset: Dataset, config) -> tuple[torch.Tensor, La
                                                                 dict]:
     """Every block's part -> the decoded images, the whole payload (class order) and what the
     blocks learnt. Refuses parts of other settings, missing or repeated blocks."""
-    from ddcodec.distribution import Scales
-    from ddcodec.payload import EstimatedBits
+    from ddcodec.sets.distributional import Scales
+    from ddcodec.sets.payload import EstimatedBits
 
     if not parts:
         raise DDCodecError("nothing to merge: no block parts")

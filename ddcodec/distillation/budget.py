@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import CodecConfig, module_shapes
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.rate_control import estimate_side_bits
-from ddcodec.labelling import LabelCost, estimated_cost, plan_for
+from ddcodec.distillation.labelling import LabelCost, estimated_cost, plan_for
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig

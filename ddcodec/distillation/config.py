@@ -18,7 +18,7 @@ from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonic
 from ddcodec.options import build, option
 
 if TYPE_CHECKING:
-    from ddcodec.data import Dataset
+    from ddcodec.data.datasets import Dataset
 
 PARAMS = ("pixels", "latent", "distribution")  # ddcodec.distillation.run.REPRESENTATIONS
 LOSSES = ("dm", "gm", "tm", "none")  # objectives.OBJECTIVES, and none: a random subset
@@ -215,8 +215,8 @@ class DistributionConfig:
                          choices=KERNELS)
 
     def __post_init__(self):
-        from ddcodec.distribution import MAX_SAMPLES, SIGMA_MAX
-        from ddcodec.protocol import SPREAD_SCALE_MAX
+        from ddcodec.sets.distributional import MAX_SAMPLES, SIGMA_MAX
+        from ddcodec.training.protocol import SPREAD_SCALE_MAX
 
         _check(self.priors is None or self.priors >= 1, "--priors must be at least 1")
         _check(1 <= self.prior_samples <= MAX_SAMPLES,
@@ -230,7 +230,7 @@ class DistributionConfig:
                f"--spread-scale must be within [0, {SPREAD_SCALE_MAX:g}]")
 
 
-LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.LABEL_CODECS, and hard
+LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.soft.LABEL_CODECS, and hard
 
 
 def _label_kind(name: str) -> str:
@@ -241,7 +241,7 @@ def _label_kind(name: str) -> str:
 @dataclass(frozen=True)
 class LabelConfig:
     """What labels the set carries. Soft labels come from a teacher on the final decoded images
-    and are stored in a rung of the compression ladder (ddcodec.labels); under --target-bpc
+    and are stored in a rung of the compression ladder (ddcodec.labels.soft); under --target-bpc
     their bits come out of the same budget (rate control measures the whole file)."""
 
     labels: str = option("hard", "Labels: hard (free in the file), or a teacher's soft labels "

@@ -20,13 +20,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddcodec import seeds
-from ddcodec.augment import DSA, DSAParams
-from ddcodec.data import Dataset
+from ddcodec.data.augment import DSA, DSAParams
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.config import ExpertConfig  # noqa: F401 - re-exported
 from ddcodec.errors import DDCodecError
 from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path
-from ddcodec.networks import canonical_arch, seeded_network
+from ddcodec.training.networks import canonical_arch, seeded_network
 
 MANIFEST = "experts.json"
 FORMAT = "ddcodec-experts"

@@ -34,7 +34,7 @@ from ddcodec import seeds
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import MODULES, LatentBank, Proxy
 from ddcodec.codec.weights import search_module, step_pairs
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.budget import codec_config, decoder_parameters, label_cost
 from ddcodec.distillation.objectives import Objective, make_objective
 from ddcodec.distillation.random_subset import sample_class_indices
@@ -43,7 +43,7 @@ from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
-from ddcodec.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
+from ddcodec.sets.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig

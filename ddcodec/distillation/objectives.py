@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from ddcodec import seeds
-from ddcodec.augment import DSA, DSAParams
-from ddcodec.data import Dataset
+from ddcodec.data.augment import DSA, DSAParams
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.config import gradient_matching_loops
 from ddcodec.distillation.random_subset import sample_class_indices
-from ddcodec.networks import seeded_network
+from ddcodec.training.networks import seeded_network
 from ddcodec.registry import registrar
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 
 from ddcodec.version import __version__
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.config import DistillConfig
-from ddcodec.payload import LatentPayload
-from ddcodec.setfile import DistilledSet
+from ddcodec.sets.payload import LatentPayload
+from ddcodec.sets.setfile import DistilledSet
 
 
 def latent_set(dataset: Dataset, config: DistillConfig, uint8_images: torch.Tensor,

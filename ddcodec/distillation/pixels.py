@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ddcodec import seeds
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.objectives import make_objective
 from ddcodec.distillation.random_subset import random_real_subset
 

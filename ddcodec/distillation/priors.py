@@ -6,7 +6,7 @@ Phase 1 fits the means to real images as before. In phase 2 the utility sees, ev
 decoded means and `prior_samples` fresh samples per prior, z = round(mu + sigma * eps) with a
 straight-through rounding, so the matching loss trains mu, sigma and the decoder through the
 samples (reparameterisation); the rate term prices the means, which are all the ARM codes.
-Phase 3 quantises the decoders as before and the spreads to codes (ddcodec.distribution), which
+Phase 3 quantises the decoders as before and the spreads to codes (ddcodec.sets.distributional), which
 the file's `scales` section stores.
 
 Why a spread per (prior, level), not per latent value: it costs about L small integers per
@@ -30,8 +30,8 @@ import torch.nn as nn
 from ddcodec.codec.model import LatentBank
 from ddcodec.codec.weights import zero_mean_laplace_bits
 from ddcodec.distillation.latent import LatentTrainer
-from ddcodec.distribution import SIGMA_MAX, SIGMA_MIN, Scales, codes_of, prior_noise
-from ddcodec.payload import LatentPayload
+from ddcodec.sets.distributional import SIGMA_MAX, SIGMA_MIN, Scales, codes_of, prior_noise
+from ddcodec.sets.payload import LatentPayload
 
 
 class PriorBank(LatentBank):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ddcodec import seeds
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.errors import DDCodecError
 
 

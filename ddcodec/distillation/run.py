@@ -8,12 +8,12 @@ from typing import Callable
 
 import torch
 
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.config import DistillConfig, resolve
 from ddcodec.distillation.output import _provenance, latent_set
-from ddcodec.payload import LatentPayload
+from ddcodec.sets.payload import LatentPayload
 from ddcodec.registry import registrar
-from ddcodec.setfile import DistilledSet
+from ddcodec.sets.setfile import DistilledSet
 
 ProgressHook = Callable[[int, float], None]  # (iteration, loss)
 FileSizer = Callable[[DistilledSet], int]  # a set -> bits of its encoded file

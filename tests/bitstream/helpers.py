@@ -41,7 +41,7 @@ def assemble(header_bytes: bytes, sections: list[tuple[int, bytes]], values_crc:
 def with_header(data: bytes, reseal_values: bool = False, **changes) -> bytes:
     """The same sections under a changed header, with the header and file CRCs resealed (and
     the values CRC too with `reseal_values`: a forged, valid file)."""
-    from ddcodec.bitstream.mutations import reseal_all
+    from ddcodec.audit.mutations import reseal_all
 
     header, _, sections, values_crc = split(data)
     latent = changes.pop("latent", None)
@@ -61,7 +61,7 @@ def reseal_header(head: bytes) -> bytes:
 
 def float_set():
     """The golden set off the 8-bit grid: its file holds exact float32 values."""
-    from ddcodec.bitstream.mutations import off_grid
-    from ddcodec.setfile import load_set
+    from ddcodec.audit.mutations import off_grid
+    from ddcodec.sets.setfile import load_set
 
     return off_grid(load_set(DATA / "golden_set.pt"))

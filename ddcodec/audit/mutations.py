@@ -205,7 +205,7 @@ def with_scales(distilled, samples: int = 2, seed: int = 5):
     level): a base file whose scales section gets fuzzed too."""
     import torch
 
-    from ddcodec.distribution import Scales
+    from ddcodec.sets.distributional import Scales
 
     p = distilled.codec
     shape = (len(p.groups), p.groups[0].n_images, p.layout.levels)
@@ -230,9 +230,9 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     too."""
     import torch
 
-    from ddcodec.labels import as_float16, as_topk, as_vq
+    from ddcodec.labels.soft import as_float16, as_topk, as_vq
     from ddcodec.names import DEFAULT_STRATEGY
-    from ddcodec.vqae import as_vqae
+    from ddcodec.labels.vqae import as_vqae
 
     generator = torch.Generator().manual_seed(0)
     rows = distilled.num_images * max(1, epochs)
@@ -373,7 +373,7 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
     from ddcodec.bitstream.entropy import Encoder
     from ddcodec.bitstream.latent_coding import code_latents
     from ddcodec.bitstream.sections import CodingState, integer_arm
-    from ddcodec.bitstream.geometry import tensor_groups
+    from ddcodec.codec.geometry import tensor_groups
     from ddcodec.bitstream.weight_coding import encode_weights
     from ddcodec.codec.arm import causal_offsets
     from ddcodec.codec.latents import LatentLayout
@@ -417,7 +417,7 @@ def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_
     from ddcodec.bitstream.bytesio import Writer
     from ddcodec.bitstream.pixel_coding import encode_pixels
     from ddcodec.bitstream.weight_coding import encode_weights
-    from ddcodec.labels import LABEL_CODECS
+    from ddcodec.labels.soft import LABEL_CODECS
     from ddcodec.names import DEFAULT_STRATEGY
 
     header = fmt.Header(3, 1, 1, [str(c) for c in range(classes)],
@@ -577,7 +577,7 @@ HEADER_EDITS = {"move-sample": _move_sample, "swap-names": _swap_names, "rename"
 
 def label_fields(data: bytes) -> tuple[list[list], bytes]:
     """A labels section as [name, wire, value] fields up to its coded data, and the rest."""
-    from ddcodec.labels import LABEL_CODECS
+    from ddcodec.labels.soft import LABEL_CODECS
 
     r = Reader(data)
     fields = [["codec", "u8", r.u8()], ["loss", "u8", r.u8()], ["temperature", "f32", r.f32()]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ddcodec.bitstream.geometry import LatentGeometry
+from ddcodec.codec.geometry import LatentGeometry
 from ddcodec.codec import synthesis, upsampling
 
 SYNTHESIS_CHUNK_BYTES = 64 << 20  # float synthesis runs over images in chunks of about this

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ddcodec import seeds
-from ddcodec.data import Dataset
+from ddcodec.data.datasets import Dataset
 from ddcodec.errors import DDCodecError
 
 CODECS = {"jpeg": "JPEG", "webp": "WEBP"}

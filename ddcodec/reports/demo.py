@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.names import BUNDLED_DATA
-from ddcodec.protocol import EvalConfig
+from ddcodec.training.protocol import EvalConfig
 
 
 def _latent() -> DistillConfig:

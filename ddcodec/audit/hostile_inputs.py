@@ -27,8 +27,8 @@ OUTCOMES = ("refused", "encoded", "encoded_unreadable", "crash")
 
 def _tiny_set(classes: int = 10, per_class: int = 2, side: int = 2):
     """A pixel set of random 8-bit images (class-ordered): the base of the label crafts."""
-    from ddcodec.data import Normalization
-    from ddcodec.setfile import DistilledSet
+    from ddcodec.data.datasets import Normalization
+    from ddcodec.sets.setfile import DistilledSet
 
     generator = torch.Generator().manual_seed(classes)
     norm = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -47,7 +47,7 @@ def _probabilities(rows: int, classes: int) -> torch.Tensor:
 def _vq(step: int, entries: int, classes: int = 10):
     """Soft labels of a VQ rung with this step and codebook size, consistent with themselves
     (so loading accepts them and only the coder's limits can refuse them)."""
-    from ddcodec.labels import SoftLabels, VQLabels
+    from ddcodec.labels.soft import SoftLabels, VQLabels
 
     base = _tiny_set(classes)
     generator = torch.Generator().manual_seed(entries)
@@ -58,7 +58,7 @@ def _vq(step: int, entries: int, classes: int = 10):
 
 
 def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: bool = False):
-    from ddcodec.labels import SoftLabels, VQAELabels
+    from ddcodec.labels.soft import SoftLabels, VQAELabels
 
     base = _tiny_set()
     classes, rows = base.num_classes, base.num_images
@@ -76,7 +76,7 @@ def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: boo
 
 
 def _topk(keep: int = 256, classes: int = 300):
-    from ddcodec.labels import as_topk
+    from ddcodec.labels.soft import as_topk
 
     base = _tiny_set(classes, per_class=1, side=1)
     return replace(base, soft_labels=as_topk(_probabilities(base.num_images, classes), keep,
@@ -84,14 +84,14 @@ def _topk(keep: int = 256, classes: int = 300):
 
 
 def _golden():
-    from ddcodec.setfile import load_set
+    from ddcodec.sets.setfile import load_set
 
     return load_set(Path(__file__).resolve().parents[2] / "tests" / "data" / "golden_set.pt")
 
 
 def _weights(value) -> dict:
     """The golden latent set's file with one weight group's integers replaced."""
-    from ddcodec.setfile import set_bytes
+    from ddcodec.sets.setfile import set_bytes
 
     raw = torch.load(io.BytesIO(set_bytes(_golden())), weights_only=True)
     group = raw["codec"]["groups"][0]["synthesis"]["weight"]
@@ -100,7 +100,7 @@ def _weights(value) -> dict:
 
 
 def _set_raw(distilled, **changes) -> dict:
-    from ddcodec.setfile import set_bytes
+    from ddcodec.sets.setfile import set_bytes
 
     raw = torch.load(io.BytesIO(set_bytes(distilled)), weights_only=True)
     for key, value in changes.items():

@@ -10,7 +10,7 @@ Every point is a real file whose bytes are counted, trained on under one protoco
   rounded, declared lossy). Both are measured on the decoded .ddz, i.e. the 8-bit rounding of
   the float set (<= 1/510 per pixel).
 * `jpeg-qQ` / `webp-qQ`: random real images packed per class into one mosaic file, as many per
-  class as fit in B (`ddcodec.packed`); `jpeg` / `webp` is the best quality at each budget.
+  class as fit in B (`ddcodec.reports.packed`); `jpeg` / `webp` is the best quality at each budget.
 
 Points are cached in OUT/points/*.json under a key of everything that determines them, so
 re-running with the same arguments reuses finished points and adding budgets or losses to the
@@ -32,9 +32,9 @@ from typing import Callable
 import torch
 
 from ddcodec.version import __version__
-from ddcodec.data import Dataset, load_dataset
+from ddcodec.data.datasets import Dataset, load_dataset
 from ddcodec.errors import DDCodecError
-from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported
+from ddcodec.reports.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported
 from ddcodec.fileio import atomic_path
 
 # A point's version changes when the code that produced it changes what it measures; the table
@@ -91,7 +91,7 @@ class PointStore:
         (a class subset inside the store: "imagefolder:./data"), so a committed file never
         names the machine it was made on; the set file is removed once encoded."""
         from ddcodec import api
-        from ddcodec.setfile import load_set
+        from ddcodec.sets.setfile import load_set
 
         distilled = load_set(set_path)
         if "data" in distilled.provenance:
@@ -136,7 +136,7 @@ def _accuracy_fields(report: dict) -> dict:
 
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
                     config: CurveConfig, device: torch.device) -> dict:
-    from ddcodec.evaluate import evaluate_set
+    from ddcodec.training.trainer import evaluate_set
 
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
@@ -194,7 +194,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     rate = distilled.provenance.get("rate_control", {})
     labels = {}
     if rung:
-        from ddcodec.labelling import label_split
+        from ddcodec.distillation.labelling import label_split
 
         labels = {"labels": label_split(distilled, 8 * len(data))}
     spread = ({"sigma_median_per_level": distilled.provenance.get("sigma_median_per_level"),
@@ -273,7 +273,7 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     """Random real images packed as JPEG/WebP, as many per class as fit in the budget; with a
     rung, each candidate is labelled by the teacher (VQ: the codebook rule of `distill
     --labels`, at this budget) and its label bits count against the same budget."""
-    from ddcodec.packed import largest_within
+    from ddcodec.reports.packed import largest_within
 
     series = f"{codec}-q{quality}" + (f"+{rung}" if rung else "")
     spec = {"series": series, "budget_bpc": budget, "codec": codec,
@@ -298,7 +298,7 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     if label_bits is not None:
         soft = label_bits.label(images, labels)
         train_labels = soft.probabilities
-        from ddcodec.labelling import label_bits as count, rung_name
+        from ddcodec.distillation.labelling import label_bits as count, rung_name
 
         extra = {"labels": {"rung": rung_name(soft), "label_bpc": count(soft) /
                             dataset.num_classes}}
@@ -316,14 +316,14 @@ class _LabelledBits:
         self.made, self.dataset = made, dataset
 
     def label(self, images_uint8: torch.Tensor, labels: torch.Tensor):
-        from ddcodec.setfile import DistilledSet
+        from ddcodec.sets.setfile import DistilledSet
 
         plain = DistilledSet(self.dataset.normalization.normalize(images_uint8), labels,
                              list(self.dataset.class_names), self.dataset.normalization)
         return self.made(plain).soft_labels
 
     def bits(self, images_uint8: torch.Tensor, labels: torch.Tensor) -> int:
-        from ddcodec.labelling import label_bits
+        from ddcodec.distillation.labelling import label_bits
 
         return label_bits(self.label(images_uint8, labels))
 
@@ -331,7 +331,7 @@ class _LabelledBits:
 def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: float,
                      device: torch.device) -> _LabelledBits:
     from ddcodec.distillation.config import LabelConfig
-    from ddcodec.labelling import LabelPlan, labeller
+    from ddcodec.distillation.labelling import LabelPlan, labeller
 
     wanted = LabelConfig()  # the defaults distill --labels uses
     plan = LabelPlan(rung, wanted.label_temperature, wanted.label_loss,
@@ -351,7 +351,7 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     """Compute the curve's missing points into `out`. `on_event` gets a line per part;
     `measuring(stage, runs, epochs)` gives each measurement's on_epoch callback (a display's
     `measuring`), so measuring stages count epochs and show an ETA."""
-    from ddcodec.api import resolve_device
+    from ddcodec.devices import resolve_device
 
     say = Reporter(on_event or (lambda message: None), measuring)
     out = Path(out)
@@ -403,7 +403,7 @@ def _full_point(store: PointStore, config: CurveConfig, dataset: Dataset,
     """The ceiling: the whole training split under the protocol, for `ceiling_epochs`."""
     from dataclasses import replace
 
-    from ddcodec.evaluate import evaluate_set
+    from ddcodec.training.trainer import evaluate_set
 
     spec = {"series": "full", "epochs": config.ceiling_epochs, "protocol": config.protocol(),
             "version": POINT_VERSION["full"]}
@@ -471,7 +471,7 @@ def _teacher_record(config: CurveConfig) -> dict:
     """The teacher behind the labelled series, with its own accuracy (reported, never used)."""
     if not config.teacher:
         return {}
-    from ddcodec.teacher import load_teacher
+    from ddcodec.labels.teacher import load_teacher
 
     made = load_teacher(config.teacher)
     return {"teacher": {"digest": teacher_digest(config.teacher), "arch": made.arch, **{
@@ -579,7 +579,7 @@ def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
 
 
 def write_outputs(table: dict, out: Path) -> None:
-    from ddcodec.plot import Ceiling, Series, rate_utility_plot
+    from ddcodec.reports.plot import Ceiling, Series, rate_utility_plot
 
     with atomic_path(out / "curve.json") as tmp:
         tmp.write_text(json.dumps(table, indent=1) + "\n")

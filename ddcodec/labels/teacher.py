@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from ddcodec import seeds
-from ddcodec.data import Dataset, Normalization
+from ddcodec.data.datasets import Dataset, Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.names import canonical_arch
-from ddcodec.teacher_config import TeacherConfig
+from ddcodec.labels.teacher_config import TeacherConfig
 
 TEACHER_FORMAT = "ddcodec-teacher"
 
@@ -39,7 +39,7 @@ class Teacher:
     info: dict  # data, chosen epoch, held-out accuracies, test accuracy, config
 
     def network(self, device: torch.device) -> torch.nn.Module:
-        from ddcodec.networks import seeded_network
+        from ddcodec.training.networks import seeded_network
 
         c, h, w = self.image_shape
         net = seeded_network(self.arch, c, self.num_classes, (h, w), 0, device)
@@ -122,7 +122,7 @@ def holdout_split(dataset: Dataset, share: float, seed: int) -> tuple[torch.Tens
 
 def train_teacher(dataset: Dataset, config: TeacherConfig, device: torch.device,
                   on_epoch=None) -> Teacher:
-    from ddcodec.evaluate import EvalConfig, accuracy, train_network
+    from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
     train_index, held_index = holdout_split(dataset, config.holdout, config.seed)
     images = dataset.train_images()

@@ -17,9 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddcodec import seeds
-from ddcodec.augment import DSA, DSAParams, LabelViews
-from ddcodec.networks import seeded_network
-from ddcodec.protocol import EvalConfig  # noqa: F401 - re-exported
+from ddcodec.data.augment import DSA, DSAParams, LabelViews
+from ddcodec.training.networks import seeded_network
+from ddcodec.training.protocol import EvalConfig  # noqa: F401 - re-exported
 
 Resampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # epoch -> (images, labels)
 

@@ -2,7 +2,7 @@
 `distill --labels` does to every set its rate control measures, so that the file it sizes is the
 file it writes.
 
-The rung (ddcodec.labels) is fixed by the plan, except a VQ codebook left without a size under
+The rung (ddcodec.labels.soft) is fixed by the plan, except a VQ codebook left without a size under
 a budget: it gets the most entries (1, 2, 4, ... up to one per image) whose encoded labels fit
 `share` of the whole file's bits, measured by encoding them. More entries never hurt accuracy in
 the ladder (docs/BENCHMARKS.md, "Soft labels: the ladder"); the share caps what they take from
@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 import torch
 
 from ddcodec.errors import DDCodecError
-from ddcodec.labels import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float16, as_topk,
+from ddcodec.labels.soft import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float16, as_topk,
                             as_vq)
 from ddcodec.names import DEFAULT_STRATEGY, LABEL_LOSSES
-from ddcodec.setfile import DistilledSet
+from ddcodec.sets.setfile import DistilledSet
 
 DEFAULT_K = {"vq": 16, "topk": 2, "vqae": 64}
 VQ_ENTRY_BITS = 6.0  # a codebook entry's quantised log-probability, range-coded (measured 4-7)
@@ -40,7 +40,7 @@ class LabelPlan:
     step_log2: int = -4
     budget_bits: float | None = None  # the whole file's, when it has one
     share: float = 0.1
-    epochs: int = 0  # > 0: per-epoch labels on keyed views (ddcodec.augment.LabelViews)
+    epochs: int = 0  # > 0: per-epoch labels on keyed views (ddcodec.data.augment.LabelViews)
     view_seed: int = 0
     view_strategy: str = DEFAULT_STRATEGY
 
@@ -86,7 +86,7 @@ def estimated_cost(plan: LabelPlan | None, num_classes: int) -> LabelCost:
         k = plan.k or DEFAULT_K["topk"]
         return LabelCost(fixed, rows * k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
     if plan.codec == "vqae":
-        from ddcodec.vqae import CODE_DIM, HIDDEN
+        from ddcodec.labels.vqae import CODE_DIM, HIDDEN
 
         k = plan.k or DEFAULT_K["vqae"]
         weights = HIDDEN * (CODE_DIM + 1) + num_classes * (HIDDEN + 1) + k * CODE_DIM
@@ -112,7 +112,7 @@ class Labeller:
                              view_strategy=plan.view_strategy)
 
     def check_fits(self, distilled_or_dataset, what: str) -> None:
-        from ddcodec.teacher import check_teacher_fits
+        from ddcodec.labels.teacher import check_teacher_fits
 
         check_teacher_fits(self.teacher, distilled_or_dataset.num_classes,
                            distilled_or_dataset.image_shape,
@@ -128,7 +128,7 @@ class Labeller:
         plan = self.plan
         if not plan.epochs:
             return self.teacher.probabilities(images, plan.temperature, self.device)
-        from ddcodec.augment import LabelViews
+        from ddcodec.data.augment import LabelViews
 
         views, samples = LabelViews(plan.view_seed, plan.view_strategy), torch.arange(len(images))
         return torch.cat([self.teacher.probabilities(views(images, epoch, samples),
@@ -142,7 +142,7 @@ class Labeller:
         if plan.codec == "topk":
             return as_topk(probabilities, plan.k or DEFAULT_K["topk"], **meta)
         if plan.codec == "vqae":
-            from ddcodec.vqae import as_vqae
+            from ddcodec.labels.vqae import as_vqae
 
             return as_vqae(probabilities, plan.k or DEFAULT_K["vqae"], plan.view_seed, **meta)
         if plan.k is not None or plan.budget_bits is None:
@@ -163,7 +163,7 @@ class Labeller:
 
 
 def labeller(teacher_path, plan: LabelPlan, device: torch.device) -> Labeller:
-    from ddcodec.teacher import load_teacher
+    from ddcodec.labels.teacher import load_teacher
 
     return Labeller(load_teacher(teacher_path), plan, device)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.errors import DDCodecError
 from ddcodec.options import flatten
-from ddcodec.protocol import EvalConfig
+from ddcodec.training.protocol import EvalConfig
 
 SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
 

@@ -16,14 +16,14 @@ import traceback
 import click
 
 from ddcodec.version import __version__
-from ddcodec.curve_config import SHARED_DECODER_BELOW, CurveConfig
-from ddcodec.demo import DemoConfig
+from ddcodec.reports.curve_config import SHARED_DECODER_BELOW, CurveConfig
+from ddcodec.reports.demo import DemoConfig
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.names import BUNDLED_DATA, LABEL_LOSSES, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
-from ddcodec.protocol import MeasureConfig
-from ddcodec.teacher_config import TeacherConfig
+from ddcodec.training.protocol import MeasureConfig
+from ddcodec.labels.teacher_config import TeacherConfig
 
 _state = {"verbose": 0}
 
@@ -137,7 +137,7 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
-    from ddcodec.data import parse_size
+    from ddcodec.data.datasets import parse_size
     from ddcodec.progress import display
 
     if nproc > 1:
@@ -206,7 +206,7 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
     met = not rate or rate["within_tolerance"]
     if distilled.soft_labels is not None:
         from ddcodec.api import encoded_bits
-        from ddcodec.labelling import label_split
+        from ddcodec.distillation.labelling import label_split
 
         summary["label_split"] = label_split(distilled, encoded_bits(distilled))
     if as_json:
@@ -283,7 +283,7 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
     """Train a teacher for soft labels; its checkpoint is chosen on a held-out part of the
     training split (never the test split)."""
     from ddcodec import api
-    from ddcodec.data import parse_size
+    from ddcodec.data.datasets import parse_size
     from ddcodec.progress import display
 
     epochs = options["epochs"]
@@ -368,7 +368,7 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
             log_every, **options):
     """Train expert trajectories on the real data for trajectory matching (--loss tm)."""
     from ddcodec import api
-    from ddcodec.data import parse_size
+    from ddcodec.data.datasets import parse_size
     from ddcodec.progress import display
 
     num_experts, epochs = options["num_experts"], options["epochs"]
@@ -507,7 +507,7 @@ def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iter
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
     from dataclasses import replace
 
-    from ddcodec.curve import run_curve
+    from ddcodec.reports.curve import run_curve
     from ddcodec.options import flatten
 
     latent = DistillConfig.of(**{**flatten(CURVE.distill), "iterations": iterations,
@@ -577,7 +577,7 @@ def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, s
     measure, next to the vanilla IPC-1 baselines; prints a summary table."""
     from dataclasses import replace
 
-    from ddcodec.demo import print_summary, run_demo
+    from ddcodec.reports.demo import print_summary, run_demo
     from ddcodec.progress import display
 
     latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent, target_bpc=target_bpc))

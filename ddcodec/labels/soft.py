@@ -12,7 +12,7 @@ Rungs (`codec`):
   centroid. The decoded distribution is softmax(q x 2^step): the integers are exact, the
   softmax is float arithmetic (float64, then float32).
 
-- `vqae`: a VQ autoencoder (ddcodec.vqae), for many classes: k codebook entries in a small
+- `vqae`: a VQ autoencoder (ddcodec.labels.vqae), for many classes: k codebook entries in a small
   code space (integers, step 2^code_step) and one decoder MLP (code -> hidden -> K logits, its
   weights integers with step 2^weight_step), each sample the index of an entry. The decoded
   distributions are softmax(decoder(entry)), float arithmetic (float64, then float32) on exact
@@ -28,7 +28,7 @@ Rungs (`codec`):
 
 Per-epoch labels (FKD/SRe2L style, `epochs` E > 0) hold E x N rows, row e x N + i the teacher's
 distribution on view e of image i. The view is regenerated from (view seed, e, i) by
-`ddcodec.augment.LabelViews`, so it costs no bits and `measure` replays exactly the views that
+`ddcodec.data.augment.LabelViews`, so it costs no bits and `measure` replays exactly the views that
 were labelled. Every rung codes the rows as it codes N static ones.
 """
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ddcodec.bitstream.limits import LABELS
+from ddcodec.limits import LABELS
 from ddcodec.errors import DDCodecError
 from ddcodec.names import LABEL_LOSSES
 
@@ -130,7 +130,7 @@ class SoftLabels:
 
     def views(self):
         """The views per-epoch labels were made on (None for static labels)."""
-        from ddcodec.augment import LabelViews
+        from ddcodec.data.augment import LabelViews
 
         return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch else None
 
@@ -278,7 +278,7 @@ MAX_LABEL_VALUES = LABELS.values  # rows x classes a file may decode to (256 MB 
 
 
 def _check_views(labels: SoftLabels) -> None:
-    from ddcodec.augment import DSAParams
+    from ddcodec.data.augment import DSAParams
 
     if not 0 <= labels.epochs <= MAX_LABEL_EPOCHS:
         raise DDCodecError(f"per-epoch soft labels take 1 to {MAX_LABEL_EPOCHS:,} epochs")

@@ -25,7 +25,7 @@ import torch
 
 from ddcodec.errors import DDCodecError, ImageReadError
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"
 from ddcodec.names import BUNDLED_DATA as BUNDLED_NAME  # noqa: E402
 DEFAULT_SPEC = BUNDLED_NAME
 DATA_ROOT_ENV = "DDCODEC_DATA_ROOT"
@@ -348,8 +348,8 @@ def _load_imagefolder(root: Path, resize: tuple[int, int] | None) -> Dataset:
 
 def _decoded_tree(root: Path, train_files, test_files, resize):
     """Both splits' images and labels and the training images' normalisation, from the cache
-    when no file changed, memory-mapped (ddcodec.folder_cache)."""
-    from ddcodec.folder_cache import cache_key, read_cached, write_cached
+    when no file changed, memory-mapped (ddcodec.data.folder_cache)."""
+    from ddcodec.data.folder_cache import cache_key, read_cached, write_cached
 
     key = cache_key(root, train_files, f"train|{resize}") + cache_key(root, test_files, "test")
     key = cache_key(root, [], key)  # one short key for both
@@ -467,7 +467,7 @@ def _common_mode_and_size(files, resize, root: Path):
         with _image_errors(path), _open_image(path) as im:
             return _target_mode(im.mode), im.size
 
-    from ddcodec.folder_cache import decode_all
+    from ddcodec.data.folder_cache import decode_all
 
     headers = decode_all(files, header) if len(files) > 1000 else [header(p) for p, _ in files]
     modes, sizes = {m for m, _ in headers}, {s for _, s in headers}
@@ -489,7 +489,7 @@ def _target_mode(mode: str) -> str:
 def _read_images(files, mode: str, size: tuple[int, int]):
     from PIL import Image
 
-    from ddcodec.folder_cache import decode_all
+    from ddcodec.data.folder_cache import decode_all
 
     def read(path: Path) -> np.ndarray:
         with _image_errors(path), _open_image(path) as im:

@@ -21,7 +21,8 @@ import torch
 from ddcodec.fixedpoint import STEP_RANGE, WEIGHT_MAX_ABS
 from ddcodec.codec.latents import LatentLayout
 from ddcodec.codec.model import KINDS, MODULES, CodecConfig, module_shapes
-from ddcodec.distribution import Scales
+from ddcodec.codec.weights import QuantizedGroup
+from ddcodec.sets.distributional import Scales
 from ddcodec.errors import DDCodecError
 
 PAYLOAD_VERSION = 2  # 1: the untyped dict of ddcodec 0.1, same fields; still read
@@ -51,46 +52,27 @@ def _get(raw, key: str, where: str):
     return raw[key]
 
 
-@dataclass(frozen=True)
-class QuantizedGroup:
-    """One decoder's integers of one tensor group and their step (value = q * 2^step_log2)."""
-
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    q: torch.Tensor  # int32, the group's tensors flattened in order
-    step_log2: int
-
-    @property
-    def bits(self) -> float:
-        from ddcodec.codec.laplace import zero_mean_laplace_bits
-
-        return float(zero_mean_laplace_bits(self.q[None])[0])
-
-    def to_dict(self) -> dict:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
-                "q": self.q.to(torch.int32), "step_log2": int(self.step_log2)}
-
-    @classmethod
-    def from_dict(cls, raw, where: str) -> "QuantizedGroup":
-        names, shapes = _get(raw, "names", where), _get(raw, "shapes", where)
-        q, step = _get(raw, "q", where), _get(raw, "step_log2", where)
-        _need(is_integer_tensor(q) and q.ndim == 1, f"{where}.q", "must be a 1-D integer tensor")
-        _need(isinstance(step, int) and STEP_RANGE[0] <= step <= STEP_RANGE[1],
-              f"{where}.step_log2", f"must be an integer in {list(STEP_RANGE)}")
-        # min and max, not abs: -2^63 has no absolute value in int64 (it stayed negative)
-        _need(q.numel() == 0 or (int(q.min()) >= -WEIGHT_MAX_ABS
-                                 and int(q.max()) <= WEIGHT_MAX_ABS), f"{where}.q",
-              f"holds integers beyond +-{WEIGHT_MAX_ABS}")
-        try:
-            names = tuple(str(n) for n in names)
-        except TypeError:
-            raise PayloadError(f"bad latent payload: {where}.names must be a list") from None
-        try:
-            shapes = tuple(tuple(int(d) for d in s) for s in shapes)
-        except (TypeError, ValueError):
-            raise PayloadError(f"bad latent payload: {where}.shapes must be lists of "
-                               "integers") from None
-        return cls(names, shapes, q.to(torch.int32), step)
+def group_from_dict(raw, where: str) -> QuantizedGroup:
+    """A QuantizedGroup from its set-file dict, every field checked."""
+    names, shapes = _get(raw, "names", where), _get(raw, "shapes", where)
+    q, step = _get(raw, "q", where), _get(raw, "step_log2", where)
+    _need(is_integer_tensor(q) and q.ndim == 1, f"{where}.q", "must be a 1-D integer tensor")
+    _need(isinstance(step, int) and STEP_RANGE[0] <= step <= STEP_RANGE[1],
+          f"{where}.step_log2", f"must be an integer in {list(STEP_RANGE)}")
+    # min and max, not abs: -2^63 has no absolute value in int64 (it stayed negative)
+    _need(q.numel() == 0 or (int(q.min()) >= -WEIGHT_MAX_ABS
+                             and int(q.max()) <= WEIGHT_MAX_ABS), f"{where}.q",
+          f"holds integers beyond +-{WEIGHT_MAX_ABS}")
+    try:
+        names = tuple(str(n) for n in names)
+    except TypeError:
+        raise PayloadError(f"bad latent payload: {where}.names must be a list") from None
+    try:
+        shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+    except (TypeError, ValueError):
+        raise PayloadError(f"bad latent payload: {where}.shapes must be lists of "
+                           "integers") from None
+    return QuantizedGroup(names, shapes, q.to(torch.int32), step)
 
 
 @dataclass(frozen=True)
@@ -116,8 +98,8 @@ class DecoderWeights:
             _need(isinstance(entry, dict), f"{where}.{module}", "must be a dict")
             modules[module] = {}
             for kind, shapes in expected[module].items():
-                group = QuantizedGroup.from_dict(_get(entry, kind, f"{where}.{module}"),
-                                                 f"{where}.{module}.{kind}")
+                group = group_from_dict(_get(entry, kind, f"{where}.{module}"),
+                                        f"{where}.{module}.{kind}")
                 _need(group.shapes == tuple(shapes.values()) and
                       group.q.numel() == sum(math.prod(s) for s in shapes.values()),
                       f"{where}.{module}.{kind}", "does not match the architecture")
@@ -187,7 +169,7 @@ class LatentPayload:
     estimated_bits: EstimatedBits
     fit_psnr: float | None = None
     extra: dict = field(default_factory=dict)  # free-form, ignored by the codec
-    scales: Scales | None = None  # a distributional set's spreads (ddcodec.distribution)
+    scales: Scales | None = None  # a distributional set's spreads (ddcodec.sets.distributional)
 
     @property
     def num_images(self) -> int:

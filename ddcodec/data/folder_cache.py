@@ -15,30 +15,27 @@ whole training split, and processes on one machine share the pages they read thr
 cache. The first load of a tree decodes all of it once (its peak holds the split), writes the
 cache and then maps it too.
 
-Progress: whoever loads data may say how to report it with `loading_progress(callback)`; the
-callback gets (images done, images in all) while a tree is decoded.
+Progress: while a tree is decoded, (images done, images in all) goes to the callback that
+`ddcodec.events.loading_progress` set.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
+from ddcodec.events import loading_callback
 from ddcodec.fileio import atomic_path
 
 CACHE_ENV = "DDCODEC_CACHE"
 CACHE_VERSION = 1
 WORKERS = 4  # Pillow releases the GIL while it decodes
-_progress: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
-    "ddcodec_loading_progress", default=None)
 
 
 def cache_dir() -> Path:
@@ -46,15 +43,6 @@ def cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ddcodec"
-
-
-@contextlib.contextmanager
-def loading_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
-    token = _progress.set(callback)
-    try:
-        yield
-    finally:
-        _progress.reset(token)
 
 
 def cache_key(root: Path, files: list[tuple[Path, int]], extra: str) -> str:
@@ -92,7 +80,7 @@ def write_cached(key: str, arrays: dict) -> bool:
 def decode_all(files: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray],
                what: str = "images") -> list[np.ndarray]:
     """decode(path) of every file, in order, on a thread pool, telling progress as it goes."""
-    report = _progress.get()
+    report = loading_callback()
     total, out = len(files), []
     step = max(1, total // 200)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ddcodec.errors import DDCodecError
-from ddcodec.labels import LOG_FLOOR, SoftLabels, VQAELabels, kl_nearest
+from ddcodec.labels.soft import LOG_FLOOR, SoftLabels, VQAELabels, kl_nearest
 
 CODE_DIM, HIDDEN = 16, 64
 WEIGHT_STEP_LOG2 = -7  # decoder weights: step 2^-7

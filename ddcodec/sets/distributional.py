@@ -19,12 +19,14 @@ a point: its samples are its mean), otherwise sigma = 2^((u - 128) / 16) latent 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ddcodec import seeds
+from ddcodec.codec.decoding import synthesize
+from ddcodec.codec.geometry import LatentGeometry, build_geometry
 from ddcodec.errors import DDCodecError
 
 CODE_MAX = 255
@@ -176,9 +178,9 @@ def sample_grids(means: list[np.ndarray], scales: Scales, k: int, epoch: int,
 @dataclass(frozen=True)
 class PriorSampler:
     """Makes a distributional set's samples of any epoch with the file's own decoder code
-    (ddcodec.bitstream.images.synthesize): the same path decodes the means."""
+    (ddcodec.codec.decoding.synthesize): the same path decodes the means."""
 
-    geometry: object  # ddcodec.bitstream.geometry.LatentGeometry of the means
+    geometry: LatentGeometry  # of the means
     steps: list
     weight_ints: list
     means: list  # per level G x (N x C) x h x w int64
@@ -210,15 +212,11 @@ class PriorSampler:
     def images(self, epoch: int, samples: int | None = None) -> torch.Tensor:
         """uint8 (G x S x N) x C x H x W: every prior's S samples at `epoch` (S: the file's,
         or `samples`; sample s is the same whatever S)."""
-        from dataclasses import replace
-
-        from ddcodec.bitstream.images import synthesize
-
         s = samples or self.scales.samples
         if not 1 <= s <= MAX_SAMPLES:
             raise DDCodecError(f"samples per prior must be in [1, {MAX_SAMPLES}]")
-        geometry = replace(self.geometry, per_group=self.geometry.per_group * s)
-        return synthesize(geometry, self.steps, self.weight_ints, self.latents(epoch, s))
+        sampled = replace(self.geometry, per_group=self.geometry.per_group * s)
+        return synthesize(sampled, self.steps, self.weight_ints, self.latents(epoch, s))
 
 
 class Resampled:
@@ -261,19 +259,15 @@ class Resampled:
 
 def prior_sampler(payload, channels: int) -> "PriorSampler | None":
     """The sampler of a distributional payload in memory (None without scales): the geometry
-    and integers its .ddz would decode to, so samples match the file's exactly."""
-    from ddcodec.bitstream import format as fmt
-    from ddcodec.bitstream.geometry import LatentGeometry, latent_header
-
+    and integers its .ddz would decode to (the file stores the gain as float32), so samples
+    match the file's exactly."""
     if payload.scales is None:
         return None
-    classes = len(payload.groups[0].classes) if payload.config.shared_decoder else len(
-        payload.groups)
-    per_class = payload.num_images // classes
-    header = fmt.Header(channels, payload.layout.height, payload.layout.width,
-                        [str(c) for c in range(classes)], [per_class] * classes, [0.0] * channels,
-                        [1.0] * channels, shared_decoder=payload.config.shared_decoder,
-                        latent=latent_header(payload))
+    cfg, layout = payload.config, payload.layout
+    config = replace(cfg, levels=layout.levels, channels_per_level=layout.channels_per_level,
+                     gain=float(np.float32(cfg.gain)))
+    groups = 1 if cfg.shared_decoder else len(payload.groups)
+    shape = build_geometry(config, layout, channels, groups, payload.num_images // groups)
     ints = [q.q.numpy() for q in payload.weight_groups()]
-    return PriorSampler(LatentGeometry.from_header(header), header.latent.steps, ints,
-                        payload.latent_grids(), payload.scales)
+    return PriorSampler(shape, payload.step_exponents(), ints, payload.latent_grids(),
+                        payload.scales)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ddcodec.data import Normalization
+from ddcodec.data.datasets import Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable, refuse_expanded
-from ddcodec.labels import SoftLabels, as_float16
-from ddcodec.payload import LatentPayload
+from ddcodec.labels.soft import SoftLabels, as_float16
+from ddcodec.sets.payload import LatentPayload
 
 SET_FORMAT = "ddcodec-set"
 SET_FORMAT_VERSION = 3  # written only by sets with soft labels; hard-label sets stay version 2
@@ -40,12 +40,12 @@ class DistilledSet:
     codec: LatentPayload | None = None
     notes: list[str] = field(default_factory=list)  # what loading converted, for the user
     soft_labels: SoftLabels | None = None  # a teacher's distributions, one per image
-    sampler: object = None  # distributional sets: a ddcodec.distribution.PriorSampler
+    sampler: object = None  # distributional sets: a ddcodec.sets.distributional.PriorSampler
 
     def prior_sampler(self):
         """A distributional set's sampler (its images are the priors' means), else None."""
         if self.sampler is None and self.codec is not None and self.codec.scales is not None:
-            from ddcodec.distribution import prior_sampler
+            from ddcodec.sets.distributional import prior_sampler
 
             self.sampler = prior_sampler(self.codec, int(self.images.shape[1]))
         return self.sampler
@@ -170,7 +170,7 @@ def set_from_dict(raw: dict) -> DistilledSet:
             raise DDCodecError("'soft_labels' must be a dict")
         soft = SoftLabels.from_dict(raw["soft_labels"], int(images.shape[0]), len(class_names))
     elif soft is not None:
-        from ddcodec.labels import check_soft_labels
+        from ddcodec.labels.soft import check_soft_labels
 
         check_soft_labels(soft, int(images.shape[0]), len(class_names))
     if len(normalization.mean) != images.shape[1]:

@@ -1,0 +1,1 @@
+"""Images in and out: datasets behind one --data spec, augmentation, the folder cache, contact sheets."""

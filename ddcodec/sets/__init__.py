@@ -1,0 +1,1 @@
+"""Set types: the distilled-set file, the latent payload, distributional sets, other tools' sets."""

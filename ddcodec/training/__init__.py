@@ -1,0 +1,1 @@
+"""Networks and how one is trained and tested: the field's backbones and evaluation protocol."""
