@@ -22,12 +22,16 @@ from ddcodec.errors import DDCodecError
 def option(default: Any, help: str = "", *, min: float | None = None,
            choices: tuple | None = None, path: str | None = None, cli: bool = True,
            flag: str | None = None, default_text: str | None = None,
-           alias: Callable[[str], str] | None = None):
+           alias: Callable[[str], str] | None = None, listed: type | None = None,
+           repeat: bool = False):
     """A config field with what the command line needs to offer it. `cli=False` keeps it
     API-only; `default_text` is shown instead of a None default ("dm 0.1, gm 0.01, ...");
-    `alias` maps other spellings onto one of `choices` (which --help lists)."""
+    `alias` maps other spellings onto one of `choices` (which --help lists). A tuple field is
+    either `listed` (one comma-separated option of that type: `--budgets 6000,12000`) or
+    `repeat`ed (the option given once per value: `--loss dm --loss gm`)."""
     meta = {"help": help, "min": min, "choices": choices, "path": path, "cli": cli and bool(help),
-            "flag": flag, "default_text": default_text, "alias": alias}
+            "flag": flag, "default_text": default_text, "alias": alias, "listed": listed,
+            "repeat": repeat}
     return dataclasses.field(default=default, metadata={"option": meta})
 
 
@@ -117,6 +121,24 @@ class AliasChoice(click.Choice):
         return super().convert(value, param, ctx)
 
 
+def listed_text(values) -> str:
+    """A tuple as the command line writes it: 6000,12000,24576."""
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _parse_listed(kind: type, flag: str) -> Callable:
+    def parse(ctx, param, text):
+        try:
+            values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v)
+        except ValueError:
+            raise click.BadParameter(f"{flag} must be comma-separated {kind.__name__} values, "
+                                     f"got {text!r}") from None
+        if not values:
+            raise click.BadParameter(f"{flag} is empty")
+        return values
+    return parse
+
+
 def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
     meta = f.metadata["option"]
     base = _optional(tp)
@@ -124,6 +146,15 @@ def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
     kwargs: dict[str, Any] = {"help": meta["help"]}
     if meta["default_text"]:
         kwargs["help"] = f"{meta['help']}  [default: {meta['default_text']}]"
+    if meta["listed"]:
+        return click.option(flag, name, default=listed_text(f.default), show_default=True,
+                            callback=_parse_listed(meta["listed"], flag), **kwargs)
+    if meta["repeat"]:
+        kind = click.Choice([str(c) for c in meta["choices"]]) if meta["choices"] else str
+        shown = f" [default: {listed_text(f.default)}]" if f.default else ""
+        kwargs["help"] = f"{kwargs['help']} Repeatable.{shown}"
+        return click.option(flag, name, type=kind, multiple=True, default=f.default,
+                            callback=lambda ctx, param, value: tuple(value), **kwargs)
     if base is bool:  # a flag, or an on/off pair ("--dsa/--no-dsa")
         return click.option(flag, name, is_flag=True, default=bool(f.default), help=kwargs["help"],
                             show_default="/" in flag)

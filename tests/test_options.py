@@ -8,12 +8,12 @@ import pytest
 
 from ddcodec import api
 from ddcodec.cli.commands import cli
-from ddcodec.reports.curve_config import CurveConfig
-from ddcodec.reports.demo import DemoConfig
+from ddcodec.reports.curve_config import CurveConfig, CurveOptions
+from ddcodec.reports.demo import DemoConfig, DemoOptions
 from ddcodec.distillation import DistillConfig, resolve
 from ddcodec.distillation.config import ExpertConfig
 from ddcodec.errors import DDCodecError
-from ddcodec.options import flatten, leaves
+from ddcodec.options import flatten, leaves, listed_text
 from ddcodec.training.protocol import MeasureConfig
 
 
@@ -23,7 +23,9 @@ def _params(command: str) -> dict[str, click.Parameter]:
 
 @pytest.mark.parametrize("command,config", [("distill", DistillConfig),
                                             ("experts", ExpertConfig),
-                                            ("measure", MeasureConfig)])
+                                            ("measure", MeasureConfig),
+                                            ("curve", CurveOptions),
+                                            ("demo", DemoOptions)])
 def test_every_declared_option_is_on_the_command_line_with_its_default(command, config):
     params = _params(command)
     declared = {name: f for name, (_, f, _) in leaves(config).items()
@@ -33,7 +35,10 @@ def test_every_declared_option_is_on_the_command_line_with_its_default(command, 
         assert name in params, f"--{name} missing from `ddcodec {command}`"
         default = params[name].default
         expected = f.default
-        if params[name].type.name == "choice" and expected is not None:
+        if f.metadata["option"]["listed"]:
+            expected = listed_text(expected)
+        elif params[name].type.name == "choice" and expected is not None and not isinstance(
+                expected, tuple):
             expected = str(expected)
         assert default == expected, name
         assert f.metadata["option"]["help"] in (params[name].help or "")
@@ -42,16 +47,21 @@ def test_every_declared_option_is_on_the_command_line_with_its_default(command, 
     assert not hidden & set(params) - {"seed"}
 
 
-def test_curve_and_demo_take_their_defaults_from_their_configs():
-    curve, demo = _params("curve"), _params("demo")
-    c, d = CurveConfig(), DemoConfig()
-    assert curve["epochs"].default == c.eval.epochs and curve["runs"].default == c.runs
-    assert curve["iterations"].default == c.distill.matching.iterations
-    assert curve["fit_iterations"].default == c.distill.latent.fit_iterations
-    assert curve["batch_real"].default == c.distill.matching.batch_real
-    assert curve["budgets"].default == ",".join(f"{b:g}" for b in c.budgets)
-    assert demo["target_bpc"].default == d.latent.latent.target_bpc
-    assert demo["epochs"].default == d.eval.epochs and demo["runs"].default == d.runs
+def test_curve_and_demo_options_build_their_configs():
+    curve = CurveOptions(budgets=(5000.0,), iterations=7, losses=()).config(seed=3)
+    assert curve.budgets == (5000.0,) and curve.distill.matching.iterations == 7
+    assert curve.losses == CurveConfig().losses and curve.seed == 3
+    demo = DemoOptions(target_bpc=9000.0, epochs=5).config(seed=2)
+    assert demo.target_bpc == 9000.0 and demo.eval.epochs == 5 and demo.seed == 2
+    assert demo.pixel_dm == DemoConfig().pixel_dm
+
+
+def test_listed_and_repeated_options_parse_on_the_command_line():
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["curve", "-o", "x", "--budgets", "6000,lots"])
+    assert bad.exit_code == 2 and "--budgets must be comma-separated float values" in bad.output
 
 
 def test_flat_options_reach_nested_fields_and_unknown_ones_are_refused():

@@ -15,9 +15,10 @@ import traceback
 
 import click
 
+from ddcodec.cli import render
 from ddcodec.version import __version__
-from ddcodec.reports.curve_config import SHARED_DECODER_BELOW, CurveConfig
-from ddcodec.reports.demo import DemoConfig
+from ddcodec.reports.curve_config import CurveOptions
+from ddcodec.reports.demo import DemoOptions
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.names import BUNDLED_DATA, LABEL_LOSSES, PIXEL_MODES, SET_SOURCES
@@ -421,170 +422,46 @@ def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, devic
     if as_json:
         click.echo(json.dumps(report))
         return
-    _print_measure(report)
-
-
-def _numbers(text: str, kind=float, name: str = "list") -> tuple:
-    try:
-        values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{name} must be comma-separated numbers, got {text!r}")
-    if not values:
-        raise click.BadParameter(f"{name} is empty")
-    return values
-
-
-CURVE = CurveConfig()  # the curve's defaults, shown and used by `ddcodec curve`
-DEMO = DemoConfig()
-
-
-def _listed(values) -> str:
-    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+    render.measure_table(report)
 
 
 @cli.command()
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for the points, table (curve.json, curve.csv) and plot (curve.png, "
                    ".pdf, .svg); finished points in it are reused.")
-@click.option("--budgets", default=_listed(CURVE.budgets), show_default=True,
-              help="Bits per class to distil to, comma-separated.")
-@click.option("--loss", "losses", multiple=True, type=click.Choice(["dm", "gm", "tm"]),
-              help=f"Utility loss of the latent curve; repeat for several [default: "
-                   f"{','.join(CURVE.losses)}].")
-@click.option("--data", "data_spec", default=CURVE.data, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=CURVE.eval.epochs,
-              show_default=True,
-              help="Evaluation epochs per network (the field: 1000; ours on CPU: the default).")
-@click.option("--runs", type=click.IntRange(min=1), default=CURVE.runs, show_default=True,
-              help="Networks per point.")
-@click.option("--iterations", type=click.IntRange(min=0),
-              default=CURVE.distill.matching.iterations, show_default=True,
-              help="Latent phase-2 iterations per point.")
-@click.option("--fit-iterations", type=click.IntRange(min=0),
-              default=CURVE.distill.latent.fit_iterations, show_default=True,
-              help="Latent phase-1 iterations per point.")
-@click.option("--batch-real", type=click.IntRange(min=1),
-              default=CURVE.distill.matching.batch_real, show_default=True,
-              help="Real images per class per matching iteration.")
-@click.option("--decoder", default=CURVE.distill.latent.decoder, show_default=True,
-              help="Latent synthesis preset.")
-@click.option("--shared-decoder", type=click.Choice(["auto", "yes", "no"]),
-              default=CURVE.shared_decoder, show_default=True,
-              help=f"One decoder for all classes (auto: below {SHARED_DECODER_BELOW:,} bpc, "
-                   "where per-class decoders would cost a third or more).")
-@click.option("--experts", "experts_dir", type=click.Path(file_okay=False), default=None,
-              help="Expert trajectories for --loss tm.")
-@click.option("--no-baselines", is_flag=True, help="Only the latent points.")
-@click.option("--pixel-ipc", default=_listed(CURVE.pixel_ipcs), show_default=True,
-              help="Vanilla pixel (DM) sets to measure, images per class.")
-@click.option("--pixel-iterations", type=click.IntRange(min=0), default=CURVE.pixel_iterations,
-              show_default=True, help="DM iterations of the vanilla pixel sets.")
-@click.option("--qualities", default=_listed(CURVE.qualities), show_default=True,
-              help="JPEG/WebP qualities tried at each budget (the best is the baseline).")
-@click.option("--ceiling-epochs", type=click.IntRange(min=0), default=CURVE.ceiling_epochs,
-              show_default=True,
-              help="Epochs of the ceiling: networks trained on the whole training split (it "
-                   "needs far fewer than a small set); 0: no ceiling.")
-@click.option("--teacher", type=click.Path(dir_okay=False), default=None,
-              help="Add soft-label series: each latent loss with each --label-rungs rung's "
-                   "labels from this teacher inside the budget, and random real images (packed "
-                   f"{CURVE.labelled_random[0].upper()} q{CURVE.labelled_random[1]}) with the "
-                   "last rung's labels at equal bits.")
-@click.option("--label-rungs", default=",".join(CURVE.label_rungs), show_default=True,
-              help="Soft-label rungs of the labelled series (float16, topk, vq).")
-@click.option("--distribution", "distribution_losses", multiple=True,
-              type=click.Choice(["dm", "gm", "tm"]),
-              help="Add distributional (D3) series for this loss (repeatable): --param "
-                   "distribution at each budget, measured with fresh samples each epoch and "
-                   "with frozen ones (with --teacher: also with the last rung's labels).")
+@click_options(CurveOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
-def curve(output, budgets, losses, data_spec, epochs, runs, iterations, fit_iterations,
-          batch_real, decoder, shared_decoder, experts_dir, no_baselines, pixel_ipc,
-          pixel_iterations, qualities, ceiling_epochs, teacher, label_rungs, distribution_losses,
-          as_json, quiet, verbose, seed, device, log_every):
+def curve(output, as_json, quiet, verbose, seed, device, log_every, **options):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
-    from dataclasses import replace
-
-    from ddcodec.reports.curve import run_curve
-    from ddcodec.options import flatten
-
-    latent = DistillConfig.of(**{**flatten(CURVE.distill), "iterations": iterations,
-                                 "fit_iterations": fit_iterations, "batch_real": batch_real,
-                                 "decoder": decoder, "experts": experts_dir})
-    config = CurveConfig(
-        budgets=_numbers(budgets, float, "--budgets"), losses=tuple(losses) or CURVE.losses,
-        data=data_spec, distill=latent, eval=replace(CURVE.eval, epochs=epochs), runs=runs,
-        seed=seed, shared_decoder=shared_decoder, baselines=not no_baselines,
-        pixel_ipcs=_numbers(pixel_ipc, int, "--pixel-ipc"), pixel_iterations=pixel_iterations,
-        qualities=_numbers(qualities, int, "--qualities"), ceiling_epochs=ceiling_epochs,
-        teacher=teacher, label_rungs=tuple(r.strip() for r in label_rungs.split(",") if r),
-        distribution_losses=tuple(distribution_losses))
     from ddcodec.progress import display
+    from ddcodec.reports.curve import run_curve
 
+    config = CurveOptions(**options).config(seed)
     with display(quiet, log_every) as shown:
         table = run_curve(config, output, device, on_event=lambda m: shown.say("curve", m),
                           measuring=shown.measuring)
     if as_json:
         click.echo(json.dumps(table))
         return
-    _print_curve(table, output, quiet)
-
-
-def _print_curve(table: dict, output: str, quiet: bool) -> None:
-    if quiet:
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    grid = Table(title=f"rate-utility ({table['protocol']['epochs']} epochs x "
-                       f"{table['protocol']['runs']} networks)")
-    for column in ("series", "bits/class", "accuracy %", "images/class"):
-        grid.add_column(column, justify="left" if column == "series" else "right")
-    for p in table["points"]:
-        if "-q" in p["series"] and "+" not in p["series"]:  # their best is the jpeg/webp row
-            continue
-        grid.add_row(p["series"], f"{p['bpc']:,.0f}",
-                     f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}",
-                     f"{p.get('images_per_class') or p.get('ipc') or ''}")
-    console = Console(stderr=True)
-    console.print(grid)
-    for r in table["ratios"]:
-        if r["ratio"]:
-            console.print(f"{r['series']} reaches {r['reference']}'s "
-                          f"{r['reference_accuracy']:.1f} % "
-                          f"with {r['ratio']:.0f}x fewer bits ({r['latent_bpc']:,.0f} vs "
-                          f"{r['reference_bpc']:,.0f} bits/class)")
-    console.print(f"wrote {output}/curve.json, curve.csv, curve.png, curve.pdf, curve.svg")
+    render.curve_table(table, output, quiet)
 
 
 @cli.command()
 @click.option("-o", "--output", default="out/demo", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the demo's files.")
-@click.option("--data", "data_spec", default=DEMO.data, show_default=True)
-@click.option("--target-bpc", type=float, default=DEMO.target_bpc, show_default=True,
-              help="Budget of the latent set, bits per class.")
-@click.option("--epochs", type=click.IntRange(min=1), default=DEMO.eval.epochs,
-              show_default=True,
-              help="Evaluation epochs per network (shortened; the field: 1000).")
-@click.option("--runs", type=click.IntRange(min=1), default=DEMO.runs, show_default=True)
+@click_options(DemoOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @common_options
-def demo(output, data_spec, target_bpc, epochs, runs, as_json, quiet, verbose, seed, device,
-         log_every):
+def demo(output, as_json, quiet, verbose, seed, device, log_every, **options):
     """The main job in a few minutes: distil (latent DM to a budget), encode, decode, check and
     measure, next to the vanilla IPC-1 baselines; prints a summary table."""
-    from dataclasses import replace
-
-    from ddcodec.reports.demo import print_summary, run_demo
     from ddcodec.progress import display
+    from ddcodec.reports.demo import print_summary, run_demo
 
-    latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent, target_bpc=target_bpc))
-    config = replace(DEMO, data=data_spec, latent=latent, eval=replace(DEMO.eval, epochs=epochs),
-                     runs=runs, seed=seed)
     with display(quiet, log_every) as shown:
-        result = run_demo(config, output, device, shown)
+        result = run_demo(DemoOptions(**options).config(seed), output, device, shown)
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:
@@ -658,15 +535,7 @@ def encode(set_file, output, source_format, normalization, data, labels, pixels,
     bits = report["estimated_bits"]
     _info(quiet, f"wrote {output}: {len(data):,} bytes = {report['bpc']:,.0f} bits/class "
                  f"(estimated {sum(bits.values()) / report['num_classes']:,.0f} + framing), "
-                 f"pixels {_pixel_text(report['pixels'])}, {report['seconds']:.2f} s")
-
-
-def _pixel_text(pixels: dict) -> str:
-    text = pixels["coding"]
-    if pixels.get("lossless") is False:
-        text += (f": max error {pixels['max_error']:.4g}, mean {pixels['mean_error']:.4g} "
-                 f"(normalised units), PSNR {pixels['psnr_db']:.2f} dB")
-    return text
+                 f"pixels {render.pixel_text(report['pixels'])}, {report['seconds']:.2f} s")
 
 
 DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mtt",
@@ -743,45 +612,14 @@ def info(source, as_json, quiet, verbose):
     kind = report["kind"]
     extra = (f"decoder {report['decoder']['preset']} "
              f"{'shared' if report['decoder']['shared'] else 'per class'}"
-             if kind == "latent" else _pixel_text(report["pixels"]))
+             if kind == "latent" else render.pixel_text(report["pixels"]))
     summary = (f"{report['num_images']} images of {report['num_classes']} classes "
                f"{tuple(report['image_shape'])}, {kind} ({extra}); "
                f"{report['bpc']:,.0f} bits/class from the file")
     if quiet:
         click.echo(f"{source}: {summary}")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"ddcodec info {source}")
-    table.add_column("part")
-    table.add_column("bytes", justify="right")
-    table.add_column("estimated bits", justify="right")
-    parts = report["estimated_bits_parts"]
-    for name, size in report["sections"].items():
-        table.add_row(name, f"{size:,}", f"{parts.get(name, 8 * size):,.0f}")
-    table.add_row("framing", "", f"{parts.get('framing', 0):,.0f}")
-    table.add_row("total", f"{report['file_bytes']:,}", f"{report['estimated_bits']:,.0f}",
-                  style="bold")
-    console = Console()
-    console.print(table)
-    console.print(f"{summary} ({8 * report['file_bytes'] / report['estimated_bits'] - 1:+.2%} "
-                  f"vs estimate); as float32 pixels: "
-                  f"{report['float32_bits_per_class']:,.0f} bits/class")
-    spread = report.get("distribution")
-    if spread:
-        sigmas = ", ".join(f"{v:.2g}" for v in spread["sigma_median_per_level"])
-        console.print(f"distribution: {spread['priors']} priors, each mean + "
-                      f"{spread['samples_per_prior']} fresh sample(s) per epoch "
-                      f"({spread['images_per_epoch']} images); median sigma per level "
-                      f"(latent steps, coarse last): {sigmas}; scales "
-                      f"{spread['scales_bits'] / report['num_classes']:,.0f} bits/class")
-    labels = report["labels"]
-    if labels["kind"] != "hard":
-        k = report["num_classes"]
-        console.print(f"labels: {labels['kind']}, {labels['codec']}, {labels['bits'] / k:,.0f} "
-                      f"bits/class (as float16: {labels['float16_bits'] / k:,.0f}), loss "
-                      f"{labels['loss']} at T {labels['temperature']:g}")
+    render.info_table(report, source, summary)
 
 
 @cli.command(name="test")
@@ -807,66 +645,6 @@ def test_command(source, as_json, quiet, verbose):
     click.echo(json.dumps({"file": source, "ok": error is None, "error": error}))
     if error is not None:
         raise click.exceptions.Exit(1)
-
-
-def _print_measure(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"ddcodec measure {report['file']}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    acc = f"{100 * report['accuracy_mean']:.2f} ± {100 * report['accuracy_std']:.2f} %"
-    rows = [
-        ("accuracy", acc),
-        ("runs", ", ".join(f"{100 * a:.2f}" for a in report["accuracies"])),
-        ("images", f"{report['num_images']} ({report['num_classes']} classes, "
-                   f"{report['images_per_class']:g} per class)"),
-        ("file", f"{report['file_bytes']:,} bytes"),
-        ("bits per class", f"{report['bpc']:,.0f}"),
-        ("protocol", f"{report['arch']}, {report['epochs']} epochs, lr {report['protocol']['lr']:g}"
-                     f", {'DSA' if report['protocol']['dsa'] else 'no augmentation'}, "
-                     f"final-epoch accuracy on {report['num_test']} test images"),
-        ("labels", report["labels"]["kind"] + (
-            f", {report['labels']['codec']}, loss {report['labels']['loss']} at T "
-            f"{report['labels']['temperature']:g}" if "codec" in report["labels"] else "")),
-        ("time", f"{report['seconds']:.1f} s on {report['device']}"),
-    ]
-    spread = report.get("distribution")
-    if spread:
-        protocol = report["protocol"]
-        rows.insert(3, ("distribution", (
-            f"{spread['priors']} priors: the means alone" if not spread["samples_per_prior"]
-            else f"{spread['priors']} priors: means + {spread['samples_per_prior']} sample(s) "
-                 f"per prior, {spread['resampled']}") + (
-            f", every sigma x {spread['spread_scale']:g}" if spread["spread_scale"] != 1
-            else "") + (
-            f"; {protocol['images_per_epoch']} images, {protocol['steps_per_epoch']} SGD "
-            "step(s) per epoch")))
-    controls = report.get("label_controls")
-    if controls:
-        hard = controls["same_images_hard_labels"]
-        rows.append(("control: hard labels", f"{100 * hard['accuracy_mean']:.2f} ± "
-                                             f"{100 * hard['accuracy_std']:.2f} % (the same "
-                                             "images)"))
-        rnd = controls["random_real_same_teacher"]
-        rows.append(("control: random real", rnd.get("note") or (
-            f"{100 * rnd['accuracy_mean']:.2f} ± {100 * rnd['accuracy_std']:.2f} % "
-            f"({rnd['images_per_class']} per class, the same teacher's labels, "
-            f"{rnd['bpc']:,.0f} bits/class)")))
-    if "ranking" in report:
-        base, rank = report["baselines"], report["ranking"]
-        for name, label in (("random", "random real subset"), ("full", "whole training split")):
-            part = base[name]
-            rows.append((label, f"{100 * part['accuracy_mean']:.2f} ± "
-                                f"{100 * part['accuracy_std']:.2f} % ({part['num_images']:,} "
-                                "images, same protocol and seeds)"))
-        rows.append(("DD-Ranking", f"HLR {rank['hlr_percent']:.2f} points (lower is better), "
-                                   f"IOR {rank['ior_percent']:+.2f} points, LRS "
-                                   f"{rank['lrs_percent']:.2f} % (lambda {rank['lrs_lambda']:g})"))
-    for key, value in rows:
-        table.add_row(key, value)
-    Console().print(table)
 
 
 def _fail(message: str, code: int = 1) -> None:

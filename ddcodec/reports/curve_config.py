@@ -5,11 +5,11 @@ the baselines. Each point's cache key is built from these (`CurveConfig.latent_o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.errors import DDCodecError
-from ddcodec.options import flatten
+from ddcodec.options import flatten, option
 from ddcodec.training.protocol import EvalConfig
 
 SHARED_DECODER_BELOW = 32_000  # per-class decoders cost ~8 kbit per class: share below this
@@ -93,3 +93,72 @@ class CurveConfig:
         if loss == "tm":
             options["experts"] = self.distill.tm.experts
         return options
+
+
+LOSSES = ("dm", "gm", "tm")
+CURVE = CurveConfig()  # the defaults `ddcodec curve` shows and uses
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """What `ddcodec curve` sets of a CurveConfig, flat, each default read from CURVE: the
+    command line's options are generated from these fields."""
+
+    budgets: tuple[float, ...] = option(CURVE.budgets, "Bits per class to distil to, "
+                                        "comma-separated.", listed=float)
+    losses: tuple[str, ...] = option(CURVE.losses, "Utility loss of the latent curve.",
+                                     choices=LOSSES, repeat=True, flag="--loss")
+    data: str = option(CURVE.data, "Training data (as distill --data).")
+    epochs: int = option(CURVE.eval.epochs, "Evaluation epochs per network (the field: 1000; "
+                         "ours on CPU: the default).", min=1)
+    runs: int = option(CURVE.runs, "Networks per point.", min=1)
+    iterations: int = option(CURVE.distill.matching.iterations,
+                             "Latent phase-2 iterations per point.", min=0)
+    fit_iterations: int = option(CURVE.distill.latent.fit_iterations,
+                                 "Latent phase-1 iterations per point.", min=0)
+    batch_real: int = option(CURVE.distill.matching.batch_real,
+                             "Real images per class per matching iteration.", min=1)
+    decoder: str = option(CURVE.distill.latent.decoder, "Latent synthesis preset.")
+    shared_decoder: str = option(CURVE.shared_decoder, "One decoder for all classes (auto: "
+                                 f"below {SHARED_DECODER_BELOW:,} bpc, where per-class decoders "
+                                 "would cost a third or more).", choices=("auto", "yes", "no"))
+    experts: str | None = option(None, "Expert trajectories for --loss tm.", path="dir")
+    baselines: bool = option(CURVE.baselines, "Measure the baselines beside the latent points "
+                             "(--no-baselines: only the latent points).",
+                             flag="--baselines/--no-baselines")
+    pixel_ipcs: tuple[int, ...] = option(CURVE.pixel_ipcs, "Vanilla pixel (DM) sets to "
+                                         "measure, images per class.", listed=int,
+                                         flag="--pixel-ipc")
+    pixel_iterations: int = option(CURVE.pixel_iterations,
+                                   "DM iterations of the vanilla pixel sets.", min=0)
+    qualities: tuple[int, ...] = option(CURVE.qualities, "JPEG/WebP qualities tried at each "
+                                        "budget (the best is the baseline).", listed=int)
+    ceiling_epochs: int = option(CURVE.ceiling_epochs, "Epochs of the ceiling: networks "
+                                 "trained on the whole training split (it needs far fewer than "
+                                 "a small set); 0: no ceiling.", min=0)
+    teacher: str | None = option(None, "Add soft-label series: each latent loss with each "
+                                 "--label-rungs rung's labels from this teacher inside the "
+                                 "budget, and random real images (packed "
+                                 f"{CURVE.labelled_random[0].upper()} "
+                                 f"q{CURVE.labelled_random[1]}) with the last rung's labels at "
+                                 "equal bits.", path="file")
+    label_rungs: tuple[str, ...] = option(CURVE.label_rungs, "Soft-label rungs of the "
+                                          "labelled series.", listed=str)
+    distribution_losses: tuple[str, ...] = option(
+        CURVE.distribution_losses, "Add distributional (D3) series for this loss: --param "
+        "distribution at each budget, measured with fresh samples each epoch and with frozen "
+        "ones (with --teacher: also with the last rung's labels).", choices=LOSSES, repeat=True,
+        flag="--distribution")
+
+    def config(self, seed: int) -> CurveConfig:
+        latent = DistillConfig.of(**{**flatten(CURVE.distill), "iterations": self.iterations,
+                                     "fit_iterations": self.fit_iterations,
+                                     "batch_real": self.batch_real, "decoder": self.decoder,
+                                     "experts": self.experts})
+        return CurveConfig(
+            budgets=self.budgets, losses=self.losses or CURVE.losses, data=self.data,
+            distill=latent, eval=replace(CURVE.eval, epochs=self.epochs), runs=self.runs,
+            seed=seed, shared_decoder=self.shared_decoder, baselines=self.baselines,
+            pixel_ipcs=self.pixel_ipcs, pixel_iterations=self.pixel_iterations,
+            qualities=self.qualities, ceiling_epochs=self.ceiling_epochs, teacher=self.teacher,
+            label_rungs=self.label_rungs, distribution_losses=self.distribution_losses)

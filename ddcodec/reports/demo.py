@@ -10,11 +10,12 @@ shortened evaluation protocol, and prints one table.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.names import BUNDLED_DATA
+from ddcodec.options import option
 from ddcodec.training.protocol import EvalConfig
 
 
@@ -42,6 +43,26 @@ class DemoConfig:
     @property
     def target_bpc(self) -> float:
         return self.latent.latent.target_bpc
+
+
+DEMO = DemoConfig()
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `ddcodec demo` sets of a DemoConfig (the command line's options come from these)."""
+
+    data: str = option(DEMO.data, "Training data (as distill --data).")
+    target_bpc: float = option(DEMO.target_bpc, "Budget of the latent set, bits per class.")
+    epochs: int = option(DEMO.eval.epochs, "Evaluation epochs per network (shortened; the "
+                         "field: 1000).", min=1)
+    runs: int = option(DEMO.runs, "Networks per set.", min=1)
+
+    def config(self, seed: int) -> DemoConfig:
+        latent = replace(DEMO.latent, latent=replace(DEMO.latent.latent,
+                                                     target_bpc=self.target_bpc))
+        return replace(DEMO, data=self.data, latent=latent,
+                       eval=replace(DEMO.eval, epochs=self.epochs), runs=self.runs, seed=seed)
 
 
 # An epoch of a fresh network on a few images per class costs about this many latent fit
