@@ -131,8 +131,9 @@ def _parse_listed(kind: type, flag: str) -> Callable:
         try:
             values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v)
         except ValueError:
-            raise click.BadParameter(f"{flag} must be comma-separated {kind.__name__} values, "
-                                     f"got {text!r}") from None
+            what = "numbers" if kind in (int, float) else "values"
+            raise click.BadParameter(f"{flag} must be comma-separated {what}, got {text!r}") \
+                from None
         if not values:
             raise click.BadParameter(f"{flag} is empty")
         return values

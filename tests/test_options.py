@@ -56,14 +56,6 @@ def test_curve_and_demo_options_build_their_configs():
     assert demo.pixel_dm == DemoConfig().pixel_dm
 
 
-def test_listed_and_repeated_options_parse_on_the_command_line():
-    from click.testing import CliRunner
-
-    runner = CliRunner()
-    bad = runner.invoke(cli, ["curve", "-o", "x", "--budgets", "6000,lots"])
-    assert bad.exit_code == 2 and "--budgets must be comma-separated float values" in bad.output
-
-
 def test_flat_options_reach_nested_fields_and_unknown_ones_are_refused():
     config = DistillConfig.of(param="latent", spc=3, outer_loop=2, ipc=4, syn_steps=5)
     assert (config.latent.spc, config.gm.outer_loop, config.pixels.ipc,
