@@ -51,7 +51,7 @@ from ddcodec.audit.mutations import MODES, OUTCOMES, corpus, fuzz  # noqa: E402
 from ddcodec.sets.setfile import load_set  # noqa: E402
 from report import replace_section, write_record  # noqa: E402
 
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "fixtures"
 
 
 def encode_fuzz(cases: int, seed: int) -> tuple[Counter, list[dict], Counter]:

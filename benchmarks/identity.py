@@ -41,7 +41,7 @@ CASES = {
 }
 LABELLED = {"latent-dm-vq": dict(codec="vq"), "latent-dm-vqae": dict(codec="vqae", k=8)}
 TEACHER = dict(epochs=2)
-GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_set.pt"
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden_set.pt"
 MEASURE = dict(epochs=20, runs=1, seed=0, device="cpu")
 
 
@@ -88,7 +88,8 @@ def run(work: Path) -> dict:
         ddz_path = work / f"{name}.ddz"
         ddz_path.write_bytes(data)
         decoded = api.decode(data)
-        report = api.measure(ddz_path, **MEASURE)
+        # the golden set's data is a test fixture: its bytes and images are the check
+        report = api.measure(ddz_path, **MEASURE) if how != "golden" else {"accuracies": None}
         results[name] = {"ddz": digest(data), "ddz_bytes": len(data), **sections(data),
                          "decoded_images": digest(decoded.images.numpy().tobytes()),
                          "accuracy": report["accuracies"],
@@ -139,8 +140,8 @@ def write_report(before: dict, after: dict, commit: str, head: str = "") -> None
                      f"{'yes' if r['images_identical'] else 'NO'} | "
                      f"{100 * r['accuracy_before'][0]:.2f} % | "
                      f"{100 * r['accuracy_after'][0]:.2f} % |")
-    lines += ["", "Also checked in the test suite: `tests/data/golden.ddz` (v1) decodes to the "
-              "images, labels and latents of `tests/data/golden_v2.ddz`, and the v1 writer kept "
+    lines += ["", "Also checked in the test suite: `tests/fixtures/golden.ddz` (v1) decodes to the "
+              "images, labels and latents of `tests/fixtures/golden_v2.ddz`, and the v1 writer kept "
               "for that purpose (`encode_set(..., version=1)`) still reproduces it byte for byte.",
               "", "Runs under `--target-bpc` are the one place where outputs move: rate control "
               "steers on the size of the real file, so the header byte v2 adds to a latent file "

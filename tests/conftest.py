@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+FIXTURES = ROOT / "tests" / "fixtures"  # golden files: sets and .ddz of every format version
+
 torch.set_num_threads(1)  # small ops: one thread is as fast and immune to a busy machine
 
 

@@ -86,7 +86,7 @@ def _topk(keep: int = 256, classes: int = 300):
 def _golden():
     from ddcodec.sets.setfile import load_set
 
-    return load_set(Path(__file__).resolve().parents[2] / "tests" / "data" / "golden_set.pt")
+    return load_set(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "golden_set.pt")
 
 
 def _weights(value) -> dict:

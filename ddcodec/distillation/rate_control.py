@@ -23,7 +23,7 @@ Why "where the latents were" and not "the previous target": phase 2 lags its tar
 moves a few percent per step), so a file over budget is mostly lag, not a bias between the
 training's bit count and the file's. Moving the target by the whole error on top of the lag
 over-corrects, and it compounds: a 6,000 bits/class DM run went +22 %, +7 %, -9 %, -20 %, -16 %
-before this anchor (see tests/test_rate_control.py).
+before this anchor (see tests/distillation/test_rate_control.py).
 
 The latent target is what the budget leaves after the measured side information (header,
 labels, quantised ARM, synthesis and upsampler weights). The controllers see the bits of the
@@ -232,7 +232,7 @@ class RateControl:
         retrain round lambda holds while below the target (anti-windup): the rate term is off
         there, so lambda only scales a gradient the optimiser normalises, and a lambda grown
         through a long climb kept the latents rising past the target (+16 %, +20 %, +23 %,
-        +27 % at the short settings of tests/test_rate_control.py)."""
+        +27 % at the short settings of tests/distillation/test_rate_control.py)."""
         if self.rounds and latent_bits_per_class < self.latent_target:
             return
         error = max(-1.0, min(1.0, 1 - latent_bits_per_class / self.latent_target))

@@ -9,7 +9,7 @@ from pathlib import Path
 from ddcodec.bitstream import format as fmt
 from ddcodec.bitstream.bytesio import Reader
 
-DATA = Path(__file__).parent.parent / "data"
+DATA = Path(__file__).parent.parent / "fixtures"
 
 
 def golden_v2() -> bytes:

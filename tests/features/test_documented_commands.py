@@ -19,7 +19,7 @@ from ddcodec.cli.commands import cli
 from ddcodec.errors import DDCodecError
 from ddcodec.training.networks import canonical_arch
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 SEPARATORS = {"|", "||", "&&", ";"}
 REDIRECT = re.compile(r"^[<>]+&?$")
 

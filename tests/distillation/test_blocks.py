@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from ddcodec import api
 from ddcodec.distillation.blocks import block_ranges, load_part, part_path
 from ddcodec.errors import DDCodecError
 
-ROOT = Path(__file__).parent.parent
+from conftest import ROOT
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 # DM, per-class decoders, fixed lambda, short: seconds per block
 OPTIONS = ["--param", "latent", "--spc", "2", "--fit-iterations", "16", "--fit-candidates", "2",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ddcodec"
+PACKAGE = Path(__file__).resolve().parents[2] / "ddcodec"
 CIRCLE_FREE = ("ddcodec", "ddcodec.bitstream", "ddcodec.codec", "ddcodec.distillation",
                "ddcodec.labels", "ddcodec.sets", "ddcodec.data", "ddcodec.training")
 

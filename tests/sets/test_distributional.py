@@ -6,7 +6,6 @@ import json
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,7 @@ from ddcodec.distillation import DistillConfig
 from ddcodec.errors import DDCodecError
 from ddcodec.sets.setfile import load_set, save_set
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parent.parent
+from conftest import FIXTURES as DATA, ROOT
 
 
 def spread_set(sigma: float = 0.9, samples: int = 2, seed: int = 7):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
 from ddcodec.sets.setfile import load_set
 
-DATA = Path(__file__).parent / "data"
+from conftest import FIXTURES as DATA
 GOLDEN_V1_SHA256 = "70da267dc2dd5e1de4b8ce13ef9d62cdf66325d7777a10beddc7d81b7816bc33"
 GOLDEN_V2_SHA256 = "708e2109afd19b3407c4b5a668a559fcf6745c717d99ede8d730a143d28b865b"
 GOLDEN_V3_SHA256 = "ab5fbb3bbe9e8fc24f7ae7ec0fee4ba33401ada0ace535d92da5995675fac934"

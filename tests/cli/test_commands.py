@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ddcodec
+from conftest import FIXTURES
 
 REQUIRED_MEASURE_KEYS = {"accuracy_mean", "accuracy_std", "accuracies", "runs", "epochs", "arch",
                          "num_images", "num_classes", "file_bytes", "bpc"}
@@ -133,12 +134,12 @@ def test_error_paths_without_other_coverage(run_cli, tmp_path, tiny_npz, monkeyp
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--resume",
                            "-o", str(tmp_path / "p.pt"))
     assert code == 1 and "--resume applies to --param latent" in err
-    golden = os.path.join(os.path.dirname(__file__), "data", "golden_set.pt")
+    golden = os.path.join(FIXTURES, "golden_set.pt")
     assert run_cli("encode", golden, "-c", "--json")[0] == 2  # JSON and data on one stdout
     folder = tmp_path / "images"
     folder.mkdir()
     (folder / "mine.txt").write_text("keep")
-    ddz = os.path.join(os.path.dirname(__file__), "data", "golden.ddz")
+    ddz = os.path.join(FIXTURES, "golden.ddz")
     code, _, err = run_cli("decode", ddz, "--format", "imagefolder", "-o", str(folder))
     assert code == 1 and "already exists" in err and (folder / "mine.txt").exists()
 
@@ -161,7 +162,7 @@ def test_decode_to_a_grid_shows_each_class_row_pixel_exactly(run_cli, tmp_path):
     from ddcodec import api
     from ddcodec.data.grid import GAP, LABEL_WIDTH, TITLE_HEIGHT
 
-    ddz = os.path.join(os.path.dirname(__file__), "data", "golden.ddz")
+    ddz = os.path.join(FIXTURES, "golden.ddz")
     out = tmp_path / "g.png"
     code, _, err = run_cli("decode", ddz, "--format", "grid", "-o", str(out))
     assert code == 0, err
