@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
 from ddcodec import __version__  # noqa: E402
-from ddcodec.bitstream import entropy  # noqa: E402
+from ddcodec.coding import entropy  # noqa: E402
 from ddcodec.bitstream.armint import IntegerARM  # noqa: E402
 from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
 from ddcodec.data.datasets import load_dataset  # noqa: E402

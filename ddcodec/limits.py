@@ -70,28 +70,12 @@ def finite_f32(name: str, value: float, low: float = -math.inf, high: float = ma
                          + (f" within [{low:g}, {high:g}]" if math.isfinite(high) else ""))
 
 
-def label_params(codec: str, rows: int, classes: int, *, step: int | None = None,
-                 k: int | None = None, bits: int | None = None, code: int | None = None,
-                 hidden: int | None = None, weight_step: int | None = None) -> None:
-    """Every labels-section parameter, the same for writing and reading. `rows`: images x
-    epochs; `k`: codebook entries (vq, vqae) or kept classes (topk)."""
-    lim = LABELS
-    if rows * classes > lim.values:
+def label_values(rows: int, classes: int) -> None:
+    """The labels section's bound on the rows it decodes to (rows: images x epochs); each rung
+    (ddcodec.labels.rungs) bounds its own parameters from LABELS."""
+    if rows * classes > LABELS.values:
         raise LimitError(f"soft labels of {rows:,} rows x {classes:,} classes exceed "
-                         f"{lim.values:,} values")
-    if codec in ("vq", "vqae"):
-        within(f"{codec} step exponent", step, -lim.step, lim.step)
-        most = lim.codebook if codec == "vq" else min(lim.codebook, max(rows, 1))  # vqae: k <= N
-        within(f"{codec} codebook size", k, 1, most)
-    if codec == "vqae":
-        within("vqae weight step exponent", weight_step, -lim.step, lim.step)
-        within("vqae code width", code, 1, lim.code_dim)
-        within("vqae hidden width", hidden, 1, lim.hidden)
-        within("vqae decoder size d_h x (d_c + classes)", hidden * (code + classes), 1,
-               lim.decoder)
-    if codec == "topk":
-        within("top-k kept classes", k, 1, min(lim.topk, classes))
-        within("top-k value bits", bits, *lim.bits)
+                         f"{LABELS.values:,} values")
 
 
 def label_views(epochs: int, seed: int, strategy: bytes) -> None:

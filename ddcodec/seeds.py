@@ -4,7 +4,7 @@ Two kinds of stream:
 
 - **Run streams** (`generator`, `derive`): draws that belong to the whole run (the network of a
   matching iteration, an expert, an evaluation run). Their seeds derive from the run's seed and an
-  index exactly as before this module existed, so experts and evaluations reproduce.
+  index (`derive`), so experts and evaluations reproduce from the seed alone.
 - **Class streams** (`keyed`): every draw that belongs to one class (its real images, its
   decoder's initial weights and latents, its quantisation noise, its real batches and DSA draws)
   comes from a generator keyed by (purpose, seed, class, counters...), hashed, never from a stream

@@ -47,18 +47,20 @@ def _probabilities(rows: int, classes: int) -> torch.Tensor:
 def _vq(step: int, entries: int, classes: int = 10):
     """Soft labels of a VQ rung with this step and codebook size, consistent with themselves
     (so loading accepts them and only the coder's limits can refuse them)."""
-    from ddcodec.labels.soft import SoftLabels, VQLabels
+    from ddcodec.labels.rungs.vq import VQLabels
+    from ddcodec.labels.soft import SoftLabels
 
     base = _tiny_set(classes)
     generator = torch.Generator().manual_seed(entries)
     codebook = -torch.randint(0, 64, (entries, classes), generator=generator, dtype=torch.int32)
     indices = torch.arange(base.num_images) % entries
     vq = VQLabels(step, codebook, indices)
-    return replace(base, soft_labels=SoftLabels(vq.probabilities(), 1.0, codec="vq", vq=vq))
+    return replace(base, soft_labels=SoftLabels(vq.probabilities(), 1.0, codec="vq", payload=vq))
 
 
 def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: bool = False):
-    from ddcodec.labels.soft import SoftLabels, VQAELabels
+    from ddcodec.labels.soft import SoftLabels
+    from ddcodec.labels.vqae import VQAELabels
 
     base = _tiny_set()
     classes, rows = base.num_classes, base.num_images
@@ -72,11 +74,11 @@ def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: boo
                                                ints(classes, hidden), ints(classes)),
                       torch.arange(rows) % k)
     return replace(base, soft_labels=SoftLabels(vqae.probabilities(), 1.0, codec="vqae",
-                                                vqae=vqae))
+                                                payload=vqae))
 
 
 def _topk(keep: int = 256, classes: int = 300):
-    from ddcodec.labels.soft import as_topk
+    from ddcodec.labels.rungs.topk import as_topk
 
     base = _tiny_set(classes, per_class=1, side=1)
     return replace(base, soft_labels=as_topk(_probabilities(base.num_images, classes), keep,

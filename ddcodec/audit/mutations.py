@@ -13,7 +13,7 @@ import zlib
 from dataclasses import replace
 
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import Reader
+from ddcodec.coding.bytesio import Reader
 
 BYTE_KINDS = ("flip", "set", "truncate", "insert", "delete", "scatter", "length")
 HOSTILE_FIELDS = ("samples_per_class", "side", "channels", "levels", "classes", "decoder")
@@ -230,7 +230,9 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     too."""
     import torch
 
-    from ddcodec.labels.soft import as_float16, as_topk, as_vq
+    from ddcodec.labels.rungs.float16 import as_float16
+    from ddcodec.labels.rungs.topk import as_topk
+    from ddcodec.labels.rungs.vq import as_vq
     from ddcodec.names import DEFAULT_STRATEGY
     from ddcodec.labels.vqae import as_vqae
 
@@ -367,14 +369,14 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
                   arm_hidden: int = 16) -> bytes:
     """A valid, tiny file with `classes` per-class decoders of the `decoder` preset whose weights
     are all zero, and one 1 x 1 image per class: a few bytes a decoder, yet every decoder's
-    weights are allocated when it is read (the audit's 1,370-byte, 1.2 GB file)."""
+    weights are allocated when it is read (a 1,370-byte file that would take 1.2 GB)."""
     import numpy as np
 
-    from ddcodec.bitstream.entropy import Encoder
+    from ddcodec.coding.entropy import Encoder
     from ddcodec.bitstream.latent_coding import code_latents
     from ddcodec.bitstream.sections import CodingState, integer_arm
     from ddcodec.codec.geometry import tensor_groups
-    from ddcodec.bitstream.weight_coding import encode_weights
+    from ddcodec.coding.weight_coding import encode_weights
     from ddcodec.codec.arm import causal_offsets
     from ddcodec.codec.latents import LatentLayout
     from ddcodec.codec.model import CodecConfig
@@ -411,20 +413,20 @@ def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_
                      classes: int = 2) -> bytes:
     """A valid, tiny file of `images` 1 x 1 black pixels whose per-epoch soft labels take one
     value each (top-1, a one-entry VQ codebook or VQ autoencoder: nothing to range-code), so
-    `epochs` x `images` x `classes` values come from a few bytes (the audit's 173-byte file)."""
+    `epochs` x `images` x `classes` values come from a few bytes (a 173-byte file)."""
     import numpy as np
 
-    from ddcodec.bitstream.bytesio import Writer
+    from ddcodec.coding.bytesio import Writer
     from ddcodec.bitstream.pixel_coding import encode_pixels
-    from ddcodec.bitstream.weight_coding import encode_weights
-    from ddcodec.labels.soft import LABEL_CODECS
+    from ddcodec.coding.weight_coding import encode_weights
+    from ddcodec.labels.rungs import spec_of
     from ddcodec.names import DEFAULT_STRATEGY
 
     header = fmt.Header(3, 1, 1, [str(c) for c in range(classes)],
                         [images] + [0] * (classes - 1), [0.5] * 3, [0.25] * 3)
     rows = epochs * images
     labels = Writer()
-    labels.u8(LABEL_CODECS.index(codec) | 0x80)
+    labels.u8(spec_of(codec).wire_id | 0x80)
     labels.u8(0)
     labels.f32(1.0)
     labels.varint(epochs)
@@ -577,14 +579,15 @@ HEADER_EDITS = {"move-sample": _move_sample, "swap-names": _swap_names, "rename"
 
 def label_fields(data: bytes) -> tuple[list[list], bytes]:
     """A labels section as [name, wire, value] fields up to its coded data, and the rest."""
-    from ddcodec.labels.soft import LABEL_CODECS
+    from ddcodec.labels.rungs import by_wire_id
 
     r = Reader(data)
     fields = [["codec", "u8", r.u8()], ["loss", "u8", r.u8()], ["temperature", "f32", r.f32()]]
     if fields[0][2] & 0x80:
         fields += [["epochs", "varint", r.varint()], ["seed", "varint", r.varint()],
                    ["strategy", "text", r.text()]]
-    codec = LABEL_CODECS[fields[0][2] & 0x7F] if fields[0][2] & 0x7F < len(LABEL_CODECS) else ""
+    spec = by_wire_id(fields[0][2] & 0x7F)
+    codec = spec.name if spec is not None else ""
     wires = {"vq": [("step", "svarint"), ("k", "varint")],
              "topk": [("k", "u8"), ("bits", "u8")],
              "vqae": [("step", "svarint"), ("weight_step", "svarint"), ("k", "varint"),
@@ -595,7 +598,7 @@ def label_fields(data: bytes) -> tuple[list[list], bytes]:
 
 
 def _write_fields(fields: list[list], rest: bytes) -> bytes:
-    from ddcodec.bitstream.bytesio import Writer
+    from ddcodec.coding.bytesio import Writer
 
     w = Writer()
     for _, wire, value in fields:

@@ -22,7 +22,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.fixedpoint import (ACCUMULATOR_LIMIT, FRACTION_BITS, LOG_SCALE_MAX_Q,
                                           LOG_SCALE_MIN_Q, LOG_SCALE_SHIFT_Q32, W_SHIFT)
 

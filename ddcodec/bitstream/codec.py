@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import FormatError, Reader
+from ddcodec.coding.bytesio import FormatError, Reader
 from ddcodec.bitstream.float_coding import narrowest_width
 from ddcodec.bitstream.format import Kind
 from ddcodec.bitstream.geometry import geometry_from_header, latent_header

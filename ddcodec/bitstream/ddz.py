@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from ddcodec.labels.rungs import rung
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import FormatError, Reader
+from ddcodec.coding.bytesio import FormatError, Reader
 from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set, pixel_coding
 from ddcodec.errors import DDCodecError, LimitError
 from ddcodec.fileio import atomic_path, check_writable
@@ -341,11 +342,7 @@ def label_report(decoded: Decoded) -> dict:
             "temperature": soft.temperature,
             "bits": 8 * decoded.section_bytes.get("labels", 0),
             "float16_bits": soft.float16_bits,
-            **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {}),
-            **(dict(zip(("codebook", "code_dim", "hidden"), soft.vqae.shapes))
-               if soft.vqae is not None else {}),
-            **({"top_k": int(soft.topk.classes.shape[1]), "value_bits": soft.topk.bits}
-               if soft.topk is not None else {})}
+            **rung(soft.codec).info(soft)}
 
 
 def test(data: bytes) -> Decoded:

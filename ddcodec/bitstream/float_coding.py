@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddcodec.bitstream import entropy
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.coding import entropy
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
 from ddcodec.bitstream.pixel_coding import diagonals, med_predict
 
 WIDTHS = {16: (np.float16, np.uint16), 32: (np.float32, np.uint32)}

@@ -21,7 +21,7 @@ from enum import IntEnum
 from typing import Any, Callable
 
 from ddcodec import limits
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
 from ddcodec.fixedpoint import STEP_RANGE
 from ddcodec.errors import LimitError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.format import Header, LatentHeader
 from ddcodec.codec.architecture import CodecConfig
 from ddcodec.codec.geometry import LatentGeometry, build_geometry

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddcodec.bitstream import entropy
+from ddcodec.coding import entropy
 from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.bitstream.tables import ONE, scales
 from ddcodec.codec.arm import HALF

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ddcodec.bitstream import entropy
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.coding import entropy
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
 
 BUCKETS = 12
 MIN_SCALE = 0.05

@@ -17,10 +17,11 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ddcodec.labels.rungs import rung
 from ddcodec.bitstream import armint
 from ddcodec.bitstream.armint import IntegerARM
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
-from ddcodec.bitstream.entropy import Decoder, Encoder
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
+from ddcodec.coding.entropy import Decoder, Encoder
 from ddcodec.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
@@ -29,7 +30,7 @@ from ddcodec.codec.geometry import LatentGeometry
 from ddcodec.bitstream.label_coding import decode_labels, encode_labels, params_bytes
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
-from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
+from ddcodec.coding.weight_coding import decode_weights, encode_weights
 from ddcodec.codec.arm import causal_offsets
 
 
@@ -317,17 +318,12 @@ class LabelsSection(SectionCodec):
         labels = state.soft_labels
         if state.header.version >= 3:  # every parameter that changes training, then values
             crc = zlib.crc32(params_bytes(labels), crc)
-        if labels.topk is not None:
-            crc = zlib.crc32(labels.topk.classes.numpy().astype("<i8").tobytes(), crc)
-            return zlib.crc32(labels.topk.values.numpy().astype("<i4").tobytes(), crc)
-        if labels.vq is not None:
-            crc = zlib.crc32(labels.vq.codebook.numpy().astype("<i4").tobytes(), crc)
-            return zlib.crc32(labels.vq.indices.numpy().astype("<i8").tobytes(), crc)
-        if labels.vqae is not None and state.header.version >= 3:
-            for ints in (labels.vqae.codebook, *labels.vqae.weights):
-                crc = zlib.crc32(ints.numpy().astype("<i4").tobytes(), crc)
-            return zlib.crc32(labels.vqae.indices.numpy().astype("<i8").tobytes(), crc)
-        return zlib.crc32(labels.probabilities.numpy().astype("<f2").tobytes(), crc)
+        parts = rung(labels.codec).digest_parts(labels, state.header.version)
+        if parts is None:
+            return zlib.crc32(labels.probabilities.numpy().astype("<f2").tobytes(), crc)
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        return crc
 
 
 class ScalesSection(SectionCodec):

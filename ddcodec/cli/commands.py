@@ -21,9 +21,11 @@ from ddcodec.reports.curve_config import CurveOptions
 from ddcodec.reports.demo import DemoOptions
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
-from ddcodec.names import BUNDLED_DATA, LABEL_LOSSES, PIXEL_MODES, SET_SOURCES
+from ddcodec.names import BUNDLED_DATA, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.training.protocol import MeasureConfig
+from ddcodec.labels.options import LabelOptions
+from ddcodec.labels.rungs import rung
 from ddcodec.labels.teacher_config import TeacherConfig
 
 _state = {"verbose": 0}
@@ -309,23 +311,7 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
               help="A teacher from `ddcodec teacher`.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The labelled set file to write.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="T of the teacher's softmax(logits / T), recorded.")
-@click.option("--loss", type=click.Choice(LABEL_LOSSES), default="ce", show_default=True,
-              help="What measure trains with: soft cross-entropy, or KL at the temperature.")
-@click.option("--codec", type=click.Choice(["float16", "vq", "topk", "vqae"]),
-              default="float16", show_default=True,
-              help="How the file stores them: float16 (the papers' count), vq (a codebook of "
-                   "--k quantised log-probability vectors, one index per image), topk (the "
-                   "--k most probable classes per image at 8 bits each, the rest spread "
-                   "evenly) or vqae (a VQ autoencoder: --k codes of 16 numbers and one small "
-                   "decoder MLP, for many classes).")
-@click.option("--k", type=click.IntRange(min=1), default=None,
-              help="VQ/VQAE codebook entries (default 16/64), or top-k's kept classes "
-                   "(default 2).")
-@click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Per-epoch labels (FKD style): one per image on each of E augmented views, "
-                   "regenerated from --seed by measure, which replays them; 0: static.")
+@click_options(LabelOptions)
 @click.option("--from", "source_format", type=click.Choice(SET_SOURCES), default="auto",
               show_default=True, help="What SET is (as encode --from).")
 @click.option("--normalization", default=None, help="As encode --normalization.")
@@ -348,11 +334,11 @@ def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, s
     summary = {"output": output, "codec": soft.codec, "temperature": soft.temperature,
                "loss": soft.loss, "num_images": labelled.num_images, "epochs": soft.epochs,
                "float16_bits_per_class": soft.float16_bits / labelled.num_classes,
-               **({"codebook": int(soft.vq.codebook.shape[0])} if soft.vq is not None else {})}
+               **rung(soft.codec).info(soft)}
     if as_json:
         click.echo(json.dumps(summary))
         return
-    extra = f", {summary['codebook']} codebook entries" if soft.vq is not None else ""
+    extra = f", {summary['codebook']} codebook entries" if "codebook" in summary else ""
     per = f" x {soft.epochs} epochs" if soft.per_epoch else ""
     _info(quiet, f"wrote {output}: {labelled.num_images}{per} soft labels ({soft.codec}{extra}, "
                  f"T {soft.temperature:g}, loss {soft.loss}); encode it to count their bits")

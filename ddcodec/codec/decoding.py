@@ -16,8 +16,8 @@ SYNTHESIS_CHUNK_BYTES = 64 << 20  # float synthesis runs over images in chunks o
 
 def synthesis_bytes(geometry: LatentGeometry) -> int:
     """Float32 working memory of synthesising one image (upsampled stack, widest layer): what
-    sizes the chunks (kept as it was: the chunking decides the images tensor's layout, which
-    `measure` follows to the last digit)."""
+    sizes the chunks (the chunking decides the images tensor's layout, which `measure` follows
+    to the last digit, so this formula is part of what a file decodes to)."""
     widest = max(synthesis.preset_widths(geometry.config.decoder))
     layout = geometry.layout
     return 4 * layout.height * layout.width * (2 * layout.total_channels + 3 * widest

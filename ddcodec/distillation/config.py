@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ddcodec.labels.rungs import rung_names
 from ddcodec.errors import DDCodecError
 from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonical_arch
 from ddcodec.options import build, option
@@ -230,7 +231,7 @@ class DistributionConfig:
                f"--spread-scale must be within [0, {SPREAD_SCALE_MAX:g}]")
 
 
-LABEL_KINDS = ("hard", "float16", "topk", "vq", "vqae")  # ddcodec.labels.soft.LABEL_CODECS, and hard
+LABEL_KINDS = ("hard", *rung_names())  # hard labels, or a registered rung
 
 
 def _label_kind(name: str) -> str:

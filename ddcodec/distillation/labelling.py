@@ -11,20 +11,17 @@ the images. The split between labels and the rest is reported, never hidden.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 
 from ddcodec.errors import DDCodecError
-from ddcodec.labels.soft import (LABEL_CODECS, MAX_LABEL_EPOCHS, SoftLabels, as_float16, as_topk,
-                            as_vq)
+from ddcodec.bitstream.label_coding import encode_labels
+from ddcodec.labels.rungs import RUNGS, rung
+from ddcodec.labels.soft import MAX_LABEL_EPOCHS, SoftLabels
 from ddcodec.names import DEFAULT_STRATEGY, LABEL_LOSSES
 from ddcodec.sets.setfile import DistilledSet
 
-DEFAULT_K = {"vq": 16, "topk": 2, "vqae": 64}
-VQ_ENTRY_BITS = 6.0  # a codebook entry's quantised log-probability, range-coded (measured 4-7)
-TOPK_VALUE_BITS = 8  # top-k keeps 8-bit probabilities
 SECTION_BITS = 8 * 16  # codec, loss, temperature and the section's framing
 
 
@@ -45,9 +42,9 @@ class LabelPlan:
     view_strategy: str = DEFAULT_STRATEGY
 
     def __post_init__(self):
-        if self.codec not in LABEL_CODECS:
+        if self.codec not in RUNGS:
             raise DDCodecError(f"unknown label codec {self.codec!r}; choose "
-                               f"{', '.join(LABEL_CODECS)}")
+                               f"{', '.join(RUNGS)}")
         if self.loss not in LABEL_LOSSES or not self.temperature > 0:
             raise DDCodecError("the label loss must be ce or kl and the temperature > 0")
         if self.k is not None and self.k < 1:
@@ -70,32 +67,20 @@ class LabelCost:
 
 def label_bits(labels: SoftLabels) -> int:
     """Bits of the labels section the file will carry."""
-    from ddcodec.bitstream.label_coding import encode_labels
-
     return 8 * len(encode_labels(labels)[0])
 
 
 def estimated_cost(plan: LabelPlan | None, num_classes: int) -> LabelCost:
-    """What the plan's labels should cost (hard labels: nothing beyond today's counts)."""
+    """What the plan's labels should cost (hard labels: nothing; the header holds their
+    counts)."""
     if plan is None:
         return LabelCost(0.0, 0.0)
     fixed, rows = SECTION_BITS / num_classes, max(1, plan.epochs)  # rows per image
-    if plan.codec == "float16":
-        return LabelCost(fixed, 16.0 * num_classes * rows)
-    if plan.codec == "topk":
-        k = plan.k or DEFAULT_K["topk"]
-        return LabelCost(fixed, rows * k * (TOPK_VALUE_BITS + math.log2(max(2, num_classes))))
-    if plan.codec == "vqae":
-        from ddcodec.labels.vqae import CODE_DIM, HIDDEN
-
-        k = plan.k or DEFAULT_K["vqae"]
-        weights = HIDDEN * (CODE_DIM + 1) + num_classes * (HIDDEN + 1) + k * CODE_DIM
-        return LabelCost(fixed + weights * VQ_ENTRY_BITS / num_classes,
-                         rows * math.log2(k) if k > 1 else 0.0)
-    if plan.k is None and plan.budget_bits is not None:
+    coder = rung(plan.codec)
+    if coder.sized_by_budget and plan.k is None and plan.budget_bits is not None:
         return LabelCost(plan.share * plan.budget_bits / num_classes, 0.0)
-    k = plan.k or DEFAULT_K["vq"]
-    return LabelCost(fixed + k * VQ_ENTRY_BITS, rows * math.log2(k) if k > 1 else 0.0)
+    extra, per_image = coder.estimate(plan.k, num_classes, rows)
+    return LabelCost(fixed + extra, per_image)
 
 
 class Labeller:
@@ -136,26 +121,24 @@ class Labeller:
                           for epoch in range(plan.epochs)])
 
     def rung(self, probabilities: torch.Tensor) -> SoftLabels:
-        plan, meta = self.plan, self.meta
-        if plan.codec == "float16":
-            return as_float16(probabilities, **meta)
-        if plan.codec == "topk":
-            return as_topk(probabilities, plan.k or DEFAULT_K["topk"], **meta)
-        if plan.codec == "vqae":
-            from ddcodec.labels.vqae import as_vqae
+        plan, coder = self.plan, rung(self.plan.codec)
+        if coder.sized_by_budget and plan.k is None and plan.budget_bits is not None:
+            return self._within_share(probabilities, coder)
+        return coder.quantise(probabilities, plan.k, step_log2=plan.step_log2,
+                              seed=plan.view_seed, **self.meta)
 
-            return as_vqae(probabilities, plan.k or DEFAULT_K["vqae"], plan.view_seed, **meta)
-        if plan.k is not None or plan.budget_bits is None:
-            return as_vq(probabilities, plan.k or DEFAULT_K["vq"], plan.step_log2, **meta)
-        return self._vq_within_share(probabilities)
-
-    def _vq_within_share(self, probabilities: torch.Tensor) -> SoftLabels:
+    def _within_share(self, probabilities: torch.Tensor, coder) -> SoftLabels:
         """The most codebook entries (powers of two, up to one per image) whose labels fit the
         plan's share of the budget; one entry if none does (it costs a codebook row)."""
-        cap = self.plan.share * self.plan.budget_bits
-        chosen, k = as_vq(probabilities, 1, self.plan.step_log2, **self.meta), 2
+        cap, plan = self.plan.share * self.plan.budget_bits, self.plan
+
+        def sized(k: int) -> SoftLabels:
+            return coder.quantise(probabilities, k, step_log2=plan.step_log2,
+                                  seed=plan.view_seed, **self.meta)
+
+        chosen, k = sized(1), 2
         while k <= max(1, len(probabilities)):
-            candidate = as_vq(probabilities, k, self.plan.step_log2, **self.meta)
+            candidate = sized(k)
             if label_bits(candidate) > cap:
                 break
             chosen, k = candidate, 2 * k
@@ -180,14 +163,7 @@ def plan_for(config, num_classes: int) -> LabelPlan | None:
 
 
 def rung_name(labels: SoftLabels) -> str:
-    if labels.vq is not None:
-        return f"vq k={labels.vq.codebook.shape[0]}"
-    if labels.vqae is not None:
-        k, code, hidden = labels.vqae.shapes
-        return f"vqae k={k} d_c={code} d_h={hidden}"
-    if labels.topk is not None:
-        return f"top-{labels.topk.classes.shape[1]}"
-    return labels.codec
+    return rung(labels.codec).describe(labels)
 
 
 def label_split(distilled: DistilledSet, file_bits: int) -> dict:

@@ -2,12 +2,12 @@
 
 The latent trainer's three phases, with one change: each latent sample is the mean mu of a prior
 that also learns a spread sigma per level (log sigma, a parameter of the bank like the latents).
-Phase 1 fits the means to real images as before. In phase 2 the utility sees, every step, the
+Phase 1 fits the means to real images as the latent trainer fits latents. In phase 2 the utility sees, every step, the
 decoded means and `prior_samples` fresh samples per prior, z = round(mu + sigma * eps) with a
 straight-through rounding, so the matching loss trains mu, sigma and the decoder through the
 samples (reparameterisation); the rate term prices the means, which are all the ARM codes.
-Phase 3 quantises the decoders as before and the spreads to codes (ddcodec.sets.distributional), which
-the file's `scales` section stores.
+Phase 3 quantises the decoders as the latent trainer does, and the spreads to codes
+(ddcodec.sets.distributional), which the file's `scales` section stores.
 
 Why a spread per (prior, level), not per latent value: it costs about L small integers per
 prior (tens of bits per class) instead of as many values as the latents, and a level is the

@@ -41,14 +41,14 @@ from typing import Callable, Protocol
 from ddcodec.errors import DDCodecError
 from ddcodec.events import Event
 
-FILE_OVERHEAD_BITS = 8 * 200  # header, section framing, end record (header 125-145 B measured)
+FILE_OVERHEAD_BITS = 8 * 200  # header, section framing, end record (headers of the committed files: 172-214 B)
 WEIGHT_BITS_PER_PARAMETER = 9.0  # first guess before a quantisation dry run, v0 measured ~8.5
 PHASE1_GAIN = 0.1  # per step, on the relative error clipped to +-1
 PHASE2_GAIN = 0.05
 # Per step in a retrain round: the file measured over budget, so lambda is known to be too high
 # and the first round's slow step would mostly keep spending (DM at 64 x 64 went +34 %, +30 %,
-# +20 % with the first round's gain). The first round is unchanged: a run that lands on its
-# first probe trains exactly as before.
+# +20 % with the first round's gain). The first round keeps PHASE2_GAIN, so a run that lands on
+# its first probe never meets this gain.
 RETRAIN_GAIN = 0.2
 # A round under budget may run as many iterations as the latents' measured growth (bits per
 # class per phase-2 iteration, from the last two points) says the gap needs, times this margin,

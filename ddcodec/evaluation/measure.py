@@ -21,6 +21,7 @@ from ddcodec.distillation.labelling import LabelPlan, labeller
 from ddcodec.distillation.random_subset import random_real_subset
 from ddcodec.errors import DDCodecError
 from ddcodec.evaluation.ranking import label_robust_score
+from ddcodec.labels.rungs import rung
 from ddcodec.labels.teacher import check_teacher_fits, load_teacher
 from ddcodec.sets.distributional import Resampled
 from ddcodec.sets.setfile import DistilledSet, load_set
@@ -115,7 +116,7 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         **estimate,
         "device": str(dev),
         "seconds": seconds,
-        # the field reports percent; the keys above keep fractions (as before), these say so
+        # the field reports percent; the keys above are fractions, these percents, and `units` says so
         "accuracy_mean_percent": 100 * result.mean,
         "accuracy_std_percent": 100 * result.std,
         "accuracies_percent": [100 * a for a in result.accuracies],
@@ -163,15 +164,6 @@ def _label_report(distilled, measuring, config) -> dict:
             "teacher": soft.teacher}
 
 
-def _rung_size(soft) -> int:
-    """The k of a soft-label rung: codebook entries (vq, vqae) or kept classes (topk)."""
-    if soft.vq is not None:
-        return int(soft.vq.codebook.shape[0])
-    if soft.vqae is not None:
-        return soft.vqae.shapes[0]
-    return int(soft.topk.classes.shape[1]) if soft.topk is not None else 16
-
-
 def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images, seed: int,
                     device: torch.device) -> dict:
     """Without these, the teacher's knowledge is credited to the set: the same images trained
@@ -189,7 +181,7 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
         images, labels = random_real_subset(dataset, ipc, seed, distilled.normalization)
         plain = DistilledSet(images, labels, list(distilled.class_names),
                              distilled.normalization)
-        plan = LabelPlan(soft.codec, soft.temperature, soft.loss, _rung_size(soft),
+        plan = LabelPlan(soft.codec, soft.temperature, soft.loss, rung(soft.codec).size(soft),
                          epochs=soft.epochs, view_seed=soft.view_seed,
                          **({"view_strategy": soft.view_strategy} if soft.view_strategy else {}))
         made = labeller(measuring.teacher, plan, device)

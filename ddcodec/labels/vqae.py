@@ -15,18 +15,20 @@ KL(p || q) among them (the decoded ones, what training will see). All draws come
 CPU generator, so a seed gives the same labels.
 
 The architecture and the loss are this module's choices: the paper's are not public
-(`../shared/research/wave2.md` §1.1).
+(see docs/labels.md).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ddcodec.errors import DDCodecError
-from ddcodec.labels.soft import LOG_FLOOR, SoftLabels, VQAELabels, kl_nearest
+from ddcodec.labels.rungs.vq import kl_nearest
+from ddcodec.labels.soft import LOG_FLOOR, SoftLabels
 
 CODE_DIM, HIDDEN = 16, 64
 WEIGHT_STEP_LOG2 = -7  # decoder weights: step 2^-7
@@ -34,6 +36,39 @@ CODE_STEP_LOG2 = -4  # codebook entries: step 2^-4
 PRETRAIN_STEPS, VQ_STEPS = 300, 300
 LR = 3e-3
 COMMITMENT = 0.25
+
+
+@dataclass(frozen=True)
+class VQAELabels:
+    code_step_log2: int
+    weight_step_log2: int
+    codebook: torch.Tensor  # int32 k x d_c
+    weights: tuple  # int32: first layer weight (d_h x d_c) and bias, last (K x d_h) and bias
+    indices: torch.Tensor  # int64 N
+
+    def table(self) -> torch.Tensor:
+        """The k decoded distributions: softmax(decoder(entry)), float64 -> float32."""
+        w1, b1, w2, b2 = (t.to(torch.float64) * 2.0 ** self.weight_step_log2
+                          for t in self.weights)
+        z = self.codebook.to(torch.float64) * 2.0 ** self.code_step_log2
+        hidden = torch.relu(z @ w1.T + b1)
+        return torch.softmax(hidden @ w2.T + b2, dim=1).float()
+
+    def probabilities(self) -> torch.Tensor:
+        return self.table()[self.indices]
+
+    @property
+    def shapes(self) -> tuple[int, int, int]:
+        """(k, d_c, d_h)."""
+        return (int(self.codebook.shape[0]), int(self.codebook.shape[1]),
+                int(self.weights[0].shape[0]))
+
+    def to_dict(self) -> dict:
+        return {"code_step_log2": self.code_step_log2,
+                "weight_step_log2": self.weight_step_log2,
+                "codebook": self.codebook.contiguous(),
+                "weights": [t.contiguous() for t in self.weights],
+                "indices": self.indices.contiguous()}
 
 
 def as_vqae(probabilities: torch.Tensor, k: int, seed: int = 0, code_dim: int = CODE_DIM,
@@ -92,7 +127,7 @@ def _quantised(p: torch.Tensor, codebook: torch.Tensor, decoder: torch.nn.Sequen
     table = vqae.table()
     indices = kl_nearest(p.double(), table.double().clamp_min(math.exp(LOG_FLOOR)).log())
     vqae = VQAELabels(CODE_STEP_LOG2, WEIGHT_STEP_LOG2, book, weights, indices)
-    return SoftLabels(table[indices], codec="vqae", vqae=vqae, **meta)
+    return SoftLabels(table[indices], codec="vqae", payload=vqae, **meta)
 
 
 def _mlp(inputs: int, hidden: int, outputs: int, generator: torch.Generator

@@ -33,6 +33,7 @@ import torch
 
 from ddcodec.version import __version__
 from ddcodec.data.datasets import Dataset, load_dataset
+from ddcodec.labels.rungs import rung_names, spec_of
 from ddcodec.errors import DDCodecError
 from ddcodec.reports.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported
 from ddcodec.fileio import atomic_path
@@ -553,9 +554,17 @@ STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "
          "pixels-8bit": ("#ff7f0e", True, "^"), "jpeg": ("#7f7f7f", True, "s"),
          "webp": ("#8c564b", True, "d"), "distribution-dm": ("#393b79", False, "v"),
          "distribution-dm-frozen": ("#9c9ede", False, "v")}
-RUNG_NAMES = {"float16": "float16 soft labels", "topk": "top-k soft labels",
-              "vq": "VQ soft labels"}
-RUNG_STYLE = {"float16": ("#17becf", "P"), "topk": ("#bcbd22", "X"), "vq": ("#e377c2", "*")}
+RUNG_PALETTE = (("#17becf", "P"), ("#e377c2", "*"), ("#bcbd22", "X"), ("#98df8a", "h"),
+                ("#c49c94", "p"), ("#f7b6d2", "8"))  # by the registry's order, then again
+
+
+def _rung_legend(rung: str) -> tuple[str, tuple[str, str]] | None:
+    """A registered rung's legend name and (colour, marker); None for any other text."""
+    names = rung_names()
+    if rung not in names:
+        return None
+    return (f"{spec_of(rung).display} soft labels",
+            RUNG_PALETTE[names.index(rung) % len(RUNG_PALETTE)])
 
 
 def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
@@ -564,18 +573,19 @@ def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
     if name in LABELS:
         return LABELS[name], STYLE[name]
     base, _, rung = name.partition("+")
-    if rung not in RUNG_NAMES:
+    legend = _rung_legend(rung)
+    if legend is None:
         return None
-    color, marker = RUNG_STYLE[rung]
+    rung_text, (color, marker) = legend
     if base in LABELS and base.startswith("distribution-"):
         text = LABELS[base].replace(" (ours, .ddz)", "")
-        return f"{text} + {RUNG_NAMES[rung]}", (STYLE[base][0], False, marker)
+        return f"{text} + {rung_text}", (STYLE[base][0], False, marker)
     if base.startswith("latent-"):
-        return f"latent {base[7:].upper()} + {RUNG_NAMES[rung]} (ours, .ddz)", (color, False,
+        return f"latent {base[7:].upper()} + {rung_text} (ours, .ddz)", (color, False,
                                                                                marker)
     codec, _, quality = base.partition("-q")
     return (f"random real, packed {codec.upper()} q{quality} + the same teacher's "
-            f"{RUNG_NAMES[rung]}", (color, True, marker))
+            f"{rung_text}", (color, True, marker))
 
 
 def write_outputs(table: dict, out: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.errors import DDCodecError
+from ddcodec.labels.rungs import rung_names
 from ddcodec.options import flatten, option
 from ddcodec.training.protocol import EvalConfig
 
@@ -70,9 +71,8 @@ class CurveConfig:
             raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
             raise DDCodecError("--shared-decoder must be auto, yes or no")
-        rungs = {"float16", "topk", "vq", "vqae"}
-        if self.teacher is not None and not set(self.label_rungs) <= rungs:
-            raise DDCodecError("label rungs must be float16, topk, vq or vqae")
+        if self.teacher is not None and not set(self.label_rungs) <= set(rung_names()):
+            raise DDCodecError(f"label rungs must be among {', '.join(rung_names())}")
         if "tm" in self.losses and not self.distill.tm.experts:
             raise DDCodecError("--loss tm needs --experts DIR (make one with `ddcodec experts`)")
 
@@ -143,7 +143,8 @@ class CurveOptions:
                                  f"q{CURVE.labelled_random[1]}) with the last rung's labels at "
                                  "equal bits.", path="file")
     label_rungs: tuple[str, ...] = option(CURVE.label_rungs, "Soft-label rungs of the "
-                                          "labelled series.", listed=str)
+                                          f"labelled series ({', '.join(rung_names())}).",
+                                          listed=str)
     distribution_losses: tuple[str, ...] = option(
         CURVE.distribution_losses, "Add distributional (D3) series for this loss: --param "
         "distribution at each budget, measured with fresh samples each epoch and with frozen "

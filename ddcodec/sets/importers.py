@@ -196,15 +196,12 @@ def _assemble(images, labels, options: ImportOptions, beside: Path, method: str,
 
 def _class_ordered(distilled: DistilledSet) -> DistilledSet:
     """The set with its images in class order (stable), soft labels following."""
-    from dataclasses import replace
-
     order = torch.argsort(distilled.labels, stable=True)
     if torch.equal(order, torch.arange(len(order))):
         return distilled
     soft = distilled.soft_labels
     if soft is not None:
-        vq = None if soft.vq is None else replace(soft.vq, indices=soft.vq.indices[order])
-        soft = replace(soft, probabilities=soft.probabilities[order], vq=vq)
+        soft = soft.take(order)
     distilled.images, distilled.labels = distilled.images[order], distilled.labels[order]
     distilled.soft_labels = soft
     distilled.notes.append("images reordered by class (stable), as the file stores them")

@@ -144,7 +144,7 @@ class EstimatedBits:
         return sum(getattr(self, p) for p in BIT_PARTS)
 
     def to_dict(self) -> dict:
-        """Every part (scales only for distributional sets, as before they existed)."""
+        """Every part (scales only for distributional sets, so other sets' records keep their keys)."""
         return {**{p: float(getattr(self, p)) for p in BIT_PARTS
                    if p != "scales" or self.scales}, "total": self.total}
 

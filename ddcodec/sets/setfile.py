@@ -23,7 +23,8 @@ import torch
 from ddcodec.data.datasets import Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, check_writable, refuse_expanded
-from ddcodec.labels.soft import SoftLabels, as_float16
+from ddcodec.labels.rungs.float16 import as_float16
+from ddcodec.labels.soft import SoftLabels
 from ddcodec.sets.payload import LatentPayload
 
 SET_FORMAT = "ddcodec-set"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import Reader
+from ddcodec.coding.bytesio import Reader
 
 DATA = Path(__file__).parent.parent / "fixtures"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ddcodec.bitstream.armint import IntegerARM
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.fixedpoint import ONE
 from ddcodec.codec import arm
 

@@ -15,7 +15,7 @@ import pytest
 
 from ddcodec import api
 from ddcodec.bitstream import codec
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, decoded_memory, encode_set, memory_bound
 from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode
 from ddcodec.audit.mutations import (amplified_labels, join, label_fields, parse, reseal,

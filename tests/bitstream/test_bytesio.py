@@ -2,7 +2,7 @@
 
 import pytest
 
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
 
 
 def test_varints_round_trip_including_edges():

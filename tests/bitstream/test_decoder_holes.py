@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from ddcodec import api
-from ddcodec.bitstream import entropy
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding import entropy
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes, encode_set
-from ddcodec.bitstream.weight_coding import encode_weights
+from ddcodec.coding.weight_coding import encode_weights
 from ddcodec.errors import DDCodecError
 from ddcodec.sets.setfile import load_set
 from helpers import DATA, assemble, golden_v3, reseal_header, split, with_header
@@ -178,7 +178,7 @@ def test_resealed_step_exponents_no_longer_decode_silently():
 def test_resealed_weight_integers_are_caught_by_the_values_checksum():
     header, head, sections, crc = split(golden_v3())
     from ddcodec.bitstream.geometry import geometry_from_header
-    from ddcodec.bitstream.weight_coding import decode_weights
+    from ddcodec.coding.weight_coding import decode_weights
 
     weights = next(s.data for s in sections if s.tag == 3)
     ints, _ = decode_weights(weights, geometry_from_header(header).weight_counts)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, encode_set, plan_pixels
 from ddcodec.bitstream.float_coding import (
     decode_float_pixels,

@@ -5,8 +5,8 @@ bytes)."""
 import numpy as np
 import pytest
 
-from ddcodec.bitstream import entropy
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding import entropy
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.latent_coding import code_latents, wavefront_order, wavefront_stride
 from ddcodec.codec.arm import CONTEXT_SIZES, causal_offsets
 from test_armint import _quantised_arm

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddcodec.bitstream import format as fmt
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.bitstream.sections import (REGISTRY, CodingState, SectionCodec, parts_for, register,
                                         unregister)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddcodec.bitstream import sections
-from ddcodec.bitstream.bytesio import FormatError, Writer
+from ddcodec.coding.bytesio import FormatError, Writer
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.sets.setfile import load_set
 from helpers import DATA, assemble, split

@@ -5,8 +5,8 @@ import pytest
 
 from ddcodec.errors import LimitError
 
-from ddcodec.bitstream.bytesio import FormatError
-from ddcodec.bitstream.weight_coding import decode_weights, encode_weights
+from ddcodec.coding.bytesio import FormatError
+from ddcodec.coding.weight_coding import decode_weights, encode_weights
 
 
 def _groups():

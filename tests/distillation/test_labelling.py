@@ -15,7 +15,7 @@ from ddcodec.distillation.rate_control import RateControl
 from ddcodec.data.datasets import load_dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.distillation.labelling import LabelPlan, Labeller, label_bits
-from ddcodec.labels.soft import as_vq
+from ddcodec.labels.rungs.vq import as_vq
 from ddcodec.sets.setfile import load_set
 
 DECODER_PARAMETERS = 1173  # the shared v0 decoder of 16 x 16 images, checked below
@@ -49,10 +49,10 @@ def test_soft_label_bits_come_out_of_the_budget(small):
     assert label_bits(soft) <= cap
     probabilities, fitting = _teacher_probabilities(teacher, distilled), []
     for k in (1, 2, 4, 8):  # powers of two up to one entry per image (12)
-        candidate = as_vq(probabilities, k, soft.vq.step_log2, temperature=1.0)
+        candidate = as_vq(probabilities, k, soft.payload.step_log2, temperature=1.0)
         if label_bits(candidate) <= cap:
             fitting.append(candidate)
-    assert torch.equal(fitting[-1].vq.codebook, soft.vq.codebook)
+    assert torch.equal(fitting[-1].payload.codebook, soft.payload.codebook)
     decoded = decode_bytes(encoded).to_set()
     assert torch.equal(decoded.soft_labels.probabilities, soft.probabilities)
     assert distilled.provenance["config"]["labels"]["labels"] == "vq"
@@ -97,7 +97,7 @@ def test_a_random_subset_with_top_k_labels_reports_its_split(small, run_cli):
     assert code == 0, err
     split = json.loads(stdout)["label_split"]
     labelled = load_set(out)
-    assert labelled.soft_labels.codec == "topk" and labelled.soft_labels.topk.classes.shape[1] == 2
+    assert labelled.soft_labels.codec == "topk" and labelled.soft_labels.payload.classes.shape[1] == 2
     assert split["rung"] == "top-2" and split["label_bits"] == label_bits(labelled.soft_labels)
     encoded, _ = ddcodec.encode(out)
     assert split["file_bpc"] == pytest.approx(8 * len(encoded) / 3)
@@ -130,7 +130,7 @@ def test_the_vq_codebook_grows_to_the_share_it_may_take():
         plan = LabelPlan("vq", budget_bits=20_000, share=share)
         soft = Labeller(fake, plan, torch.device("cpu")).rung(probabilities)
         assert label_bits(soft) <= share * 20_000
-        sizes.append(soft.vq.codebook.shape[0])
+        sizes.append(soft.payload.codebook.shape[0])
     assert sizes[0] < sizes[1] < sizes[2]
     with pytest.raises(DDCodecError, match="label codec"):
         LabelPlan("float32")

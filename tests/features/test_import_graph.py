@@ -18,7 +18,7 @@ CIRCLE_FREE = ("ddcodec", "ddcodec.bitstream", "ddcodec.codec", "ddcodec.distill
 LAYERS = (
     ("devices", "errors", "events", "fileio", "fixedpoint", "limits", "names", "options",
      "progress", "registry", "seeds", "version"),
-    ("data", "codec"),  # images in and out; the image model
+    ("data", "codec", "coding"),  # images in and out; the image model; entropy coding
     ("training",),  # networks and the protocol that trains them
     ("labels",),  # teacher, ladder, labelling
     ("sets",),  # set types

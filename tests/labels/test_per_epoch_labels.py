@@ -15,7 +15,7 @@ from ddcodec.data.augment import LabelViews
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
 from ddcodec.training.trainer import EvalConfig, train_network
-from ddcodec.labels.soft import as_float16
+from ddcodec.labels.rungs.float16 import as_float16
 from ddcodec.names import DEFAULT_STRATEGY
 from ddcodec.sets.setfile import load_set, save_set
 from ddcodec.labels.teacher import load_teacher

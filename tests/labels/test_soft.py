@@ -10,7 +10,8 @@ import torch
 import ddcodec
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.errors import DDCodecError
-from ddcodec.labels.soft import as_float16, as_vq
+from ddcodec.labels.rungs.float16 import as_float16
+from ddcodec.labels.rungs.vq import as_vq
 from ddcodec.sets.setfile import load_set, save_set
 
 
@@ -51,12 +52,12 @@ def test_soft_labels_round_trip_exactly_and_are_counted(taught, codec):
     assert back.codec == codec and back.loss == "kl" and back.temperature == 2.0
     assert torch.equal(back.probabilities, soft.probabilities)  # bit-exact here
     if codec == "vq":
-        assert torch.equal(back.vq.codebook, soft.vq.codebook)
-        assert torch.equal(back.vq.indices, soft.vq.indices)
+        assert torch.equal(back.payload.codebook, soft.payload.codebook)
+        assert torch.equal(back.payload.indices, soft.payload.indices)
     if codec == "topk":  # the two most probable classes kept, the third gets what is left
-        assert torch.equal(back.topk.classes, soft.topk.classes)
-        assert torch.equal(back.topk.values, soft.topk.values)
-        assert torch.equal(soft.topk.classes[:, 0], soft.probabilities.argmax(1))
+        assert torch.equal(back.payload.classes, soft.payload.classes)
+        assert torch.equal(back.payload.values, soft.payload.values)
+        assert torch.equal(soft.payload.classes[:, 0], soft.probabilities.argmax(1))
     # counted: the file grows by the section, which bits and info show
     section = decoded.section_bytes["labels"]
     assert len(data) == len(hard_bytes) + section + 5 and bits["labels"] == 8 * section
@@ -129,7 +130,7 @@ def test_vq_is_deterministic_and_never_worse_with_more_entries():
     g = torch.Generator().manual_seed(0)
     p = torch.softmax(torch.randn(60, 10, generator=g) * 2, 1)
     a, b = as_vq(p, 8, temperature=1.0), as_vq(p, 8, temperature=1.0)
-    assert torch.equal(a.vq.codebook, b.vq.codebook) and torch.equal(a.vq.indices, b.vq.indices)
+    assert torch.equal(a.payload.codebook, b.payload.codebook) and torch.equal(a.payload.indices, b.payload.indices)
 
     def kl(q):
         return float((p * (p.log() - q.clamp_min(1e-12).log())).sum(1).mean())
@@ -174,11 +175,11 @@ def test_measure_controls_credit_the_teacher_fairly(taught):
 
 
 def test_top_k_keeps_the_most_probable_classes_and_spreads_the_rest():
-    from ddcodec.labels.soft import as_topk, decode_topk
+    from ddcodec.labels.rungs.topk import as_topk, decode_topk
 
     p = torch.tensor([[0.7, 0.2, 0.06, 0.04], [0.25, 0.25, 0.25, 0.25]])
     t = as_topk(p, 2, bits=8, temperature=1.0)
-    assert t.topk.classes[0].tolist() == [0, 1]
+    assert t.payload.classes[0].tolist() == [0, 1]
     # 0.7 x 255 = 178.5 rounds half to even: 178
     assert t.probabilities[0, :2].tolist() == pytest.approx([178 / 255, 51 / 255], abs=1e-6)
     assert t.probabilities[0, 2] == t.probabilities[0, 3]  # the rest, evenly

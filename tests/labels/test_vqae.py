@@ -11,7 +11,8 @@ from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.bitstream.label_coding import decode_labels, encode_labels
 from ddcodec.errors import DDCodecError
 from ddcodec.distillation.labelling import label_bits
-from ddcodec.labels.soft import as_vq, check_soft_labels
+from ddcodec.labels.rungs.vq import as_vq
+from ddcodec.labels.soft import check_soft_labels
 from ddcodec.sets.setfile import DistilledSet, load_set, save_set
 from ddcodec.data.datasets import Normalization
 from ddcodec.labels.vqae import as_vqae
@@ -40,16 +41,16 @@ def test_vqae_round_trips_exactly_and_is_counted(many):
     data, _ = encode_labels(soft)
     back = decode_labels(data, 600, 100)
     assert back.codec == "vqae"
-    assert torch.equal(back.vqae.codebook, soft.vqae.codebook)
-    assert all(torch.equal(a, b) for a, b in zip(back.vqae.weights, soft.vqae.weights))
-    assert torch.equal(back.vqae.indices, soft.vqae.indices)
+    assert torch.equal(back.payload.codebook, soft.payload.codebook)
+    assert all(torch.equal(a, b) for a, b in zip(back.payload.weights, soft.payload.weights))
+    assert torch.equal(back.payload.indices, soft.payload.indices)
     assert torch.equal(back.probabilities, soft.probabilities)  # same machine: bit-exact
     assert label_bits(soft) == 8 * len(data)
-    k, code, hidden = soft.vqae.shapes
+    k, code, hidden = soft.payload.shapes
     assert k <= 64 and code == 16 and hidden == 64
     # the labels are close to the teacher's (far closer than one distribution for all)
     assert kl(p, soft.probabilities) < 0.5 * kl(p, p.mean(0, keepdim=True).expand_as(p))
-    assert as_vqae(p, 64, temperature=1.0).vqae.indices.equal(soft.vqae.indices)  # seeded
+    assert as_vqae(p, 64, temperature=1.0).payload.indices.equal(soft.payload.indices)  # seeded
 
 
 def test_a_set_carries_vqae_labels_through_file_and_ddz(many, tmp_path):
@@ -59,8 +60,8 @@ def test_a_set_carries_vqae_labels_through_file_and_ddz(many, tmp_path):
     distilled = DistilledSet(images, labels, [str(c) for c in range(100)],
                              Normalization((0.5,) * 3, (0.5,) * 3), soft_labels=soft)
     save_set(distilled, tmp_path / "s.pt")
-    assert torch.equal(load_set(tmp_path / "s.pt").soft_labels.vqae.codebook,
-                       soft.vqae.codebook)
+    assert torch.equal(load_set(tmp_path / "s.pt").soft_labels.payload.codebook,
+                       soft.payload.codebook)
     data, bits = encode_set(distilled)
     assert bits["labels"] == label_bits(soft)
     assert torch.equal(decode_bytes(data).soft_labels.probabilities, soft.probabilities)
@@ -70,7 +71,7 @@ def test_the_autoencoders_codebook_stays_small_with_many_classes(many):
     p, soft = many
     plain = as_vq(p, 64, temperature=1.0)
     # plain VQ pays k x classes integers; the autoencoder k x 16 and one decoder
-    assert plain.vq.codebook.numel() > 4 * soft.vqae.codebook.numel()
+    assert plain.payload.codebook.numel() > 4 * soft.payload.codebook.numel()
     assert kl(p, soft.probabilities) < 2 * kl(p, plain.probabilities) + 0.05
 
 
@@ -83,4 +84,4 @@ def test_the_autoencoders_codebook_stays_small_with_many_classes(many):
 def test_bad_vqae_labels_are_refused(many, damage, message):
     _, soft = many
     with pytest.raises(DDCodecError, match=message):
-        check_soft_labels(replace(soft, vqae=damage(soft.vqae)), 600, 100)
+        check_soft_labels(replace(soft, payload=damage(soft.payload)), 600, 100)

@@ -267,7 +267,7 @@ def test_distill_spread_scale_stores_the_learnt_spreads_times_t(tiny_distributio
 
 
 def test_soft_labels_follow_their_prior_into_samples_and_exports(tiny_distribution, tmp_path):
-    from ddcodec.labels.soft import as_vq
+    from ddcodec.labels.rungs.vq import as_vq
 
     npz, path = tiny_distribution
     distilled = load_set(path)
@@ -359,7 +359,7 @@ def test_every_loss_trains_the_spreads_on_sampled_batches(loss, tmp_path):
 
 
 def test_per_epoch_labels_on_a_distributional_set_are_refused_by_measure(tiny_distribution):
-    from ddcodec.labels.soft import as_float16
+    from ddcodec.labels.rungs.float16 import as_float16
 
     npz, path = tiny_distribution
     distilled = load_set(path)

@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
-from ddcodec.bitstream import entropy
+from ddcodec.coding import entropy
 from ddcodec import limits
-from ddcodec.bitstream.bytesio import FormatError, Reader, Writer
+from ddcodec.coding.bytesio import FormatError, Reader, Writer
 from ddcodec.fixedpoint import WEIGHT_MAX_ABS, WEIGHT_MIN_SCALE
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from ddcodec.bitstream.bytesio import FormatError
+from ddcodec.coding.bytesio import FormatError
 
 
 def ideal_bits(x: np.ndarray, mu: np.ndarray, b: np.ndarray, lo, hi) -> float:
