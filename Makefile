@@ -23,7 +23,7 @@ test: $(STAMP)
 # The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; on 2 CPU
 # cores from scratch more than 12 hours (README: Benchmarks).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/all.py
+	$(BIN)/python -m benchmarks.all
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

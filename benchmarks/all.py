@@ -1,7 +1,7 @@
 """The whole report in one command: every benchmark, in order, then the reproduction section.
 
-    python benchmarks/all.py                      # from scratch: about 4 hours on 2 cores
-    python benchmarks/all.py --steps curve grids  # only some steps (the others keep their text)
+    python -m benchmarks.all                      # from scratch: hours on 2 cores (see the report)
+    python -m benchmarks.all --steps curve grids  # only some steps (the others keep their text)
 
 Each step is one script (or CLI command) that rewrites its own section of docs/BENCHMARKS.md
 and its plots and records; this runner times each one and keeps the last measured time of every
@@ -20,44 +20,49 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import CACHE, curve_point_seconds, replace_section  # noqa: E402
+from benchmarks.harness import CACHE, ROOT, curve_point_seconds, replace_section
 
 EXPERTS = ROOT / "bench_runs" / "experts"
 CURVE_RECORD = ROOT / "docs" / "benchmarks" / "curve.json"
 # (name, command, what it writes), in the order a run from scratch needs them
 STEPS = [
-    ("baselines", ["benchmarks/baselines.py"], "Vanilla baselines, CPU step times"),
-    ("latent", ["benchmarks/latent.py"], "Rate-utility model (phase 1, latent vs vanilla)"),
-    ("codec_speed", ["benchmarks/codec_speed.py"], "Bitstream speed"),
-    ("speed", ["benchmarks/speed.py"], "Speed ratios (decode/encode vs raw constriction, DM "
+    ("baselines", ["-m", "benchmarks.baselines"], "Vanilla baselines, CPU step times"),
+    ("latent", ["-m", "benchmarks.latent"], "Rate-utility model (phase 1, latent vs vanilla)"),
+    ("codec_speed", ["-m", "benchmarks.codec_speed"], "Bitstream speed"),
+    ("speed", ["-m", "benchmarks.speed"], "Speed ratios (decode/encode vs raw constriction, DM "
                                        "iterations)"),
-    ("warmup", ["benchmarks/warmup.py"], "Phase-1 warm-up: candidates against accuracy"),
-    ("fuzz", ["benchmarks/fuzz.py"], "Decoder fuzzing (10,800 mutated and forged files, 230 hostile encode inputs)"),
+    ("warmup", ["-m", "benchmarks.warmup"], "Phase-1 warm-up: candidates against accuracy"),
+    ("fuzz", ["-m", "benchmarks.fuzz"], "Decoder fuzzing (10,800 mutated and forged files, 230 hostile encode inputs)"),
     ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",
                  "--epochs", "10", "--device", "cpu", "-q"],
      "expert trajectories for TM (bench_runs/experts, reused when present)"),
-    ("curve", ["benchmarks/curve.py", "--experts", str(EXPERTS)],
+    ("curve", ["-m", "benchmarks.curve", "--experts", str(EXPERTS)],
      "Rate-utility curve, docs/curve.png"),
-    ("grids", ["benchmarks/grids.py"], "Decoded images, docs/grids/*.png"),
-    ("pixel_coding", ["benchmarks/pixel_coding.py"], "Pixel coding and image folders"),
-    ("labels", ["benchmarks/labels.py"], "Soft labels: the ladder"),
-    ("label_epochs", ["benchmarks/labels.py", "--per-epoch"],
+    ("distribution_controls", ["-m", "benchmarks.distribution_controls"],
+     "Distributional sets: what the samples add (on the curve's files)"),
+    ("grids", ["-m", "benchmarks.grids"], "Decoded images, docs/grids/*.png"),
+    ("pixel_coding", ["-m", "benchmarks.pixel_coding"], "Pixel coding and image folders"),
+    ("labels", ["-m", "benchmarks.labels"], "Soft labels: the ladder"),
+    ("label_epochs", ["-m", "benchmarks.labels", "--per-epoch"],
      "Soft labels per epoch: the ladder"),
-    ("labels_tiny", ["benchmarks/labels.py", "--tiny"], "Soft labels on Tiny-ImageNet-200"),
-    ("distribution_tiny", ["benchmarks/distribution.py"],
+    ("labels_tiny", ["-m", "benchmarks.labels", "--tiny"], "Soft labels on Tiny-ImageNet-200"),
+    ("distribution_tiny", ["-m", "benchmarks.distribution"],
      "Tiny-ImageNet class subset: distributional, latent, random real, pixel DM"),
-    ("scale", ["benchmarks/scale.py"], "Scale: blocks and processes"),
-    ("subtasks", ["benchmarks/subtasks.py"], "Subtasks (D3) for trajectory matching"),
-    ("preset64", ["benchmarks/preset64.py"], "Latent preset for 64 x 64 images"),
+    ("scale", ["-m", "benchmarks.scale"], "Scale: blocks and processes"),
+    ("subtasks", ["-m", "benchmarks.subtasks"], "Subtasks (D3) for trajectory matching"),
+    ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),
 ]
+# Scripts that are no step of the report, and why (tests/features/test_benchmarks.py checks
+# that every script is one or the other).
+NOT_STEPS = {
+    "identity": "compares two commits' outputs around a refactor (run on both, then --compare)",
+    "codec_ab": "times the bitstream of two checkouts side by side (prints only)",
+}
 
 
 def section(times: dict) -> str:
     lines = ["## Reproducing this report", "",
-             "`make bench` (= `python benchmarks/all.py`) runs every step below in order and "
+             "`make bench` (= `python -m benchmarks.all`) runs every step below in order and "
              "rewrites this file, its plots and `docs/benchmarks/*.json`; `--steps NAME ...` "
              "runs some of them (`--steps` alone only rewrites this section). Times are each "
              "step's last run through this runner on 2 CPU cores (x86_64), written by it:", "",

@@ -6,32 +6,26 @@ Measures, side by side in one process:
   * CPU time per DM iteration and per evaluation epoch, so users can plan runs.
 Writes docs/BENCHMARKS.md (the baselines section) and docs/benchmarks/baselines.json.
 
-    python benchmarks/baselines.py            # about 25 minutes on 2 cores
-    python benchmarks/baselines.py --quick    # a few minutes, for checking the script
+    python -m benchmarks.baselines            # about 25 minutes on 2 cores
+    python -m benchmarks.baselines --quick    # a few minutes, for checking the script
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from ddcodec import __version__, api  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
-from ddcodec.data.datasets import load_dataset  # noqa: E402
-from ddcodec.training.trainer import EvalConfig, accuracy, train_network  # noqa: E402
+from ddcodec import __version__, api
+from benchmarks.harness import benchmark_parser, replace_section, write_record
+from ddcodec.data.datasets import load_dataset
+from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
 
 def timed_hook(stamps: list[float]):
@@ -46,18 +40,15 @@ def per_step(stamps: list[float], start: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dm-iterations", type=int, default=500)
     parser.add_argument("--batch-real", type=int, default=64)
     parser.add_argument("--full-epochs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="tiny settings, to test the script")
     parser.add_argument("--timings-only", action="store_true",
                         help="re-measure only the per-step times (a few minutes) and keep the "
                              "accuracies of the last full run")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.runs, args.dm_iterations, args.full_epochs = 4, 1, 3, 1
@@ -167,7 +158,7 @@ def write_outputs(record: dict, out: Path) -> None:
     lines = [
         "## Vanilla baselines (CIFAR-10 subset, CPU)",
         "",
-        f"Produced by `python benchmarks/baselines.py` on {record['date']} (ddcodec "
+        f"Produced by `python -m benchmarks.baselines` on {record['date']} (ddcodec "
         f"{record['ddcodec_version']}, torch {record['torch']}, {record['machine']}); "
         f"took {record['wall_s'] / 60:.0f} min. Raw numbers: `docs/benchmarks/baselines.json`.",
         "",

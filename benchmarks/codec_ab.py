@@ -7,12 +7,11 @@ fresh processes, one thread each: old, new, old, new, ... Each process reports t
 `--repeats` runs; the table gives the median over `--rounds` processes. Alternating processes is
 as close to "side by side in one process" as two versions of one package allow.
 
-    python benchmarks/codec_ab.py --before 04e44e8        # about 2 minutes on 2 cores
+    python -m benchmarks.codec_ab --before 04e44e8        # about 2 minutes on 2 cores
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -20,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness import ROOT, benchmark_parser
+
 
 MAKE_SETS = """
 from ddcodec import api
@@ -56,7 +56,7 @@ def run(code: str, source: Path, *args: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--before", required=True, help="the older commit")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)

@@ -5,30 +5,24 @@ was trained) and a lossless pixel set of 10 real images per class, then times en
 (median of --repeats, in this process) and reports symbols per second. Writes the "Bitstream
 speed" section of docs/BENCHMARKS.md and docs/benchmarks/codec_speed.json.
 
-    python benchmarks/codec_speed.py     # under a minute on 2 cores
+    python -m benchmarks.codec_speed     # under a minute on 2 cores
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from ddcodec import __version__, api  # noqa: E402
-from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.sets.setfile import load_set  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
+from ddcodec import __version__, api
+from ddcodec.bitstream.codec import decode_bytes, encode_set
+from ddcodec.sets.setfile import load_set
+from benchmarks.harness import benchmark_parser, replace_section, write_record
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -57,10 +51,8 @@ def measure(path: Path, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -81,7 +73,7 @@ def main() -> None:
     out = Path(args.out)
     write_record(out, "codec_speed", record)
     lines = ["## Bitstream speed (CPU)", "",
-             f"Produced by `python benchmarks/codec_speed.py` on {record['date']} (ddcodec "
+             f"Produced by `python -m benchmarks.codec_speed` on {record['date']} (ddcodec "
              f"{__version__}, {record['machine']}): a 10-class set with 10 images per class of the "
              "CIFAR-10 subset, median of "
              f"{args.repeats} runs in one process. Encoding includes the closed-loop check (the "

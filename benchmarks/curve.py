@@ -12,9 +12,9 @@ finished one only rebuilds the report),
 then writes docs/benchmarks/curve.json, docs/curve.png and the section "Rate-utility curve" of
 docs/BENCHMARKS.md.
 
-    python benchmarks/curve.py                 # about 3.5 hours on 2 cores from scratch
-    python benchmarks/curve.py --quick         # minutes, tiny settings, to check the script
-    python benchmarks/curve.py --experts DIR   # TM needs experts (ddcodec experts -o DIR)
+    python -m benchmarks.curve                 # about 3.5 hours on 2 cores from scratch
+    python -m benchmarks.curve --quick         # minutes, tiny settings, to check the script
+    python -m benchmarks.curve --experts DIR   # TM needs experts (ddcodec experts -o DIR)
 
 Two processes at one thread each use 2 cores better than one at two: run `--only latent
 --threads 1` beside `--only baselines --threads 1` (then plain `--threads 1` for the
@@ -23,7 +23,6 @@ distributional points), each filling the cache, and finally `--report-only` for 
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -32,63 +31,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import (CACHE, TEACHER, curve_point_seconds, rate_control_misses,  # noqa: E402
-                    replace_section, write_record)
-from ddcodec.reports.curve import (CurveConfig, PointStore, _legend, build_table,  # noqa: E402
-                           is_ours, run_curve, write_outputs)
-
-# The shortened CPU protocol: 300 epochs (the field: 1000), 2 networks per point (the field: 5).
-EPOCHS, RUNS = 300, 2
-TEACHER_EPOCHS = 15  # as benchmarks/labels.py's teacher
-LABELLED_RANDOM = ("webp", 25)  # the packed baseline that reached the most at every budget
-IPC50_ITERATIONS = 100  # pixel DM at IPC 50 costs ~2.5 s per iteration on 2 cores
-# Per loss: budgets (bits per class) and latent options. GM's reference inner loop (50 epochs of
-# network training per update at 10 images per class) and MTT's 20 unrolled steps over every
-# image are cut to what 2 cores allow; the losses are otherwise the references'.
-PLAN = {
-    "dm": ((6_000, 12_000, 24_576), {}),
-    "gm": ((6_000, 12_000), {"outer_loop": 10, "inner_loop": 5, "iterations": 80}),
-    "tm": ((6_000, 12_000), {"syn_steps": 10, "expert_epochs": 2, "max_start_epoch": 6,
-                              "batch_syn": 64, "iterations": 40}),
-}
-
-
-def configs(args) -> list[CurveConfig]:
-    from ddcodec.distillation import DistillConfig
-    from ddcodec.training.trainer import EvalConfig
-
-    common = dict(eval=EvalConfig(epochs=args.epochs), runs=args.runs,
-                  ceiling_epochs=1 if args.quick else CurveConfig().ceiling_epochs,
-                  pixel_iterations=args.pixel_iterations, qualities=args.qualities,
-                  pixel_ipcs=tuple(i for i in args.pixel_ipcs if i < 50))
-    out = []
-    for loss, (budgets, options) in PLAN.items():
-        if loss == "tm" and not args.experts:
-            print("no --experts: skipping latent-tm", file=sys.stderr)
-            continue
-        if args.quick:
-            budgets = budgets[:1]
-        latent = DistillConfig.of(**{"param": "latent", "iterations": args.iterations,
-                                     "fit_iterations": args.fit_iterations,
-                                     "batch_real": args.batch_real, "experts": args.experts,
-                                     **options})
-        # every config names the teacher, so each table keeps the labelled points; only DM's
-        # computes them
-        labelled = dict(teacher=args.teacher,
-                        label_rungs=("float16", "vq") if loss == "dm" else (),
-                        labelled_random=(LABELLED_RANDOM[0], min(args.qualities)))
-        out.append(CurveConfig(budgets=budgets, losses=(loss,), distill=latent,
-                               baselines=loss == "dm", **labelled, **common,
-                               distribution_losses=("dm",) if loss == "dm" else ()))
-    if 50 in args.pixel_ipcs:  # the slowest point last, with fewer DM iterations
-        out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
-                                  "pixel_iterations": IPC50_ITERATIONS}))
-    return out
-
+from benchmarks.harness import (CACHE, EPOCHS, IPC50_ITERATIONS, PLAN, ROOT, RUNS, TEACHER,
+                                TEACHER_EPOCHS, benchmark_parser, curve_configs,
+                                curve_point_seconds, rate_control_misses, replace_section,
+                                write_record)
+from ddcodec.reports.curve import (CurveConfig, PointStore, _legend, build_table, is_ours,
+                                   run_curve, write_outputs)
 
 def _first_per_loss(plan: list[CurveConfig]) -> list[CurveConfig]:
     """The plan less the configs that only add a pixel point to a loss already planned."""
@@ -129,7 +77,7 @@ def section(table: dict, args, seconds: float) -> str:
     lines = [
         "## Rate-utility curve (CIFAR-10 subset, CPU)",
         "",
-        f"Measured {table['date']} with `python benchmarks/curve.py"
+        f"Measured {table['date']} with `python -m benchmarks.curve"
         f"{' --experts DIR' if args.experts else ''}` (ddcodec {table['ddcodec_version']}; "
         f"{computing_note(pts, seconds)}). Every point is "
         "a real file whose bytes are counted (bits per class = 8 x file bytes / 10) and is "
@@ -320,11 +268,8 @@ def ensure_teacher(args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = benchmark_parser(__doc__, report_only=True)
     parser.add_argument("--experts", default=None)
-    parser.add_argument("--report-only", action="store_true",
-                        help="Rebuild the report from the cached points; compute nothing.")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="With --report-only: the minutes the points took, for the report.")
     parser.add_argument("--only", choices=sorted(ONLY), default=None,
@@ -337,8 +282,6 @@ def main() -> None:
     parser.add_argument("--work", default=str(CACHE / "curve"))
     parser.add_argument("--teacher", default=str(TEACHER),
                         help="Trained here first if absent; 'none': no labelled series.")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     if args.only and args.report_only:
         parser.error("--only computes points and --report-only computes none: choose one")
@@ -357,9 +300,9 @@ def main() -> None:
     args.teacher = None if args.teacher == "none" else ensure_teacher(args)
     table = None
     if args.report_only:
-        table = build_table(PointStore(Path(args.work)), configs(args)[0])
+        table = build_table(PointStore(Path(args.work)), curve_configs(args)[0])
         write_outputs(table, Path(args.work))
-    plan = [] if args.report_only else configs(args)
+    plan = [] if args.report_only else curve_configs(args)
     if args.only:
         plan = ONLY[args.only](plan)
     for config in plan:

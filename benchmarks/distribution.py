@@ -13,8 +13,8 @@ Tiny-ImageNet" of docs/BENCHMARKS.md.
 The CIFAR-10 comparison is part of the rate-utility curve (benchmarks/curve.py), and its sample
 sheets are made by benchmarks/grids.py.
 
-    python benchmarks/distribution.py            # about 1.5 hours on 2 cores
-    python benchmarks/distribution.py --quick    # minutes, tiny settings, to check the script
+    python -m benchmarks.distribution            # about 1.5 hours on 2 cores
+    python -m benchmarks.distribution --quick    # minutes, tiny settings, to check the script
 
 Two processes at one thread each use 2 cores better than one at two: run `--part 1 --threads 1`
 and `--part 2 --threads 1` side by side (each computes half of the points into the cache), then
@@ -24,7 +24,6 @@ baselines` computes only the points that distil nothing of ours, minutes each.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -32,34 +31,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import (CACHE, TINY, benchmark_parser, curve_point_seconds,  # noqa: E402
-                    rate_control_misses, replace_section, write_record)
-from ddcodec.reports.curve import CurveConfig, PointStore, build_table, run_curve  # noqa: E402
-from ddcodec.distillation import DistillConfig  # noqa: E402
-from ddcodec.training.trainer import EvalConfig  # noqa: E402
+from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset,
+                                curve_point_seconds, rate_control_misses, replace_section,
+                                write_record)
+from ddcodec.reports.curve import CurveConfig, PointStore, build_table, run_curve
+from ddcodec.distillation import DistillConfig
+from ddcodec.training.trainer import EvalConfig
 
 HEADING = "## Distributional sets on Tiny-ImageNet"
 # 64 x 64 images cost 4x CIFAR's per image: budgets that buy a few to tens of latent images per
 # class; the largest is one 8-bit image per class, where pixel DM at IPC 1 sits at equal bits
 BUDGETS = (24_576, 98_304)
-
-
-def class_subset(classes: int, folder: Path) -> Path:
-    """An ImageFolder of the first `classes` classes (symbolic links to the shared data, train
-    and val), so the loader sees only them."""
-    names = [line.split("\t")[0] for line in (TINY / "classes.tsv").read_text().splitlines()
-             if line.strip()][:classes]
-    for split in ("train", "val"):
-        (folder / split).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link = folder / split / name
-            if not link.exists():
-                os.symlink(TINY / split / name, link)
-    return folder
 
 
 def section(table: dict, args, seconds: float) -> str:
@@ -69,7 +51,7 @@ def section(table: dict, args, seconds: float) -> str:
         return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
 
     lines = [HEADING, "",
-             f"Measured {table['date']} with `python benchmarks/distribution.py` (ddcodec "
+             f"Measured {table['date']} with `python -m benchmarks.distribution` (ddcodec "
              f"{table['ddcodec_version']}; {seconds / 60:.0f} min of computing summed over its "
              "points and the ceiling): the first "
              f"{args.classes} classes of Tiny-ImageNet-200 (64 × 64; 200 training images per "

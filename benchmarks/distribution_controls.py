@@ -23,8 +23,8 @@ beside the curve's latent + VQ, fresh and frozen points. Writes
 docs/benchmarks/distribution_controls.json and the section "Distributional sets: what the
 samples add" of docs/BENCHMARKS.md.
 
-    python benchmarks/distribution_controls.py            # about 8 minutes per curve budget
-    python benchmarks/distribution_controls.py --quick    # one short measure, prints only
+    python -m benchmarks.distribution_controls            # about 8 minutes per curve budget
+    python -m benchmarks.distribution_controls --quick    # one short measure, prints only
 """
 
 from __future__ import annotations
@@ -40,12 +40,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import CACHE, TEACHER, benchmark_parser, publish  # noqa: E402
-from ddcodec import __version__, api  # noqa: E402
+from benchmarks.harness import CACHE, ROOT, TEACHER, benchmark_parser, publish
+from ddcodec import __version__, api
 
 HEADING = "## Distributional sets: what the samples add"
 POINTS = CACHE / "curve" / "points"
@@ -238,7 +234,7 @@ def labelled_lines(record: dict) -> list[str]:
 
 def section(record: dict) -> str:
     lines = [HEADING, "",
-             f"Measured {record['date']} with `python benchmarks/distribution_controls.py` "
+             f"Measured {record['date']} with `python -m benchmarks.distribution_controls` "
              f"(ddcodec {record['version']}, {record['machine']}): the curve's distributional "
              "DM files (hard labels), each trained on by 2 fresh ConvNet-D3 for 300 epochs "
              "(final epoch) in six ways, beside the deterministic latent set at the same "

@@ -23,14 +23,13 @@ Encoding: --encode-cases runs of `encode` on the hostile inputs of
 bool tensors, stride-0 tensors of 300,000 images, NaN normalisation, decompression bombs and
 broken PNGs): each must be refused with a DDCodecError or give a file `test` accepts.
 
-    python benchmarks/fuzz.py                  # 10,800 + 230 cases, a few minutes on 2 cores
+    python -m benchmarks.fuzz                  # 10,800 + 230 cases, a few minutes on 2 cores
 
 Writes the "Decoder fuzzing" section of docs/BENCHMARKS.md and docs/benchmarks/fuzz.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import sys
@@ -38,18 +37,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import torch
 
-import torch  # noqa: E402
-
-from ddcodec import __version__  # noqa: E402
-from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes  # noqa: E402
-from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode  # noqa: E402
-from ddcodec.audit.mutations import MODES, OUTCOMES, corpus, fuzz  # noqa: E402
-from ddcodec.sets.setfile import load_set  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
+from ddcodec import __version__
+from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes
+from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode
+from ddcodec.audit.mutations import MODES, OUTCOMES, corpus, fuzz
+from ddcodec.sets.setfile import load_set
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
 
 DATA = ROOT / "tests" / "fixtures"
 
@@ -76,12 +71,11 @@ def encode_fuzz(cases: int, seed: int) -> tuple[Counter, list[dict], Counter]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--cases", type=int, default=10_800)
     parser.add_argument("--encode-cases", type=int, default=10 * len(CRAFTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -154,7 +148,7 @@ def main() -> int:
     write_record(Path(args.out), "fuzz", record)
     minutes = (decode_seconds + encode_seconds) / 60
     lines = ["## Decoder fuzzing", "",
-             f"`python benchmarks/fuzz.py` ({record['date']}, {record['machine']}, one thread, "
+             f"`python -m benchmarks.fuzz` ({record['date']}, {record['machine']}, one thread, "
              f"{minutes:.1f} min; raw counts per file in docs/benchmarks/fuzz.json): "
              f"{total['cases']:,} mutated and forged files decoded in one process, each with a "
              f"{args.timeout:g} s limit and its peak memory measured, then "

@@ -6,12 +6,11 @@ to 10 images per class, 2x enlarged) to docs/grids/, next to a sheet of real tra
 then the section "Decoded images" of docs/BENCHMARKS.md. Seconds on 2 cores; run it after
 curve.py.
 
-    python benchmarks/grids.py
+    python -m benchmarks.grids
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -19,16 +18,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import CACHE, replace_section  # noqa: E402
-from ddcodec import api  # noqa: E402
-from ddcodec.reports.curve import LABELS  # noqa: E402
-from ddcodec.data.datasets import load_dataset  # noqa: E402
-from ddcodec.distillation.random_subset import sample_class_indices  # noqa: E402
-from ddcodec.data.grid import class_grid  # noqa: E402
+from benchmarks.harness import CACHE, benchmark_parser, replace_section
+from ddcodec import api
+from ddcodec.reports.curve import LABELS
+from ddcodec.data.datasets import load_dataset
+from ddcodec.distillation.random_subset import sample_class_indices
+from ddcodec.data.grid import class_grid
 
 PER_CLASS = 10
 
@@ -73,9 +68,8 @@ def real_sheet(data: str, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--work", default=str(CACHE / "curve"))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     started = time.perf_counter()
     work, out = Path(args.work), Path(args.out)
@@ -102,7 +96,7 @@ def main() -> None:
         entries.append((label, p, name))
     seconds = time.perf_counter() - started
     lines = ["## Decoded images (CIFAR-10 subset)", "",
-             f"Made {time.strftime('%Y-%m-%d')} by `python benchmarks/grids.py` from the .ddz "
+             f"Made {time.strftime('%Y-%m-%d')} by `python -m benchmarks.grids` from the .ddz "
              f"files of the rate-utility curve above ({seconds:.0f} s): each sheet is the "
              "decoder's output, one row per class, up to 10 images per class, 2x enlarged; a "
              f"distributional set's row shows two priors, each its mean then {SAMPLES} samples "

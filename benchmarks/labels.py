@@ -14,31 +14,25 @@ float16's accuracy. Section "Soft labels per epoch: the ladder", docs/benchmarks
 autoencoder should earn its place, with settings sized for 2 CPU cores (stated in the section):
 section "Soft labels on Tiny-ImageNet-200: the ladder", docs/benchmarks/labels_tiny.json.
 
-    python benchmarks/labels.py              # about 25 minutes on 2 cores
-    python benchmarks/labels.py --per-epoch  # about 25 minutes on 2 cores
-    python benchmarks/labels.py --tiny       # about 2 hours on 2 cores
-    python benchmarks/labels.py --quick      # a few minutes, prints only
+    python -m benchmarks.labels              # about 25 minutes on 2 cores
+    python -m benchmarks.labels --per-epoch  # about 25 minutes on 2 cores
+    python -m benchmarks.labels --tiny       # about 2 hours on 2 cores
+    python -m benchmarks.labels --quick      # a few minutes, prints only
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from ddcodec import __version__, api  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
+from ddcodec import __version__, api
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
 
 HEADING = "## Soft labels: the ladder (CIFAR-10 subset, CPU)"
 EPOCH_HEADING = "## Soft labels per epoch: the ladder (CIFAR-10 subset, CPU)"
@@ -58,7 +52,7 @@ def rungs(args) -> list[tuple[str, str, int | None]]:
 def measure_ladder(args, tmp: Path) -> dict:
     data = args.data
     if args.tiny and args.classes < 200:  # the record keeps args.data: no temporary path
-        from distribution import class_subset
+        from benchmarks.harness import class_subset
 
         data = f"imagefolder:{class_subset(args.classes, tmp / 'data')}"
     teacher_path = tmp / "teacher.pt"
@@ -165,7 +159,7 @@ def section(result: dict, args, seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--topk", type=int, nargs="+", default=[2])
     parser.add_argument("--vq", type=int, nargs="+", default=[8, 32])
@@ -174,8 +168,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--vqae", type=int, nargs="+", default=[])
     parser.add_argument("--tiny", action="store_true",
                         help="The static ladder on Tiny-ImageNet-200 (IPC 10; VQ and VQAE).")
@@ -184,7 +176,6 @@ def main() -> None:
                              "default all 200).")
     parser.add_argument("--per-epoch", action="store_true",
                         help="The per-epoch ladder (IPC 10; top-2, VQ 16-1024) instead.")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.data = TINY if args.tiny else "cifar10-subset"

@@ -11,34 +11,28 @@ docs/benchmarks/latent.json:
    baselines (docs/benchmarks/baselines.json, whose seeded runs are deterministic) and compared
    with them. Also the time per iteration of each phase.
 
-    python benchmarks/latent.py            # about an hour on 2 cores
-    python benchmarks/latent.py --quick    # minutes, to check the script
+    python -m benchmarks.latent            # about an hour on 2 cores
+    python -m benchmarks.latent --quick    # minutes, to check the script
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from ddcodec import __version__, api  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
-from ddcodec.data.datasets import load_dataset  # noqa: E402
-from ddcodec.distillation import DistillConfig  # noqa: E402
-from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
+from ddcodec import __version__, api
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
+from ddcodec.data.datasets import load_dataset
+from ddcodec.distillation import DistillConfig
+from ddcodec.distillation.latent import LatentTrainer
 
 BITS_PER_8BIT_IMAGE = 3 * 32 * 32 * 8
 FIT_WEIGHTS = (1e-2, 1e-3, 1e-4)
@@ -129,17 +123,13 @@ def _median_step(stamps: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fit-iterations", type=int, default=1500)
     parser.add_argument("--fit-spc", type=int, default=4)
     parser.add_argument("--batch-real", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (use 1 on a machine shared with other jobs)")
     parser.add_argument("--skip-fit", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.runs, args.fit_iterations = 3, 1, 16
@@ -171,7 +161,7 @@ def write_outputs(record: dict, out: Path) -> None:
     json_path = write_record(out, "latent", record)
     a = record["args"]
     lines = ["## Rate-utility model (CIFAR-10 subset, CPU)", "",
-             f"Produced by `python benchmarks/latent.py` on {record['date']} (ddcodec "
+             f"Produced by `python -m benchmarks.latent` on {record['date']} (ddcodec "
              f"{record['ddcodec_version']}, torch {record['torch']}, {record['machine']}); took "
              f"{record['wall_s'] / 60:.0f} min. Raw numbers: `docs/benchmarks/latent.json`.", ""]
     if record["fit"]:

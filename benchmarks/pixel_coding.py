@@ -8,13 +8,12 @@ with its error recorded). Accuracies (shortened protocol) of the float set and o
 one show what the rounding costs. Writes docs/BENCHMARKS.md (section "Pixel coding and image
 folders") and docs/benchmarks/pixel_coding.json.
 
-    python benchmarks/pixel_coding.py            # about 10 minutes on 2 cores
-    python benchmarks/pixel_coding.py --quick    # a minute, prints only
+    python -m benchmarks.pixel_coding            # about 10 minutes on 2 cores
+    python -m benchmarks.pixel_coding --quick    # a minute, prints only
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -26,13 +25,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from ddcodec import __version__, api  # noqa: E402
-from ddcodec.bitstream.codec import plan_pixels  # noqa: E402
-from report import replace_section, write_record  # noqa: E402
+from ddcodec import __version__, api
+from ddcodec.bitstream.codec import plan_pixels
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
 
 TINY_IMAGENET = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Pixel coding and image folders"
@@ -100,7 +95,7 @@ def section(rows, extra, loading, args) -> str:
     lines = [HEADING, "",
              f"Measured {dt.date.today()} on {platform.machine()} ({os.cpu_count()} cores), "
              f"torch {torch.__version__}, ddcodec {__version__}, by "
-             "`python benchmarks/pixel_coding.py`.", "",
+             "`python -m benchmarks.pixel_coding`.", "",
              f"One pixel DM IPC-10 set of the CIFAR-10 subset ({args.iterations} iterations, "
              f"{args.batch_real} real images per class, seed 0): learnt float pixels, off the "
              "8-bit grid, stored four ways. Bits per class count the whole file.", "",
@@ -136,16 +131,13 @@ def section(rows, extra, loading, args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--batch-real", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--busy", action="store_true",
                         help="say in the report that another job shared the machine")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:

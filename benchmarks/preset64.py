@@ -10,8 +10,8 @@ benchmarks/cache/preset64/ (keyed by its settings), so an interrupted study resu
 docs/benchmarks/preset64.json and the section "Latent preset for 64 x 64 images" of
 docs/BENCHMARKS.md.
 
-    python benchmarks/preset64.py            # about 45 minutes on 2 cores
-    python benchmarks/preset64.py --quick    # a minute, to check the script
+    python -m benchmarks.preset64            # about 45 minutes on 2 cores
+    python -m benchmarks.preset64 --quick    # a minute, to check the script
 """
 
 from __future__ import annotations
@@ -27,16 +27,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import CACHE, TINY, benchmark_parser, replace_section, write_record  # noqa: E402
-from ddcodec.bitstream.codec import encode_set  # noqa: E402
-from ddcodec.data.datasets import load_dataset  # noqa: E402
-from ddcodec.distillation import DistillConfig  # noqa: E402
-from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
-from ddcodec.distillation.output import latent_set  # noqa: E402
+from benchmarks.harness import CACHE, ROOT, TINY, benchmark_parser, replace_section, write_record
+from ddcodec.bitstream.codec import encode_set
+from ddcodec.data.datasets import load_dataset
+from ddcodec.distillation import DistillConfig
+from ddcodec.distillation.latent import LatentTrainer
+from ddcodec.distillation.output import latent_set
 
 HEADING = "## Latent preset for 64 x 64 images"
 GRID = {"levels": (6, 7), "decoder": ("v0", "v3-2", "v4"), "arm_context": (8, 16)}
@@ -149,7 +145,7 @@ def main() -> None:
     ranked = sorted(((psnr_at(pts, common), key) for key, pts in presets.items()),
                     key=lambda x: -(x[0] if x[0] is not None else -1e9))
     lines = [HEADING, "",
-             f"Measured {dt.date.today()} with `python benchmarks/preset64.py` "
+             f"Measured {dt.date.today()} with `python -m benchmarks.preset64` "
              f"({sum(r['seconds'] for r in rows) / 60:.0f} min of fitting in all, "
              f"{args.threads} torch thread(s)): phase 1 only ({fit} iterations, 5 candidates), "
              f"{spc} real images of each of the first {len(classes)} "

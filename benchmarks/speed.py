@@ -17,9 +17,9 @@ its speed drifts by tens of percent within a day; a ratio of medians taken toget
 
 Writes docs/benchmarks/speed.json and the section "Speed ratios" of docs/BENCHMARKS.md.
 
-    python benchmarks/speed.py            # about 15 minutes on 2 cores
-    python benchmarks/speed.py --quick    # a minute, to check the script
-    python benchmarks/speed.py --only codec   # the bitstream half, keeping the other's rows
+    python -m benchmarks.speed            # about 15 minutes on 2 cores
+    python -m benchmarks.speed --quick    # a minute, to check the script
+    python -m benchmarks.speed --only codec   # the bitstream half, keeping the other's rows
 """
 
 from __future__ import annotations
@@ -36,21 +36,17 @@ import constriction
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import TINY, benchmark_parser, replace_section, write_record  # noqa: E402
-from ddcodec import __version__  # noqa: E402
-from ddcodec.coding import entropy  # noqa: E402
-from ddcodec.bitstream.armint import IntegerARM  # noqa: E402
-from ddcodec.bitstream.codec import decode_bytes, encode_set  # noqa: E402
-from ddcodec.data.datasets import load_dataset  # noqa: E402
-from ddcodec.distillation import DistillConfig  # noqa: E402
-from ddcodec.distillation.config import resolve  # noqa: E402
-from ddcodec.distillation.latent import LatentTrainer  # noqa: E402
-from ddcodec.distillation.pixels import distill_pixels  # noqa: E402
-from ddcodec.distillation.output import latent_set  # noqa: E402
+from benchmarks.harness import ROOT, TINY, benchmark_parser, replace_section, write_record
+from ddcodec import __version__
+from ddcodec.coding import entropy
+from ddcodec.bitstream.armint import IntegerARM
+from ddcodec.bitstream.codec import decode_bytes, encode_set
+from ddcodec.data.datasets import load_dataset
+from ddcodec.distillation import DistillConfig
+from ddcodec.distillation.config import resolve
+from ddcodec.distillation.latent import LatentTrainer
+from ddcodec.distillation.pixels import distill_pixels
+from ddcodec.distillation.output import latent_set
 
 HEADING = "## Speed ratios"
 WORKERS = 2  # substreams and decoding processes (this machine has 2 cores)
@@ -206,7 +202,7 @@ def distill_row(name: str, dataset, spc: int, fit_iterations: int, iterations: i
 
 def section(record: dict) -> str:
     lines = [HEADING, "",
-             f"Produced by `python benchmarks/speed.py` on {_dates(record)} (ddcodec "
+             f"Produced by `python -m benchmarks.speed` on {_dates(record)} (ddcodec "
              f"{record['version']}, {record['machine']}, one process, medians; "
              f"{record['wall_s'] / 60:.0f} min). Raw: constriction alone decoding (encoding) the "
              "same symbols under the same parameters, one call per model.", "",

@@ -11,8 +11,8 @@ processes (`--arms 0 2` and `--arms 1 3` with `--threads 1`: the global and the 
 The report is written once every arm has a row. Writes docs/benchmarks/subtasks.json and the
 section "Subtasks (D3) for trajectory matching" of docs/BENCHMARKS.md.
 
-    python benchmarks/subtasks.py            # about 1.5 hours on 2 cores
-    python benchmarks/subtasks.py --quick    # minutes, tiny settings, to check the script
+    python -m benchmarks.subtasks            # about 1.5 hours on 2 cores
+    python -m benchmarks.subtasks --quick    # minutes, tiny settings, to check the script
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import CACHE, TEACHER, benchmark_parser, replace_section, write_record  # noqa: E402
-from ddcodec import api  # noqa: E402
-from ddcodec.reports.curve import teacher_digest  # noqa: E402
+from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, replace_section,
+                                write_record)
+from ddcodec import api
+from ddcodec.reports.curve import teacher_digest
 
 HEADING = "## Subtasks (D3) for trajectory matching"
 BUDGET = 24_576  # per-class decoders cost about 8,000 bits per class: room for the images
@@ -120,7 +117,7 @@ def main() -> None:
     epochs, nets = settings["epochs"], settings["nets"]
     by = {(r["blocks"], r["labels"]): r["accuracy_mean"] for r in rows}
     lines = [HEADING, "",
-             f"Measured {dt.date.today()} with `python benchmarks/subtasks.py` "
+             f"Measured {dt.date.today()} with `python -m benchmarks.subtasks` "
              f"({seconds / 60:.0f} min of distilling and measuring): latent TM, per-class "
              f"decoders, --target-bpc {BUDGET:,}, {fit} phase-1 and {iterations} phase-2 "
              f"iterations, TM {TM}; experts {experts_cfg[0]} x {experts_cfg[1]} epochs "

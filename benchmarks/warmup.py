@@ -10,8 +10,8 @@ epoch), all at one budget, one run after the other in this process.
 
 Writes docs/benchmarks/warmup.json and the section "Phase-1 warm-up" of docs/BENCHMARKS.md.
 
-    python benchmarks/warmup.py            # about 40 minutes on 2 cores
-    python benchmarks/warmup.py --quick    # minutes, tiny settings, to check the script
+    python -m benchmarks.warmup            # about 40 minutes on 2 cores
+    python -m benchmarks.warmup --quick    # minutes, tiny settings, to check the script
 """
 
 from __future__ import annotations
@@ -19,20 +19,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from report import benchmark_parser, publish  # noqa: E402
-from ddcodec import __version__, api  # noqa: E402
-import curve as curve_bench  # noqa: E402
+from benchmarks.harness import EPOCHS, ROOT, RUNS, benchmark_parser, curve_configs, publish
+from ddcodec import __version__, api
 
 HEADING = "## Phase-1 warm-up"
 CANDIDATES = (1, 3, 5)
@@ -83,7 +77,7 @@ def choice(rows: list[dict]) -> str:
 def section(record: dict) -> str:
     s = record["settings"]
     lines = [HEADING, "",
-             f"Measured {record['date']} with `python benchmarks/warmup.py` (ddcodec "
+             f"Measured {record['date']} with `python -m benchmarks.warmup` (ddcodec "
              f"{record['version']}, {record['machine']}; {record['wall_s'] / 60:.0f} min): "
              f"latent DM at {s['budget']:,} bits per class on the CIFAR-10 subset with the "
              f"curve's settings ({s['fit_iterations']} phase-1 and {s['iterations']} phase-2 "
@@ -106,10 +100,10 @@ def main() -> None:
     # the curve's DM configuration (benchmarks/curve.py), so the default's row is its point
     settings = argparse.Namespace(
         quick=args.quick, experts=None, teacher=None, qualities=(25,), pixel_ipcs=(),
-        pixel_iterations=500, epochs=2 if args.quick else curve_bench.EPOCHS,
-        runs=1 if args.quick else curve_bench.RUNS, iterations=4 if args.quick else 150,
+        pixel_iterations=500, epochs=2 if args.quick else EPOCHS,
+        runs=1 if args.quick else RUNS, iterations=4 if args.quick else 150,
         fit_iterations=40 if args.quick else 800, batch_real=16 if args.quick else 64)
-    curve = curve_bench.configs(settings)[0]
+    curve = curve_configs(settings)[0]
     options = {**curve.latent_options("dm", args.budget), "data": curve.data}
     epochs, runs = curve.eval.epochs, curve.runs
     started = time.perf_counter()

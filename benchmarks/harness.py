@@ -1,0 +1,187 @@
+"""What every benchmark script shares: one parser (--quick, --threads, --out, --report-only),
+the cache of finished points, the data folders, and the publisher that replaces one '## '
+section of docs/BENCHMARKS.md in place and writes its JSON record beside it. Scripts share code
+through this module, never by importing each other."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+# Finished benchmark points (JSON records and the small .ddz files they measured) and the
+# teacher they share live in the repository, not in an ignored folder: the long runs take more
+# than one session, and a point computed once must survive a fresh checkout so the next run
+# resumes instead of starting over. Intermediate set files (*.pt) stay ignored.
+CACHE = ROOT / "benchmarks" / "cache"
+TEACHER = CACHE / "teacher.pt"
+# The shared real data beside the checkout (nothing is downloaded at run time).
+TINY = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
+
+HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchmarks/` and dated; "
+          "each section says which script and how long it took.\n\n")
+
+
+def replace_section(out: Path, heading: str, section: str) -> None:
+    """Put `section` (which starts with `heading`) in place of the old one, or append it."""
+    section = section.rstrip("\n") + "\n\n"
+    text = out.read_text() if out.exists() else HEADER
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
+def portable(value, root: Path):
+    """Strip machine-specific paths from a record: paths inside the repository become relative,
+    other absolute paths (temporary files) keep only their name."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and re.match(r"[a-z]+:/[^/]", value):  # a data spec's path
+        scheme, path = value.split(":", 1)
+        return f"{scheme}:{portable(path, root)}"
+    if isinstance(value, str) and value.startswith("/"):
+        path = Path(value)
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return path.name
+    return value
+
+
+def write_record(out: Path, name: str, record: dict) -> Path:
+    """Write docs/benchmarks/NAME.json beside the report, without machine-specific paths."""
+    import json
+
+    path = out.parent / "benchmarks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(portable(record, ROOT), indent=1))
+    return path
+
+
+# Curve series that repeat other points: the best-quality envelopes of the packed baselines and
+# the 8-bit twin of each vanilla float32 set (the same distillation, counted another way).
+REPEATED_SERIES = ("jpeg", "webp", "pixels-8bit")
+
+
+def curve_point_seconds(points: list[dict]) -> tuple[float, int, int]:
+    """(seconds, timed, unique): the recorded computing time of the curve's points, each point
+    once, and how many of the unique points carry a time. Their sum is what the curve costs
+    from scratch, whatever the cache held when it last ran."""
+    unique = [p for p in points if p["series"] not in REPEATED_SERIES]
+    timed = [p["seconds"] for p in unique if p.get("seconds") is not None]
+    return sum(timed), len(timed), len(unique)
+
+
+def rate_control_misses(points: list[dict]) -> list[str]:
+    """A line per point whose rate control ended outside its tolerance: such a point is not at
+    its budget, so a comparison "at equal bits" must say so."""
+    return [f"* {p['series']} asked for {p['budget_bpc']:,.0f} bits per class and landed on "
+            f"{p['bpc']:,.0f} ({p['bpc'] / p['budget_bpc'] - 1:+.1%}): rate control missed; "
+            "the point is shown at the bits of its real file."
+            for p in points if p.get("within_tolerance") is False and p.get("budget_bpc")]
+
+
+def benchmark_parser(doc: str, root: Path = ROOT, threads: bool = True,
+                     report_only: bool = False):
+    """The options every benchmark script shares: --quick (tiny settings, print only),
+    --threads (torch threads), --out (the report it rewrites) and, for scripts that cache their
+    points, --report-only (rewrite the section from the cache, compute nothing)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="Tiny settings, to check the script; prints, writes nothing.")
+    if threads:
+        parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(root / "docs" / "BENCHMARKS.md"))
+    if report_only:
+        parser.add_argument("--report-only", action="store_true",
+                            help="Rewrite the section from the cached points; compute nothing.")
+    return parser
+
+
+def class_subset(classes: int, folder: Path) -> Path:
+    """An ImageFolder of the first `classes` Tiny-ImageNet classes (symbolic links to the shared
+    data, train and val), so the loader sees only them."""
+    names = [line.split("\t")[0] for line in (TINY / "classes.tsv").read_text().splitlines()
+             if line.strip()][:classes]
+    for split in ("train", "val"):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            link = folder / split / name
+            if not link.exists():
+                os.symlink(TINY / split / name, link)
+    return folder
+
+
+def publish(args, name: str, heading: str, record: dict, text: str) -> None:
+    """Print a benchmark's section; unless --quick, write its JSON record and put the section
+    in the report."""
+    print(text)
+    if args.quick:
+        return
+    write_record(Path(args.out), name, record)
+    replace_section(Path(args.out), heading, text)
+
+
+# The shortened CPU protocol: 300 epochs (the field: 1000), 2 networks per point (the field: 5).
+EPOCHS, RUNS = 300, 2
+TEACHER_EPOCHS = 15  # as benchmarks/labels.py's teacher
+LABELLED_RANDOM = ("webp", 25)  # the packed baseline that reached the most at every budget
+IPC50_ITERATIONS = 100  # pixel DM at IPC 50 costs ~2.5 s per iteration on 2 cores
+# Per loss: budgets (bits per class) and latent options. GM's reference inner loop (50 epochs of
+# network training per update at 10 images per class) and MTT's 20 unrolled steps over every
+# image are cut to what 2 cores allow; the losses are otherwise the references'.
+PLAN = {
+    "dm": ((6_000, 12_000, 24_576), {}),
+    "gm": ((6_000, 12_000), {"outer_loop": 10, "inner_loop": 5, "iterations": 80}),
+    "tm": ((6_000, 12_000), {"syn_steps": 10, "expert_epochs": 2, "max_start_epoch": 6,
+                              "batch_syn": 64, "iterations": 40}),
+}
+
+
+def curve_configs(args) -> list:
+    """The curve's plan: one CurveConfig per loss (DM first, with the baselines), and IPC 50
+    last. benchmarks/curve.py measures it; benchmarks/warmup.py reuses its DM point."""
+    import sys
+
+    from ddcodec.reports.curve import CurveConfig
+    from ddcodec.distillation import DistillConfig
+    from ddcodec.training.trainer import EvalConfig
+
+    common = dict(eval=EvalConfig(epochs=args.epochs), runs=args.runs,
+                  ceiling_epochs=1 if args.quick else CurveConfig().ceiling_epochs,
+                  pixel_iterations=args.pixel_iterations, qualities=args.qualities,
+                  pixel_ipcs=tuple(i for i in args.pixel_ipcs if i < 50))
+    out = []
+    for loss, (budgets, options) in PLAN.items():
+        if loss == "tm" and not args.experts:
+            print("no --experts: skipping latent-tm", file=sys.stderr)
+            continue
+        if args.quick:
+            budgets = budgets[:1]
+        latent = DistillConfig.of(**{"param": "latent", "iterations": args.iterations,
+                                     "fit_iterations": args.fit_iterations,
+                                     "batch_real": args.batch_real, "experts": args.experts,
+                                     **options})
+        # every config names the teacher, so each table keeps the labelled points; only DM's
+        # computes them
+        labelled = dict(teacher=args.teacher,
+                        label_rungs=("float16", "vq") if loss == "dm" else (),
+                        labelled_random=(LABELLED_RANDOM[0], min(args.qualities)))
+        out.append(CurveConfig(budgets=budgets, losses=(loss,), distill=latent,
+                               baselines=loss == "dm", **labelled, **common,
+                               distribution_losses=("dm",) if loss == "dm" else ()))
+    if 50 in args.pixel_ipcs:  # the slowest point last, with fewer DM iterations
+        out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
+                                  "pixel_iterations": IPC50_ITERATIONS}))
+    return out
