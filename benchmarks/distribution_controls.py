@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import CACHE, ROOT, TEACHER, benchmark_parser, publish
+from benchmarks.harness import CACHE, ROOT, TEACHER, benchmark_parser, publish, spec_key
 from ddcodec import __version__, api
 
 HEADING = "## Distributional sets: what the samples add"
@@ -163,8 +163,7 @@ def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) ->
     is not cached and `compute` is off)."""
     levels, stem, words = variant_spread(point)
     options = {**point["spec"]["distill"], "spread_levels": levels}
-    key = hashlib.sha256(json.dumps([options, point["spec"]["protocol"], epochs, runs],
-                                    sort_keys=True).encode()).hexdigest()[:12]
+    key = spec_key([options, point["spec"]["protocol"], epochs, runs])
     prefix = "coarse" if levels == COARSE_LEVELS else stem
     cached = STORE / f"{prefix}-{point['budget_bpc']}-{key}.json"
     if cached.is_file():

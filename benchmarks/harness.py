@@ -24,6 +24,32 @@ HEADER = ("# Benchmarks\n\nEvery figure here is produced by a script in `benchma
           "each section says which script and how long it took.\n\n")
 
 
+def spec_key(spec) -> str:
+    """A finished point's key: the hash of everything that determines it (its settings, the
+    data, the teacher's digest...), so a changed setting is a new point, never a stale one."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_row(path: Path | None, spec, compute):
+    """The point cache: the row stored at `path` (a JSON {spec, row}) when it is there, else
+    `compute()`'s row, stored there (`compute` None: None when it is not cached; `path` None:
+    always computed, never stored, as with --quick)."""
+    import json
+
+    if path is not None and path.is_file():
+        return json.loads(path.read_text())["row"]
+    if compute is None:
+        return None
+    row = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"spec": spec, "row": row}, indent=1))
+    return row
+
+
 def replace_section(out: Path, heading: str, section: str) -> None:
     """Put `section` (which starts with `heading`) in place of the old one, or append it."""
     section = section.rstrip("\n") + "\n\n"

@@ -17,9 +17,7 @@ docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
-import json
 import math
 import sys
 import time
@@ -27,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import CACHE, ROOT, TINY, benchmark_parser, replace_section, write_record
+from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, cached_row, replace_section,
+                                spec_key, write_record)
 from ddcodec.bitstream.codec import encode_set
 from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig
@@ -64,16 +63,10 @@ def cached_point(store: Path | None, dataset, classes: range, spc: int, fit_iter
     """`point`, read from `store` when this exact setting was measured before."""
     spec = {**options, "rate_weight": weight, "classes": list(classes), "spc": spc,
             "fit_iterations": fit_iterations}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    path = store / f"{options['levels']}-{options['decoder']}-{options['arm_context']}-{key}.json" \
-        if store else None
-    if path and path.is_file():
-        return json.loads(path.read_text())["row"]
-    row = point(dataset, classes, spc, fit_iterations, weight, options)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"spec": spec, "row": row}, indent=1))
-    return row
+    path = (store / f"{options['levels']}-{options['decoder']}-{options['arm_context']}-"
+                    f"{spec_key(spec)}.json") if store else None
+    return cached_row(path, spec, lambda: point(dataset, classes, spc, fit_iterations, weight,
+                                                options))
 
 
 def psnr_at(points: list[dict], bpp: float) -> float | None:

@@ -18,8 +18,6 @@ section "Subtasks (D3) for trajectory matching" of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import sys
 import tempfile
 import time
@@ -27,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, replace_section,
-                                write_record)
+from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, cached_row,
+                                replace_section, spec_key, write_record)
 from ddcodec import api
 from ddcodec.reports.curve import teacher_digest
 
@@ -42,9 +40,9 @@ ARMS = (("one task, global experts", 1, "hard"), ("2 subtasks, block experts", 2
 
 
 def arm_row(arm: int, settings: dict, experts: Path, teacher: Path, store: Path,
-            compute: bool = True) -> dict | None:
+            compute_missing: bool = True) -> dict | None:
     """One arm distilled and measured, or its cached row when these exact settings (and this
-    teacher) were measured before (None when not, unless `compute`)."""
+    teacher) were measured before (None when not, unless `compute_missing`)."""
     name, blocks, labels = ARMS[arm]
     options = dict(param="latent", loss="tm", target_bpc=BUDGET,
                    iterations=settings["iterations"], fit_iterations=settings["fit"],
@@ -54,31 +52,28 @@ def arm_row(arm: int, settings: dict, experts: Path, teacher: Path, store: Path,
     spec = {"options": options, "experts": settings["experts"], "epochs": settings["epochs"],
             "nets": settings["nets"],
             "teacher": teacher_digest(teacher) if labels != "hard" else None}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    path = store / f"{blocks}-{labels}-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())["row"]
-    if not compute:
-        return None
-    api.experts("cifar10-subset", experts, num_experts=settings["experts"][0],
-                epochs=settings["experts"][1], blocks=blocks, device="cpu")
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{blocks}-{labels}.ddz"
-        extra = {"teacher": str(teacher)} if labels != "hard" else {}
-        distilled = api.distill("cifar10-subset", out, device="cpu", experts=str(experts),
-                                **options, **extra)
-        report = api.measure(out, epochs=settings["epochs"], runs=settings["nets"],
-                             device="cpu")
-    row = {"arm": name, "blocks": blocks, "labels": labels, "bpc": report["bpc"],
-           "accuracy_mean": report["accuracy_mean_percent"],
-           "accuracy_std": report["accuracy_std_percent"],
-           "within_tolerance": distilled.provenance.get("rate_control", {})
-           .get("within_tolerance"), "seconds": time.perf_counter() - t0}
-    store.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"spec": spec, "row": row}, indent=1))
-    print(row, file=sys.stderr, flush=True)
-    return row
+    path = store / f"{blocks}-{labels}-{spec_key(spec)}.json"
+
+    def compute() -> dict:
+        api.experts("cifar10-subset", experts, num_experts=settings["experts"][0],
+                    epochs=settings["experts"][1], blocks=blocks, device="cpu")
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"{blocks}-{labels}.ddz"
+            extra = {"teacher": str(teacher)} if labels != "hard" else {}
+            distilled = api.distill("cifar10-subset", out, device="cpu", experts=str(experts),
+                                    **options, **extra)
+            report = api.measure(out, epochs=settings["epochs"], runs=settings["nets"],
+                                 device="cpu")
+        row = {"arm": name, "blocks": blocks, "labels": labels, "bpc": report["bpc"],
+               "accuracy_mean": report["accuracy_mean_percent"],
+               "accuracy_std": report["accuracy_std_percent"],
+               "within_tolerance": distilled.provenance.get("rate_control", {})
+               .get("within_tolerance"), "seconds": time.perf_counter() - t0}
+        print(row, file=sys.stderr, flush=True)
+        return row
+
+    return cached_row(path, spec, compute if compute_missing else None)
 
 
 def ensure_teacher(path: Path, epochs: int) -> Path:
@@ -106,7 +101,7 @@ def main() -> None:
     experts = {1: runs / "experts", 2: runs / "experts-blocks2"}
     for arm in args.arms:
         arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store)
-    rows = [arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store, compute=False)
+    rows = [arm_row(arm, settings, experts[ARMS[arm][1]], teacher, store, compute_missing=False)
             for arm in range(len(ARMS))]
     if None in rows:
         missing = [arm for arm, row in enumerate(rows) if row is None]

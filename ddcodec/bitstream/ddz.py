@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ddcodec.units import bits_per_class
 from ddcodec.labels.rungs import rung
 from ddcodec.bitstream import format as fmt
 from ddcodec.coding.bytesio import FormatError, Reader
@@ -85,7 +86,7 @@ def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
     header = fmt.read_header(Reader(data, "file"))
     return data, {"file_bytes": len(data), "estimated_bits": bits, "seconds": seconds,
                   "num_classes": distilled.num_classes,
-                  "bpc": 8 * len(data) / distilled.num_classes,
+                  "bpc": bits_per_class(len(data), distilled.num_classes),
                   "pixels": pixel_coding(header),
                   "training_estimate_bits": distilled.provenance.get("estimated_bits"),
                   "notes": list(distilled.notes)}
@@ -192,7 +193,7 @@ def _file_bytes(decoded: Decoded, form: str, title: str = "decoded") -> bytes:
 
     sheet = class_grid(decoded.images_uint8(), decoded.labels, list(decoded.header.class_names),
                        title=f"{title}: {decoded.header.num_images} images, "
-                             f"{8 * decoded.file_bytes / decoded.header.num_classes:,.0f} "
+                             f"{bits_per_class(decoded.file_bytes, decoded.header.num_classes):,.0f} "
                              "bits/class")
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
@@ -294,7 +295,7 @@ def info(data: bytes, name: str = "-") -> dict:
         "image_shape": [h.channels, h.height, h.width],
         "samples_per_class": h.samples_per_class, "class_names": h.class_names,
         "normalization": {"mean": h.mean, "std": h.std},
-        "bpc": 8 * len(data) / h.num_classes,
+        "bpc": bits_per_class(len(data), h.num_classes),
         "bpp": 8 * len(data) / (h.num_images * h.height * h.width),
         "estimated_bits": estimated,
         "estimated_bits_parts": decoded.estimated_bits,

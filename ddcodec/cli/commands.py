@@ -15,6 +15,7 @@ import traceback
 
 import click
 
+from ddcodec.units import bits_per_class
 from ddcodec.cli import render
 from ddcodec.version import __version__
 from ddcodec.reports.curve_config import CurveOptions
@@ -198,7 +199,7 @@ def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quie
     size = os.path.getsize(output)
     estimated = distilled.provenance.get("estimated_bits")
     summary = {
-        "output": output, "file_bytes": size, "bpc": 8 * size / distilled.num_classes,
+        "output": output, "file_bytes": size, "bpc": bits_per_class(size, distilled.num_classes),
         "num_images": distilled.num_images, "num_classes": distilled.num_classes,
         "method": distilled.provenance.get("method"), "seconds": seconds,
         "provenance": distilled.provenance,

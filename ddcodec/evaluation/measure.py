@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ddcodec.units import bits_per_class
 from ddcodec.bitstream import ddz
 from ddcodec.data.datasets import load_dataset
 from ddcodec.devices import environment, resolve_device
@@ -87,7 +88,7 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file_bytes": file_bytes,
         "bits": 8 * file_bytes,
-        "bpc": 8 * file_bytes / distilled.num_classes,
+        "bpc": bits_per_class(file_bytes, distilled.num_classes),
         "num_images": distilled.num_images,
         "num_classes": distilled.num_classes,
         "images_per_class": distilled.num_images / distilled.num_classes,
@@ -215,7 +216,7 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
         controls["random_real_same_teacher"] = {
             **run(candidate.images, candidate.training_labels(), candidate.soft_labels.views()),
             "images_per_class": ipc,
-            "bpc": 8 * size / distilled.num_classes}
+            "bpc": bits_per_class(size, distilled.num_classes)}
     return controls
 
 

@@ -31,6 +31,7 @@ from typing import Callable
 
 import torch
 
+from ddcodec.units import bits_per_class
 from ddcodec.version import __version__
 from ddcodec.data.datasets import Dataset, load_dataset
 from ddcodec.labels.rungs import rung_names, spec_of
@@ -187,7 +188,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     distill_seconds = time.perf_counter() - started
     ddz_path = store.path(spec, ".ddz")
     data = store.encode(set_path, ddz_path)
-    say(f"{series} at {budget:,.0f} bits/class: {8 * len(data) / distilled.num_classes:,.0f} "
+    say(f"{series} at {budget:,.0f} bits/class: {bits_per_class(len(data), distilled.num_classes):,.0f} "
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
                          seed=config.seed, device=device, on_epoch=_epochs(

@@ -25,12 +25,13 @@ REDIRECT = re.compile(r"^[<>]+&?$")
 
 
 def _code_lines(path: Path) -> list[str]:
-    """Shell lines of a document: inside its fenced code blocks (Markdown) or the whole file
-    (shell scripts), with backslash continuations joined."""
+    """Shell lines of a document: inside its fenced code blocks (Markdown; not those marked
+    `text`, which show trees and tables) or the whole file (shell scripts), with backslash
+    continuations joined."""
     text = path.read_text()
     if path.suffix == ".md":
-        blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
-        text = "\n".join(blocks)
+        blocks = re.findall(r"```([a-z]*)\n(.*?)```", text, flags=re.S)
+        text = "\n".join(body for language, body in blocks if language != "text")
     lines, pending = [], ""
     for line in text.splitlines():
         if line.rstrip().endswith("\\"):

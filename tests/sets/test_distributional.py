@@ -174,8 +174,7 @@ def test_mmd_rewards_spread_that_the_mean_embedding_does_not_see():
     assert torch.isfinite(spread.grad).all() and spread.grad.abs().sum() > 0
 
 
-def test_distill_encode_measure_and_export_a_distributional_set(tiny_distribution, tmp_path,
-                                                                  monkeypatch):
+def test_distill_encode_measure_and_export_a_distributional_set(tiny_distribution, tmp_path):
     npz, path = tiny_distribution
     distilled = load_set(path)
     scales = distilled.codec.scales
@@ -190,49 +189,51 @@ def test_distill_encode_measure_and_export_a_distributional_set(tiny_distributio
     assert report["distribution"]["priors"] == 8 and report["distribution"]["images_per_epoch"] \
         == 24
     assert abs(report["file_bytes"] * 8 / distilled.codec.estimated_bits.total - 1) < 0.05
-    # measure trains on means + 2 fresh samples per prior each epoch; frozen: epoch 0's
-    seen = []
-    original = Resampled.__call__
+    # measure trains on means + 2 fresh samples per prior each epoch (Resampled, from the
+    # file's sampler: its report gives the same counts); frozen: epoch 0's
+    in_file = api.decode(ddz).to_set()
 
-    def spy(self, epoch):
-        images, labels = original(self, epoch)
-        seen.append((self.frozen, epoch, images.clone(), labels.clone()))
-        return images, labels
+    def epochs_of(count: int, frozen: bool = False, samples: int | None = None,
+                  spread_scale: float | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        sampler = in_file.prior_sampler()
+        if spread_scale is not None:
+            sampler = dataclasses.replace(sampler, spread_scale=spread_scale)
+        resample = Resampled(in_file.images, in_file.training_labels(), sampler,
+                             in_file.normalization, frozen=frozen, samples=samples)
+        return [resample(epoch) for epoch in range(count)]
 
-    monkeypatch.setattr(Resampled, "__call__", spy)
     result = api.measure(ddz, epochs=2, runs=1, data=f"npz:{npz}")
     assert result["protocol"]["images_per_epoch"] == 24
     assert result["protocol"]["steps_per_epoch"] == 1
     assert result["distribution"]["samples_per_prior"] == 2
-    (_, _, a, la), (_, _, b, lb) = seen
+    (a, la), (b, lb) = epochs_of(2)
     assert a.shape[0] == 24 and torch.equal(a[:8], b[:8]) and not torch.equal(a[8:], b[8:])
     assert torch.equal(la, lb) and torch.equal(la[8:], torch.arange(4).repeat_interleave(4))
-    seen.clear()
     frozen = api.measure(ddz, epochs=2, runs=1, data=f"npz:{npz}", frozen_samples=True)
     assert "frozen" in frozen["distribution"]["resampled"]
-    assert torch.equal(seen[0][2], seen[1][2]) and torch.equal(seen[0][2], a)
+    (f0, _), (f1, _) = epochs_of(2, frozen=True)
+    assert torch.equal(f0, f1) and torch.equal(f0, a)
     # --samples: the means alone (0), or more fresh samples per prior than the file's 2; sample
     # s of a prior is the same whatever the count
-    seen.clear()
     alone = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", samples=0)
     assert alone["protocol"]["images_per_epoch"] == 8
     assert alone["distribution"]["samples_per_prior"] == 0
-    assert torch.equal(seen[0][2], a[:8]) and torch.equal(seen[0][3], la[:8])
-    seen.clear()
+    (means_only, their_labels), = epochs_of(1, samples=0)
+    assert torch.equal(means_only, a[:8]) and torch.equal(their_labels, la[:8])
     more = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", samples=3)
     assert more["protocol"]["images_per_epoch"] == 32
     assert more["distribution"]["file_samples_per_prior"] == 2
-    images, labels = seen[0][2], seen[0][3]
+    (images, labels), = epochs_of(1, samples=3)
     assert torch.equal(images[:8], a[:8])  # the means, then per class its priors' samples
     for c in range(4):  # samples 0 and 1 of each prior as with the file's count, then sample 2
         assert torch.equal(images[8 + 6 * c:8 + 6 * c + 4], a[8 + 4 * c:8 + 4 * c + 4])
     assert torch.equal(labels[8:], torch.arange(4).repeat_interleave(6))
     # --spread-scale: 0 makes every sample its mean, 2 moves samples twice as far (same draws)
-    seen.clear()
     flat = api.measure(ddz, epochs=1, runs=1, data=f"npz:{npz}", spread_scale=0)
     assert flat["distribution"]["spread_scale"] == 0
     # per class: sample 0 of its 2 priors, then sample 1, here each its prior's mean
-    assert torch.equal(seen[0][2][8:], torch.cat([a[2 * c:2 * c + 2].repeat(2, 1, 1, 1)
+    (flat_images, _), = epochs_of(1, spread_scale=0)
+    assert torch.equal(flat_images[8:], torch.cat([a[2 * c:2 * c + 2].repeat(2, 1, 1, 1)
                                                   for c in range(4)]))
     sampler = distilled.prior_sampler()
     means = sampler.means
