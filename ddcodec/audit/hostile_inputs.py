@@ -19,6 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from ddcodec import api
+from ddcodec.data.datasets import Normalization
+from ddcodec.errors import DDCodecError
+from ddcodec.labels.rungs.topk import as_topk
+from ddcodec.labels.rungs.vq import VQLabels
+from ddcodec.labels.soft import SoftLabels
+from ddcodec.labels.vqae import VQAELabels
+from ddcodec.sets.setfile import DistilledSet, load_set, set_bytes
 
 OUTCOMES = ("refused", "encoded", "encoded_unreadable", "crash")
 
@@ -27,9 +35,6 @@ OUTCOMES = ("refused", "encoded", "encoded_unreadable", "crash")
 
 def _tiny_set(classes: int = 10, per_class: int = 2, side: int = 2):
     """A pixel set of random 8-bit images (class-ordered): the base of the label crafts."""
-    from ddcodec.data.datasets import Normalization
-    from ddcodec.sets.setfile import DistilledSet
-
     generator = torch.Generator().manual_seed(classes)
     norm = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     pixels = torch.randint(0, 256, (classes * per_class, 3, side, side), generator=generator,
@@ -47,9 +52,6 @@ def _probabilities(rows: int, classes: int) -> torch.Tensor:
 def _vq(step: int, entries: int, classes: int = 10):
     """Soft labels of a VQ rung with this step and codebook size, consistent with themselves
     (so loading accepts them and only the coder's limits can refuse them)."""
-    from ddcodec.labels.rungs.vq import VQLabels
-    from ddcodec.labels.soft import SoftLabels
-
     base = _tiny_set(classes)
     generator = torch.Generator().manual_seed(entries)
     codebook = -torch.randint(0, 64, (entries, classes), generator=generator, dtype=torch.int32)
@@ -59,9 +61,6 @@ def _vq(step: int, entries: int, classes: int = 10):
 
 
 def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: bool = False):
-    from ddcodec.labels.soft import SoftLabels
-    from ddcodec.labels.vqae import VQAELabels
-
     base = _tiny_set()
     classes, rows = base.num_classes, base.num_images
     k = k if k is not None else (rows + 3 if rows_short else 4)
@@ -78,23 +77,17 @@ def _vqae(k: int | None = None, step: int = -4, hidden: int = 8, rows_short: boo
 
 
 def _topk(keep: int = 256, classes: int = 300):
-    from ddcodec.labels.rungs.topk import as_topk
-
     base = _tiny_set(classes, per_class=1, side=1)
     return replace(base, soft_labels=as_topk(_probabilities(base.num_images, classes), keep,
                                              temperature=1.0))
 
 
 def _golden():
-    from ddcodec.sets.setfile import load_set
-
     return load_set(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "golden_set.pt")
 
 
 def _weights(value) -> dict:
     """The golden latent set's file with one weight group's integers replaced."""
-    from ddcodec.sets.setfile import set_bytes
-
     raw = torch.load(io.BytesIO(set_bytes(_golden())), weights_only=True)
     group = raw["codec"]["groups"][0]["synthesis"]["weight"]
     group["q"] = value(group["q"])
@@ -102,8 +95,6 @@ def _weights(value) -> dict:
 
 
 def _set_raw(distilled, **changes) -> dict:
-    from ddcodec.sets.setfile import set_bytes
-
     raw = torch.load(io.BytesIO(set_bytes(distilled)), weights_only=True)
     for key, value in changes.items():
         raw[key] = value
@@ -217,9 +208,6 @@ def make(kind: str, root: Path, rng: random.Random) -> tuple[Path, str, dict]:
 
 def try_encode(path: Path, source: str, options: dict) -> tuple[str, str]:
     """(outcome, detail): what `encode` made of the input, as the command runs it."""
-    from ddcodec import api
-    from ddcodec.errors import DDCodecError
-
     try:
         data, _ = api.encode(path, source_format=source, **options)
     except DDCodecError as exc:

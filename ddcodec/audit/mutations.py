@@ -14,6 +14,26 @@ from dataclasses import replace
 
 from ddcodec.bitstream import format as fmt
 from ddcodec.coding.bytesio import Reader
+from ddcodec.bitstream.codec import decode_bytes, encode_set, memory_bound
+from ddcodec.bitstream.label_coding import params_bytes
+from ddcodec.bitstream.latent_coding import code_latents
+from ddcodec.bitstream.pixel_coding import encode_pixels
+from ddcodec.bitstream.sections import CodingState, integer_arm
+from ddcodec.codec.arm import causal_offsets
+from ddcodec.codec.geometry import tensor_groups
+from ddcodec.codec.latents import LatentLayout
+from ddcodec.codec.model import CodecConfig
+from ddcodec.coding.bytesio import Writer
+from ddcodec.coding.entropy import Encoder
+from ddcodec.coding.weight_coding import encode_weights
+from ddcodec.errors import DDCodecError
+from ddcodec.labels.rungs import by_wire_id, spec_of
+from ddcodec.labels.rungs.float16 import as_float16
+from ddcodec.labels.rungs.topk import as_topk
+from ddcodec.labels.rungs.vq import as_vq
+from ddcodec.labels.vqae import as_vqae
+from ddcodec.names import DEFAULT_STRATEGY
+from ddcodec.sets.distributional import Scales
 
 BYTE_KINDS = ("flip", "set", "truncate", "insert", "delete", "scatter", "length")
 HOSTILE_FIELDS = ("samples_per_class", "side", "channels", "levels", "classes", "decoder")
@@ -139,8 +159,6 @@ def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str,
 
     import torch
 
-    from ddcodec.bitstream.codec import decode_bytes
-    from ddcodec.errors import DDCodecError
 
     def alarm(signum, frame):
         raise _Hang()
@@ -189,8 +207,6 @@ def _same_extras(decoded, reference) -> bool:
             decoded.sampler is None) != (reference.sampler is None):
         return False
     if reference.soft_labels is not None:
-        from ddcodec.bitstream.label_coding import params_bytes
-
         a, b = decoded.soft_labels, reference.soft_labels
         if not torch.equal(a.probabilities, b.probabilities) or params_bytes(a) != params_bytes(b):
             return False
@@ -205,7 +221,6 @@ def with_scales(distilled, samples: int = 2, seed: int = 5):
     level): a base file whose scales section gets fuzzed too."""
     import torch
 
-    from ddcodec.sets.distributional import Scales
 
     p = distilled.codec
     shape = (len(p.groups), p.groups[0].n_images, p.layout.levels)
@@ -230,11 +245,6 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     too."""
     import torch
 
-    from ddcodec.labels.rungs.float16 import as_float16
-    from ddcodec.labels.rungs.topk import as_topk
-    from ddcodec.labels.rungs.vq import as_vq
-    from ddcodec.names import DEFAULT_STRATEGY
-    from ddcodec.labels.vqae import as_vqae
 
     generator = torch.Generator().manual_seed(0)
     rows = distilled.num_images * max(1, epochs)
@@ -254,8 +264,6 @@ def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
     `encode` writes it (v3) and as older versions wrote it (v2, v1, still read), and from the
     golden set its pixel, float, labelled (each label codec, per-epoch rows), distributional
     and substream encodings."""
-    from ddcodec.bitstream.codec import encode_set
-
     pixels = replace(distilled, codec=None)
     made = {"latent": distilled, "pixels": pixels, "float": off_grid(distilled),
             "labels": with_soft_labels(distilled), "topk": with_soft_labels(pixels, "topk"),
@@ -285,7 +293,6 @@ def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 
     case exceeded the documented bound (ddcodec.bitstream.codec.memory_bound; <= 0: within)."""
     from collections import Counter
 
-    from ddcodec.bitstream.codec import decode_bytes, memory_bound
 
     rng = random.Random(seed)
     references = {name: decode_bytes(data) for name, data in files.items()}
@@ -353,9 +360,6 @@ def reseal_all(data: bytes) -> bytes:
     """`reseal` and the values CRC too: what a deliberate forger writes. The values CRC is
     worked out by decoding the sections (no images); a file that does not decode is returned
     resealed as far as `reseal` goes."""
-    from ddcodec.bitstream.codec import decode_bytes
-    from ddcodec.errors import DDCodecError
-
     data = reseal(data)
     try:
         crc = decode_bytes(data, images=False, bits=False, check_values=False).values_crc
@@ -372,14 +376,6 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
     weights are allocated when it is read (a 1,370-byte file that would take 1.2 GB)."""
     import numpy as np
 
-    from ddcodec.coding.entropy import Encoder
-    from ddcodec.bitstream.latent_coding import code_latents
-    from ddcodec.bitstream.sections import CodingState, integer_arm
-    from ddcodec.codec.geometry import tensor_groups
-    from ddcodec.coding.weight_coding import encode_weights
-    from ddcodec.codec.arm import causal_offsets
-    from ddcodec.codec.latents import LatentLayout
-    from ddcodec.codec.model import CodecConfig
 
     header = fmt.Header(3, side, side, [str(c) for c in range(classes)], [1] * classes,
                         [0.5] * 3, [0.25] * 3,
@@ -416,11 +412,6 @@ def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_
     `epochs` x `images` x `classes` values come from a few bytes (a 173-byte file)."""
     import numpy as np
 
-    from ddcodec.coding.bytesio import Writer
-    from ddcodec.bitstream.pixel_coding import encode_pixels
-    from ddcodec.coding.weight_coding import encode_weights
-    from ddcodec.labels.rungs import spec_of
-    from ddcodec.names import DEFAULT_STRATEGY
 
     header = fmt.Header(3, 1, 1, [str(c) for c in range(classes)],
                         [images] + [0] * (classes - 1), [0.5] * 3, [0.25] * 3)
@@ -579,8 +570,6 @@ HEADER_EDITS = {"move-sample": _move_sample, "swap-names": _swap_names, "rename"
 
 def label_fields(data: bytes) -> tuple[list[list], bytes]:
     """A labels section as [name, wire, value] fields up to its coded data, and the rest."""
-    from ddcodec.labels.rungs import by_wire_id
-
     r = Reader(data)
     fields = [["codec", "u8", r.u8()], ["loss", "u8", r.u8()], ["temperature", "f32", r.f32()]]
     if fields[0][2] & 0x80:
@@ -598,8 +587,6 @@ def label_fields(data: bytes) -> tuple[list[list], bytes]:
 
 
 def _write_fields(fields: list[list], rest: bytes) -> bytes:
-    from ddcodec.coding.bytesio import Writer
-
     w = Writer()
     for _, wire, value in fields:
         getattr(w, wire)(value)

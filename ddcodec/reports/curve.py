@@ -38,6 +38,16 @@ from ddcodec.labels.rungs import rung_names, spec_of
 from ddcodec.errors import DDCodecError
 from ddcodec.reports.curve_config import SHARED_DECODER_BELOW, CurveConfig  # noqa: F401 - re-exported
 from ddcodec.fileio import atomic_path
+from ddcodec import api
+from ddcodec.devices import resolve_device
+from ddcodec.distillation.config import LabelConfig
+from ddcodec.distillation.labelling import (LabelPlan, label_bits, label_bits as count,
+                                            label_split, labeller, rung_name)
+from ddcodec.labels.teacher import load_teacher
+from ddcodec.reports.packed import largest_within
+from ddcodec.reports.plot import Ceiling, Series, rate_utility_plot
+from ddcodec.sets.setfile import DistilledSet, load_set
+from ddcodec.training.trainer import evaluate_set
 
 # A point's version changes when the code that produced it changes what it measures; the table
 # keeps only current ones (latent 3: rate control on rounded-latent bits, slack-aware phase 2;
@@ -92,9 +102,6 @@ class PointStore:
         """Encode a point's set to its .ddz, the data it names written as `local` writes it
         (a class subset inside the store: "imagefolder:./data"), so a committed file never
         names the machine it was made on; the set file is removed once encoded."""
-        from ddcodec import api
-        from ddcodec.sets.setfile import load_set
-
         distilled = load_set(set_path)
         if "data" in distilled.provenance:
             distilled.provenance["data"] = self.local(str(distilled.provenance["data"]))
@@ -138,8 +145,6 @@ def _accuracy_fields(report: dict) -> dict:
 
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
                     config: CurveConfig, device: torch.device) -> dict:
-    from ddcodec.training.trainer import evaluate_set
-
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
                           config.eval, config.runs, config.seed, device)
@@ -157,8 +162,6 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
                   param: str = "latent") -> dict:
     """A latent (or distributional) set at one budget, with hard labels or a rung's; a
     distributional one is measured twice: resampled every epoch, and with frozen samples."""
-    from ddcodec import api
-
     options = {**config.latent_options(loss, budget), "param": param}
     shared = options["shared_decoder"]
     series = f"{param}-{loss}" + (f"+{rung}" if rung else "")
@@ -196,8 +199,6 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     rate = distilled.provenance.get("rate_control", {})
     labels = {}
     if rung:
-        from ddcodec.distillation.labelling import label_split
-
         labels = {"labels": label_split(distilled, 8 * len(data))}
     spread = ({"sigma_median_per_level": distilled.provenance.get("sigma_median_per_level"),
                "steps_per_epoch": report["protocol"]["steps_per_epoch"]}
@@ -220,8 +221,6 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
                   device: str, say: Event) -> dict:
     """The control of a distributional point: its very file, trained on epoch 0's samples at
     every epoch."""
-    from ddcodec import api
-
     base, plus, rung = fresh["series"].partition("+")
     series = f"{base}-frozen{plus}{rung}"
     frozen_spec = {**spec, "series": series, "frozen_samples": True}
@@ -243,8 +242,6 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
 
 def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
                  say: Event) -> None:
-    from ddcodec import api
-
     options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
                "batch_real": config.distill.matching.batch_real, "seed": config.seed}
     spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
@@ -275,8 +272,6 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     """Random real images packed as JPEG/WebP, as many per class as fit in the budget; with a
     rung, each candidate is labelled by the teacher (VQ: the codebook rule of `distill
     --labels`, at this budget) and its label bits count against the same budget."""
-    from ddcodec.reports.packed import largest_within
-
     series = f"{codec}-q{quality}" + (f"+{rung}" if rung else "")
     spec = {"series": series, "budget_bpc": budget, "codec": codec,
             "quality": quality, "protocol": config.protocol(),
@@ -300,7 +295,6 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     if label_bits is not None:
         soft = label_bits.label(images, labels)
         train_labels = soft.probabilities
-        from ddcodec.distillation.labelling import label_bits as count, rung_name
 
         extra = {"labels": {"rung": rung_name(soft), "label_bpc": count(soft) /
                             dataset.num_classes}}
@@ -318,23 +312,16 @@ class _LabelledBits:
         self.made, self.dataset = made, dataset
 
     def label(self, images_uint8: torch.Tensor, labels: torch.Tensor):
-        from ddcodec.sets.setfile import DistilledSet
-
         plain = DistilledSet(self.dataset.normalization.normalize(images_uint8), labels,
                              list(self.dataset.class_names), self.dataset.normalization)
         return self.made(plain).soft_labels
 
     def bits(self, images_uint8: torch.Tensor, labels: torch.Tensor) -> int:
-        from ddcodec.distillation.labelling import label_bits
-
         return label_bits(self.label(images_uint8, labels))
 
 
 def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: float,
                      device: torch.device) -> _LabelledBits:
-    from ddcodec.distillation.config import LabelConfig
-    from ddcodec.distillation.labelling import LabelPlan, labeller
-
     wanted = LabelConfig()  # the defaults distill --labels uses
     plan = LabelPlan(rung, wanted.label_temperature, wanted.label_loss,
                      budget_bits=budget * dataset.num_classes, share=wanted.label_share)
@@ -353,8 +340,6 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     """Compute the curve's missing points into `out`. `on_event` gets a line per part;
     `measuring(stage, runs, epochs)` gives each measurement's on_epoch callback (a display's
     `measuring`), so measuring stages count epochs and show an ETA."""
-    from ddcodec.devices import resolve_device
-
     say = Reporter(on_event or (lambda message: None), measuring)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -405,7 +390,6 @@ def _full_point(store: PointStore, config: CurveConfig, dataset: Dataset,
     """The ceiling: the whole training split under the protocol, for `ceiling_epochs`."""
     from dataclasses import replace
 
-    from ddcodec.training.trainer import evaluate_set
 
     spec = {"series": "full", "epochs": config.ceiling_epochs, "protocol": config.protocol(),
             "version": POINT_VERSION["full"]}
@@ -473,7 +457,6 @@ def _teacher_record(config: CurveConfig) -> dict:
     """The teacher behind the labelled series, with its own accuracy (reported, never used)."""
     if not config.teacher:
         return {}
-    from ddcodec.labels.teacher import load_teacher
 
     made = load_teacher(config.teacher)
     return {"teacher": {"digest": teacher_digest(config.teacher), "arch": made.arch, **{
@@ -590,8 +573,6 @@ def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
 
 
 def write_outputs(table: dict, out: Path) -> None:
-    from ddcodec.reports.plot import Ceiling, Series, rate_utility_plot
-
     with atomic_path(out / "curve.json") as tmp:
         tmp.write_text(json.dumps(table, indent=1) + "\n")
     columns = ["series", "bpc", "accuracy_mean", "accuracy_std", "images_per_class", "ipc",
