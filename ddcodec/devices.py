@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ddcodec.errors import DDCodecError
+from ddcodec.version import __version__
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -25,7 +26,6 @@ def environment(device: torch.device) -> dict:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from ddcodec.version import __version__
 
     def installed(name: str) -> str | None:
         try:

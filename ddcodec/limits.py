@@ -82,3 +82,12 @@ def label_views(epochs: int, seed: int, strategy: bytes) -> None:
     within("per-epoch label epochs", epochs, 1, LABELS.epochs)
     within("per-epoch views' seed", seed, 0, LABELS.seed)
     within("per-epoch view strategy length", len(strategy), 0, LABELS.strategy)
+
+
+# A distributional set's scales section: a spread code per (prior, level), log-spaced
+CODE_MAX = 255
+CODE_UNIT = 128  # the code of sigma = 1 latent step
+CODES_PER_OCTAVE = 16
+SIGMA_MIN = 2.0 ** ((1 - CODE_UNIT) / CODES_PER_OCTAVE)
+SIGMA_MAX = 2.0 ** ((CODE_MAX - CODE_UNIT) / CODES_PER_OCTAVE)
+MAX_SAMPLES = 64  # samples per prior and epoch a file may ask for

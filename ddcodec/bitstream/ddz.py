@@ -26,6 +26,8 @@ from ddcodec.bitstream.codec import Decoded, decode_bytes, encode_set, pixel_cod
 from ddcodec.errors import DDCodecError, LimitError
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.sets.setfile import DistilledSet, load_set, save_set
+from ddcodec.data.grid import class_grid, to_pil
+from ddcodec.sets.setfile import SET_FORMAT, set_bytes
 
 FORMATS = ("pt", "imagefolder", "mtt", "grid")
 FILE_FORMATS = ("pt", "grid")  # one file (atomic, --force to replace); the others: a folder
@@ -61,7 +63,6 @@ def check_is_ddz(data: bytes, name: str) -> None:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception:
             raw = None
-        from ddcodec.sets.setfile import SET_FORMAT
 
         if isinstance(raw, dict) and raw.get("format") == SET_FORMAT:
             raise DDCodecError(f"{name} is a ddcodec set file, not a .ddz: use encode to make "
@@ -184,12 +185,9 @@ def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Pat
 def _file_bytes(decoded: Decoded, form: str, title: str = "decoded") -> bytes:
     """The bytes of a one-file export (a set file, or the grid PNG)."""
     if form == "pt":
-        from ddcodec.sets.setfile import set_bytes
-
         return set_bytes(decoded.to_set())
     import io
 
-    from ddcodec.data.grid import class_grid
 
     sheet = class_grid(decoded.images_uint8(), decoded.labels, list(decoded.header.class_names),
                        title=f"{title}: {decoded.header.num_images} images, "
@@ -226,8 +224,6 @@ def _folder_name(name: str, index: int) -> str:
 
 
 def _write_imagefolder(decoded: Decoded, root: Path) -> None:
-    from ddcodec.data.grid import to_pil
-
     names = decoded.header.class_names
     folders = [_folder_name(n, i) for i, n in enumerate(names)]
     counters = [0] * len(names)

@@ -18,6 +18,7 @@ from ddcodec.labels.rungs import by_wire_id, rung, spec_of
 from ddcodec.labels.soft import SoftLabels
 from ddcodec.limits import LABELS
 from ddcodec.names import LABEL_LOSSES as LOSSES
+from ddcodec.data.augment import DSAParams
 
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
 
@@ -101,8 +102,6 @@ def _decode_labels(data: bytes, num_images: int, num_classes: int,
 
 def _decode_views(reader: Reader) -> dict:
     """The per-epoch fields: epochs, the views' seed and their DSA strategy."""
-    from ddcodec.data.augment import DSAParams
-
     epochs = reader.varint(1 << 32)
     seed = reader.varint(1 << 64)
     strategy = reader.take(reader.varint(1 << 32))

@@ -32,6 +32,8 @@ from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import decode_pixels, encode_pixels
 from ddcodec.coding.weight_coding import decode_weights, encode_weights
 from ddcodec.codec.arm import causal_offsets
+from ddcodec.errors import DDCodecError
+from ddcodec.sets.distributional import CODE_MAX, MAX_SAMPLES, Scales
 
 
 @dataclass
@@ -354,9 +356,6 @@ class ScalesSection(SectionCodec):
         return head + data, bits + 8.0 * len(head)
 
     def decode(self, data: bytes, state: CodingState) -> float:
-        from ddcodec.sets.distributional import CODE_MAX, MAX_SAMPLES, Scales
-        from ddcodec.errors import DDCodecError
-
         geometry = state.geometry
         groups, priors, levels = geometry.groups, geometry.per_group, geometry.layout.levels
         reader = Reader(data, "scales section")

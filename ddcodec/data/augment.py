@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ddcodec.names import DEFAULT_STRATEGY
+from ddcodec import seeds
 GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 UNIFORMS_PER_VIEW = 4  # the group, then up to three numbers (color's)
 
@@ -210,8 +211,6 @@ class LabelViews:
     strategy: str
 
     def __call__(self, images: torch.Tensor, epoch: int, samples) -> torch.Tensor:
-        from ddcodec import seeds
-
         uniforms = seeds.counter_uniforms("label_views", self.seed, epoch,
                                           torch.as_tensor(samples).cpu().numpy(),
                                           UNIFORMS_PER_VIEW)

@@ -27,6 +27,7 @@ from ddcodec.errors import DDCodecError, ImageReadError
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"
 from ddcodec.names import BUNDLED_DATA as BUNDLED_NAME  # noqa: E402
+from ddcodec.data.folder_cache import cache_key, decode_all, read_cached, write_cached
 DEFAULT_SPEC = BUNDLED_NAME
 DATA_ROOT_ENV = "DDCODEC_DATA_ROOT"
 HOLDOUT_FRACTION = 0.1  # test share of an ImageFolder that has no separate test split
@@ -349,8 +350,6 @@ def _load_imagefolder(root: Path, resize: tuple[int, int] | None) -> Dataset:
 def _decoded_tree(root: Path, train_files, test_files, resize):
     """Both splits' images and labels and the training images' normalisation, from the cache
     when no file changed, memory-mapped (ddcodec.data.folder_cache)."""
-    from ddcodec.data.folder_cache import cache_key, read_cached, write_cached
-
     key = cache_key(root, train_files, f"train|{resize}") + cache_key(root, test_files, "test")
     key = cache_key(root, [], key)  # one short key for both
     cached = read_cached(key)
@@ -467,7 +466,6 @@ def _common_mode_and_size(files, resize, root: Path):
         with _image_errors(path), _open_image(path) as im:
             return _target_mode(im.mode), im.size
 
-    from ddcodec.data.folder_cache import decode_all
 
     headers = decode_all(files, header) if len(files) > 1000 else [header(p) for p, _ in files]
     modes, sizes = {m for m, _ in headers}, {s for _, s in headers}
@@ -489,7 +487,6 @@ def _target_mode(mode: str) -> str:
 def _read_images(files, mode: str, size: tuple[int, int]):
     from PIL import Image
 
-    from ddcodec.data.folder_cache import decode_all
 
     def read(path: Path) -> np.ndarray:
         with _image_errors(path), _open_image(path) as im:

@@ -36,6 +36,11 @@ from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
 from ddcodec.sets.payload import LatentPayload
+from ddcodec.distillation.budget import label_cost
+from ddcodec.distillation.config import DistillConfig
+from ddcodec.distillation.output import latent_set
+from ddcodec.sets.distributional import Scales
+from ddcodec.sets.payload import EstimatedBits
 
 PART_FORMAT = "ddcodec-block"
 PART_VERSION = 1
@@ -57,9 +62,6 @@ def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callabl
     """How rate control sizes a block: the .ddz of the block's classes alone, plus the
     estimated bits of the soft labels the merge will give them (one global teacher labels the
     merged set, so a block reserves its share)."""
-    from ddcodec.distillation.budget import label_cost
-    from ddcodec.distillation.output import latent_set
-
     local = replace(dataset, class_names=[dataset.class_names[c] for c in classes])
     labels = round(label_cost(dataset, config).per_class(config.latent.spc) * len(classes))
 
@@ -128,9 +130,6 @@ def merge(parts: list[dict], dataset: Dataset, config) -> tuple[torch.Tensor, La
                                                                 dict]:
     """Every block's part -> the decoded images, the whole payload (class order) and what the
     blocks learnt. Refuses parts of other settings, missing or repeated blocks."""
-    from ddcodec.sets.distributional import Scales
-    from ddcodec.sets.payload import EstimatedBits
-
     if not parts:
         raise DDCodecError("nothing to merge: no block parts")
     digest = settings_digest(config, dataset)
@@ -171,8 +170,6 @@ def merge(parts: list[dict], dataset: Dataset, config) -> tuple[torch.Tensor, La
 
 def config_of_parts(parts: list[dict]):
     """The settings the parts were made with (what `ddcodec merge` rebuilds the set under)."""
-    from ddcodec.distillation.config import DistillConfig
-
     configs = {json.dumps(p.get("config"), sort_keys=True, default=str) for p in parts}
     if len(configs) != 1 or not isinstance(parts[0].get("config"), dict):
         raise DDCodecError("the parts were made with different settings; merge parts of one run")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ddcodec.limits import MAX_SAMPLES, SIGMA_MAX
 from ddcodec.labels.rungs import rung_names
 from ddcodec.errors import DDCodecError
 from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonical_arch
@@ -216,7 +217,6 @@ class DistributionConfig:
                          choices=KERNELS)
 
     def __post_init__(self):
-        from ddcodec.sets.distributional import MAX_SAMPLES, SIGMA_MAX
         from ddcodec.training.protocol import SPREAD_SCALE_MAX
 
         _check(self.priors is None or self.priors >= 1, "--priors must be at least 1")

@@ -27,6 +27,7 @@ from ddcodec.errors import DDCodecError
 from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path
 from ddcodec.training.networks import canonical_arch, seeded_network
+from ddcodec.distillation.partition import block_ranges
 
 MANIFEST = "experts.json"
 FORMAT = "ddcodec-experts"
@@ -119,7 +120,6 @@ def train_block_experts(dataset: Dataset, root: Path, config: ExpertConfig, devi
     k-way networks trained on that block's data alone, in root/block-BBBB-of-NNNN/."""
     from dataclasses import replace
 
-    from ddcodec.distillation.partition import block_ranges
 
     reports = []
     for block, classes in enumerate(block_ranges(dataset.num_classes, config.blocks)):

@@ -21,6 +21,8 @@ from ddcodec.labels.rungs import RUNGS, rung
 from ddcodec.labels.soft import MAX_LABEL_EPOCHS, SoftLabels
 from ddcodec.names import DEFAULT_STRATEGY, LABEL_LOSSES
 from ddcodec.sets.setfile import DistilledSet
+from ddcodec.data.augment import LabelViews
+from ddcodec.labels.teacher import check_teacher_fits, load_teacher
 
 SECTION_BITS = 8 * 16  # codec, loss, temperature and the section's framing
 
@@ -97,8 +99,6 @@ class Labeller:
                              view_strategy=plan.view_strategy)
 
     def check_fits(self, distilled_or_dataset, what: str) -> None:
-        from ddcodec.labels.teacher import check_teacher_fits
-
         check_teacher_fits(self.teacher, distilled_or_dataset.num_classes,
                            distilled_or_dataset.image_shape,
                            distilled_or_dataset.normalization, what)
@@ -113,7 +113,6 @@ class Labeller:
         plan = self.plan
         if not plan.epochs:
             return self.teacher.probabilities(images, plan.temperature, self.device)
-        from ddcodec.data.augment import LabelViews
 
         views, samples = LabelViews(plan.view_seed, plan.view_strategy), torch.arange(len(images))
         return torch.cat([self.teacher.probabilities(views(images, epoch, samples),
@@ -146,8 +145,6 @@ class Labeller:
 
 
 def labeller(teacher_path, plan: LabelPlan, device: torch.device) -> Labeller:
-    from ddcodec.labels.teacher import load_teacher
-
     return Labeller(load_teacher(teacher_path), plan, device)
 
 

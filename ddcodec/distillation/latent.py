@@ -44,6 +44,7 @@ from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
 from ddcodec.sets.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
+from ddcodec.distillation.config import resolve
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
@@ -68,8 +69,6 @@ class LatentTrainer:
                  checkpoint: Path | None = None, checkpoint_every: int = 0,
                  on_progress: EventHook | None = None, file_bits: FileBits | None = None,
                  classes: Sequence[int] | None = None):
-        from ddcodec.distillation.config import resolve
-
         config = resolve(config, dataset)
         self.dataset, self.config, self.device = dataset, config, device
         self.codec = codec_config(config)

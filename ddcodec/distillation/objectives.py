@@ -27,10 +27,11 @@ from ddcodec.distillation.config import gradient_matching_loops
 from ddcodec.distillation.random_subset import sample_class_indices
 from ddcodec.training.networks import seeded_network
 from ddcodec.registry import registrar
+from ddcodec.distillation.experts import ExpertBuffer, block_folder
+from ddcodec.distillation.partition import block_ranges
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
-    from ddcodec.distillation.experts import ExpertBuffer
 
 
 class Objective(Protocol):
@@ -382,9 +383,6 @@ def _trajectory_matching(dataset, config, device, images_per_class, classes=None
     """MTT on the experts of --experts DIR; a block of classes (`classes`) uses its block's
     experts (DIR/block-BBBB-of-NNNN, from `ddcodec experts --blocks B`) when DIR has them,
     the global experts otherwise."""
-    from ddcodec.distillation.partition import block_ranges
-    from ddcodec.distillation.experts import ExpertBuffer, block_folder
-
     m, tm = config.matching, config.tm
     root, data, first = tm.experts, dataset, 0
     if config.blocks > 1 and classes is not None and tm.experts is not None:

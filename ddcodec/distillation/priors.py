@@ -30,7 +30,8 @@ import torch.nn as nn
 from ddcodec.codec.model import LatentBank
 from ddcodec.codec.weights import zero_mean_laplace_bits
 from ddcodec.distillation.latent import LatentTrainer
-from ddcodec.sets.distributional import SIGMA_MAX, SIGMA_MIN, Scales, codes_of, prior_noise
+from ddcodec.limits import SIGMA_MAX, SIGMA_MIN
+from ddcodec.sets.distributional import Scales, codes_of, prior_noise
 from ddcodec.sets.payload import LatentPayload
 
 

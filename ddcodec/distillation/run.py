@@ -14,6 +14,11 @@ from ddcodec.distillation.output import _provenance, latent_set
 from ddcodec.sets.payload import LatentPayload
 from ddcodec.registry import registrar
 from ddcodec.sets.setfile import DistilledSet
+from ddcodec.distillation.blocks import run_blocks, world
+from ddcodec.distillation.latent import LatentTrainer
+from ddcodec.distillation.pixels import distill_pixels
+from ddcodec.distillation.priors import DistributionTrainer
+from ddcodec.distillation.random_subset import random_real_subset
 
 ProgressHook = Callable[[int, float], None]  # (iteration, loss)
 FileSizer = Callable[[DistilledSet], int]  # a set -> bits of its encoded file
@@ -66,9 +71,6 @@ def distill(dataset: Dataset, config: DistillConfig, device: torch.device,
 def _pixel_set(dataset: Dataset, config: DistillConfig, device: torch.device,
                hooks: RunHooks) -> DistilledSet:
     """Free pixels under an objective, or (`--loss none`) a random real subset."""
-    from ddcodec.distillation.pixels import distill_pixels
-    from ddcodec.distillation.random_subset import random_real_subset
-
     if config.loss == "none":
         images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
         details = {"method": "random-real", "iterations": 0}
@@ -84,8 +86,6 @@ def _pixel_set(dataset: Dataset, config: DistillConfig, device: torch.device,
 def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
                 hooks: RunHooks) -> DistilledSet:
     """The rate-utility model (ddcodec.distillation.latent)."""
-    from ddcodec.distillation.latent import LatentTrainer
-
     return _trained_set(LatentTrainer, dataset, config, device, hooks)
 
 
@@ -93,8 +93,6 @@ def _latent_set(dataset: Dataset, config: DistillConfig, device: torch.device,
 def _distribution_set(dataset: Dataset, config: DistillConfig, device: torch.device,
                       hooks: RunHooks) -> DistilledSet:
     """D3's priors in the rate-utility model (ddcodec.distillation.priors)."""
-    from ddcodec.distillation.priors import DistributionTrainer
-
     return _trained_set(DistributionTrainer, dataset, config, device, hooks)
 
 
@@ -115,8 +113,6 @@ def _trained_set(trainer_class, dataset: Dataset, config: DistillConfig, device:
 
 
 def _distributed() -> bool:
-    from ddcodec.distillation.blocks import world
-
     return world()[1] > 1
 
 
@@ -124,8 +120,6 @@ def _blocked_set(trainer_class, dataset: Dataset, config: DistillConfig,
                  device: torch.device, hooks: RunHooks) -> DistilledSet | None:
     """Class blocks, on this process or shared among torchrun's (ddcodec.distillation.blocks);
     the merged set on rank 0, None on the others."""
-    from ddcodec.distillation.blocks import run_blocks
-
     if hooks.parts is None:
         raise ValueError("--blocks needs a folder for the part files (ddcodec.api.distill "
                          "gives OUTPUT.parts)")

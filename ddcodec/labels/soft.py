@@ -26,6 +26,7 @@ from ddcodec.errors import DDCodecError
 from ddcodec.labels.rungs import RUNGS, rung
 from ddcodec.limits import LABELS
 from ddcodec.names import LABEL_LOSSES
+from ddcodec.data.augment import DSAParams, LabelViews
 
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
 ROW_SUM_TOLERANCE = 1e-3  # float16 rows sum to 1 within this
@@ -51,8 +52,6 @@ class SoftLabels:
 
     def views(self):
         """The views per-epoch labels were made on (None for static labels)."""
-        from ddcodec.data.augment import LabelViews
-
         return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch else None
 
     def training_rows(self) -> torch.Tensor:
@@ -136,8 +135,6 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
 
 
 def _check_views(labels: SoftLabels) -> None:
-    from ddcodec.data.augment import DSAParams
-
     if not 0 <= labels.epochs <= MAX_LABEL_EPOCHS:
         raise DDCodecError(f"per-epoch soft labels take 1 to {MAX_LABEL_EPOCHS:,} epochs")
     if labels.per_epoch:

@@ -25,6 +25,8 @@ from ddcodec.version import __version__
 from ddcodec.fileio import atomic_path, check_writable
 from ddcodec.names import canonical_arch
 from ddcodec.labels.teacher_config import TeacherConfig
+from ddcodec.training.networks import seeded_network
+from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
 TEACHER_FORMAT = "ddcodec-teacher"
 
@@ -39,8 +41,6 @@ class Teacher:
     info: dict  # data, chosen epoch, held-out accuracies, test accuracy, config
 
     def network(self, device: torch.device) -> torch.nn.Module:
-        from ddcodec.training.networks import seeded_network
-
         c, h, w = self.image_shape
         net = seeded_network(self.arch, c, self.num_classes, (h, w), 0, device)
         net.load_state_dict(self.state)
@@ -122,8 +122,6 @@ def holdout_split(dataset: Dataset, share: float, seed: int) -> tuple[torch.Tens
 
 def train_teacher(dataset: Dataset, config: TeacherConfig, device: torch.device,
                   on_epoch=None) -> Teacher:
-    from ddcodec.training.trainer import EvalConfig, accuracy, train_network
-
     train_index, held_index = holdout_split(dataset, config.holdout, config.seed)
     images = dataset.train_images()
     held_x, held_y = images[held_index], dataset.y_train[held_index]

@@ -28,13 +28,7 @@ from ddcodec import seeds
 from ddcodec.codec.decoding import synthesize
 from ddcodec.codec.geometry import LatentGeometry, build_geometry
 from ddcodec.errors import DDCodecError
-
-CODE_MAX = 255
-CODE_UNIT = 128  # the code of sigma = 1 latent step
-CODES_PER_OCTAVE = 16
-SIGMA_MIN = 2.0 ** ((1 - CODE_UNIT) / CODES_PER_OCTAVE)
-SIGMA_MAX = 2.0 ** ((CODE_MAX - CODE_UNIT) / CODES_PER_OCTAVE)
-MAX_SAMPLES = 64  # samples per prior and epoch a file may ask for
+from ddcodec.limits import CODE_MAX, CODE_UNIT, CODES_PER_OCTAVE, MAX_SAMPLES, SIGMA_MAX  # noqa: F401
 IRWIN_HALL_TERMS = 12  # uniforms summed per normal draw: variance 12 x 1/12 = 1
 UNIFORM_BITS = 16
 WORDS_PER_DRAW = IRWIN_HALL_TERMS * UNIFORM_BITS // 64  # 64-bit counter words per draw

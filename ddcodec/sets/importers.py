@@ -35,6 +35,7 @@ from ddcodec.fileio import refuse_expanded
 from ddcodec.names import SET_SOURCES
 from ddcodec.registry import registrar
 from ddcodec.sets.setfile import SET_FORMAT, DistilledSet, load_set, set_from_dict
+from ddcodec.data.datasets import class_folders, image_files, load_dataset, read_common_images
 
 IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NORMALIZATIONS = {**STANDARD_NORMALIZATION, "imagenet": IMAGENET_NORMALIZATION}
@@ -139,8 +140,6 @@ def _normalization(options: ImportOptions, channels: int, beside: Path, what: st
     if recorded.is_file():
         return parse_normalization(str(recorded), channels), str(recorded)
     if options.data:
-        from ddcodec.data.datasets import load_dataset
-
         return load_dataset(options.data).normalization, f"the data ({options.data})"
     raise DDCodecError(f"{what} tensors are normalised: say how with --normalization "
                        f"({', '.join(sorted(NORMALIZATIONS))}, MEAN,STD or FILE.json)")
@@ -148,8 +147,6 @@ def _normalization(options: ImportOptions, channels: int, beside: Path, what: st
 
 def _class_names(options: ImportOptions, labels: torch.Tensor, beside: Path) -> list[str]:
     if options.data:
-        from ddcodec.data.datasets import load_dataset
-
         return list(load_dataset(options.data).class_names)
     recorded = _recorded_class_names(beside)
     if recorded:
@@ -261,7 +258,6 @@ def _class_major_labels(images, options: ImportOptions, path: Path) -> torch.Ten
     if not options.data:
         raise DDCodecError(f"{path} has no labels: give --labels FILE, or --data SPEC so the "
                            "images can be split class-major into equal counts")
-    from ddcodec.data.datasets import load_dataset
 
     classes = load_dataset(options.data).num_classes
     n = int(images.shape[0]) if isinstance(images, torch.Tensor) else 0
@@ -273,8 +269,6 @@ def _class_major_labels(images, options: ImportOptions, path: Path) -> torch.Ten
 
 @register_importer("imagefolder")
 def _imagefolder(path: Path, options: ImportOptions) -> DistilledSet:
-    from ddcodec.data.datasets import class_folders, image_files, read_common_images
-
     if not path.is_dir():
         raise DDCodecError(f"{path} is not a folder of class folders")
     names = class_folders(path)
@@ -284,8 +278,6 @@ def _imagefolder(path: Path, options: ImportOptions) -> DistilledSet:
     if options.normalization:
         norm = parse_normalization(options.normalization, channels)
     elif options.data:
-        from ddcodec.data.datasets import load_dataset
-
         norm = load_dataset(options.data).normalization
     else:
         raise DDCodecError("an ImageFolder set needs the normalisation networks will see: "

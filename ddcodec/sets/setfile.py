@@ -26,6 +26,8 @@ from ddcodec.fileio import atomic_path, check_writable, refuse_expanded
 from ddcodec.labels.rungs.float16 import as_float16
 from ddcodec.labels.soft import SoftLabels
 from ddcodec.sets.payload import LatentPayload
+from ddcodec.labels.soft import check_soft_labels
+from ddcodec.sets.distributional import prior_sampler
 
 SET_FORMAT = "ddcodec-set"
 SET_FORMAT_VERSION = 3  # written only by sets with soft labels; hard-label sets stay version 2
@@ -46,8 +48,6 @@ class DistilledSet:
     def prior_sampler(self):
         """A distributional set's sampler (its images are the priors' means), else None."""
         if self.sampler is None and self.codec is not None and self.codec.scales is not None:
-            from ddcodec.sets.distributional import prior_sampler
-
             self.sampler = prior_sampler(self.codec, int(self.images.shape[1]))
         return self.sampler
 
@@ -171,8 +171,6 @@ def set_from_dict(raw: dict) -> DistilledSet:
             raise DDCodecError("'soft_labels' must be a dict")
         soft = SoftLabels.from_dict(raw["soft_labels"], int(images.shape[0]), len(class_names))
     elif soft is not None:
-        from ddcodec.labels.soft import check_soft_labels
-
         check_soft_labels(soft, int(images.shape[0]), len(class_names))
     if len(normalization.mean) != images.shape[1]:
         raise DDCodecError("normalisation does not match the image channels")

@@ -198,3 +198,12 @@ def test_grid_and_png_export_refuse_what_they_cannot_draw():
     assert to_pil(torch.zeros(4, 4, 4, dtype=torch.uint8)).mode == "RGBA"
     grey = class_grid(torch.full((2, 1, 4, 4), 200, dtype=torch.uint8), labels, ["a", "b"])
     assert grey.mode == "RGB" and grey.getpixel((LABEL_WIDTH + GAP, GAP)) == (200, 200, 200)
+
+
+def test_the_command_line_starts_without_torch():
+    """`ddcodec --help` and option parsing load no torch (about 2 s): the configs, the label
+    rungs' names and the format's limits are torch-free."""
+    code = "import sys, ddcodec.cli.commands; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
