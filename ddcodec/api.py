@@ -23,15 +23,18 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
             resize: tuple[int, int] | None = None, force: bool = False, device: str = "auto",
             on_iteration: Callable[[int, float], None] | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-            resume: bool = False, on_progress: Callable | None = None,
+            resume: bool = False, keep_checkpoint: bool = False,
+            on_progress: Callable | None = None,
             on_message: Callable[[str], None] | None = None, block: int | None = None,
             config: "DistillConfig | None" = None, **overrides):
     """Distil `data` under `config` (a DistillConfig; default: the defaults) with any flat
     option overridden by keyword (`spc=2`, `loss="gm"`, ...); write it to `output` if given.
 
-    Latent runs keep their state in `checkpoint` (default: OUTPUT.ckpt) every
-    `checkpoint_every` steps and on Ctrl-C; `resume=True` continues from it. The checkpoint is
-    removed once the set is written.
+    Latent and pixel runs keep their state in `checkpoint` (default: OUTPUT.ckpt) every
+    `checkpoint_every` steps (latent runs also on Ctrl-C, pixel runs also after their last);
+    `resume=True` continues from it. The checkpoint is removed once the set is written, unless
+    `keep_checkpoint`: a pixel run resumed with more `iterations` then goes on from it, exactly
+    as a run straight to them.
 
     `blocks=B` (and torchrun) write each block to OUTPUT.parts/ and merge them; ranks other
     than 0 return None, and so does `block=b` (one block's part only, for job arrays: `merge`
@@ -51,8 +54,9 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
     if checkpoint is None and output is not None:
         checkpoint = Path(f"{output}.ckpt")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and not cfg.is_latent:
-        raise DDCodecError("--resume applies to --param latent runs")
+    if (resume or checkpoint_every) and cfg.param == "pixels" and cfg.loss == "none":
+        raise DDCodecError("--resume and --checkpoint-every apply to runs that learn (a random "
+                           "real subset has nothing to resume)")
     dataset = load_dataset(data, data_root, download, resize)
     labelling = _distill_labeller(cfg, dataset, resolve_device(device))
     parts = Path(f"{output}.parts") if output is not None else None
@@ -66,7 +70,7 @@ def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *
         distilled.provenance["resize"] = list(resize)
     if output is not None:
         write_set(distilled, output, force)
-    if checkpoint is not None and cfg.is_latent and checkpoint.exists():
+    if checkpoint is not None and not keep_checkpoint and checkpoint.exists():
         checkpoint.unlink()
     return distilled
 

@@ -107,14 +107,18 @@ def cli():
 
 
 def checkpoint_options(func):
-    """How a latent run keeps and resumes its state (not part of what is distilled)."""
+    """How a run keeps and resumes its state (not part of what is distilled)."""
     options = [
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Latent: checkpoint file [default: OUTPUT.ckpt]."),
+                     help="Checkpoint file [default: OUTPUT.ckpt]."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
-                     show_default=True, help="Latent: save a checkpoint every N steps (0: only "
-                                             "on Ctrl-C)."),
-        click.option("--resume", is_flag=True, help="Latent: continue from the checkpoint."),
+                     show_default=True, help="Save a checkpoint every N steps (0: latent runs "
+                                             "only on Ctrl-C, pixel runs never)."),
+        click.option("--resume", is_flag=True, help="Continue from the checkpoint (pixel "
+                                                    "runs: also to more --iterations)."),
+        click.option("--keep-checkpoint", is_flag=True,
+                     help="Keep the checkpoint once the set is written (a pixel run can then "
+                          "go on to more --iterations with --resume)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -136,9 +140,9 @@ def checkpoint_options(func):
                    "--standalone, one thread each; gloo on CPU, NCCL on GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume, output,
-            force, only_block, nproc, as_json, quiet, verbose, seed, device, log_every,
-            **options):
+def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume,
+            keep_checkpoint, output, force, only_block, nproc, as_json, quiet, verbose, seed,
+            device, log_every, **options):
     """Distil a training set into a small synthetic set (set.pt)."""
     from ddcodec import api
     from ddcodec.data.datasets import parse_size
@@ -162,7 +166,7 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            on_progress=shown.handle, on_message=lambda m: shown.say("blocks", m),
+            keep_checkpoint=keep_checkpoint, on_progress=shown.handle, on_message=lambda m: shown.say("blocks", m),
             block=only_block, config=config)
     if distilled is None:  # one block's part, or a rank other than 0 (rank 0 reports)
         if only_block is not None:

@@ -16,7 +16,7 @@ from ddcodec.registry import registrar
 from ddcodec.sets.setfile import DistilledSet
 from ddcodec.distillation.blocks import run_blocks, world
 from ddcodec.distillation.latent import LatentTrainer
-from ddcodec.distillation.pixels import distill_pixels
+from ddcodec.distillation.pixels import PixelCheckpoints, distill_pixels
 from ddcodec.distillation.priors import DistributionTrainer
 from ddcodec.distillation.random_subset import random_real_subset
 
@@ -75,7 +75,9 @@ def _pixel_set(dataset: Dataset, config: DistillConfig, device: torch.device,
         images, labels = random_real_subset(dataset, config.pixels.ipc, config.seed)
         details = {"method": "random-real", "iterations": 0}
     else:
-        images, labels, learnt = distill_pixels(dataset, config, device, hooks.on_iteration)
+        kept = PixelCheckpoints(hooks.checkpoint, hooks.checkpoint_every, hooks.resume)
+        images, labels, learnt = distill_pixels(dataset, config, device, hooks.on_iteration,
+                                                kept)
         details = {"method": config.loss, **learnt}
     return hooks.labelled(DistilledSet(images.cpu(), labels.cpu(), list(dataset.class_names),
                                        dataset.normalization,

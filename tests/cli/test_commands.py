@@ -133,7 +133,10 @@ def test_measure_human_output_and_arch_option(run_cli, tmp_path, tiny_npz):
 def test_error_paths_without_other_coverage(run_cli, tmp_path, tiny_npz, monkeypatch):
     code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--resume",
                            "-o", str(tmp_path / "p.pt"))
-    assert code == 1 and "--resume applies to --param latent" in err
+    assert code == 1 and "no checkpoint to resume from" in err
+    code, _, err = run_cli("distill", "--data", f"npz:{tiny_npz}", "--loss", "none",
+                           "--resume", "-o", str(tmp_path / "r.pt"))
+    assert code == 1 and "apply to runs that learn" in err
     golden = os.path.join(FIXTURES, "golden_set.pt")
     assert run_cli("encode", golden, "-c", "--json")[0] == 2  # JSON and data on one stdout
     folder = tmp_path / "images"
