@@ -51,6 +51,8 @@ STEPS = [
     ("scale", ["-m", "benchmarks.scale"], "Scale: blocks and processes"),
     ("subtasks", ["-m", "benchmarks.subtasks"], "Subtasks (D3) for trajectory matching"),
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),
+    ("cifar10", ["-m", "benchmarks.cifar10", "--threads", "2"],
+     "All of CIFAR-10: data, teacher, converged vanilla DM"),
 ]
 # Scripts that are no step of the report, and why (tests/features/test_benchmarks.py checks
 # that every script is one or the other).

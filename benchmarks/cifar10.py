@@ -1,0 +1,195 @@
+"""All of CIFAR-10 (the JPEG q75 release): the data as a user has it, a teacher on the 50,000
+training images, and vanilla pixel DM run until its accuracy stops rising.
+
+The data is `../shared/data/cifar10/cifar10-jpeg.zip`, unzipped once into the cache and read
+through `--data imagefolder:DIR` as a user would; the load times of the first (decoding) and a
+cached load are measured in fresh processes. The teacher is chosen on a held-out tenth of the
+training split and its test accuracy reported. Vanilla DM (the reference batch of 256 real
+images per class) runs at IPC 1, 10 and 50 to each iteration count of `--iterations`, as ONE run
+per IPC that keeps its checkpoint and resumes to the next count: each set equals a run straight
+to its count, and an interrupted run (a session's end) goes on from its last checkpoint. Every
+set is measured under the CPU protocol (300 epochs x 2 ConvNet-D3, final epoch, the 10,000 test
+images) beside the papers' own vanilla DM figures.
+
+Writes docs/benchmarks/cifar10.json and the section "CIFAR-10 (JPEG q75 release): data,
+teacher, converged vanilla DM" of docs/BENCHMARKS.md once every point is measured (before that,
+it prints what it has).
+
+    python -m benchmarks.cifar10 --threads 1          # many CPU hours; resumes from its cache
+    python -m benchmarks.cifar10 --report-only        # the section from the cached points
+    python -m benchmarks.cifar10 --quick              # minutes, on the bundled subset
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+
+from benchmarks.harness import CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row, \
+    publish, spec_key
+from ddcodec import __version__, api
+
+HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
+ZIP = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.zip"
+IPCS = (1, 10, 50)
+ITERATIONS = (500, 2_000, 5_000)
+TEACHER_EPOCHS = 10
+# Vanilla DM on CIFAR-10 as its paper reports it (Zhao & Bilen, "Dataset Condensation with
+# Distribution Matching", WACV 2023, Table 1: lossless originals, GPU, 1000 epochs x 5 networks)
+PAPER_DM = {1: 26.0, 10: 48.9, 50: 63.0}
+FLOAT32_BPC = {ipc: ipc * 32 * 32 * 3 * 32 for ipc in IPCS}  # 98,304 bits per class at IPC 1
+
+
+def unzip(root: Path) -> tuple[Path, float | None]:
+    """The ImageFolder root (train/, test/), unzipped once; the seconds it took (None: cached)."""
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return root, None
+    started = time.perf_counter()
+    with zipfile.ZipFile(ZIP) as archive:
+        archive.extractall(root)
+    return root, time.perf_counter() - started
+
+
+def load_seconds(spec: str) -> float:
+    """A fresh process's `load_dataset(spec)`: the first decodes and caches, later ones map."""
+    code = ("import time; t = time.perf_counter(); from ddcodec.data.datasets import "
+            f"load_dataset; load_dataset({spec!r}); print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
+    """The teacher's record, read from its file (trained first when missing and `train`)."""
+    from ddcodec.labels.teacher import load_teacher
+
+    if not path.is_file():
+        if not train:
+            return {}
+        started = time.perf_counter()
+        api.train_teacher(spec, path, device="cpu", epochs=epochs, force=True)
+        path.with_suffix(".seconds").write_text(f"{time.perf_counter() - started:.0f}\n")
+    info = load_teacher(path).info
+    return {"epochs": info["config"]["epochs"], "epoch": info["epoch"],
+            "train_images": info["train_images"], "held_out_images": info["held_out_images"],
+            "chosen_holdout_accuracy": info["chosen_holdout_accuracy"],
+            "test_accuracy": info["test_accuracy"], "data": info["data"]}
+
+
+def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: bool,
+            quick: bool) -> list[dict]:
+    """One DM run per IPC, resumed to each count; every set measured (cached rows)."""
+    ckpt = work / f"dm-ipc{ipc}.ckpt"
+    settings = dict(param="pixels", loss="dm", ipc=ipc, batch_real=8 if quick else 256,
+                    seed=0)
+    rows = []
+    for n in counts:
+        spec_row = {"data": spec, "settings": settings, "iterations": n,
+                    "epochs": 2 if quick else EPOCHS, "runs": 1 if quick else RUNS}
+        path = work / "points" / f"dm-ipc{ipc}-{n}-{spec_key(spec_row)}.json"
+
+        def compute_row(n=n, spec_row=spec_row) -> dict:
+            out = work / f"dm-ipc{ipc}-{n}.pt"
+            started = time.perf_counter()
+            if not out.is_file():
+                api.distill(spec, out, device="cpu", iterations=n, checkpoint=ckpt,
+                            checkpoint_every=50, keep_checkpoint=True,
+                            resume=ckpt.is_file(), force=True, **settings)
+            distill_s = time.perf_counter() - started
+            report = api.measure(out, epochs=spec_row["epochs"], runs=spec_row["runs"],
+                                 seed=0, device="cpu")
+            row = {"ipc": ipc, "iterations": n, "accuracy_mean": report["accuracy_mean_percent"],
+                   "accuracy_std": report["accuracy_std_percent"],
+                   "float32_bpc": FLOAT32_BPC[ipc], "file_bpc": report["bpc"],
+                   "distill_s": distill_s, "measure_s": report["seconds"]}
+            print(json.dumps(row), flush=True)
+            return row
+
+        row = cached_row(path, spec_row, compute_row if compute else None)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def section(record: dict) -> str:
+    d, t = record["data"], record["teacher"]
+    unzipped = ("the zip was unzipped in an earlier run" if d["unzip_s"] == "cached"
+                else f"unzipping took {d['unzip_s']} s")
+    lines = [HEADING, "",
+             f"`python -m benchmarks.cifar10` ({record['date']}, {record['machine']}): CIFAR-10 "
+             "(JPEG q75 release), 50,000 training and 10,000 test images, read as an "
+             "ImageFolder. Measured under the CPU protocol: ConvNet-D3, "
+             f"{record['epochs']} epochs x {record['runs']} networks, final-epoch accuracy on "
+             "the 10,000 test images.", "",
+             f"* Data: {unzipped}. The first load (decoding 60,000 JPEGs into the cache) took "
+             f"{d['first_load_s']:.1f} s; a cached load took {d['cached_load_s']:.1f} s.",
+             f"* Teacher: ConvNet-D3, {t['epochs']} epochs on {t['train_images']:,} training "
+             f"images, chosen at epoch {t['epoch']} on the {t['held_out_images']:,} held out "
+             f"({100 * t['chosen_holdout_accuracy']:.2f} %). It reaches "
+             f"**{100 * t['test_accuracy']:.2f} %** on the test images.", "",
+             "| vanilla DM | iterations | accuracy % | float32 bits/class | papers' figure |",
+             "|---|---:|---:|---:|---:|"]
+    for r in record["rows"]:
+        lines.append(f"| IPC {r['ipc']} | {r['iterations']:,} | {r['accuracy_mean']:.2f} ± "
+                     f"{r['accuracy_std']:.2f} | {r['float32_bpc']:,} | "
+                     f"{PAPER_DM[r['ipc']]:.1f} % |")
+    lines += ["", "The papers' figures are cross-protocol: lossless originals, GPU, 1000 "
+              "epochs x 5 networks."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, report_only=True)
+    parser.add_argument("--work", default=str(CACHE / "cifar10-full"),
+                        help="Cache of the data, teacher, checkpoints and points.")
+    parser.add_argument("--data-dir", default=str(CACHE / "cifar10-jpeg"),
+                        help="Where the zip is unzipped once (an ImageFolder root).")
+    parser.add_argument("--iterations", type=int, nargs="+", default=list(ITERATIONS))
+    parser.add_argument("--ipc", type=int, nargs="+", default=list(IPCS), choices=IPCS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    counts = tuple(sorted(args.iterations))
+    if args.quick:
+        work, counts = ROOT / "bench_runs" / "cifar10-quick", (2, 4)
+        spec, unzip_s = "cifar10-subset", None
+    else:
+        root, unzip_s = unzip(Path(args.data_dir))
+        spec = f"imagefolder:{root}"
+    work.mkdir(parents=True, exist_ok=True)
+    data = {"unzip_s": "cached" if unzip_s is None else f"{unzip_s:.1f}"}
+    data_path = work / "data.json"
+    if not args.report_only:
+        if data_path.is_file():
+            data = json.loads(data_path.read_text())
+        else:
+            data.update(first_load_s=load_seconds(spec), cached_load_s=load_seconds(spec))
+            data_path.write_text(json.dumps(data, indent=1))
+    elif data_path.is_file():
+        data = json.loads(data_path.read_text())
+    teacher = teacher_row(spec, work / "teacher.pt", 1 if args.quick else TEACHER_EPOCHS,
+                          train=not args.report_only)
+    rows = [row for ipc in args.ipc
+            for row in dm_rows(spec, work, ipc, counts, not args.report_only, args.quick)]
+    record = {"date": str(dt.date.today()), "version": __version__,
+              "machine": f"{platform.machine()}, {args.threads} torch threads",
+              "epochs": 2 if args.quick else EPOCHS, "runs": 1 if args.quick else RUNS,
+              "data": data, "teacher": teacher, "rows": rows}
+    complete = len(rows) == len(args.ipc) * len(counts) and teacher and "first_load_s" in data
+    if complete:
+        publish(args, "cifar10", HEADING, record, section(record))
+    else:
+        print(json.dumps(record, indent=1))
+        print("not every point is measured yet: nothing written", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
