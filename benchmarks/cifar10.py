@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -58,13 +60,21 @@ def unzip(root: Path) -> tuple[Path, float | None]:
     return root, time.perf_counter() - started
 
 
-def load_seconds(spec: str) -> float:
-    """A fresh process's `load_dataset(spec)`: the first decodes and caches, later ones map."""
+def load_seconds(spec: str, cache: Path) -> float:
+    """A fresh process's `load_dataset(spec)` with the folder cache in `cache`: the first load
+    into an empty cache decodes every image and writes the cache, a later one maps it."""
     code = ("import time; t = time.perf_counter(); from ddcodec.data.datasets import "
             f"load_dataset; load_dataset({spec!r}); print(time.perf_counter() - t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True)
+                         cwd=ROOT, check=True, env={**os.environ, "DDCODEC_CACHE": str(cache)})
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def load_times(spec: str) -> dict:
+    """The first load (an empty cache) and a cached one, in fresh processes."""
+    with tempfile.TemporaryDirectory() as cache:
+        return {"first_load_s": load_seconds(spec, Path(cache)),
+                "cached_load_s": load_seconds(spec, Path(cache))}
 
 
 def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
@@ -171,7 +181,7 @@ def main() -> None:
         if data_path.is_file():
             data = json.loads(data_path.read_text())
         else:
-            data.update(first_load_s=load_seconds(spec), cached_load_s=load_seconds(spec))
+            data.update(load_times(spec))
             data_path.write_text(json.dumps(data, indent=1))
     elif data_path.is_file():
         data = json.loads(data_path.read_text())
