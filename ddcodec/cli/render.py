@@ -128,8 +128,10 @@ def curve_table(table: dict, output: str, quiet: bool) -> None:
     console.print(grid)
     for r in table["ratios"]:
         if r["ratio"]:
+            honest = (f", {r['ratio_8bit']:.0f}x fewer than its 8-bit .ddz"
+                      if r.get("ratio_8bit") else "")
             console.print(f"{r['series']} reaches {r['reference']}'s "
                           f"{r['reference_accuracy']:.1f} % "
-                          f"with {r['ratio']:.0f}x fewer bits ({r['latent_bpc']:,.0f} vs "
-                          f"{r['reference_bpc']:,.0f} bits/class)")
+                          f"with {r['ratio']:.0f}x fewer bits than its float32 count{honest} "
+                          f"({r['latent_bpc']:,.0f} vs {r['reference_bpc']:,.0f} bits/class)")
     console.print(f"wrote {output}/curve.json, curve.csv, curve.png, curve.pdf, curve.svg")

@@ -1,5 +1,6 @@
 """The rate-utility curve: packed JPEG/WebP baselines, points reused, table, CSV and plot."""
 
+import math
 import csv
 import json
 
@@ -256,3 +257,31 @@ def test_curve_measurements_show_their_epochs_through_the_display():
     reporter("a line")
     assert said == ["a line"]
     assert _epochs(said.append, "x", config) is None  # a plain callback shows no epochs
+
+
+def test_equal_accuracy_ratios_come_in_pairs_and_the_papers_row_says_cross_protocol():
+    """Against vanilla DM: the float32 count (the papers' convention) and the same baseline's
+    own 8-bit .ddz (the honest one), always together; on CIFAR-10 also the papers' published
+    table, marked cross-protocol."""
+    from ddcodec.reports.curve import PAPERS_VANILLA_DM, ratios
+
+    points = [
+        {"series": "pixels-float32", "ipc": 1, "bpc": 98_304.0, "accuracy_mean": 30.0},
+        {"series": "pixels-8bit", "ipc": 1, "bpc": 24_700.0, "accuracy_mean": 30.0},
+        {"series": "latent-dm", "bpc": 6_000.0, "accuracy_mean": 20.0},
+        {"series": "latent-dm", "bpc": 12_000.0, "accuracy_mean": 40.0},
+    ]
+    (row,) = ratios(points)
+    # 30 % lies halfway between 20 and 40: halfway in log bits between 6,000 and 12,000
+    bits = math.sqrt(6_000 * 12_000)
+    assert row["latent_bpc"] == pytest.approx(bits)
+    assert row["ratio"] == pytest.approx(98_304 / bits)
+    assert row["ratio_8bit"] == pytest.approx(24_700 / bits)
+    assert not row["cross_protocol"] and not row["lower_bound"]
+    rows = ratios(points, cifar10=True)
+    papers = [r for r in rows if r["cross_protocol"]]
+    assert [r["ipc"] for r in papers] == list(PAPERS_VANILLA_DM)
+    first = papers[0]  # 26.0 % at 98,304 bits: reached between 6,000 and 12,000
+    assert "cross-protocol" in first["reference"] and first["ratio_8bit"] is None
+    assert first["ratio"] == pytest.approx(98_304 / first["latent_bpc"])
+    assert papers[1]["latent_bpc"] is None and papers[1]["ratio"] is None  # 48.9 %: not reached
