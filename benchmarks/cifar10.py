@@ -16,6 +16,9 @@ teacher, converged vanilla DM" of docs/BENCHMARKS.md once every point is measure
 it prints what it has).
 
     python -m benchmarks.cifar10 --threads 1          # many CPU hours; resumes from its cache
+
+Run it from the repository root: a data folder inside the repository is named relative to it,
+so the teacher, the points and the checkpoints never hold this machine's paths.
     python -m benchmarks.cifar10 --report-only        # the section from the cached points
     python -m benchmarks.cifar10 --quick              # minutes, on the bundled subset
 """
@@ -35,8 +38,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row, \
-    publish, spec_key
+from benchmarks.harness import (CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row,
+                                portable, publish, spec_key)
 from ddcodec import __version__, api
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
@@ -88,7 +91,9 @@ def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
         api.train_teacher(spec, path, device="cpu", epochs=epochs, force=True)
         path.with_suffix(".seconds").write_text(f"{time.perf_counter() - started:.0f}\n")
     info = load_teacher(path).info
-    return {"epochs": info["config"]["epochs"], "epoch": info["epoch"],
+    seconds = path.with_suffix(".seconds")  # absent for a teacher trained by hand
+    return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,
+            "epochs": info["config"]["epochs"], "epoch": info["epoch"],
             "train_images": info["train_images"], "held_out_images": info["held_out_images"],
             "chosen_holdout_accuracy": info["chosen_holdout_accuracy"],
             "test_accuracy": info["test_accuracy"], "data": info["data"]}
@@ -144,7 +149,8 @@ def section(record: dict) -> str:
              f"* Teacher: ConvNet-D3, {t['epochs']} epochs on {t['train_images']:,} training "
              f"images, chosen at epoch {t['epoch']} on the {t['held_out_images']:,} held out "
              f"({100 * t['chosen_holdout_accuracy']:.2f} %). It reaches "
-             f"**{100 * t['test_accuracy']:.2f} %** on the test images.", "",
+             f"**{100 * t['test_accuracy']:.2f} %** on the test images"
+             + (f" ({t['seconds'] / 60:.0f} min to train)." if t.get("seconds") else "."), "",
              "| vanilla DM | iterations | accuracy % | float32 bits/class | papers' figure |",
              "|---|---:|---:|---:|---:|"]
     for r in record["rows"]:
@@ -172,8 +178,8 @@ def main() -> None:
         work, counts = ROOT / "bench_runs" / "cifar10-quick", (2, 4)
         spec, unzip_s = "cifar10-subset", None
     else:
-        root, unzip_s = unzip(Path(args.data_dir))
-        spec = f"imagefolder:{root}"
+        root, unzip_s = unzip(Path(args.data_dir).resolve())
+        spec = f"imagefolder:{portable(str(root), ROOT)}"  # no machine's path in the records
     work.mkdir(parents=True, exist_ok=True)
     data = {"unzip_s": "cached" if unzip_s is None else f"{unzip_s:.1f}"}
     data_path = work / "data.json"

@@ -19,17 +19,18 @@ import click
 from ddcodec.errors import DDCodecError
 
 
-def option(default: Any, help: str = "", *, min: float | None = None,
+def option(default: Any, help: str = "", *, min: float | None = None, min_open: bool = False,
            choices: tuple | None = None, path: str | None = None, cli: bool = True,
            flag: str | None = None, default_text: str | None = None,
            alias: Callable[[str], str] | None = None, listed: type | None = None,
            repeat: bool = False):
     """A config field with what the command line needs to offer it. `cli=False` keeps it
     API-only; `default_text` is shown instead of a None default ("dm 0.1, gm 0.01, ...");
-    `alias` maps other spellings onto one of `choices` (which --help lists). A tuple field is
+    `alias` maps other spellings onto one of `choices` (which --help lists); `min_open`: the
+    value must exceed `min` (a temperature > 0). A tuple field is
     either `listed` (one comma-separated option of that type: `--budgets 6000,12000`) or
     `repeat`ed (the option given once per value: `--loss dm --loss gm`)."""
-    meta = {"help": help, "min": min, "choices": choices, "path": path, "cli": cli and bool(help),
+    meta = {"help": help, "min": min, "min_open": min_open, "choices": choices, "path": path, "cli": cli and bool(help),
             "flag": flag, "default_text": default_text, "alias": alias, "listed": listed,
             "repeat": repeat}
     return dataclasses.field(default=default, metadata={"option": meta})
@@ -166,7 +167,8 @@ def _click_option(name: str, f: dataclasses.Field, tp) -> Callable:
     elif meta["path"]:
         kind = click.Path(file_okay=meta["path"] == "file", dir_okay=meta["path"] == "dir")
     elif meta["min"] is not None:
-        kind = (click.IntRange if base is int else click.FloatRange)(min=meta["min"])
+        kind = (click.IntRange(min=meta["min"]) if base is int else
+                click.FloatRange(min=meta["min"], min_open=meta.get("min_open", False)))
     else:
         kind = {int: int, float: float, str: str}.get(base, str)
     default = f.default

@@ -12,7 +12,8 @@ from ddcodec.options import option
 
 @dataclass(frozen=True)
 class LabelOptions:
-    temperature: float = option(1.0, "T of the teacher's softmax(logits / T), recorded.", min=0)
+    temperature: float = option(1.0, "T of the teacher's softmax(logits / T), recorded.", min=0,
+                                min_open=True)
     loss: str = option("ce", "What measure trains with: soft cross-entropy, or KL at the "
                              "temperature.", choices=LABEL_LOSSES)
     codec: str = option("float16", f"How the file stores them: {summaries()}.",

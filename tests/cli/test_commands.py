@@ -210,3 +210,9 @@ def test_the_command_line_starts_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_temperature_of_zero_is_refused_as_the_command_line_parses(run_cli, tmp_path):
+    code, _, err = run_cli("label", str(tmp_path / "s.pt"), "--teacher", str(tmp_path / "t.pt"),
+                           "-o", str(tmp_path / "o.pt"), "--temperature", "0")
+    assert code == 2 and "--temperature" in err and "x>0" in err

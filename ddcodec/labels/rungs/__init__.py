@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from ddcodec.errors import DDCodecError
+
 WIRE_IDS = 0x80  # the codec byte's low 7 bits; bit 0x80 marks per-epoch labels
 
 
@@ -50,8 +52,6 @@ def rung_names() -> tuple[str, ...]:
 
 
 def spec_of(name: str) -> RungSpec:
-    from ddcodec.errors import DDCodecError
-
     if name not in RUNGS:
         raise DDCodecError(f"unknown label codec {name!r}; choose {', '.join(RUNGS)}")
     return RUNGS[name]
