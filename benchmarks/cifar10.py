@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row,
-                                portable, publish, spec_key)
+                                publish, spec_key)
 from ddcodec import __version__, api
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
@@ -179,7 +179,8 @@ def main() -> None:
         spec, unzip_s = "cifar10-subset", None
     else:
         root, unzip_s = unzip(Path(args.data_dir).resolve())
-        spec = f"imagefolder:{portable(str(root), ROOT)}"  # no machine's path in the records
+        # inside the repository: named relative to it, so no record holds this machine's path
+        spec = f"imagefolder:{root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}"
     work.mkdir(parents=True, exist_ok=True)
     data = {"unzip_s": "cached" if unzip_s is None else f"{unzip_s:.1f}"}
     data_path = work / "data.json"
