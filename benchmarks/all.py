@@ -53,6 +53,8 @@ STEPS = [
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),
     ("cifar10", ["-m", "benchmarks.cifar10", "--threads", "2"],
      "All of CIFAR-10: data, teacher, converged vanilla DM"),
+    ("fkd_ladder", ["-m", "benchmarks.fkd_ladder"],
+     "FKD relabelling at CIFAR scale: the label ladder (needs the CIFAR-10 teacher)"),
 ]
 # Scripts that are no step of the report, and why (tests/features/test_benchmarks.py checks
 # that every script is one or the other).

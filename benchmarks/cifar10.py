@@ -33,17 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row,
-                                publish, spec_key)
+from benchmarks.harness import (CACHE, CIFAR10_DIR, EPOCHS, ROOT, RUNS, benchmark_parser,
+                                cached_row, publish, spec_key, unzip_cifar10)
 from ddcodec import __version__, api
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
-ZIP = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.zip"
 IPCS = (1, 10, 50)
 ITERATIONS = (500, 2_000, 5_000)
 TEACHER_EPOCHS = 10
@@ -51,16 +49,6 @@ TEACHER_EPOCHS = 10
 # Distribution Matching", WACV 2023, Table 1: lossless originals, GPU, 1000 epochs x 5 networks)
 PAPER_DM = {1: 26.0, 10: 48.9, 50: 63.0}
 FLOAT32_BPC = {ipc: ipc * 32 * 32 * 3 * 32 for ipc in IPCS}  # 98,304 bits per class at IPC 1
-
-
-def unzip(root: Path) -> tuple[Path, float | None]:
-    """The ImageFolder root (train/, test/), unzipped once; the seconds it took (None: cached)."""
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        return root, None
-    started = time.perf_counter()
-    with zipfile.ZipFile(ZIP) as archive:
-        archive.extractall(root)
-    return root, time.perf_counter() - started
 
 
 def load_seconds(spec: str, cache: Path) -> float:
@@ -157,8 +145,14 @@ def section(record: dict) -> str:
         lines.append(f"| IPC {r['ipc']} | {r['iterations']:,} | {r['accuracy_mean']:.2f} ± "
                      f"{r['accuracy_std']:.2f} | {r['float32_bpc']:,} | "
                      f"{PAPER_DM[r['ipc']]:.1f} % |")
+    done = {(r["ipc"], r["iterations"]) for r in record["rows"]}
+    missing = [p for p in record.get("planned", []) if (p["ipc"], p["iterations"]) not in done]
     lines += ["", "The papers' figures are cross-protocol: lossless originals, GPU, 1000 "
-              "epochs x 5 networks."]
+              "epochs x 5 networks, 20,000 iterations."]
+    if missing:
+        lines += ["", "**Unfinished.** Still to measure: " + ", ".join(
+            f"IPC {p['ipc']} at {p['iterations']:,}" for p in missing) + ". The run goes on "
+            "from its checkpoints with the same command."]
     return "\n".join(lines)
 
 
@@ -166,7 +160,7 @@ def main() -> None:
     parser = benchmark_parser(__doc__, report_only=True)
     parser.add_argument("--work", default=str(CACHE / "cifar10-full"),
                         help="Cache of the data, teacher, checkpoints and points.")
-    parser.add_argument("--data-dir", default=str(CACHE / "cifar10-jpeg"),
+    parser.add_argument("--data-dir", default=str(CIFAR10_DIR),
                         help="Where the zip is unzipped once (an ImageFolder root).")
     parser.add_argument("--iterations", type=int, nargs="+", default=list(ITERATIONS))
     parser.add_argument("--ipc", type=int, nargs="+", default=list(IPCS), choices=IPCS)
@@ -178,7 +172,7 @@ def main() -> None:
         work, counts = ROOT / "bench_runs" / "cifar10-quick", (2, 4)
         spec, unzip_s = "cifar10-subset", None
     else:
-        root, unzip_s = unzip(Path(args.data_dir).resolve())
+        root, unzip_s = unzip_cifar10(Path(args.data_dir).resolve())
         # inside the repository: named relative to it, so no record holds this machine's path
         spec = f"imagefolder:{root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}"
     work.mkdir(parents=True, exist_ok=True)
@@ -194,18 +188,24 @@ def main() -> None:
         data = json.loads(data_path.read_text())
     teacher = teacher_row(spec, work / "teacher.pt", 1 if args.quick else TEACHER_EPOCHS,
                           train=not args.report_only)
-    rows = [row for ipc in args.ipc
-            for row in dm_rows(spec, work, ipc, counts, not args.report_only, args.quick)]
+    # breadth first: every IPC reaches a count before any goes on to the next, so a run cut
+    # short by a session's end still leaves a whole row of the table per count
+    rows = sorted((row for n in counts for ipc in args.ipc
+                   for row in dm_rows(spec, work, ipc, (n,), not args.report_only, args.quick)),
+                  key=lambda r: (r["ipc"], r["iterations"]))
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": f"{platform.machine()}, {args.threads} torch threads",
               "epochs": 2 if args.quick else EPOCHS, "runs": 1 if args.quick else RUNS,
-              "data": data, "teacher": teacher, "rows": rows}
-    complete = len(rows) == len(args.ipc) * len(counts) and teacher and "first_load_s" in data
-    if complete:
+              "data": data, "teacher": teacher, "rows": rows,
+              "planned": [{"ipc": ipc, "iterations": n} for ipc in args.ipc for n in counts]}
+    complete = len(rows) == len(record["planned"])
+    if teacher and "first_load_s" in data and (complete or args.report_only):
+        # a report of an unfinished run says which points are still to come
         publish(args, "cifar10", HEADING, record, section(record))
     else:
         print(json.dumps(record, indent=1))
-        print("not every point is measured yet: nothing written", file=sys.stderr)
+        print("not every point is measured yet: nothing written (--report-only writes what "
+              "is measured)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ API = ("distill", "experts", "measure", "encode", "decode", "info", "test", "tes
        "train_teacher", "label")
 SETS = {"DistilledSet": "ddcodec.sets.setfile", "load_set": "ddcodec.sets.setfile",
         "save_set": "ddcodec.sets.setfile", "import_set": "ddcodec.sets.importers"}
-__all__ = ["__version__", *API, *SETS]
+READER = {"open": "open_ddz", "DDZ": "DDZ", "DDZDataset": "DDZDataset"}  # ddcodec.reader
+__all__ = ["__version__", *API, *SETS, *READER]
 
 
 def __getattr__(name: str):
@@ -23,4 +24,8 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(SETS[name]), name)
+    if name in READER:
+        from ddcodec import reader
+
+        return getattr(reader, READER[name])
     raise AttributeError(f"module 'ddcodec' has no attribute {name!r}")

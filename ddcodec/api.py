@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
     from ddcodec.training.protocol import MeasureConfig
     from ddcodec.sets.setfile import DistilledSet
+    from ddcodec.reader import DDZ
 
 
 def distill(data: str = DEFAULT_SPEC, output: str | os.PathLike | None = None, *,
@@ -172,7 +173,11 @@ def encode(source: "str | os.PathLike | DistilledSet",
            output: str | os.PathLike | None = None, force: bool = False, *,
            pixels: str = "lossless", source_format: str = "auto",
            normalization: str | None = None, data: str | None = None,
-           labels: str | None = None, streams: int = 1) -> tuple[bytes, dict]:
+           labels: str | None = None, streams: int = 1,
+           zca_eps: float | None = None, images: str | None = None,
+           fkd_seed: int | None = None, label_temperature: float | None = None,
+           label_codec: str | None = None, label_k: int | None = None
+           ) -> tuple[bytes, dict]:
     """Encode a set to .ddz bytes; write them to `output` ("-": stdout) if given.
 
     `source`: a DistilledSet, or a path to a ddcodec set file, MTT/DATM outputs, a tensor file
@@ -180,7 +185,10 @@ def encode(source: "str | os.PathLike | DistilledSet",
     `normalization`, `data` and `labels` serve). `pixels`: "lossless" (exact, float values
     included) or "8bit" (rounded to 8 bits, declared lossy, with its error reported).
     `streams`: a latent set's latents in this many independent substreams (2 up to its number
-    of decoders), which `decode(workers=N)` decodes in N processes."""
+    of decoders), which `decode(workers=N)` decodes in N processes. `zca_eps`: imported tensors
+    are ZCA-whitened (ddcodec.data.zca), fitted on `data` with this eps. `images`, `fkd_seed`,
+    `label_temperature`: an FKD relabelling's images, sampler seed and training temperature
+    (ddcodec.sets.fkd). `label_codec`/`label_k`: the soft labels re-coded in that rung."""
     from ddcodec.bitstream import ddz
     from ddcodec.sets.setfile import DistilledSet
 
@@ -193,7 +201,19 @@ def encode(source: "str | os.PathLike | DistilledSet",
         from ddcodec.sets.importers import ImportOptions, import_set
 
         distilled, name = import_set(source, source_format, ImportOptions(
-            normalization, data, labels)), str(source)
+            normalization, data, labels, zca_eps, images, fkd_seed, label_temperature)), \
+            str(source)
+    if label_codec is not None:
+        from dataclasses import replace
+
+        from ddcodec.errors import DDCodecError
+        from ddcodec.labels.soft import recoded
+
+        if distilled.soft_labels is None:
+            raise DDCodecError("--label-codec: the set has no soft labels to re-code")
+        distilled = replace(distilled, soft_labels=recoded(distilled.soft_labels, label_codec,
+                                                           label_k),
+                            notes=[*distilled.notes, f"soft labels re-coded as {label_codec}"])
     data, report = ddz.encode(distilled, pixels, name, streams)
     if output is not None:
         ddz.write_bytes(data, output, force)
@@ -258,8 +278,10 @@ def test_split(data: str = DEFAULT_SPEC, *, normalization=None, data_root: str |
 
 
 def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None = None,
-           format: str = "pt", force: bool = False, samples: int = 0, workers: int = 1):
-    """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given.
+           format: str = "pt", force: bool = False, samples: int = 0, workers: int = 1,
+           unwhiten: bool = False):
+    """Decode a .ddz (path, "-" or bytes); export it to `output` in `format` if given
+    (`unwhiten`: a ZCA set's images un-whitened first, the transform rebuilt from its data).
     `samples`: a distributional file's means plus this many samples per prior (epoch 0), as
     one set of fixed images (what is returned and exported). `workers`: processes that decode
     a file's latent substreams (`encode(streams=S)`) side by side."""
@@ -276,12 +298,17 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike | None =
     if samples:
         decoded = ddz.with_samples(decoded, samples)
     if output is not None:
-        ddz.export(decoded, output, format, force)
+        ddz.export(decoded, output, format, force, unwhiten)
     return decoded
 
 
-def info(source: str | os.PathLike | bytes) -> dict:
+def info(source: "str | os.PathLike | bytes | DDZ") -> dict:
+    """`ddcodec info`'s report of a .ddz (a path, "-", bytes, or a file `ddcodec.open` gave)."""
     from ddcodec.bitstream import ddz
+    from ddcodec.reader import DDZ
+
+    if isinstance(source, DDZ):
+        return source.info()
 
     data = source if isinstance(source, (bytes, bytearray)) else ddz.read_input(source)
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)

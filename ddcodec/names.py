@@ -16,7 +16,7 @@ _ALIASES = {
 BUNDLED_DATA = "cifar10-subset"  # the real CIFAR-10 subset shipped with ddcodec
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DSA's default for CIFAR (DC/DSA code)
 PIXEL_MODES = ("lossless", "8bit")  # how `encode` codes a pixel set's values
-SET_SOURCES = ("auto", "set", "mtt", "tensors", "imagefolder")  # what `encode` reads
+SET_SOURCES = ("auto", "set", "mtt", "tensors", "imagefolder", "hf", "fkd")  # what `encode` reads
 LABEL_LOSSES = ("ce", "kl")  # how soft labels train; the index is what a .ddz stores
 
 
@@ -26,3 +26,8 @@ def canonical_arch(name: str) -> str:
         raise DDCodecError(f"unknown architecture {name!r}; choose one of "
                            f"{', '.join(ARCHITECTURES)}")
     return _ALIASES[key]
+# ZCA whitening's eps as MTT and DD-Ranking fit it (kornia ZCAWhitening(eps=0.1))
+DEFAULT_ZCA_EPS = 0.1
+# The view strategy of per-epoch soft labels whose views are an FKD relabelling's (crops, flips
+# and mixing kept in the file's "fkd views" section) instead of keyed DSA draws
+FKD_VIEW_STRATEGY = "fkd"

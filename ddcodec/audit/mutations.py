@@ -259,17 +259,45 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
     return replace(distilled, soft_labels=soft)
 
 
+def with_fkd(distilled, epochs: int = 2):
+    """The set with an FKD relabelling's views (crops on the integer grid, flips, CutMix in two
+    batches) and float16 per-epoch labels on them: a base file whose views section gets fuzzed
+    too."""
+    import torch
+
+    from ddcodec.labels.rungs.float16 import as_float16
+    from ddcodec.names import FKD_VIEW_STRATEGY
+    from ddcodec.sets.fkd import FkdViews
+
+    n, (_, h, w) = distilled.num_images, distilled.image_shape
+    batch = max(1, (n + 1) // 2)
+    batches = -(-n // batch)
+    g = torch.Generator().manual_seed(1)
+    ints = torch.randint(0, min(h, w) // 2 + 1, (epochs, n, 4), generator=g)
+    coords = (ints.double() / torch.tensor([h, w, h, w], dtype=torch.float64)).float()
+    partners = torch.cat([torch.cat([torch.randperm(min(batch, n - b * batch), generator=g)
+                                     for b in range(batches)])[None] for _ in range(epochs)])
+    views = FkdViews(42, batch, coords, torch.rand(epochs, n, generator=g) < 0.5, "cutmix",
+                     partners, torch.rand(epochs, batches, generator=g, dtype=torch.float64),
+                     torch.tensor([0, 0, h // 2, w // 2]).repeat(epochs, batches, 1))
+    rows = torch.softmax(torch.randn(epochs * n, distilled.num_classes, generator=g), 1)
+    soft = as_float16(rows, temperature=3.0, loss="kl", epochs=epochs,
+                      view_strategy=FKD_VIEW_STRATEGY)
+    return replace(distilled, soft_labels=soft, fkd=views)
+
+
 def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
     """The files fuzzing mutates, one of every layout a reader meets: the golden latent set as
     `encode` writes it (v3) and as older versions wrote it (v2, v1, still read), and from the
-    golden set its pixel, float, labelled (each label codec, per-epoch rows), distributional
-    and substream encodings."""
+    golden set its pixel, float, labelled (each label codec, per-epoch rows, an FKD
+    relabelling's views), distributional and substream encodings."""
     pixels = replace(distilled, codec=None)
     made = {"latent": distilled, "pixels": pixels, "float": off_grid(distilled),
             "labels": with_soft_labels(distilled), "topk": with_soft_labels(pixels, "topk"),
             "epochs": with_soft_labels(pixels, "vq", 3),
             "epochs-topk": with_soft_labels(pixels, "topk", 2),
-            "vqae": with_soft_labels(pixels, "vqae"), "scales": with_scales(distilled)}
+            "vqae": with_soft_labels(pixels, "vqae"), "scales": with_scales(distilled),
+            "fkd": with_fkd(pixels)}
     files = {f"{name}-v3": encode_set(s)[0] for name, s in made.items()}
     files["streams-v3"] = encode_set(distilled, streams=distilled.num_classes)[0]
     return {**files, "latent-v2": golden_v2, "latent-v1": golden_v1}
@@ -539,8 +567,9 @@ def _gain(h: fmt.Header, rng: random.Random) -> fmt.Header:
 
 
 META_EDITS = (("syn_lr", "1x"), ("syn_lr", "nan"), ("syn_lr", "-1"), ("syn_lr", "0.02"),
-              ("syn_lr", "inf"), ("resize", "0x4"), ("resize", "16x16"), ("resize", "4"),
-              ("pixels", "16bit"), ("psnr_db", "abc"), ("method", "other"), ("data", "x"))
+              ("syn_lr", "inf"), ("zca_eps", "nan"), ("zca_eps", "0"), ("zca_eps", "0.2"),
+              ("resize", "0x4"), ("resize", "16x16"), ("resize", "4"), ("pixels", "16bit"),
+              ("psnr_db", "abc"), ("method", "other"), ("data", "x"))
 
 
 def _meta(h: fmt.Header, rng: random.Random) -> fmt.Header:

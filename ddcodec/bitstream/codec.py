@@ -56,6 +56,7 @@ class Decoded:
     soft_labels: SoftLabels | None = None
     sampler: PriorSampler | None = None  # distributional sets: draws each epoch's samples
     values_crc: int = 0  # the values CRC of what was decoded (equal to the file's when checked)
+    fkd: object = None  # ddcodec.sets.fkd.FkdViews of labels on an FKD relabelling
 
     @property
     def normalization(self) -> Normalization:
@@ -69,8 +70,9 @@ class Decoded:
         h = self.header
         provenance = {"method": h.meta.get("method", "unknown"), "data": h.meta.get("data"),
                       "decoded_from_ddz": True}
-        if "syn_lr" in h.meta:
-            provenance["syn_lr"] = float(h.meta["syn_lr"])
+        for key in ("syn_lr", "zca_eps"):  # numbers the header's validation has checked
+            if key in h.meta:
+                provenance[key] = float(h.meta[key])
         if "resize" in h.meta:
             try:
                 provenance["resize"] = [int(v) for v in h.meta["resize"].split("x")]
@@ -79,7 +81,8 @@ class Decoded:
         images = (self.images.to(torch.float32) if self.exact_floats
                   else self.normalization.normalize(self.images))
         return DistilledSet(images, self.labels, list(h.class_names), self.normalization,
-                            provenance, soft_labels=self.soft_labels, sampler=self.sampler)
+                            provenance, soft_labels=self.soft_labels, sampler=self.sampler,
+                            fkd=self.fkd)
 
     def images_uint8(self) -> torch.Tensor:
         """The images as 8-bit pixels (for PNG exports and pictures; float pixel files are
@@ -111,7 +114,9 @@ def encode_set(distilled: DistilledSet, version: int = fmt.FORMAT_VERSION,
     header = fmt.Header(c, hgt, wid, list(distilled.class_names), counts,
                         list(distilled.normalization.mean), list(distilled.normalization.std),
                         meta=_meta(distilled), version=version)
-    state = CodingState(header, soft_labels=distilled.soft_labels, streams=streams)
+    distilled.check_fkd()
+    state = CodingState(header, soft_labels=distilled.soft_labels, fkd=distilled.fkd,
+                        streams=streams)
     payload = distilled.codec
     if streams != 1 and (payload is None or version < 2):
         raise ValueError("latent substreams (--streams) need a latent set and format version 2")
@@ -216,6 +221,11 @@ def _meta(distilled: DistilledSet) -> dict[str, str]:
         except (TypeError, ValueError):
             raise LimitError(f"provenance syn_lr {distilled.provenance['syn_lr']!r} is not a "
                              "number") from None
+    if distilled.zca_eps is not None:  # the whitening is rebuilt from `data` with this eps
+        if "data" not in meta:
+            raise LimitError("a ZCA-whitened set must name its data (provenance data): the "
+                             "whitening is rebuilt from that data's training images")
+        meta["zca_eps"] = repr(distilled.zca_eps)
     resize = distilled.provenance.get("resize")
     if resize:  # the data's images were resized: measure must load them the same way
         meta["resize"] = "x".join(str(int(v)) for v in resize)
@@ -316,6 +326,11 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
             crc = part.digest(state, crc)
     if check_values and crc != values_crc:
         raise FormatError("values checksum mismatch: the file is corrupt")
+    on_fkd = state.soft_labels is not None and state.soft_labels.fkd
+    if on_fkd != (state.fkd is not None) or (
+            on_fkd and state.soft_labels.epochs != state.fkd.epochs):
+        raise FormatError("corrupt file: FKD views and the soft labels made on them must come "
+                          "together, over the same epochs")
     if not bits:
         estimate = {}
     sizes = {"header": header_bytes,
@@ -330,7 +345,8 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
                                state.latents, state.extras["scales"])
     return Decoded(header, pictures, labels, state.latents, sizes, estimate,
                    file_bytes=len(data), skipped_sections=skipped,
-                   soft_labels=state.soft_labels, sampler=sampler, values_crc=crc)
+                   soft_labels=state.soft_labels, sampler=sampler, values_crc=crc,
+                   fkd=state.fkd)
 
 
 def _images(state: CodingState) -> torch.Tensor:

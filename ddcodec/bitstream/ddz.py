@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,8 +30,9 @@ from ddcodec.sets.setfile import DistilledSet, load_set, save_set
 from ddcodec.data.grid import class_grid, to_pil
 from ddcodec.sets.setfile import SET_FORMAT, set_bytes
 
-FORMATS = ("pt", "imagefolder", "mtt", "grid")
-FILE_FORMATS = ("pt", "grid")  # one file (atomic, --force to replace); the others: a folder
+FORMATS = ("pt", "imagefolder", "mtt", "grid", "hf", "fkd")
+FILE_FORMATS = ("pt", "grid")
+UNWHITENED_FORMATS = ("pt", "mtt", "hf")  # un-whitened images are floats off the 8-bit grid  # one file (atomic, --force to replace); the others: a folder
 
 
 def is_ddz(path: str | os.PathLike) -> bool:
@@ -41,6 +43,10 @@ def is_ddz(path: str | os.PathLike) -> bool:
             return handle.read(4) == fmt.MAGIC
     except OSError:
         return False
+
+
+def is_ddz_bytes(data: bytes) -> bool:
+    return data[:4] == fmt.MAGIC
 
 
 def read_input(path: str | os.PathLike) -> bytes:
@@ -103,7 +109,6 @@ def with_samples(decoded: Decoded, samples: int) -> Decoded:
     """A distributional file as fixed images: per class, its priors' means, then `samples`
     samples of each (epoch 0, as measure's first epoch), each with its prior's label (soft
     labels re-indexed in their rung, so exactly the file's values)."""
-    from dataclasses import replace
 
     sampler = decoded.sampler
     if sampler is None:
@@ -134,22 +139,29 @@ def write_bytes(data: bytes, output: str | os.PathLike, force: bool) -> None:
         tmp.write_bytes(data)
 
 
-def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) -> Path:
+def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool,
+           unwhiten: bool = False) -> Path:
     """Write decoded images as a ddcodec set file, an ImageFolder tree, MTT tensors or one PNG
-    contact sheet (a row per class); "-" writes a file format to stdout."""
+    contact sheet (a row per class); "-" writes a file format to stdout. `unwhiten`: a ZCA
+    set's images un-whitened first (the transform rebuilt from its data; pt and mtt only)."""
     if form not in FORMATS:
         raise DDCodecError(f"unknown --format {form!r}; choose {', '.join(FORMATS)}")
+    distilled = decoded.to_set()
+    if unwhiten:
+        if form not in UNWHITENED_FORMATS:
+            raise DDCodecError("--unwhiten writes float tensors: use --format "
+                               f"{' or '.join(UNWHITENED_FORMATS)}")
+        distilled = _unwhitened(distilled)
     if str(output) == "-":
         if form not in FILE_FORMATS:
             raise DDCodecError(f"--format {form} writes a folder, not a stream: give -o FOLDER")
-        write_bytes(_file_bytes(decoded, form), "-", force)
+        write_bytes(set_bytes(distilled) if form == "pt" else _grid_bytes(decoded), "-", force)
         return Path("-")
     if form == "grid":
         return _write_grid(decoded, output, force)
     if form == "imagefolder" and decoded.exact_floats:
         raise DDCodecError("this file holds exact float pixels and PNG holds 8 bits: export "
                            "with --format pt or mtt to keep them")
-    distilled = decoded.to_set()
     if form == "pt":
         return save_set(distilled, output, force=force)
     out = Path(output)
@@ -162,6 +174,10 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
     try:
         if form == "imagefolder":
             _write_imagefolder(decoded, tmp)
+        elif form == "hf":
+            _write_hf(decoded, distilled, tmp, unwhiten)
+        elif form == "fkd":
+            _write_fkd(decoded, distilled, tmp)
         else:
             _write_mtt(distilled, tmp)
         _write_normalization(distilled, tmp, form)
@@ -175,19 +191,66 @@ def export(decoded: Decoded, output: str | os.PathLike, form: str, force: bool) 
     return out
 
 
+def _write_hf(decoded: Decoded, distilled: DistilledSet, root: Path, unwhiten: bool) -> None:
+    """A `datasets.load_from_disk` folder: PNG images for files on the 8-bit grid, else the
+    exact float images (ddcodec.sets.hf)."""
+    from ddcodec.sets.hf import write_hf
+
+    on_grid = not decoded.exact_floats and not unwhiten
+    write_hf(distilled, decoded.images_uint8() if on_grid else None, root)
+
+
+def _write_fkd(decoded: Decoded, distilled: DistilledSet, root: Path) -> None:
+    """The relabelling as the relabel-training scripts read it: images/ (an ImageFolder; a float
+    set's tensors in images.pt), fkd/epoch_*/batch_*.tar, and fkd.json (seed, temperature,
+    normalisation), which `encode --from fkd` reads back."""
+    from ddcodec.sets.fkd import write_relabel
+
+    views, soft = distilled.fkd, distilled.soft_labels
+    if views is None:
+        raise DDCodecError("--format fkd is for files with an FKD relabelling's views (encode "
+                           "--from fkd)")
+    if decoded.exact_floats:
+        torch.save({"images": distilled.images.contiguous(), "labels": distilled.labels},
+                   root / "images.pt")
+    else:
+        (root / "images").mkdir()
+        _write_imagefolder(replace(decoded, soft_labels=None), root / "images")
+    write_relabel(root / "fkd", views, soft.probabilities, soft.temperature)
+    n = distilled.normalization
+    (root / "fkd.json").write_text(json.dumps({
+        "seed": views.seed, "batch_size": views.batch_size, "epochs": views.epochs,
+        "mix": views.mix, "temperature": soft.temperature, "loss": soft.loss,
+        "mean": list(n.mean), "std": list(n.std), "class_names": distilled.class_names,
+        **{k: distilled.provenance[k] for k in ("method", "data")
+           if distilled.provenance.get(k) not in (None, "unknown")},
+        "logits": "T log p", "logits_dtype_source": views.logits_dtype,
+        "note": "logits are T x log(p) in float32: softmax(logits / T) gives the stored "
+                "labels; train with --temperature T and --fkd-seed seed"}, indent=1))
+
+
+def _unwhitened(distilled: DistilledSet) -> DistilledSet:
+    from ddcodec.data.datasets import load_dataset
+
+    spec = distilled.provenance.get("data")
+    if distilled.zca_eps is not None and not spec:
+        raise DDCodecError("--unwhiten: the file does not name the data its whitening was "
+                           "fitted on")
+    resize = distilled.provenance.get("resize")  # the whitening was fitted at the set's size
+    return distilled.unwhitened(load_dataset(spec, resize=tuple(resize) if resize else None)
+                                if spec else None)
+
+
 def _write_grid(decoded: Decoded, output: str | os.PathLike, force: bool) -> Path:
     path = check_writable(output, force)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(_file_bytes(decoded, "grid", title=path.stem))
+        tmp.write_bytes(_grid_bytes(decoded, title=path.stem))
     return path
 
 
-def _file_bytes(decoded: Decoded, form: str, title: str = "decoded") -> bytes:
-    """The bytes of a one-file export (a set file, or the grid PNG)."""
-    if form == "pt":
-        return set_bytes(decoded.to_set())
+def _grid_bytes(decoded: Decoded, title: str = "decoded") -> bytes:
+    """The grid PNG's bytes: a labelled row of images per class."""
     import io
-
 
     sheet = class_grid(decoded.images_uint8(), decoded.labels, list(decoded.header.class_names),
                        title=f"{title}: {decoded.header.num_images} images, "
@@ -252,6 +315,9 @@ def _views_record(soft) -> dict:
     """Per-epoch labels: how to regenerate the views they were made on."""
     if not soft.per_epoch:
         return {}
+    if soft.fkd:
+        return {"epochs": soft.epochs, "views": "an FKD relabelling's (the fkd views section; "
+                                                "decode --format fkd writes it)"}
     return {"epochs": soft.epochs, "view_seed": soft.view_seed,
             "view_strategy": soft.view_strategy,
             "views": "ddcodec.data.augment.LabelViews(view_seed, view_strategy)(images, epoch, "
@@ -275,24 +341,36 @@ def _write_normalization(distilled: DistilledSet, root: Path, form: str) -> None
     note = ("PNG pixels are 0..255; networks expect (pixel / 255 - mean) / std"
             if form == "imagefolder" else
             "tensors are already normalised: pixel / 255 = images * std + mean")
-    (root / "normalization.json").write_text(json.dumps(
-        {"mean": list(n.mean), "std": list(n.std), "note": note,
-         "class_names": distilled.class_names}, indent=1))
+    record = {"mean": list(n.mean), "std": list(n.std), "note": note,
+              "class_names": distilled.class_names}
+    if distilled.zca_eps is not None:
+        record["note"] = ("tensors are ZCA-whitened: networks need the test images whitened "
+                          "the same way (see zca)")
+        record["zca"] = {"eps": distilled.zca_eps, "data": distilled.provenance.get("data"),
+                         "fit": "unbiased covariance of the data's training images after the "
+                                "normalisation above; W = U diag((S + eps)^-1/2) U^T; "
+                                "whitened = (flat(x) - mean) @ W (kornia ZCAWhitening)"}
+    (root / "normalization.json").write_text(json.dumps(record, indent=1))
 
 
 def info(data: bytes, name: str = "-") -> dict:
-    decoded = decode_bytes(data)
+    return describe(decode_bytes(data), name)
+
+
+def describe(decoded: Decoded, name: str = "-") -> dict:
+    """`info`'s report of a decoded file (its ideal bits included: decode with bits=True)."""
     h = decoded.header
+    data_bytes = decoded.file_bytes
     estimated = sum(decoded.estimated_bits.values())
     report = {
-        "file": name, "file_bytes": len(data), "format_version": h.version,
+        "file": name, "file_bytes": data_bytes, "format_version": h.version,
         "kind": h.kind.name.lower(),
         "num_classes": h.num_classes, "num_images": h.num_images,
         "image_shape": [h.channels, h.height, h.width],
         "samples_per_class": h.samples_per_class, "class_names": h.class_names,
         "normalization": {"mean": h.mean, "std": h.std},
-        "bpc": bits_per_class(len(data), h.num_classes),
-        "bpp": 8 * len(data) / (h.num_images * h.height * h.width),
+        "bpc": bits_per_class(data_bytes, h.num_classes),
+        "bpp": 8 * data_bytes / (h.num_images * h.height * h.width),
         "estimated_bits": estimated,
         "estimated_bits_parts": decoded.estimated_bits,
         "sections": decoded.section_bytes,
@@ -335,10 +413,16 @@ def label_report(decoded: Decoded) -> dict:
         return {"kind": "hard", "bits": 0}
     kind = (f"soft (per epoch: {soft.epochs} per image)" if soft.per_epoch
             else "soft (one per image)")
+    fkd = decoded.fkd
+    if fkd is not None:
+        kind = (f"soft (per epoch: an FKD relabelling, {fkd.epochs} epochs of {fkd.batches} "
+                f"batches of {fkd.batch_size}, {fkd.mix})")
+    views_bits = 8 * decoded.section_bytes.get("fkd views", 0)
     return {"kind": kind, "codec": soft.codec, "loss": soft.loss, **_views_record(soft),
             "temperature": soft.temperature,
             "bits": 8 * decoded.section_bytes.get("labels", 0),
             "float16_bits": soft.float16_bits,
+            **({"views_bits": views_bits} if fkd is not None else {}),
             **rung(soft.codec).info(soft)}
 
 

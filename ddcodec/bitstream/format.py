@@ -334,7 +334,7 @@ def _one_of(*choices: str) -> Callable[[str], None]:
 # Metadata that changes what is decoded or how `measure` trains, and how its value must read;
 # other keys are free text (method, data, ...).
 META_VALUES: dict[str, Callable[[str], None]] = {
-    "syn_lr": _positive_float, "resize": _size, "pixels": _one_of("8bit"),
+    "syn_lr": _positive_float, "zca_eps": _positive_float, "resize": _size, "pixels": _one_of("8bit"),
     "max_error": _non_negative_float, "mean_error": _non_negative_float, "psnr_db": _psnr,
 }
 

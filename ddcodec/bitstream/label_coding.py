@@ -17,7 +17,7 @@ from ddcodec.errors import LimitError
 from ddcodec.labels.rungs import by_wire_id, rung, spec_of
 from ddcodec.labels.soft import SoftLabels
 from ddcodec.limits import LABELS
-from ddcodec.names import LABEL_LOSSES as LOSSES
+from ddcodec.names import FKD_VIEW_STRATEGY, LABEL_LOSSES as LOSSES
 from ddcodec.data.augment import DSAParams
 
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
@@ -108,7 +108,8 @@ def _decode_views(reader: Reader) -> dict:
     limits.label_views(epochs, seed, strategy)
     try:
         text = strategy.decode("ascii")
-        DSAParams(strategy=text).groups()
+        if text != FKD_VIEW_STRATEGY:  # FKD views travel in their own section
+            DSAParams(strategy=text).groups()
     except (UnicodeDecodeError, ValueError):
         raise FormatError("corrupt label section: an unknown view strategy") from None
     return {"epochs": epochs, "view_seed": seed, "view_strategy": text}

@@ -23,6 +23,7 @@ from ddcodec.bitstream.armint import IntegerARM
 from ddcodec.coding.bytesio import FormatError, Reader, Writer
 from ddcodec.coding.entropy import Decoder, Encoder
 from ddcodec.fixedpoint import ARM_BIAS_STEP_MIN, ARM_WEIGHT_STEP_MIN
+from ddcodec.bitstream.fkd_coding import decode_fkd, digest_fkd, encode_fkd
 from ddcodec.bitstream.float_coding import decode_float_pixels, encode_float_pixels
 from ddcodec.bitstream.format import ANCILLARY, Header, Kind
 from ddcodec.bitstream.geometry import geometry_from_header
@@ -45,6 +46,7 @@ class CodingState:
     pixels: np.ndarray | None = None  # uint8 N x C x H x W (pixel sets)
     floats: np.ndarray | None = None  # float16/float32 N x C x H x W (float pixel sets)
     soft_labels: object = None  # ddcodec.labels.soft.SoftLabels, when the set has them
+    fkd: object = None  # ddcodec.sets.fkd.FkdViews, when the labels are on an FKD relabelling's
     memory_left: int | None = None  # decoding: bytes a section may still allocate
     want_bits: bool = True  # decoding: whether to work out the ideal bits (for reports)
     # decoding: prove the latent stream ends where its data does (a re-encode, ~12 % of a
@@ -381,6 +383,30 @@ class ScalesSection(SectionCodec):
         return zlib.crc32(scales.codes.numpy().astype("<i2").tobytes(), crc)
 
 
+class FkdViewsSection(SectionCodec):
+    """An FKD relabelling's views (ddcodec.bitstream.fkd_coding): crops, flips and mixing of
+    every epoch and batch. Critical: the per-epoch labels label exactly these views."""
+
+    tag, name, kinds = 10, "fkd views", tuple(Kind)
+    required = False
+
+    def present(self, state: CodingState) -> bool:
+        return state.fkd is not None
+
+    def encode(self, state: CodingState) -> tuple[bytes, float]:
+        h = state.header
+        data = encode_fkd(state.fkd, h.height, h.width)
+        return data, 8.0 * len(data)
+
+    def decode(self, data: bytes, state: CodingState) -> float:
+        h = state.header
+        state.fkd = decode_fkd(data, h.num_images, h.height, h.width, state.memory_left)
+        return 8.0 * len(data)
+
+    def digest(self, state: CodingState, crc: int) -> int:
+        return digest_fkd(state.fkd, crc)
+
+
 def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
                 steps: list[list[int]]) -> IntegerARM:
     per_decoder = [{kind: (q, step) for kind, (q, step, _) in d["arm"].items()}
@@ -393,5 +419,5 @@ def integer_arm(geometry: LatentGeometry, ints: list[np.ndarray],
 
 
 for _part in (WeightsSection(), LatentsSection(), LatentStreamsSection(), PixelsSection(),
-              FloatPixelsSection(), LabelsSection(), ScalesSection()):
+              FloatPixelsSection(), LabelsSection(), ScalesSection(), FkdViewsSection()):
     register(_part)

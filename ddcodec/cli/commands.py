@@ -22,11 +22,11 @@ from ddcodec.reports.curve_config import CurveOptions
 from ddcodec.reports.demo import DemoOptions
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
-from ddcodec.names import BUNDLED_DATA, PIXEL_MODES, SET_SOURCES
+from ddcodec.names import BUNDLED_DATA, DEFAULT_ZCA_EPS, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.training.protocol import MeasureConfig
 from ddcodec.labels.options import LabelOptions
-from ddcodec.labels.rungs import rung
+from ddcodec.labels.rungs import rung, rung_names
 from ddcodec.labels.teacher_config import TeacherConfig
 
 _state = {"verbose": 0}
@@ -475,7 +475,8 @@ def _default_output(source: str, suffix: str) -> str:
               show_default=True,
               help="What SET is: a ddcodec set file; MTT/DATM outputs (a folder or "
                    "images_best.pt, with labels_best.pt and optional lr_best.pt beside it); a "
-                   "tensor file (DD-Ranking's image_tensor/hard_labels); an ImageFolder.")
+                   "tensor file (DD-Ranking's image_tensor/hard_labels); an ImageFolder; a "
+                   "Hugging Face dataset (a save_to_disk folder or Parquet; needs ddcodec[hf]).")
 @click.option("--normalization", default=None, metavar="NAME|MEAN,STD|FILE.json",
               help="How imported tensors are normalised: cifar10, cifar100, imagenet (or "
                    "another dataset's name), MEAN,STD, or a JSON file with mean and std.")
@@ -484,6 +485,28 @@ def _default_output(source: str, suffix: str) -> str:
                    "what measure tests on).")
 @click.option("--labels", default=None, type=click.Path(dir_okay=False),
               help="Labels of an imported set kept in a separate file.")
+@click.option("--zca", is_flag=True,
+              help="The imported tensors are ZCA-whitened (MTT/DATM/DD-Ranking --zca): the file "
+                   "records it, and measure whitens the test images the same way, the "
+                   "transform rebuilt from --data's training images ([0, 1] pixels unless "
+                   "--normalization says otherwise).")
+@click.option("--zca-eps", type=float, default=None, metavar="EPS",
+              help="The whitening's eps [default: 0.1, MTT's and DD-Ranking's; implies --zca].")
+@click.option("--images", "fkd_images", default=None, type=click.Path(),
+              help="--from fkd: the relabelled images, an ImageFolder or a tensor file "
+                   "[default: SET/images or SET/images.pt].")
+@click.option("--fkd-seed", type=click.IntRange(0, None), default=None,
+              help="--from fkd: the relabelling's sampler seed (its --fkd-seed) [default: 42, "
+                   "or what the folder's fkd.json records].")
+@click.option("--label-temperature", type=click.FloatRange(0, None, min_open=True),
+              default=None,
+              help="--from fkd: the temperature the relabel training uses; the labels are "
+                   "softmax(logits / T) [default: 3, SRe2L's, or fkd.json's].")
+@click.option("--label-codec", type=click.Choice(rung_names()), default=None,
+              help="Re-code the set's soft labels in this rung of the ladder (imported "
+                   "relabellings come as float16).")
+@click.option("--label-k", type=click.IntRange(1, None), default=None,
+              help="--label-codec's size: codebook entries (vq, vqae) or kept classes (topk).")
 @click.option("--pixels", type=click.Choice(PIXEL_MODES), default="lossless",
               show_default=True,
               help="lossless: sets on the 8-bit grid as 8-bit pixels, any other set as its "
@@ -501,7 +524,8 @@ def _default_output(source: str, suffix: str) -> str:
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def encode(set_file, output, source_format, normalization, data, labels, pixels, streams,
+def encode(set_file, output, source_format, normalization, data, labels, zca, zca_eps,
+           fkd_images, fkd_seed, label_temperature, label_codec, label_k, pixels, streams,
            to_stdout, force, as_json, quiet, verbose):
     """Write a distilled set as a range-coded .ddz file: a ddcodec set, or another method's
     (MTT/DATM, DD-Ranking tensors, an ImageFolder), priced in honest bits."""
@@ -516,7 +540,11 @@ def encode(set_file, output, source_format, normalization, data, labels, pixels,
                                "a pipe, or -f")
     data, report = api.encode(set_file, output, force=force, pixels=pixels,
                               source_format=source_format, normalization=normalization,
-                              data=data, labels=labels, streams=streams)
+                              data=data, labels=labels, streams=streams,
+                              zca_eps=zca_eps if zca_eps is not None else
+                              (DEFAULT_ZCA_EPS if zca else None), images=fkd_images,
+                              fkd_seed=fkd_seed, label_temperature=label_temperature,
+                              label_codec=label_codec, label_k=label_k)
     report["output"] = output
     if as_json:
         click.echo(json.dumps(report))
@@ -530,7 +558,7 @@ def encode(set_file, output, source_format, normalization, data, labels, pixels,
 
 
 DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mtt",
-                 "grid": ".grid.png"}  # never the name of the set the file was encoded from
+                 "grid": ".grid.png", "hf": ".hf", "fkd": ".fkd"}  # never the name of the set the file was encoded from
 
 
 @cli.command()
@@ -540,11 +568,14 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
                    ".decoded.pt, .imagefolder/, .mtt/ or .grid.png].")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True,
               help="Write to stdout (pt and grid formats).")
-@click.option("--format", "form", type=click.Choice(["pt", "imagefolder", "mtt", "grid"]),
+@click.option("--format", "form",
+              type=click.Choice(["pt", "imagefolder", "mtt", "grid", "hf", "fkd"]),
               default="pt", show_default=True,
               help="pt: a ddcodec set file (plain tensors); imagefolder: one folder of PNGs per "
                    "class; mtt: images_best.pt + labels_best.pt; grid: one PNG, a labelled row "
-                   "of (up to 10) images per class, to look at.")
+                   "of (up to 10) images per class, to look at; hf: a Hugging Face dataset "
+                   "folder (datasets.load_from_disk; needs ddcodec[hf]); fkd: an FKD "
+                   "relabelling (images/, fkd/epoch_*/batch_*.tar) for relabel training.")
 @click.option("-f", "--force", is_flag=True,
               help="Overwrite an existing output; allow binary output to a terminal.")
 @click.option("--samples", type=click.IntRange(0, 64), default=0, show_default=True,
@@ -553,11 +584,15 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes that decode a file's latent substreams (encode --streams) side "
                    "by side; files without substreams decode in one.")
+@click.option("--unwhiten", is_flag=True,
+              help="ZCA files: export the images un-whitened (the inverse transform rebuilt "
+                   "from the file's data), as plain normalised tensors (pt or mtt).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
 @click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
-def decode(source, output, to_stdout, form, force, samples, workers, as_json, quiet, verbose):
+def decode(source, output, to_stdout, form, force, samples, workers, unwhiten, as_json, quiet,
+           verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
     from ddcodec import api
 
@@ -574,7 +609,7 @@ def decode(source, output, to_stdout, form, force, samples, workers, as_json, qu
                                "a pipe, or -f")
     started = time.perf_counter()
     decoded = api.decode(source, output, format=form, force=force, samples=samples,
-                         workers=workers)
+                         workers=workers, unwhiten=unwhiten)
     seconds = time.perf_counter() - started
     summary = {"output": output, "format": form, "num_images": decoded.header.num_images,
                "num_classes": decoded.header.num_classes, "seconds": seconds}

@@ -40,12 +40,21 @@ def info_table(report: dict, source: str, summary: str) -> None:
                       f"({spread['images_per_epoch']} images); median sigma per level "
                       f"(latent steps, coarse last): {sigmas}; scales "
                       f"{spread['scales_bits'] / report['num_classes']:,.0f} bits/class")
+    meta = report.get("meta", {})
+    if "zca_eps" in meta:
+        console.print(f"images: ZCA-whitened (eps {meta['zca_eps']}, the transform rebuilt from "
+                      f"{meta.get('data', '?')}'s training images by measure and "
+                      "decode --unwhiten)")
     labels = report["labels"]
     if labels["kind"] != "hard":
         k = report["num_classes"]
         console.print(f"labels: {labels['kind']}, {labels['codec']}, {labels['bits'] / k:,.0f} "
                       f"bits/class (as float16: {labels['float16_bits'] / k:,.0f}), loss "
                       f"{labels['loss']} at T {labels['temperature']:g}")
+        if "views_bits" in labels:
+            share = (labels["bits"] + labels["views_bits"]) / (8 * report["file_bytes"])
+            console.print(f"fkd views: {labels['views_bits'] / k:,.0f} bits/class; labels and "
+                          f"views {share:.1%} of the file")
 
 
 def measure_table(report: dict) -> None:

@@ -99,6 +99,9 @@ class Labeller:
                              view_strategy=plan.view_strategy)
 
     def check_fits(self, distilled_or_dataset, what: str) -> None:
+        if getattr(distilled_or_dataset, "zca_eps", None) is not None:
+            raise DDCodecError(f"{what} is ZCA-whitened and a teacher sees plain images: "
+                               "label its un-whitened export (decode --unwhiten)")
         check_teacher_fits(self.teacher, distilled_or_dataset.num_classes,
                            distilled_or_dataset.image_shape,
                            distilled_or_dataset.normalization, what)

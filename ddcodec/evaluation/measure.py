@@ -66,18 +66,25 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
             f"{spec} has {dataset.num_classes} classes of {dataset.image_shape}")
     config = measuring.eval_config(distilled.provenance.get("syn_lr"), distilled.soft_labels)
     dev = resolve_device(device)
-    test_images = distilled.normalization.normalize(dataset.x_test)
+    space = distilled.input_space(dataset)  # a ZCA set's test images are whitened alike
+    test_images = space.normalize(dataset.x_test)
     started = time.perf_counter()
     soft = None if measuring.hard_labels else distilled.soft_labels
     train_labels = distilled.labels if measuring.hard_labels else distilled.training_labels()
     resample = _resampler(distilled, train_labels, measuring)
+    replay = None
+    if soft is not None and soft.fkd:  # the relabelling's own batches, views and mixing
+        from ddcodec.sets.fkd import FkdReplay
+
+        replay = FkdReplay(distilled.images, distilled.fkd, soft.probabilities)
     result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
                           distilled.num_classes, config, runs, seed, dev, on_epoch,
-                          views=soft.views() if soft is not None else None, resample=resample)
+                          views=soft.views() if soft is not None else None, resample=resample,
+                          replay=replay)
     per_epoch = resample.images_per_epoch if resample is not None else distilled.num_images
     seconds = time.perf_counter() - started
-    ranking = (_ranking(distilled, dataset, measuring, result.mean, test_images, seed, dev,
-                        on_epoch) if measuring.baselines else {})
+    ranking = (_ranking(distilled, dataset, measuring, result.mean, space, test_images, seed,
+                        dev, on_epoch) if measuring.baselines else {})
     if measuring.teacher:
         ranking["label_controls"] = _label_controls(distilled, dataset, measuring, len(raw),
                                                     test_images, seed, dev)
@@ -108,7 +115,11 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
             "dsa_strategy": config.dsa_strategy if config.dsa else None,
             "accuracy": "final epoch, whole test set",
             "images_per_epoch": per_epoch,
-            "steps_per_epoch": math.ceil(per_epoch / config.batch_size),
+            "steps_per_epoch": (replay.views.batches if replay is not None
+                                else math.ceil(per_epoch / config.batch_size)),
+            **({"batches": "the FKD relabelling's own: batches of "
+                f"{replay.views.batch_size}, its crops, flips and {replay.views.mix} "
+                "mixing, no DSA"} if replay is not None else {}),
         },
         **({"distribution": _distribution_report(resample)} if resample is not None else {}),
         "test_data": spec,
@@ -158,7 +169,8 @@ def _label_report(distilled, measuring, config) -> dict:
     soft = distilled.soft_labels
     if soft is None or measuring.hard_labels:
         return {"kind": "hard", **({"soft_labels_ignored": True} if soft is not None else {})}
-    kind = (f"soft (per epoch: {soft.epochs} views per image, replayed)" if soft.per_epoch
+    kind = (f"soft (per epoch: {soft.epochs} views per image, replayed"
+            + (", an FKD relabelling's batches" if soft.fkd else "") + ")" if soft.per_epoch
             else "soft (static, one per image)")
     return {"kind": kind, "codec": soft.codec,
             "loss": config.label_loss, "temperature": config.label_temperature,
@@ -173,6 +185,12 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
     soft = distilled.soft_labels
     if soft is None:
         raise DDCodecError("--teacher: the set has no soft labels to control for")
+    if distilled.zca_eps is not None:
+        raise DDCodecError("--teacher: a teacher labels unwhitened images; the controls are "
+                           "not defined for a ZCA set")
+    if soft.fkd:
+        raise DDCodecError("--teacher: an FKD relabelling's views belong to its own images; "
+                           "the labelled random control is not defined for it")
     made = load_teacher(measuring.teacher)
     check_teacher_fits(made, distilled.num_classes, distilled.image_shape,
                        distilled.normalization, "the set")
@@ -220,7 +238,7 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
     return controls
 
 
-def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed: int,
+def _ranking(distilled, dataset, measuring, synthetic: float, space, test_images, seed: int,
              device: torch.device, on_epoch) -> dict:
     """DD-Ranking's baselines under the same protocol and seeds (default lr: the learnt one
     belongs to the synthetic set): a random real subset with the set's images per class and
@@ -231,9 +249,9 @@ def _ranking(distilled, dataset, measuring, synthetic: float, test_images, seed:
     counts = torch.bincount(distilled.labels, minlength=distilled.num_classes).tolist()
     config = measuring.eval_config(None)
     runs, parts = measuring.runs, {}
-    images, labels = random_real_subset(dataset, counts, seed, distilled.normalization)
-    train = {"random": (images, labels),
-             "full": (distilled.normalization.normalize(dataset.x_train), dataset.y_train)}
+    images, labels = random_real_subset(dataset, counts, seed, space)
+    train = {"random": (images, labels), "full": (space.normalize(dataset.x_train),
+                                                  dataset.y_train)}
     for offset, (name, (x, y)) in enumerate(train.items(), start=1):
         started = time.perf_counter()
         tell = (lambda run, epoch, o=offset: on_epoch(o * runs + run, epoch)) if on_epoch else None

@@ -25,7 +25,7 @@ import torch
 from ddcodec.errors import DDCodecError
 from ddcodec.labels.rungs import RUNGS, rung
 from ddcodec.limits import LABELS
-from ddcodec.names import LABEL_LOSSES
+from ddcodec.names import FKD_VIEW_STRATEGY, LABEL_LOSSES
 from ddcodec.data.augment import DSAParams, LabelViews
 
 LOG_FLOOR = -16.0  # log-probabilities below this (e^-16 ~ 1e-7) are stored as this
@@ -50,9 +50,16 @@ class SoftLabels:
     def per_epoch(self) -> bool:
         return self.epochs > 0
 
+    @property
+    def fkd(self) -> bool:
+        """Per-epoch labels on an FKD relabelling's views (the set's `fkd` views)."""
+        return self.per_epoch and self.view_strategy == FKD_VIEW_STRATEGY
+
     def views(self):
-        """The views per-epoch labels were made on (None for static labels)."""
-        return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch else None
+        """The keyed views per-epoch labels were made on (None for static labels and for FKD
+        views, which the set carries and replays batch by batch)."""
+        return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch \
+            and not self.fkd else None
 
     def training_rows(self) -> torch.Tensor:
         """N x K (static) or E x N x K (per epoch): what a network trains on."""
@@ -105,6 +112,17 @@ class SoftLabels:
         return labels
 
 
+def recoded(labels: SoftLabels, codec: str, k: int | None = None) -> SoftLabels:
+    """The same rows in another rung of the ladder (k: its size, None for its default): how
+    soft labels that came without a teacher (an imported relabelling) are compressed."""
+    if codec not in RUNGS:
+        raise DDCodecError(f"unknown label codec {codec!r}; choose {', '.join(RUNGS)}")
+    return rung(codec).quantise(labels.probabilities, k, temperature=labels.temperature,
+                                loss=labels.loss, teacher=dict(labels.teacher),
+                                epochs=labels.epochs, view_seed=labels.view_seed,
+                                view_strategy=labels.view_strategy)
+
+
 def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> None:
     p = labels.probabilities
     if not isinstance(p, torch.Tensor) or not p.is_floating_point() or p.ndim != 2:
@@ -140,6 +158,8 @@ def _check_views(labels: SoftLabels) -> None:
     if labels.per_epoch:
         if not 0 <= labels.view_seed < 1 << 63:
             raise DDCodecError("the views' seed must be in [0, 2^63)")
+        if labels.view_strategy == FKD_VIEW_STRATEGY:
+            return  # the views are the set's FKD views (ddcodec.sets.fkd), checked there
         try:
             DSAParams(strategy=labels.view_strategy).groups()
         except ValueError as exc:

@@ -14,6 +14,7 @@ load; everything is validated at load, and a bad field is named in one line.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from ddcodec.labels.soft import SoftLabels
 from ddcodec.sets.payload import LatentPayload
 from ddcodec.labels.soft import check_soft_labels
 from ddcodec.sets.distributional import prior_sampler
+from ddcodec.sets.fkd import FkdViews
 
 SET_FORMAT = "ddcodec-set"
 SET_FORMAT_VERSION = 3  # written only by sets with soft labels; hard-label sets stay version 2
@@ -44,12 +46,52 @@ class DistilledSet:
     notes: list[str] = field(default_factory=list)  # what loading converted, for the user
     soft_labels: SoftLabels | None = None  # a teacher's distributions, one per image
     sampler: object = None  # distributional sets: a ddcodec.sets.distributional.PriorSampler
+    fkd: FkdViews | None = None  # an FKD relabelling's views, which the soft labels label
 
     def prior_sampler(self):
         """A distributional set's sampler (its images are the priors' means), else None."""
         if self.sampler is None and self.codec is not None and self.codec.scales is not None:
             self.sampler = prior_sampler(self.codec, int(self.images.shape[1]))
         return self.sampler
+
+    @property
+    def zca_eps(self) -> float | None:
+        """A ZCA-whitened set's eps (its images live in the whitened space), else None."""
+        value = self.provenance.get("zca_eps")
+        if value is None:
+            return None
+        try:
+            eps = float(value)
+        except (TypeError, ValueError):
+            eps = float("nan")
+        if not (math.isfinite(eps) and eps > 0):
+            raise DDCodecError(f"provenance zca_eps {value!r} is not a positive number")
+        return eps
+
+    def input_space(self, dataset):
+        """What makes network inputs from `dataset`'s 8-bit images in this set's space: its
+        normalisation, then (a ZCA set) the whitening fitted on the data's training images."""
+        eps = self.zca_eps
+        if eps is None:
+            return self.normalization
+        from ddcodec.data.zca import WhitenedSpace, zca_for
+
+        return WhitenedSpace(self.normalization, zca_for(dataset, self.normalization, eps))
+
+    def unwhitened(self, dataset) -> "DistilledSet":
+        """A ZCA set's images brought back to its normalised space (the inverse whitening
+        fitted on `dataset`), as a plain set: what PNG exports and un-whitened training see."""
+        if self.zca_eps is None:
+            raise DDCodecError("this set is not ZCA-whitened: there is nothing to un-whiten")
+        if self.prior_sampler() is not None:
+            raise DDCodecError("a distributional set cannot be un-whitened")
+        space = self.input_space(dataset)
+        provenance = {k: v for k, v in self.provenance.items() if k != "zca_eps"}
+        provenance["unwhitened"] = True
+        return DistilledSet(space.zca.unwhiten(self.images), self.labels,
+                            list(self.class_names), self.normalization, provenance,
+                            notes=[*self.notes, "images un-whitened (inverse ZCA)"],
+                            soft_labels=self.soft_labels)
 
     @property
     def num_classes(self) -> int:
@@ -82,7 +124,23 @@ class DistilledSet:
             "normalization": self.normalization.to_dict(),
             "provenance": dict(self.provenance),
             **({"codec": self.codec.to_dict()} if self.codec is not None else {}),
+            **({"fkd": self.fkd.to_dict()} if self.fkd is not None else {}),
         }
+
+    def check_fkd(self) -> None:
+        """FKD views and soft labels on them come together, over the same images and epochs."""
+        soft, views = self.soft_labels, self.fkd
+        on_fkd = soft is not None and soft.fkd
+        if views is None and not on_fkd:
+            return
+        if views is None or not on_fkd:
+            raise DDCodecError("FKD views and soft labels made on them come together: the set "
+                               "has " + ("views without such labels" if views is not None
+                                         else "such labels without their views"))
+        views.check(self.num_images, tuple(self.image_shape[1:]))
+        if soft.epochs != views.epochs:
+            raise DDCodecError(f"the soft labels cover {soft.epochs} epochs, the FKD views "
+                               f"{views.epochs}")
 
 
 def save_set(distilled: DistilledSet, path: str | os.PathLike, force: bool = False) -> Path:
@@ -183,5 +241,10 @@ def set_from_dict(raw: dict) -> DistilledSet:
         if payload.num_images != images.shape[0]:
             raise DDCodecError(f"bad latent payload: codec holds {payload.num_images} images, "
                                f"the set {images.shape[0]}")
-    return DistilledSet(images, labels, class_names, normalization,
-                        dict(provenance), payload, notes, soft)
+    fkd = FkdViews.from_dict(raw["fkd"]) if isinstance(raw.get("fkd"), dict) else None
+    if "fkd" in raw and fkd is None:
+        raise DDCodecError("'fkd' must be a dict")
+    distilled = DistilledSet(images, labels, class_names, normalization,
+                             dict(provenance), payload, notes, soft, fkd=fkd)
+    distilled.check_fkd()
+    return distilled

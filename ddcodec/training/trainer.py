@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,8 @@ from ddcodec.training.networks import seeded_network
 from ddcodec.training.protocol import EvalConfig  # noqa: F401 - re-exported
 
 Resampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # epoch -> (images, labels)
+# epoch -> the (images, labels) batches of that epoch, in order (an FKD relabelling's replay)
+Replay = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
 @dataclass
@@ -58,7 +60,8 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   on_epoch: Callable[[int], None] | None = None,
                   after_epoch: Callable[[int, nn.Module], None] | None = None,
                   views: LabelViews | None = None,
-                  resample: Resampler | None = None) -> nn.Module:
+                  resample: Resampler | None = None,
+                  replay: Replay | None = None) -> nn.Module:
     """Train one fresh network on (images, labels); labels are class indices or soft rows
     (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network.
 
@@ -67,7 +70,10 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     of a random augmentation (FKD's replay; a protocol longer than E cycles through them).
 
     `resample(epoch)` (distributional sets) gives each epoch's (images, labels) in place of
-    the fixed ones: the means and fresh samples of every prior."""
+    the fixed ones: the means and fresh samples of every prior.
+
+    `replay(epoch)` (an FKD relabelling) gives the epoch's batches themselves, in the
+    relabelling's order, views and mixing; they replace the shuffled, augmented batches."""
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
@@ -78,32 +84,16 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     optimizer = _sgd(net, lr, config)
     n = images.shape[0]
     per_epoch = labels.ndim == 3
-    if per_epoch and views is None:
+    if per_epoch and views is None and replay is None:
         raise ValueError("per-epoch soft labels need the views they were made on")
     for epoch in range(config.epochs):
         if learning_rate(config, epoch) != lr:  # a fresh optimizer, as the references do
             lr = learning_rate(config, epoch)
             optimizer = _sgd(net, lr, config)
-        if resample is not None:
-            images, labels = (t.to(device) for t in resample(epoch))
-            n = images.shape[0]
-        order = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            if per_epoch:
-                label_epoch = epoch % labels.shape[0]
-                x = views(images[batch], label_epoch, batch)
-                y = labels[label_epoch][batch]
-            else:
-                x, y = images[batch], labels[batch]
-            if augment is not None and not per_epoch:
-                x = augment(x, generator)
-            logits = net(x)
-            loss = (soft_label_loss(logits, y, config) if y.is_floating_point()
-                    else F.cross_entropy(logits, y))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        for x, y in (replay(epoch) if replay is not None else
+                     _shuffled(images, labels, resample, epoch, n, generator, config, device,
+                               views, augment)):
+            _step(net, optimizer, x.to(device), y.to(device), config)
         if after_epoch is not None:
             after_epoch(epoch, net)
         if on_epoch is not None:
@@ -129,18 +119,51 @@ def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
                  seed: int, device: torch.device,
                  on_epoch: Callable[[int, int], None] | None = None,
                  views: LabelViews | None = None,
-                 resample: Resampler | None = None) -> EvalResult:
+                 resample: Resampler | None = None,
+                 replay: Replay | None = None) -> EvalResult:
     """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch;
-    `views`: those of per-epoch soft labels (see train_network)."""
+    `views`, `resample`, `replay`: see train_network."""
     result = EvalResult(config)
     for run in range(runs):
         run_seed = seed + run
         callback = (lambda e, r=run: on_epoch(r, e)) if on_epoch else None
         net = train_network(images, labels, num_classes, config, run_seed, device, callback,
-                            views=views, resample=resample)
+                            views=views, resample=resample, replay=replay)
         result.accuracies.append(accuracy(net, test_images, test_labels, device))
         result.seeds.append(run_seed)
     return result
+
+
+def _shuffled(images, labels, resample, epoch: int, n: int, generator, config: EvalConfig,
+              device, views, augment):
+    """An epoch's batches: the images (or `resample`'s) in a fresh random order, each batch
+    augmented, or shown as its labelled views when the labels are per epoch."""
+    if resample is not None:
+        images, labels = (t.to(device) for t in resample(epoch))
+        n = images.shape[0]
+    per_epoch = labels.ndim == 3
+    order = torch.randperm(n, generator=generator).to(device)
+    for start in range(0, n, config.batch_size):
+        batch = order[start:start + config.batch_size]
+        if per_epoch:
+            label_epoch = epoch % labels.shape[0]
+            x = views(images[batch], label_epoch, batch)
+            y = labels[label_epoch][batch]
+        else:
+            x, y = images[batch], labels[batch]
+        if augment is not None and not per_epoch:
+            x = augment(x, generator)
+        yield x, y
+
+
+def _step(net: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
+          config: EvalConfig) -> None:
+    logits = net(x)
+    loss = (soft_label_loss(logits, y, config) if y.is_floating_point()
+            else F.cross_entropy(logits, y))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 def _sgd(net: nn.Module, lr: float, config: EvalConfig) -> torch.optim.Optimizer:

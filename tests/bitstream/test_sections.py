@@ -41,10 +41,12 @@ def note_part():
 
 def test_the_built_in_parts_are_registered_in_file_order():
     assert [p.name for p in parts_for(fmt.Kind.LATENT)] == [
-        "weights", "latents", "latent substreams", "labels", "scales"]
+        "weights", "latents", "latent substreams", "labels", "scales", "fkd views"]
     assert REGISTRY[4].slot == REGISTRY[9].slot == "latents"  # one of the two layouts
-    assert [p.name for p in parts_for(fmt.Kind.PIXELS)] == ["pixels", "labels"]
-    assert [p.name for p in parts_for(fmt.Kind.FLOAT_PIXELS)] == ["float pixels", "labels"]
+    assert [p.name for p in parts_for(fmt.Kind.PIXELS)] == ["pixels", "labels", "fkd views"]
+    assert [p.name for p in parts_for(fmt.Kind.FLOAT_PIXELS)] == ["float pixels", "labels",
+                                                                  "fkd views"]
+    assert not REGISTRY[10].required  # FKD views: only with labels on a relabelling's views
     assert not REGISTRY[7].required  # soft labels are optional; hard ones are in the header
     assert not REGISTRY[8].required  # scales: only distributional sets have them
     assert all(not p.ancillary for p in REGISTRY.values())

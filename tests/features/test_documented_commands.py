@@ -143,14 +143,20 @@ def _run_example(script: str, *args: str) -> str:
 
 @pytest.mark.slow
 def test_loading_examples_train_on_a_decoded_set(run_cli, tmp_path):
-    """examples/train_on_set.py (a set file) and examples/imagefolder_training.py (the PNG
-    export) run as written on a decoded .ddz of the bundled subset, and their networks learn."""
+    """examples/train_from_ddz.py (the .ddz itself), train_on_set.py (a set file) and
+    imagefolder_training.py (the PNG export) run as written on a .ddz of the bundled subset
+    and its exports, and their networks learn."""
     set_file, ddz = tmp_path / "r2.pt", tmp_path / "r2.ddz"
     assert run_cli("distill", "--loss", "none", "--ipc", "2", "-o", str(set_file), "-q")[0] == 0
     assert run_cli("encode", str(set_file), "-o", str(ddz), "-q")[0] == 0
     assert run_cli("decode", str(ddz), "-o", str(tmp_path / "decoded.pt"), "-q")[0] == 0
     assert run_cli("decode", str(ddz), "--format", "imagefolder", "-o", str(tmp_path / "png"),
                    "-q")[0] == 0
+
+    out = _run_example("train_from_ddz.py", str(ddz))  # no file in between
+    assert "20 images of 10 classes" in out
+    assert float(re.search(r"final training loss ([\d.]+)", out).group(1)) < 1.6
+    assert re.search(r"test accuracy [\d.]+ %", out)
 
     out = _run_example("train_on_set.py", str(tmp_path / "decoded.pt"))
     loss = float(re.search(r"final training loss ([\d.]+)", out).group(1))

@@ -25,7 +25,7 @@ LAYERS = (
     ("bitstream",),  # the .ddz format
     ("distillation",),
     ("evaluation",),  # measure, ranking
-    ("api",),  # the verbs, as Python functions
+    ("api", "reader"),  # the verbs, as Python functions; training straight from a .ddz
     ("reports", "audit"),  # jobs built from the verbs
     ("cli", "__main__"),
 )
