@@ -101,12 +101,13 @@ def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: b
 
         def compute_row(n=n, spec_row=spec_row) -> dict:
             out = work / f"dm-ipc{ipc}-{n}.pt"
-            started = time.perf_counter()
+            distill_s = None  # unknown when an earlier, interrupted process wrote the set
             if not out.is_file():
+                started = time.perf_counter()
                 api.distill(spec, out, device="cpu", iterations=n, checkpoint=ckpt,
                             checkpoint_every=50, keep_checkpoint=True,
                             resume=ckpt.is_file(), force=True, **settings)
-            distill_s = time.perf_counter() - started
+                distill_s = time.perf_counter() - started  # this process's part of the run
             report = api.measure(out, epochs=spec_row["epochs"], runs=spec_row["runs"],
                                  seed=0, device="cpu")
             row = {"ipc": ipc, "iterations": n, "accuracy_mean": report["accuracy_mean_percent"],

@@ -415,8 +415,9 @@ def label_report(decoded: Decoded) -> dict:
             else "soft (one per image)")
     fkd = decoded.fkd
     if fkd is not None:
-        kind = (f"soft (per epoch: an FKD relabelling, {fkd.epochs} epochs of {fkd.batches} "
-                f"batches of {fkd.batch_size}, {fkd.mix})")
+        batches = f"{fkd.batches} batch{'es' if fkd.batches != 1 else ''}"
+        kind = (f"soft (per epoch: an FKD relabelling, {fkd.epochs} epochs of {batches} of "
+                f"{fkd.batch_size}, {fkd.mix})")
     views_bits = 8 * decoded.section_bytes.get("fkd views", 0)
     return {"kind": kind, "codec": soft.codec, "loss": soft.loss, **_views_record(soft),
             "temperature": soft.temperature,

@@ -48,13 +48,15 @@ def info_table(report: dict, source: str, summary: str) -> None:
     labels = report["labels"]
     if labels["kind"] != "hard":
         k = report["num_classes"]
+        share = labels["bits"] / (8 * report["file_bytes"])
         console.print(f"labels: {labels['kind']}, {labels['codec']}, {labels['bits'] / k:,.0f} "
-                      f"bits/class (as float16: {labels['float16_bits'] / k:,.0f}), loss "
-                      f"{labels['loss']} at T {labels['temperature']:g}")
+                      f"bits/class, {share:.1%} of the file (as float16: "
+                      f"{labels['float16_bits'] / k:,.0f}), loss {labels['loss']} at T "
+                      f"{labels['temperature']:g}")
         if "views_bits" in labels:
-            share = (labels["bits"] + labels["views_bits"]) / (8 * report["file_bytes"])
-            console.print(f"fkd views: {labels['views_bits'] / k:,.0f} bits/class; labels and "
-                          f"views {share:.1%} of the file")
+            views = labels["views_bits"] / (8 * report["file_bytes"])
+            console.print(f"fkd views: {labels['views_bits'] / k:,.0f} bits/class, {views:.1%} "
+                          "of the file")
 
 
 def measure_table(report: dict) -> None:
