@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the bundled CIFAR-10 subset (CPU, about 10 minutes): latent DM to 12,000 bits
+# The main job on the bundled CIFAR-10 subset (CPU; times in docs/BENCHMARKS.md): latent DM to 12,000 bits
 # per class, encode, decode, check, measure next to the vanilla IPC-1 baselines, summary table.
 demo: $(STAMP)
 	$(BIN)/ddcodec demo -o out/demo
@@ -20,8 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; on 2 CPU
-# cores from scratch more than 12 hours (README: Benchmarks).
+# The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; each step's
+# last time is in its section "Reproducing this report".
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.all
 

@@ -53,6 +53,7 @@ STEPS = [
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),
     ("cifar10", ["-m", "benchmarks.cifar10", "--threads", "2"],
      "All of CIFAR-10: data, teacher, converged vanilla DM"),
+    ("doc_facts", ["-m", "benchmarks.doc_facts"], "Sizes quoted in the docs"),
     ("fkd_ladder", ["-m", "benchmarks.fkd_ladder"],
      "FKD relabelling at CIFAR scale: the label ladder (needs the CIFAR-10 teacher)"),
 ]

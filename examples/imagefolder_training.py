@@ -21,9 +21,11 @@ norm = json.loads((root / "normalization.json").read_text())
 transform = transforms.Compose([transforms.ToTensor(),
                                 transforms.Normalize(norm["mean"], norm["std"])])
 data = datasets.ImageFolder(str(root), transform=transform)
-names = json.loads((root / "classes.json").read_text())["class_names"]
-# Folders are named NNN_<class>, so ImageFolder's sorted order is the set's class order.
-assert [f.split("_", 1)[1] for f in data.classes] == names
+record = json.loads((root / "classes.json").read_text())
+names = record["class_names"]
+# Folders are named NNN_<class> (made portable: other characters become _), so ImageFolder's
+# sorted order is the set's class order; classes.json maps each folder to its class name.
+assert data.classes == record["folders"], "the folders are not the export's"
 print(f"{len(data)} images of {len(names)} classes: {', '.join(names[:3])}, ...")
 torch.manual_seed(0)  # the same network and batches on every run
 loader = torch.utils.data.DataLoader(data, batch_size=256, shuffle=True)

@@ -5,8 +5,13 @@
 set -euo pipefail
 out=${1:-out}
 mkdir -p "$out"
+# Short settings may land outside --target-bpc's 5 %: distill then still writes the set and exits
+# 3 (the file's real size is what every later step reports), so only other failures stop here.
+status=0
 ddcodec distill --param latent --target-bpc 12000 --shared-decoder --batch-real 64 \
-    --fit-iterations 200 --iterations 20 -o "$out/b12k.pt" -f
+    --fit-iterations 200 --iterations 20 -o "$out/b12k.pt" -f || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then exit "$status"; fi
+if [ "$status" -eq 3 ]; then echo "note: outside the 5 % tolerance with these short settings"; fi
 ddcodec encode "$out/b12k.pt" -c > "$out/b12k.ddz"             # .ddz on stdout
 ddcodec encode "$out/b12k.pt" -c | ddcodec decode - --format imagefolder -o "$out/b12k_png" -f
 ddcodec test "$out/b12k.ddz" && echo "integrity: ok"

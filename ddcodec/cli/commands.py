@@ -565,7 +565,7 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", default=None,
               help="Where to write; '-' for stdout (pt and grid) [default: SOURCE's stem + "
-                   ".decoded.pt, .imagefolder/, .mtt/ or .grid.png].")
+                   ".decoded.pt, .imagefolder/, .mtt/, .grid.png, .hf/ or .fkd/].")
 @click.option("-c", "--stdout", "to_stdout", is_flag=True,
               help="Write to stdout (pt and grid formats).")
 @click.option("--format", "form",
@@ -586,7 +586,7 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
                    "by side; files without substreams decode in one.")
 @click.option("--unwhiten", is_flag=True,
               help="ZCA files: export the images un-whitened (the inverse transform rebuilt "
-                   "from the file's data), as plain normalised tensors (pt or mtt).")
+                   "from the file's data), as plain normalised tensors (pt, mtt or hf).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option

@@ -5,6 +5,7 @@ no module reaches itself through its imports, in the whole package or any subpac
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,15 @@ def test_no_import_runs_up_the_layers():
     upward = sorted(f"{m} -> {t}" for m, ts in graph.items() if m != "ddcodec"
                     for t in ts if t != "ddcodec" and layer(t) > layer(m))
     assert upward == []
+
+
+def test_the_readmes_map_names_every_module():
+    """README's Development section draws the package; a module it does not name is missing
+    from the map a contributor reads first."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    tree = text[text.index("```text\nddcodec/"):]
+    tree = tree[:tree.index("\n```", 8)]
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", tree))
+    missing = [name for name, path in modules().items()
+               if path.stem != "__init__" and path.stem not in words]
+    assert missing == [], f"README's module map lacks {missing}"
