@@ -195,7 +195,9 @@ def main() -> None:
                    for row in dm_rows(spec, work, ipc, (n,), not args.report_only, args.quick)),
                   key=lambda r: (r["ipc"], r["iterations"]))
     record = {"date": str(dt.date.today()), "version": __version__,
-              "machine": f"{platform.machine()}, {args.threads} torch threads",
+              # a report from the cache does not know the threads its points ran on
+              "machine": platform.machine() + ("" if args.report_only
+                                               else f", {args.threads} torch threads"),
               "epochs": 2 if args.quick else EPOCHS, "runs": 1 if args.quick else RUNS,
               "data": data, "teacher": teacher, "rows": rows,
               "planned": [{"ipc": ipc, "iterations": n} for ipc in args.ipc for n in counts]}
