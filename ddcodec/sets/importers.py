@@ -328,12 +328,14 @@ def _hugging_face(path: Path, options: ImportOptions) -> DistilledSet:
     if options.labels:
         raise DDCodecError("--labels is for tensor files; a Hugging Face dataset has its label "
                            "column")
+    data = load_dataset(options.data) if options.data else None  # loaded once
+
     def normalization(channels: int) -> Normalization | None:
         if options.normalization:
             return parse_normalization(options.normalization, channels)
-        return load_dataset(options.data).normalization if options.data else None
+        return data.normalization if data is not None else None
 
-    names = load_dataset(options.data).class_names if options.data else None
+    names = list(data.class_names) if data is not None else None
     distilled = read_hf(path, normalization, options.data, names)
     if distilled.soft_labels is not None and distilled.soft_labels.per_epoch:
         order = torch.argsort(distilled.labels, stable=True)

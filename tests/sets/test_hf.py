@@ -146,3 +146,18 @@ def test_without_datasets_the_option_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", refuse)
     with pytest.raises(DDCodecError, match=r"pip install 'ddcodec\[hf\]'"):
         hf_datasets()
+
+
+def test_options_that_do_not_apply_are_refused(tmp_path, run_cli, real):
+    ds, index = real
+    table = datasets.Dataset.from_dict(
+        {"image": [to_pil(ds.x_train[i]) for i in index], "label": ds.y_train[index].tolist()},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+    table.to_parquet(str(tmp_path / "t.parquet"))
+    code, _, err = run_cli("encode", str(tmp_path / "t.parquet"), "--data", "cifar10-subset",
+                           "--labels", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "x.ddz"))
+    assert code == 1 and "--labels is for tensor files" in err
+    code, _, err = run_cli("encode", str(tmp_path / "t.parquet"), "--data", "cifar10-subset",
+                           "--label-codec", "vq", "-o", str(tmp_path / "x.ddz"))
+    assert code == 1 and "no soft labels to re-code" in err
+    assert not (tmp_path / "x.ddz").exists()
