@@ -109,7 +109,11 @@ class Labeller:
     def __call__(self, distilled: DistilledSet) -> DistilledSet:
         probabilities = self.probabilities(distilled.images)
         soft = self.rung(probabilities)
-        return replace(distilled, soft_labels=soft, notes=list(distilled.notes))
+        notes = list(distilled.notes)
+        if distilled.fkd is not None:  # the new labels are not on the relabelling's views
+            notes.append("the FKD relabelling's views and labels were replaced by the "
+                         "teacher's labels")
+        return replace(distilled, soft_labels=soft, fkd=None, notes=notes)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's rows: one per image, or per epoch and image on the keyed views."""

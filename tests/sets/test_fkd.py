@@ -190,3 +190,17 @@ def test_bad_relabellings_get_one_line(tmp_path, run_cli, relabelled):
                            str(root / "images"), "--data", "cifar10-subset", "-o",
                            str(tmp_path / "x.ddz"))
     assert code == 1 and "do not cover 40 images" in err
+
+
+@pytest.mark.slow
+def test_a_teacher_relabels_an_fkd_set_without_its_views(tmp_path, run_cli, relabelled):
+    root, _ = relabelled
+    first = encode(run_cli, root / "relabel", tmp_path / "a.ddz", "--images",
+                   str(root / "images"))
+    ddcodec.train_teacher("cifar10-subset", tmp_path / "t.pt", device="cpu", epochs=1)
+    labelled = ddcodec.label(ddcodec.decode(first).to_set(), tmp_path / "t.pt", codec="vq",
+                             k=4, device="cpu")
+    assert labelled.fkd is None and not labelled.soft_labels.per_epoch
+    assert any("FKD relabelling's views" in note for note in labelled.notes)
+    ddcodec.encode(labelled, tmp_path / "b.ddz")  # a valid file: labels and views agree
+    assert ddcodec.info(tmp_path / "b.ddz")["labels"]["codec"] == "vq"
