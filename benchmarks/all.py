@@ -53,6 +53,8 @@ STEPS = [
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),
     ("cifar10", ["-m", "benchmarks.cifar10", "--threads", "2"],
      "All of CIFAR-10: data, teacher, converged vanilla DM"),
+    ("cifar10_series", ["-m", "benchmarks.cifar10_series", "--threads", "2"],
+     "All of CIFAR-10: our series at equal effort, packed and labelled controls, ratios"),
     ("doc_facts", ["-m", "benchmarks.doc_facts"], "Sizes quoted in the docs"),
     ("fkd_ladder", ["-m", "benchmarks.fkd_ladder"],
      "FKD relabelling at CIFAR scale: the label ladder (needs the CIFAR-10 teacher)"),
@@ -62,6 +64,7 @@ STEPS = [
 NOT_STEPS = {
     "identity": "compares two commits' outputs around a refactor (run on both, then --compare)",
     "codec_ab": "times the bitstream of two checkouts side by side (prints only)",
+    "gpu_check": "needs a CUDA card (bash benchmarks/gpu_check.sh); --report publishes its lines",
 }
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The field's full protocol on a CUDA GPU: distillation at reference-sized settings and evaluation
+# The field's full protocol on a CUDA GPU, hours of GPU time (benchmarks/gpu_check.sh is the 8-minute
+# check): distillation at reference-sized settings and evaluation
 # with 1000 epochs x 5 ConvNet-D3 per set, on the bundled CIFAR-10 subset. Needs only this
 # repository (the subset is bundled, ~17.5 MB in all) and a Python with ddcodec's dependencies:
 #

@@ -273,7 +273,7 @@ def check_plausible(header: fmt.Header, file_bytes: int,
 
 def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
                  workers: int = 1, check_ends: bool = True,
-                 check_values: bool = True) -> Decoded:
+                 check_values: bool = True, device: str | torch.device = "cpu") -> Decoded:
     """Every value of a file, checked; its images unless not `images`; the ideal bits of each
     section (what `info` and `measure` report) unless not `bits`, which leaves
     `estimated_bits` empty and saves about a tenth of a latent file's decode. `workers`:
@@ -281,7 +281,8 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
     decode in this process). `check_ends`: only the encoder's closed loop, which compares every
     latent with those it encoded, leaves out the proof that the latent stream has no spare
     words. `check_values`: only tools that reseal a file on purpose (the fuzzer's "all
-    checksums recomputed" mode) leave out the comparison with the end record's values CRC."""
+    checksums recomputed" mode) leave out the comparison with the end record's values CRC.
+    `device`: where a latent file's float synthesis runs (the CPU's images are the reference)."""
     reader = Reader(data, "file")
     header = fmt.read_header(reader)
     header_bytes = reader.pos
@@ -336,7 +337,7 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
     sizes = {"header": header_bytes,
              **{REGISTRY[t].name if t in REGISTRY else f"{t:#04x}": len(s.data)
                 for s in sections for t in [s.tag]}}
-    pictures = _images(state) if images else torch.empty(0, dtype=torch.uint8)
+    pictures = _images(state, device) if images else torch.empty(0, dtype=torch.uint8)
     labels = torch.arange(header.num_classes).repeat_interleave(
         torch.tensor(header.samples_per_class))
     sampler = None
@@ -349,10 +350,10 @@ def decode_bytes(data: bytes, images: bool = True, bits: bool = True,
                    fkd=state.fkd)
 
 
-def _images(state: CodingState) -> torch.Tensor:
+def _images(state: CodingState, device: str | torch.device) -> torch.Tensor:
     if state.header.kind == Kind.PIXELS:
         return torch.from_numpy(state.pixels)
     if state.header.kind == Kind.FLOAT_PIXELS:
         return torch.from_numpy(np.ascontiguousarray(state.floats))
     return synthesize(state.geometry, state.header.latent.steps, state.weight_ints,
-                      state.latents)
+                      state.latents, device)

@@ -99,10 +99,12 @@ def encode(source: "str | os.PathLike | DistilledSet", pixels: str = "lossless",
                   "notes": list(distilled.notes)}
 
 
-def decode(data: bytes, bits: bool = True, workers: int = 1) -> Decoded:
+def decode(data: bytes, bits: bool = True, workers: int = 1,
+           device: str | torch.device = "cpu") -> Decoded:
     """A .ddz's contents; `bits=False` skips the ideal bits only reports need; `workers`
-    processes decode latent substreams side by side."""
-    return decode_bytes(data, bits=bits, workers=workers)
+    processes decode latent substreams side by side; `device` runs a latent file's float
+    synthesis (the CPU's images are the reference)."""
+    return decode_bytes(data, bits=bits, workers=workers, device=device)
 
 
 def with_samples(decoded: Decoded, samples: int) -> Decoded:

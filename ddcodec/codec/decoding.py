@@ -57,15 +57,17 @@ def _float_params(decoders, module: str) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def synthesize(geometry: LatentGeometry, steps: list[list[int]], ints: list[np.ndarray],
-               latents: list[np.ndarray]) -> torch.Tensor:
-    """Float decoder on the CPU: latents and dequantised weights -> uint8 images, class-ordered.
-    Runs over the images of every decoder in chunks, so memory stays bounded on large sets."""
+               latents: list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    """Float decoder: latents and dequantised weights -> uint8 images (on the CPU), class-ordered.
+    Runs over the images of every decoder in chunks, so memory stays bounded on large sets.
+    `device`: where the float work runs; the CPU is the reference a file decodes to, another
+    device may land a few subpixels one 8-bit level away (benchmarks/gpu_check.py counts them)."""
     decoders = geometry.split_weights(ints, steps)
     groups, per_group, cpl = geometry.groups, geometry.per_group, geometry.layout.channels_per_level
     grids = [torch.from_numpy(x.astype(np.float32)).view(groups, per_group, cpl, *x.shape[-2:])
-             for x in latents]
-    kernels = _float_params(decoders, "upsampler")["kernel_weight"]
-    weights = _float_params(decoders, "synthesis")
+             .to(device) for x in latents]
+    kernels = _float_params(decoders, "upsampler")["kernel_weight"].to(device)
+    weights = {k: v.to(device) for k, v in _float_params(decoders, "synthesis").items()}
     n_pointwise = len(synthesis.preset_widths(geometry.config.decoder)) + 1
     chunk = synthesis_chunk(geometry)
     out = []
@@ -73,7 +75,7 @@ def synthesize(geometry: LatentGeometry, steps: list[list[int]], ints: list[np.n
         part = [g[:, start:start + chunk] for g in grids]
         stack = upsampling.upsample_stack(part, kernels)
         images = synthesis.synthesize(stack, weights, n_pointwise)
-        out.append(images.clamp(0, 1).mul(255).round().to(torch.uint8))
+        out.append(images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
     # one chunk: the tensor as synthesised, strides included (measure's convolutions follow the
     # memory layout, so a copy would move accuracies in the last digits)
     return (out[0] if len(out) == 1 else torch.cat(out, dim=1)).flatten(0, 1)
