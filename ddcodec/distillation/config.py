@@ -157,6 +157,11 @@ class LatentConfig:
                                             "and the weight quantisation are then found "
                                             "automatically.")
     rate_tolerance: float = option(0.05, "Latent: accepted relative error of --target-bpc.")
+    phase2_budget: int | None = option(None, "Latent, with --target-bpc: most phase-2 "
+                                             "iterations in all, rate control's retrain rounds "
+                                             "included (equal effort across runs); out of them, "
+                                             "the probe closest to the budget is kept.",
+                                       min=1, default_text="no cap but its 4 rounds")
     fit_budget_share: float | None = option(None, "Latent, with --target-bpc: share of the "
                                                   "latent bits that phase 1 may spend, the rest "
                                                   "left to the utility.",
@@ -319,6 +324,12 @@ class DistillConfig:
         if self.latent.target_bpc is not None:
             _check(self.is_latent, "--target-bpc needs --param latent or distribution (pixel "
                                    "sets have a fixed size: choose --ipc)")
+        if self.latent.phase2_budget is not None:
+            _check(self.latent.target_bpc is not None, "--phase2-budget caps rate control's "
+                                                       "retrain rounds: it needs --target-bpc")
+            _check(self.latent.phase2_budget >= self.matching.iterations,
+                   f"--phase2-budget {self.latent.phase2_budget} is below --iterations "
+                   f"{self.matching.iterations}: it counts them too")
         if self.is_latent:
             _check(self.loss != "none", f"--param {self.param} needs a utility loss: --loss dm, "
                                         "gm or tm")

@@ -147,7 +147,8 @@ class LatentTrainer:
         labels = label_cost(self.dataset, cfg).per_class(lat.spc) * len(self.classes)
         return RateControl.start(lat.target_bpc, len(self.classes), lat.rate_tolerance,
                                  lat.lmbda, lat.quant_mse, cfg.matching.iterations,
-                                 decoders, lat.fit_budget_share, label_bits=labels)
+                                 decoders, lat.fit_budget_share, label_bits=labels,
+                                 max_iterations=lat.phase2_budget)
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.bank.parameters(), lr=lr)

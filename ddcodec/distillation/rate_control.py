@@ -150,11 +150,13 @@ class RateControl:
     extra_iterations: int = 0
     rounds: int = 0
     attempts: list[dict] = field(default_factory=list)
+    max_iterations: int | None = None  # phase-2 iterations in all, retrain rounds included
 
     @classmethod
     def start(cls, target_bpc: float, classes: int, tolerance: float, lmbda: float,
               threshold: float, iterations: int, decoder_parameters: int,
-              fit_share: float = 1.0, label_bits: float = 0.0) -> "RateControl":
+              fit_share: float = 1.0, label_bits: float = 0.0,
+              max_iterations: int | None = None) -> "RateControl":
         """Refuses (Unreachable) a budget the decoders, labels and header alone exceed.
         `label_bits`: the soft labels' estimated bits (all classes), if the set has them."""
         side = estimate_side_bits(classes, decoder_parameters) + label_bits
@@ -169,7 +171,8 @@ class RateControl:
                 f": reachable from about {1.05 * side / classes:,.0f}; or use --shared-decoder "
                 f"or a smaller --decoder{cheaper}")
         return cls(budget, classes, tolerance, max(1.0, (budget - side) / classes), lmbda,
-                   threshold, iterations, fit_share=fit_share, lmbda_start=lmbda)
+                   threshold, iterations, fit_share=fit_share, lmbda_start=lmbda,
+                   max_iterations=max_iterations)
 
     def set_side_bits(self, side_bits: float) -> None:
         """Re-aim the latents at what the budget leaves after the measured side information;
@@ -253,9 +256,12 @@ class RateControl:
         where the controllers' count stood when the set was quantised (the anchor of the next
         target; the current target if not given)."""
         error = file_bits / self.budget_bits - 1
+        done = (self.steps_done if self.steps_done is not None
+                else self.iterations + self.extra_iterations)
         self.attempts.append({"bpc": file_bits / self.classes, "error": error,
                               "lmbda": self.lmbda, "quant_mse": self.threshold,
                               "extra_iterations": self.extra_iterations,
+                              "phase2_iterations": done,
                               "latent_target_bpc": self.latent_target,
                               "latent_bpc": latent_bits_per_class})
         if abs(error) <= self.tolerance:
@@ -264,14 +270,12 @@ class RateControl:
         if 0 < excess < 0.3 * weight_bits and self.threshold * 4 <= MAX_THRESHOLD:
             self.threshold *= 4
             return Verdict.COARSER_WEIGHTS
-        done = (self.steps_done if self.steps_done is not None
-                else self.iterations + self.extra_iterations)
         if latent_bits_per_class is not None:
             if self.growth_points and self.growth_points[-1][0] == done:
                 self.growth_points[-1] = (done, latent_bits_per_class)
             else:
                 self.growth_points.append((done, latent_bits_per_class))
-        if self.rounds >= MAX_ROUNDS:
+        if self.rounds >= MAX_ROUNDS or self.out_of_iterations(done):
             return Verdict.MISSED
         self.rounds += 1
         anchor = self.latent_target if latent_bits_per_class is None else latent_bits_per_class
@@ -279,7 +283,14 @@ class RateControl:
         self.climbing = excess < 0
         self.extra_iterations = max(done - self.iterations, 0) + self._round_length(anchor,
                                                                                     excess)
+        if self.max_iterations is not None:
+            self.extra_iterations = min(self.extra_iterations,
+                                        self.max_iterations - self.iterations)
         return Verdict.RETRAIN
+
+    def out_of_iterations(self, done: int) -> bool:
+        """The phase-2 budget (`--phase2-budget`) is spent: no retrain round may follow."""
+        return self.max_iterations is not None and done >= self.max_iterations
 
     def round_done(self, steps_done: int, latent_bits_per_class: float | None) -> bool:
         """Told before each phase-2 step: whether a retrain round that started under budget can
@@ -307,8 +318,9 @@ class RateControl:
         """One line for a probe: e.g. 'rate control probe 2: 9,312 of 12,000 bits/class
         (-22.4%), lambda 0.13 -> 0.2: retrain round 1/4, ...'."""
         last = self.attempts[-1]
+        spent = "rounds" if self.rounds >= MAX_ROUNDS else "phase-2 iterations"
         action = {Verdict.DONE: "within tolerance",
-                  Verdict.MISSED: f"out of rounds, kept probe {self.kept + 1}",
+                  Verdict.MISSED: f"out of {spent}, kept probe {self.kept + 1}",
                   Verdict.COARSER_WEIGHTS: f"coarser weights (MSE {self.threshold:.2g})",
                   Verdict.RETRAIN: f"retrain round {self.rounds}/{MAX_ROUNDS}, "
                                    f"{self.extra_iterations} more joint iterations in all, "
@@ -328,6 +340,10 @@ class RateControl:
             "error": kept.get("error"), "within_tolerance": within, "tolerance": self.tolerance,
             "lmbda": lmbda, "quant_mse": mse, "kept_probe": self.kept + 1 if kept else None,
             "latent_target_bpc": target, "extra_iterations": self.extra_iterations,
+            # the effort spent: every probe's training ran, whichever probe was kept
+            "phase2_iterations": max((a.get("phase2_iterations", 0) for a in self.attempts),
+                                     default=0),
+            "phase2_budget": self.max_iterations,
             "attempts": list(self.attempts),
             "lmbda_start": self.lmbda_start,
             "why": (f"lambda started at {self.lmbda_start:.4g} and settled at {lmbda:.4g}, "

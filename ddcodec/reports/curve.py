@@ -209,6 +209,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "images_per_class": report["images_per_class"], "lmbda": rate.get("lmbda"),
         "quant_mse": rate.get("quant_mse"), "within_tolerance": rate.get("within_tolerance"),
         "rate_attempts": rate.get("attempts"),
+        "phase2_iterations": rate.get("phase2_iterations"),  # the effort, retrain rounds included
         "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared, **spread,
         "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
         "seconds": time.perf_counter() - started, "file": ddz_path.name})

@@ -42,6 +42,9 @@ class CurveConfig:
     runs: int = 3
     seed: int = 0
     shared_decoder: str = "auto"  # auto | yes | no
+    # phase-2 iterations in all per point, retrain rounds included (--phase2-budget): the same
+    # effort for every series; None: rate control's own rounds
+    phase2_budget: int | None = None
     # baselines
     baselines: bool = True
     pixel_ipcs: tuple[int, ...] = (1, 10, 50)
@@ -67,6 +70,9 @@ class CurveConfig:
             raise DDCodecError("--budgets must be positive bits per class")
         if self.runs < 1:
             raise DDCodecError("--epochs and --runs must be at least 1")
+        if self.phase2_budget is not None and self.phase2_budget < self.distill.matching.iterations:
+            raise DDCodecError("the phase-2 budget counts the phase-2 iterations too: at least "
+                               f"{self.distill.matching.iterations}")
         if self.ceiling_epochs < 0:
             raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
@@ -92,6 +98,8 @@ class CurveConfig:
                         and k not in KEYED_OPTIONS and v != defaults[k]})
         if loss == "tm":
             options["experts"] = self.distill.tm.experts
+        if self.phase2_budget is not None:  # absent otherwise: earlier points keep their keys
+            options["phase2_budget"] = self.phase2_budget
         return options
 
 

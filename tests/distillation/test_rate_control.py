@@ -208,3 +208,40 @@ def test_short_settings_land_within_tolerance(tmp_path):
     rate = distilled.provenance["rate_control"]
     assert rate["within_tolerance"] and abs(bpc / 6000 - 1) <= 0.05, rate["attempts"]
     assert rate["attempts"][0]["error"] < -0.3  # the first probe is far under: rounds did it
+
+
+def test_a_phase2_budget_caps_the_retrain_rounds_and_the_effort_is_recorded():
+    """Equal effort across series: with --phase2-budget the retrain rounds stop where the
+    phase-2 iterations in all reach it, the closest probe is kept, and the record says how many
+    phase-2 iterations the run spent (every probe's training, whichever was kept)."""
+    rc = RateControl(budget_bits=30_000, classes=3, tolerance=0.05, latent_target=5000,
+                     lmbda=0.1, threshold=5e-6, iterations=100, lmbda_start=0.1,
+                     max_iterations=130)
+    rc.steps_done = 100
+    assert rc.judge(40_000, weight_bits=100, latent_bits_per_class=6000) is Verdict.RETRAIN
+    assert rc.extra_iterations == 25  # a quarter of the run: within the cap
+    rc.steps_done = 125
+    assert rc.judge(36_000, weight_bits=100, latent_bits_per_class=5500) is Verdict.RETRAIN
+    assert rc.extra_iterations == 30  # a quarter more would pass 130: cut to the cap
+    rc.steps_done = 130
+    assert rc.judge(33_000, weight_bits=100, latent_bits_per_class=5200) is Verdict.MISSED
+    assert "out of phase-2 iterations, kept probe 3" in rc.probe_text(3, 0.1, Verdict.MISSED)
+    summary = rc.summary()["rate_control"]
+    assert summary["phase2_iterations"] == 130 and summary["phase2_budget"] == 130
+    assert [a["phase2_iterations"] for a in summary["attempts"]] == [100, 125, 130]
+    assert rc.rounds < MAX_ROUNDS  # the cap, not the rounds, ended it
+
+
+def test_a_phase2_budget_needs_a_target_and_covers_the_iterations():
+    with pytest.raises(DDCodecError, match="needs --target-bpc"):
+        DistillConfig.of(param="latent", phase2_budget=300)
+    with pytest.raises(DDCodecError, match="below --iterations 200"):
+        DistillConfig.of(param="latent", target_bpc=6000, iterations=200, phase2_budget=150)
+
+
+def test_a_capped_run_lands_and_records_its_phase2_iterations(npz16):
+    distilled = api.distill(f"npz:{npz16}", None, device="cpu", target_bpc=3000,
+                            phase2_budget=30, **SMALL)
+    rate = distilled.provenance["rate_control"]
+    assert rate["phase2_budget"] == 30 and 20 <= rate["phase2_iterations"] <= 30
+    assert all(a["phase2_iterations"] <= 30 for a in rate["attempts"])
