@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, LABELLED_RANDOM, ROOT, benchmark_parser,
-                                cifar10_jpeg, publish)
+                                cached_row, cifar10_jpeg, publish, spec_key)
 from ddcodec import __version__
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.reports.curve import (PointStore, build_table, compare, ratios, run_curve)
@@ -46,7 +46,17 @@ ITERATIONS, FIT_ITERATIONS, BATCH_REAL = 150, 800, 64  # the subset curve's sett
 PHASE2_BUDGET = 300  # phase-2 iterations in all per point, retrain rounds included
 TARGETS = {12_000: 55.0, 98_304: 65.0}  # the issue's accuracy targets, percent
 RATIO_TARGETS = (100.0, 25.0)  # against converged DM IPC 10: float32, its own 8-bit file
+HEADLINE_BUDGETS = (12_000, 98_304)  # our best series there, measured under both protocols
+HEADLINE_PROTOCOLS = ((300, 3), (1000, 5))  # the curve's, the field's
 SERIES = ("latent-dm", "latent-dm+vq", "distribution-dm", "distribution-dm+vq")
+# Published CIFAR-10 accuracies (%) at the float32 budgets of IPC 1 and 10 (98,304 and 983,040
+# bits per class), read from the rate-utility paper's CIFAR-10 figure (TM-RUO at its own nearest
+# points: 1.07e5 and 7.7e5 bits per class) and the DM paper's table; lossless originals, GPUs,
+# 1000 epochs x 5 networks (research notes: papers.md 1.11, ecosystem.md 1.6).
+PAPER_BUDGETS = (98_304, 983_040)
+PAPERS = {"TM-RUO": (70.3, 77.5), "NSD": (68.5, 73.3), "DDiF": (66.5, 74.0),
+          "FreD": (60.6, 70.3), "vanilla TM (MTT)": (46.2, 65.2), "vanilla DM": (26.0, 48.9),
+          "random real": (14.4, 26.0)}  # TM-RUO at its nearest points, 1.07e5 and 7.7e5 bpc
 
 
 def series_config(spec: str, teacher: str, budgets: tuple[float, ...], quick: bool
@@ -86,6 +96,59 @@ def table_with_dm(store: PointStore, config: CurveConfig, dm: list[dict]) -> dic
     points = sorted(table["points"] + dm, key=lambda p: (p["series"], p["bpc"]))
     return {**table, "points": points, "comparison": compare(points),
             "ratios": ratios(points, cifar10=True)}
+
+
+def headline_sets(work: Path, dm_dir: Path, table: dict, spec: str, make: bool
+                  ) -> dict[str, Path]:
+    """The headline points that exist so far: our best series at 12,000 and 98,304 bits per
+    class, vanilla DM IPC 10 at the most iterations run, random real IPC 10 (made here when
+    `make`)."""
+    sets = {}
+    for budget in HEADLINE_BUDGETS:
+        ours = [p for p in table["points"] if p["series"] in SERIES
+                and p.get("budget_bpc") == budget and p.get("file")]
+        if ours:
+            best = max(ours, key=lambda p: p["accuracy_mean"])
+            sets[f"{best['series']} at {budget:,}"] = work / "points" / best["file"]
+    runs = sorted(dm_dir.glob("dm-ipc10-*.pt"), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
+    if runs:
+        sets[f"vanilla DM IPC 10, {int(runs[-1].stem.rsplit('-', 1)[1]):,} iterations"] = runs[-1]
+    random = work / "random-ipc10.pt"
+    if make and not random.is_file():
+        from ddcodec import api
+
+        api.distill(spec, random, device="cpu", loss="none", ipc=10, seed=0, force=True)
+    if random.is_file():
+        sets["random real IPC 10"] = random
+    return sets
+
+
+def headline_rows(work: Path, sets: dict[str, Path], compute: bool) -> list[dict]:
+    """Each headline set under the curve's protocol and the field's (cached per set file and
+    protocol): how far the short protocol moves a figure."""
+    import hashlib
+
+    from ddcodec import api
+
+    rows = []
+    for name, path in sets.items():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else None
+        for epochs, runs in HEADLINE_PROTOCOLS:
+            spec_row = {"set": digest, "epochs": epochs, "runs": runs, "seed": 0}
+
+            def measure(path=path, epochs=epochs, runs=runs, name=name) -> dict:
+                print(f"[{time.strftime('%H:%M:%S')}] headline: {name} at {epochs} epochs x "
+                      f"{runs}", file=sys.stderr, flush=True)
+                report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
+                return {"accuracy_mean": report["accuracy_mean_percent"],
+                        "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
+                        "seconds": report["seconds"]}
+
+            cache = work / "headline" / f"{spec_key(spec_row)}.json"
+            row = cached_row(cache, spec_row, measure if compute and digest else None)
+            if row:
+                rows.append({"set": name, "epochs": epochs, "runs": runs, **row})
+    return rows
 
 
 def _cell(points: list[dict], series: str, budget: float) -> str:
@@ -151,6 +214,32 @@ def section(record: dict) -> str:
               "per IPC; the papers' rows are cross-protocol (lossless originals, GPU, 1000 "
               "epochs x 5, 20,000 iterations). A ratio marked ≥ is reached at the smallest "
               "budget measured."]
+    head = record.get("headline", [])
+    if head:
+        lines += ["", "Headline points under both protocols (the 10,000 test images):", "",
+                  "| set | bits/class | 300 epochs x 3 | 1000 epochs x 5 |", "|---|---:|---:|---:|"]
+        for name in dict.fromkeys(r["set"] for r in head):
+            cells = {(r["epochs"], r["runs"]): r for r in head if r["set"] == name}
+            any_row = next(iter(cells.values()))
+            lines.append(f"| {name} | {any_row['bpc']:,.0f} | " + " | ".join(
+                f"{cells[k]['accuracy_mean']:.2f} ± {cells[k]['accuracy_std']:.2f} "
+                f"({cells[k]['seconds'] / 60:.0f} min)" if k in cells else "to come"
+                for k in HEADLINE_PROTOCOLS) + " |")
+    lines += ["", "Beside the papers, at the same budgets (published figures: lossless "
+              "originals, GPU distillation of thousands of iterations, 1000 epochs x 5; ours: "
+              "the JPEG q75 release, CPU-length distillation, DM where the leaders use "
+              "trajectory matching, 300 epochs x 3):", "",
+              "| bits per class | ours (best series) | " + " | ".join(PAPERS) + " |",
+              "|---:|---:|" + "---:|" * len(PAPERS)]
+    for i, budget in enumerate(PAPER_BUDGETS):
+        ours = [p for p in points if p["series"] in SERIES and p.get("budget_bpc") == budget]
+        best = max(ours, key=lambda p: p["accuracy_mean"], default=None)
+        mine = (f"{best['accuracy_mean']:.2f} ({best['series']})" if best
+                else "not measured yet" if budget in budgets else "not in this run")
+        lines.append(f"| {budget:,} | {mine} | "
+                     + " | ".join(f"{v[i]:.1f}" for v in PAPERS.values()) + " |")
+    lines += ["", "TM-RUO's figures are at its own nearest points (about 107,000 and 770,000 "
+              "bits per class)."]
     if missing:
         lines += ["", "**Unfinished.** Still to measure: " + ", ".join(
             f"{n} at {b:,.0f}" for n, b in missing) + ". The run goes on from its cache with "
@@ -183,17 +272,27 @@ def main() -> None:
                      "first (it trains one on all 50,000 images)")
     config = series_config(spec, str(teacher), budgets, args.quick)
     started = time.perf_counter()
+    dm_dir = CACHE / "cifar10-full"
+    whole = replace(config, budgets=tuple(sorted(budgets)))
+
+    def current() -> dict:
+        return table_with_dm(PointStore(work), whole,
+                             dm_points(ROOT / "docs" / "benchmarks" / "cifar10.json"))
+
     if not args.report_only:
         for budget in budgets:  # one budget at a time, in the order given
             run_curve(replace(config, budgets=(budget,)), work, "cpu",
                       on_event=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}",
                                                file=sys.stderr, flush=True))
-    table = table_with_dm(PointStore(work), replace(config, budgets=tuple(sorted(budgets))),
-                          dm_points(ROOT / "docs" / "benchmarks" / "cifar10.json"))
+            if not args.quick:  # the headline points that exist by now, both protocols
+                headline_rows(work, headline_sets(work, dm_dir, current(), spec, True), True)
+    table = current()
+    headline = ([] if args.quick else
+                headline_rows(work, headline_sets(work, dm_dir, table, spec, False), False))
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + ("" if args.report_only
                                                else f", {args.threads} torch threads"),
-              "budgets": sorted(budgets), "table": table,
+              "budgets": sorted(budgets), "table": table, "headline": headline,
               "settings": {"iterations": config.distill.matching.iterations,
                            "fit_iterations": config.distill.latent.fit_iterations,
                            "batch_real": config.distill.matching.batch_real,
