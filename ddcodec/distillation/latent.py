@@ -15,9 +15,10 @@
 With a bits-per-class target, `ddcodec.distillation.rate_control` steers the rate weight of
 phase 1, lambda in phase 2, and checks the real encoded size after phase 3 (see there).
 
-Checkpoints hold the whole state (parameters, optimiser, generator states, phase and step), so a
-resumed run gives exactly the result of an uninterrupted one with the same seed. Ctrl-C finishes
-the current step, saves a checkpoint and stops.
+Checkpoints hold the whole state (parameters, optimiser, generator states, phase and step, rate
+control's probes so far), so a resumed run gives exactly the result of an uninterrupted one with
+the same seed, in a retrain round too. Ctrl-C (or a job scheduler's SIGTERM) finishes the current
+step, saves a checkpoint and stops.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class LatentTrainer:
         chosen = set(self.classes)
         self.counts = [config.latent.spc if c in chosen else 0 for c in range(k)]
         self._stop_requested = False
+        self.probes: list[tuple[torch.Tensor, LatentPayload]] = []  # rate control's probes
         self._latent_bpc: float | None = None  # the last phase-2 step's, for rate control
 
     # ------------------------------------------------------------------ set-up and state
@@ -172,6 +174,8 @@ class LatentTrainer:
             "fit_weights": self.fit_weights,
             "rate": self.rate.to_dict() if self.rate else None,
             "hard_ratio": self.hard_ratio,
+            "probes": [{"images": images, "payload": payload.to_dict()}
+                       for images, payload in self.probes],
         }
 
     def save_checkpoint(self) -> None:
@@ -180,7 +184,12 @@ class LatentTrainer:
         with atomic_path(self.checkpoint) as tmp:
             torch.save(self._state(), tmp)
 
-    def _load_checkpoint(self) -> None:
+    def saved_step(self) -> int:
+        """The step the checkpoint was saved at, once it is checked to be this run's."""
+        return int(self._read_checkpoint()["global_step"])
+
+    def _read_checkpoint(self) -> dict:
+        """The checkpoint's state, refused (one line) when another run's settings made it."""
         path = self.checkpoint
         if path is None or not path.is_file():
             raise DDCodecError(f"no checkpoint to resume from at {path}")
@@ -194,6 +203,10 @@ class LatentTrainer:
             raise DDCodecError(f"{path} was made with other settings "
                                f"({', '.join(changed) or 'data'}"
                                "); resume with the same options or start afresh")
+        return state
+
+    def _load_checkpoint(self) -> None:
+        state = self._read_checkpoint()
         self.owner, self.candidates = list(state["owner"]), list(state["candidates"])
         shapes_only = torch.Generator().manual_seed(0)  # the values come from the state
         self.bank = self._new_bank([shapes_only] * len(self.owner))
@@ -203,6 +216,9 @@ class LatentTrainer:
         self.fit_weights = state["fit_weights"]
         self.rate = RateControl.from_dict(state["rate"]) if state["rate"] else None
         self.hard_ratio = state.get("hard_ratio")
+        self.probes = [(probe["images"], LatentPayload.from_dict(
+            probe["payload"], self.dataset.image_shape, len(self.classes)))
+            for probe in state.get("probes", [])]
         self.objective = None
         if state["objective"] is not None:
             self.objective = self._make_objective()
@@ -274,7 +290,7 @@ class LatentTrainer:
 
     def _train(self) -> None:
         """Phases 1 and 2, from wherever the state is, until phase 2's iterations are done."""
-        with self._sigint_finishes_step():
+        with self._stop_signals_finish_step():
             while self.phase in (1, 2):
                 if self._advance_if_done():
                     continue
@@ -483,21 +499,25 @@ class LatentTrainer:
         return {"utility": float(utility.detach()), "latent_bpc": latent_bpc, "lmbda": lmbda}
 
     @contextlib.contextmanager
-    def _sigint_finishes_step(self):
+    def _stop_signals_finish_step(self):
+        """Ctrl-C, or a job scheduler's SIGTERM at its time limit: finish the step, save the
+        checkpoint and stop; a second signal stops at once."""
         def handler(signum, frame):
-            if self._stop_requested:  # a second Ctrl-C stops at once
+            if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
+        stops = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            previous = {sig: signal.signal(sig, handler) for sig in stops}
         except ValueError:  # not the main thread: leave signals alone
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler_before in previous.items():
+                signal.signal(sig, handler_before)
 
     # ------------------------------------------------------------------ phase 3
     @torch.no_grad()

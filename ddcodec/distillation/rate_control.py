@@ -87,6 +87,7 @@ class Verdict(str, Enum):
 class Trainable(Protocol):
     """The trainer steps rate control drives."""
 
+    probes: list  # (images, payload) per probe so far: kept in the trainer's checkpoint
     def train(self) -> None: ...
     def quantize(self, threshold: float): ...  # -> (uint8 images, LatentPayload)
     def latent_bits_per_class(self) -> float: ...  # what the controllers steer, right now
@@ -102,7 +103,9 @@ def run_to_budget(trainer: Trainable, rate: "RateControl", file_bits: Callable,
     probe is told to `on_event` as it starts and as a note with its result."""
     tell = on_event or (lambda event: None)
     lmbda_before = rate.lmbda
-    results = []  # (images, payload) per probe: out of rounds, the closest is kept
+    # (images, payload) per probe: out of rounds, the closest is kept; the trainer holds them,
+    # so a run resumed in a retrain round still has the probes made before it stopped
+    results = trainer.probes
     while True:
         trainer.train()
         achieved = trainer.latent_bits_per_class()

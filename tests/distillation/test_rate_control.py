@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import write_npz
 from ddcodec import api
@@ -245,3 +246,34 @@ def test_a_capped_run_lands_and_records_its_phase2_iterations(npz16):
     rate = distilled.provenance["rate_control"]
     assert rate["phase2_budget"] == 30 and 20 <= rate["phase2_iterations"] <= 30
     assert all(a["phase2_iterations"] <= 30 for a in rate["attempts"])
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_run_resumed_in_a_retrain_round_keeps_the_probes_made_before(npz16, tmp_path):
+    """Out of rounds the closest probe is kept, perhaps one made before the run stopped: the
+    checkpoint carries the probes, so the resumed run writes the uninterrupted run's set."""
+    tight = dict(SMALL, target_bpc=3000, rate_tolerance=0.005)  # several probes, then a miss
+    reference = api.distill(f"npz:{npz16}", None, device="cpu", **tight)
+    assert len(reference.provenance["rate_control"]["attempts"]) >= 3
+    seen = {"notes": 0, "steps": 0}
+
+    def stop_in_round_two(event):
+        if event.kind == "note":
+            seen["notes"] += 1
+        elif event.kind == "step" and event.stage == "joint" and seen["notes"] >= 2:
+            seen["steps"] += 1
+            if seen["steps"] == 5:
+                raise Killed
+
+    checkpoint = tmp_path / "r.ckpt"
+    with pytest.raises(Killed):
+        api.distill(f"npz:{npz16}", None, device="cpu", checkpoint=checkpoint,
+                    checkpoint_every=1, on_progress=stop_in_round_two, **tight)
+    resumed = api.distill(f"npz:{npz16}", None, device="cpu", checkpoint=checkpoint,
+                          checkpoint_every=1, resume=True, **tight)
+    assert torch.equal(resumed.images, reference.images)
+    assert resumed.provenance["rate_control"] == reference.provenance["rate_control"]
