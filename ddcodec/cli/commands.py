@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import click
 
@@ -38,6 +41,7 @@ def _set_verbose(ctx, param, value):
 
 
 EXIT_TARGET_MISSED = 3  # distill: the set is written, but outside --target-bpc's tolerance
+STATUS_FILE_ENV = "DDCODEC_STATUS_FILE"  # `--nproc`: where rank 0 leaves a missed target's status
 
 
 def _set_threads(ctx, param, value):
@@ -113,7 +117,8 @@ def checkpoint_options(func):
                      help="Checkpoint file [default: OUTPUT.ckpt]."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
                      show_default=True, help="Save a checkpoint every N steps (0: latent runs "
-                                             "only on Ctrl-C, pixel runs never)."),
+                                             "only on Ctrl-C or SIGTERM, pixel runs never; "
+                                             "with --blocks, each block's beside its part)."),
         click.option("--resume", is_flag=True, help="Continue from the checkpoint (pixel "
                                                     "runs: also to more --iterations)."),
         click.option("--keep-checkpoint", is_flag=True,
@@ -175,14 +180,16 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
                                     f"{output}` joins them")
         return
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
+        status_file = os.environ.get(STATUS_FILE_ENV)
+        if status_file:  # under `--nproc`: torchrun would call a rank's exit 3 a failure
+            Path(status_file).write_text(str(EXIT_TARGET_MISSED))
+            return
         raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
 
 def _relaunch_under_torchrun(nproc: int) -> None:
     """`distill --nproc N`: this very command under torchrun with N processes; exits with its
     status."""
-    import subprocess
-
     if "WORLD_SIZE" in os.environ:
         raise DDCodecError("--nproc starts torchrun itself: leave it out under torchrun")
     args, skip = [], False
@@ -195,7 +202,34 @@ def _relaunch_under_torchrun(nproc: int) -> None:
             args.append(arg)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", str(nproc), "-m", "ddcodec", *args]
-    raise click.exceptions.Exit(subprocess.run(command).returncode)
+    with tempfile.TemporaryDirectory() as folder:  # rank 0's own status (a missed target)
+        status = Path(folder) / "status"
+        code = _relay_without_torchrun_reports(
+            command, {**os.environ, STATUS_FILE_ENV: str(status)})
+        if code == 0 and status.is_file():
+            code = int(status.read_text())
+    raise click.exceptions.Exit(code)
+
+
+# torchrun's own log lines ("E1206 12:00:00.000000 123 .../torch/distributed/elastic/...") and,
+# once a process has failed, the traceback and report it adds after the process's own one line
+TORCHRUN_LOG = re.compile(r"^[DIWE]\d{4} \S+ \d+ \S*torch/distributed/")
+TORCHRUN_FAILED = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode")
+
+
+def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
+    """Run torchrun, passing on everything the processes print but torchrun's own log lines
+    and failure report: a failed block has already said what failed in one line."""
+    import subprocess
+
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
+    failed = False
+    for line in process.stderr:
+        failed = failed or bool(TORCHRUN_FAILED.search(line))
+        if not failed and not TORCHRUN_LOG.match(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    return process.wait()
 
 
 def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:
@@ -275,6 +309,10 @@ def merge(parts, output, data_spec, data_root, force, as_json, quiet, verbose, s
     distilled = api.merge(list(parts), output, data=data_spec, data_root=data_root,
                           force=force, device=device)
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
+        status_file = os.environ.get(STATUS_FILE_ENV)
+        if status_file:  # under `--nproc`: torchrun would call a rank's exit 3 a failure
+            Path(status_file).write_text(str(EXIT_TARGET_MISSED))
+            return
         raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
 

@@ -5,8 +5,11 @@ its classes only; since every random draw of a class is keyed by the class and e
 is per class (see LatentTrainer), a block's payload does not depend on which process runs it or
 what else that process runs. Each finished block is written atomically as a part file
 `OUTPUT.parts/block-BBBB-of-NNNN.pt`; a re-run skips the parts that are there (with the same
-settings). The merge checks every part and rebuilds one payload in class order, so the output
-(and its .ddz, byte for byte) does not depend on the number of processes.
+settings). A block in progress keeps its state in `block-BBBB-of-NNNN.ckpt` beside its part
+(every `--checkpoint-every` steps, and on SIGINT/SIGTERM), so a stopped run, started again with
+the same command, goes on with that block where it stopped. The merge checks every part and
+rebuilds one payload in class order, so the output (and its .ddz, byte for byte) does not
+depend on the number of processes or on the interruptions.
 
 Under torchrun (WORLD_SIZE > 1) rank r distils blocks r, r + N, r + 2N, ... (B fixed, N any),
 then rank 0 merges. gloo on CPU, NCCL on GPUs with one device per local rank.
@@ -32,7 +35,7 @@ import torch
 
 from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.partition import block_ranges  # noqa: F401 - used and re-exported
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path, load_tagged
 from ddcodec.options import flatten
 from ddcodec.sets.payload import LatentPayload
@@ -74,18 +77,37 @@ def _block_file_bits(dataset: Dataset, config, classes: range, sizer) -> Callabl
 
 
 def distill_block(dataset: Dataset, config, device: torch.device, block: int, blocks: int,
-                  sizer=None, on_progress=None, *, trainer_class) -> dict:
+                  sizer=None, on_progress=None, *, trainer_class,
+                  checkpoint: Path | None = None, checkpoint_every: int = 0,
+                  say: Callable[[str], None] = lambda m: None) -> dict:
     """Train one block with the representation's trainer (LatentTrainer or a subclass); return
-    its part (plain tensors and values, weights_only-loadable)."""
+    its part (plain tensors and values, weights_only-loadable). The block keeps its state in
+    `checkpoint` (every `checkpoint_every` steps, and on SIGINT/SIGTERM) and goes on from it
+    when it is there: a killed job's block resumes where it stopped."""
     classes = block_ranges(dataset.num_classes, blocks)[block]
     file_bits = (_block_file_bits(dataset, config, classes, sizer)
                  if config.latent.target_bpc is not None else None)
     started = time.perf_counter()
-    trainer = trainer_class(dataset, config, device, on_progress=on_progress,
-                            file_bits=file_bits, classes=classes)
-    images, payload, learnt = trainer.run()
-    # what a block cost, for planning (docs/scale.md); not in the .ddz
+    trainer = trainer_class(dataset, config, device, checkpoint, checkpoint_every,
+                            on_progress=on_progress, file_bits=file_bits, classes=classes)
+    resume, resumed_at = checkpoint is not None and checkpoint.is_file(), None
+    if resume:
+        try:
+            resumed_at = trainer.saved_step()
+            say(f"block {block}: going on from its checkpoint (step {resumed_at})")
+        except DDCodecError as exc:  # another run's settings, or damaged: start afresh
+            say(f"block {block}: its checkpoint is not this run's ({exc}); starting afresh")
+            checkpoint.unlink()
+            resume = False
+    try:
+        images, payload, learnt = trainer.run(resume=resume)
+    except Interrupted:
+        raise Interrupted(f"block {block} stopped; its state is saved in {checkpoint}: run "
+                          "the same command again to go on") from None
+    # what a block cost, for planning (docs/scale.md); not in the .ddz. A resumed block's
+    # seconds are this process's part only, from the step it went on from.
     learnt = {**learnt, "block_seconds": time.perf_counter() - started,
+              "resumed_from_step": resumed_at,
               "process_peak_mb": peak_memory_mb(), **resident_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),
@@ -233,9 +255,14 @@ def _marker(path: Path) -> Path:
     return path.with_suffix(".running")
 
 
+def checkpoint_path(path: Path) -> Path:
+    """A block's checkpoint, beside its part: what a killed run goes on from."""
+    return path.with_suffix(".ckpt")
+
+
 def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, sizer=None,
                on_progress=None, say: Callable[[str], None] = lambda m: None,
-               only: int | None = None, *, trainer_class
+               only: int | None = None, *, trainer_class, checkpoint_every: int = 0
                ) -> tuple[torch.Tensor, LatentPayload, dict] | None:
     """This rank's blocks (or block `only`, for a job array), then (rank 0, all blocks) the
     merge; otherwise None. A block that fails names itself and stops this rank (torchrun then
@@ -269,13 +296,18 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
             f"rank {rank}")
         try:
             part = distill_block(dataset, config, device, block, blocks, sizer, on_progress,
-                                 trainer_class=trainer_class)
+                                 trainer_class=trainer_class, say=say,
+                                 checkpoint=checkpoint_path(path),
+                                 checkpoint_every=checkpoint_every)
+        except Interrupted:
+            raise
         except DDCodecError as exc:
             raise DDCodecError(f"block {block} failed on rank {rank}: {exc}") from None
         except Exception as exc:
             raise DDCodecError(f"block {block} failed on rank {rank}: "
                                f"{type(exc).__name__}: {exc}") from exc
         save_part(part, path)
+        checkpoint_path(path).unlink(missing_ok=True)
         marker.unlink()
         learnt = part["learnt"]
         peak, anon, mapped = (learnt["process_peak_mb"], learnt.get("process_rss_anon_mb"),

@@ -127,7 +127,8 @@ def _blocked_set(trainer_class, dataset: Dataset, config: DistillConfig,
                          "gives OUTPUT.parts)")
     merged = run_blocks(dataset, config, device, hooks.parts, hooks.file_sizer,
                         hooks.on_progress, hooks.on_message or (lambda m: None),
-                        only=hooks.only_block, trainer_class=trainer_class)
+                        only=hooks.only_block, trainer_class=trainer_class,
+                        checkpoint_every=hooks.checkpoint_every)
     if merged is None:
         return None
     return merged_set(dataset, config, merged, hooks)

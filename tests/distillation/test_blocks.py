@@ -81,6 +81,27 @@ def test_nproc_starts_torchrun_itself(six, tmp_path):
 
 
 @pytest.mark.slow
+def test_nproc_reports_a_missed_target_as_one_process_does(six, tmp_path):
+    """Rate control out of reach at these settings: the file is written and the exit status is
+    3, under --nproc too (torchrun would call a rank's exit 3 a failure, with its traceback)."""
+    npz, _ = six
+    out = tmp_path / "m.ddz"
+    missed = run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+                  "--nproc", "2", "--target-bpc", "9000", "-o", str(out)], check=False)
+    assert missed.returncode == 3, missed.stderr[-2000:]
+    assert out.is_file() and "rate control missed the target" in missed.stderr
+    assert "Traceback" not in missed.stderr and "ChildFailedError" not in missed.stderr
+    # a budget out of reach: each rank's one line, and none of torchrun's report
+    refused = run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+                   "--nproc", "2", "--target-bpc", "2000", "-o", str(tmp_path / "r.ddz")],
+                  check=False)
+    assert refused.returncode == 1 and "is below what the decoders" in refused.stderr
+    assert "Traceback" not in refused.stderr and "ChildFailedError" not in refused.stderr
+    said = [line for line in refused.stderr.strip().splitlines() if not line.startswith("[")]
+    assert len(said) == 2 and all(line.startswith("ddcodec: error: block ") for line in said)
+
+
+@pytest.mark.slow
 def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_path):
     npz, single = six
     out = tmp_path / "k.ddz"
@@ -120,6 +141,57 @@ def test_a_killed_rank_fails_the_job_and_the_rerun_does_only_its_block(six, tmp_
                                       if sys.platform == "linux" else ""), again.stderr)
     assert out.read_bytes() == single
     assert not part_path(parts, 1, 2).with_suffix(".running").exists()
+
+
+def _stop_hook(folder, how: str, step: int):
+    """A sitecustomize that stops the process in block 1's fit step `step`: `kill` as a job's
+    hard limit does (SIGKILL: nothing saved but the last periodic checkpoint), `term` as its
+    soft limit does (SIGTERM: the step finishes and the block's state is saved)."""
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        import os, signal
+        import ddcodec.distillation.blocks as blocks
+        original = blocks.distill_block
+        def stopped(dataset, config, device, block, count, sizer=None, on_progress=None,
+                    **kwargs):
+            def hook(event):
+                if on_progress is not None:
+                    on_progress(event)
+                if block == 1 and event.kind == "step" and event.stage == "fit" \\
+                        and event.done == {step}:
+                    os.kill(os.getpid(), signal.{'SIGKILL' if how == 'kill' else 'SIGTERM'})
+            return original(dataset, config, device, block, count, sizer, hook, **kwargs)
+        blocks.distill_block = stopped
+    """))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_a_stopped_run_goes_on_from_its_block_checkpoint_to_the_same_bytes(six, tmp_path, how):
+    """A job stopped in the middle of a block (its time limit's SIGTERM, or SIGKILL) is run
+    again with the same command: the finished block is kept, the stopped one goes on from its
+    checkpoint, not from scratch, and the file is the uninterrupted run's, byte for byte."""
+    npz, single = six
+    out = tmp_path / "s.ddz"
+    parts = tmp_path / "s.ddz.parts"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    _stop_hook(hook, how, step=9)
+    args = ["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+            "--checkpoint-every", "4", "-o", str(out)]
+    stopped = run(args, env={"PYTHONPATH": str(hook)}, check=False)
+    assert stopped.returncode != 0 and not out.exists()
+    checkpoint = part_path(parts, 1, 2).with_suffix(".ckpt")
+    assert part_path(parts, 0, 2).is_file() and checkpoint.is_file()
+    if how == "term":  # the step finished and was saved; one line says how to go on
+        assert stopped.returncode == 130
+        assert "block 1 stopped; its state is saved" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+    again = run(args)
+    saved_at = 9 if how == "term" else 8  # SIGKILL: the last periodic checkpoint (every 4)
+    assert "block 0: part found, skipped" in again.stderr
+    assert f"block 1: going on from its checkpoint (step {saved_at})" in again.stderr
+    assert out.read_bytes() == single
+    assert not checkpoint.exists()
 
 
 @pytest.mark.slow

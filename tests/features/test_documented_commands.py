@@ -63,6 +63,8 @@ def _invocations(line: str) -> list[list[str]]:
             else:
                 current = False  # some other program: skip to the next separator
         elif current is not False:
+            if re.fullmatch(r"\$\{?\w+\}?", token):  # a shell variable (a job's block index)
+                token = "0"
             current.append(token.strip("[]"))  # `[--json]`: an optional flag in usage notation
     return calls
 
