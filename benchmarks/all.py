@@ -48,6 +48,8 @@ STEPS = [
     ("labels_tiny", ["-m", "benchmarks.labels", "--tiny"], "Soft labels on Tiny-ImageNet-200"),
     ("distribution_tiny", ["-m", "benchmarks.distribution"],
      "Tiny-ImageNet class subset: distributional, latent, random real, pixel DM"),
+    ("tiny_all", ["-m", "benchmarks.tiny_all"],
+     "Tiny-ImageNet-200, all classes: teacher, latent DM + VQ in blocks, controls"),
     ("scale", ["-m", "benchmarks.scale"], "Scale: blocks and processes"),
     ("subtasks", ["-m", "benchmarks.subtasks"], "Subtasks (D3) for trajectory matching"),
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),

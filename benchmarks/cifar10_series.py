@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, LABELLED_RANDOM, ROOT, benchmark_parser,
-                                cached_row, cifar10_jpeg, publish, spec_key)
+                                cached_row, cifar10_jpeg, curve_point_seconds, publish,
+                                rate_control_misses, spec_key)
 from ddcodec import __version__
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.reports.curve import (PointStore, build_table, compare, ratios, run_curve)
@@ -181,6 +182,12 @@ def section(record: dict) -> str:
     for name in (*SERIES, *packed):
         lines.append(f"| {name} | " + " | ".join(_cell(points, name, b) for b in budgets) + " |")
     missing = [(name, b) for name in SERIES for b in budgets if _cell(points, name, b) == "–"]
+    seconds, timed, unique = curve_point_seconds([p for p in points if "budget_bpc" in p])
+    head_s = sum(r["seconds"] for r in record.get("headline", []))
+    lines += ["", f"Computing so far: {seconds / 3600:.1f} CPU hours over {timed} of {unique} "
+              f"points (distillation and measurement), {head_s / 3600:.1f} h of headline "
+              "measurements."]
+    lines += rate_control_misses(points)
     lines += ["", "Targets:"]
     for budget, target in TARGETS.items():
         ours = [p["accuracy_mean"] for p in points if p.get("budget_bpc") == budget
