@@ -251,6 +251,45 @@ IMAGENET_TRAIN_PER_CLASS = 1300  # ImageNet-1K: 1,281,167 training images, at mo
 IMAGENET_VAL_PER_CLASS = 50
 
 
+def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[str]:
+    """The model rebuilt from benchmarks/tiny_all.py's real-settings run (its blocks' own time
+    and memory, blocks resumed part-way left out of the time), and how far the per-step
+    prediction above was off; nothing until that run has published its record."""
+    if not record_path.is_file():
+        return ["", "## At real settings", "",
+                "Not measured yet: `python -m benchmarks.tiny_all` (Tiny-ImageNet-200, all "
+                "classes, real settings, in blocks) rebuilds this model from its blocks when "
+                "its record exists."]
+    record = json.loads(record_path.read_text())
+    blocks = record.get("blocks", [])
+    whole = [b["seconds_per_class"] for b in blocks if not b.get("resumed_from_step")]
+    if not whole:
+        return []
+    per_class = statistics.median(whole)
+    peak = max(b["peak_mb"] or 0 for b in blocks)
+    s = record["settings"]
+    nproc = record["nproc"]
+    total_h = 1000 * per_class / 3600
+    lines = ["", "## At real settings", "",
+             f"`python -m benchmarks.tiny_all` ({record['date']}): Tiny-ImageNet-200, all 200 "
+             f"classes at {record['budget']:,} bits per class, {s['fit_iterations']} phase-1 and "
+             f"{s['iterations']} phase-2 iterations (at most {s['phase2_budget']} with rate "
+             f"control), batch_real {s['batch_real']}, {len(blocks)} blocks of 10 classes on "
+             f"{nproc} processes of one thread: median **{per_class:.0f} s per class** per "
+             f"process (over {len(whole)} blocks run whole), rate control and weight "
+             f"quantisation included; peak memory per process **{peak:,.0f} MB**.", "",
+             "| ImageNet-1K, 64 × 64, real settings | per class | 1 process | 8 processes | "
+             "64 processes |", "|---|---:|---:|---:|---:|",
+             f"| measured per block | {per_class:.0f} s | {total_h:.0f} h | {total_h / 8:.1f} h | "
+             f"{total_h / 64:.1f} h |"]
+    if predicted_s:
+        lines += ["", f"The per-step prediction above said {predicted_s:.0f} s per class; the "
+                  f"blocks took {per_class / predicted_s:.1f} times that. The prediction leaves "
+                  "out rate control's probes and retrain rounds, weight quantisation and the "
+                  "soft labels, and its steps were timed at another thread count."]
+    return lines
+
+
 def scale_model(result: dict) -> str:
     """docs/scale.md: time and memory for ImageNet-1K at 64 and 128 pixels on N processes,
     from this run's Tiny-ImageNet measurements (and the per-step costs of
@@ -339,6 +378,8 @@ def scale_model(result: dict) -> str:
                       f"({speed_machine}, as speed.py ran), "
                       f"{total_h / 64:.1f} h on 64 (and about {s128 / s64:.1f}x that at 128 px, "
                       "the ratio measured above)."]
+    lines += real_settings_lines(ROOT / "docs" / "benchmarks" / "tiny_all.json",
+                                 per_class if (10, 64) in steps else None)
     lines += ["", "## Assumptions and limits", "",
               "* CPU only. No GPU has been lent to this project yet, so the model has no GPU "
               "figure; on GPUs divide the per-class time by the GPU/CPU ratio of "

@@ -59,3 +59,27 @@ def test_labels_benchmark_refuses_bad_class_counts(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
+    """docs/scale.md's real-settings model: the median over blocks run whole (a block resumed
+    part-way timed only its last part), the peak over all, and the per-step prediction's
+    error; before the run, a line saying how to make it."""
+    import json
+
+    from benchmarks.scale import real_settings_lines
+
+    record = {"date": "2026-12-06", "budget": 98_304, "nproc": 2,
+              "settings": {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300,
+                           "batch_real": 32},
+              "blocks": [{"seconds_per_class": s, "peak_mb": m, "resumed_from_step": r}
+                         for s, m, r in ((300, 2500, None), (360, 2600, None),
+                                         (30, 2400, 700), (330, 2550, None))]}
+    path = tmp_path / "tiny_all.json"
+    assert "Not measured yet" in "\n".join(real_settings_lines(path, 120.0))
+    path.write_text(json.dumps(record))
+    text = "\n".join(real_settings_lines(path, 120.0))
+    assert "median **330 s per class**" in text and "(over 3 blocks run whole)" in text
+    assert "peak memory per process **2,600 MB**" in text
+    assert "| measured per block | 330 s | 92 h | 11.5 h | 1.4 h |" in text
+    assert "took 2.8 times that" in text
