@@ -206,8 +206,10 @@ def _relaunch_under_torchrun(nproc: int) -> None:
         status = Path(folder) / "status"
         code = _relay_without_torchrun_reports(
             command, {**os.environ, STATUS_FILE_ENV: str(status)})
-        if code == 0 and status.is_file():
-            code = int(status.read_text())
+        if status.is_file():
+            saved = int(status.read_text())
+            if saved == 130 or code == 0:  # a stopped block, or a missed target (clean exit)
+                code = saved
     raise click.exceptions.Exit(code)
 
 
@@ -215,6 +217,7 @@ def _relaunch_under_torchrun(nproc: int) -> None:
 # once a process has failed, the traceback and report it adds after the process's own one line
 TORCHRUN_LOG = re.compile(r"^[DIWE]\d{4} \S+ \d+ \S*torch/distributed/")
 TORCHRUN_FAILED = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode")
+OWN_LINES = ("ddcodec:", "[")  # a process's messages and its plain progress lines
 
 
 def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
@@ -222,14 +225,30 @@ def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
     and failure report: a failed block has already said what failed in one line."""
     import subprocess
 
+    import signal
+
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
-    failed = False
-    for line in process.stderr:
-        failed = failed or bool(TORCHRUN_FAILED.search(line))
-        if not failed and not TORCHRUN_LOG.match(line):
+
+    stopping = []  # once a failure or a stop: only the processes' own lines pass
+
+    def forward(signum, frame):  # `kill WRAPPER`: torchrun stops its workers, which save
+        stopping.append(signum)
+        process.send_signal(signum)
+
+    stops = [signal.SIGINT, signal.SIGTERM]
+    previous = {sig: signal.signal(sig, forward) for sig in stops}
+    try:
+        for line in process.stderr:
+            if TORCHRUN_FAILED.search(line):
+                stopping.append("failed")
+            if TORCHRUN_LOG.match(line) or (stopping and not line.startswith(OWN_LINES)):
+                continue
             sys.stderr.write(line)
             sys.stderr.flush()
-    return process.wait()
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:
@@ -729,6 +748,9 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted; no output was written", 130)
     except Interrupted as exc:
+        status_file = os.environ.get(STATUS_FILE_ENV)
+        if status_file:  # under `--nproc`: the wrapper exits 130 too, not torchrun's 1
+            Path(status_file).write_text("130")
         _fail(str(exc), 130)
     except BrokenPipeError:
         sys.stderr.close()  # a closed pipe (e.g. `| head`) is not an error of ours

@@ -501,10 +501,15 @@ class LatentTrainer:
     @contextlib.contextmanager
     def _stop_signals_finish_step(self):
         """Ctrl-C, or a job scheduler's SIGTERM at its time limit: finish the step, save the
-        checkpoint and stop; a second signal stops at once."""
+        checkpoint and stop; a second Ctrl-C stops at once. A repeated SIGTERM does not: a
+        scheduler signals every process of the job and torchrun relays it to its workers as
+        well, and the step must still be saved (SIGKILL is the way to stop at once)."""
+        received = set()
+
         def handler(signum, frame):
-            if self._stop_requested:
+            if signum == signal.SIGINT and signum in received:
                 raise KeyboardInterrupt
+            received.add(signum)
             self._stop_requested = True
 
         stops = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])

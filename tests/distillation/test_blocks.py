@@ -195,6 +195,53 @@ def test_a_stopped_run_goes_on_from_its_block_checkpoint_to_the_same_bytes(six, 
 
 
 @pytest.mark.slow
+def test_a_stopped_nproc_run_saves_every_block_in_progress_and_goes_on(six, tmp_path):
+    """`kill` of a `--nproc 2` run (a job's time limit): the signal reaches torchrun's workers,
+    each finishes its step and saves its block; the exit status is 130 with one line per
+    stopped block and no torchrun report; the same command then writes the same bytes."""
+    import signal
+    import time
+
+    npz, single = six
+    out = tmp_path / "p.ddz"
+    parts = tmp_path / "p.ddz.parts"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent("""
+        import time
+        import ddcodec.distillation.blocks as blocks
+        original = blocks.distill_block
+        def slowed(dataset, config, device, block, count, sizer=None, on_progress=None, **kw):
+            def hook(event):  # slow steps: the test's signal lands inside a block
+                if on_progress is not None:
+                    on_progress(event)
+                if event.kind == "step" and event.stage == "fit":
+                    time.sleep(0.3)
+            return original(dataset, config, device, block, count, sizer, hook, **kw)
+        blocks.distill_block = slowed
+    """))
+    args = ["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+            "--nproc", "2", "--checkpoint-every", "2", "-o", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(hook)}
+    wrapper = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                               stderr=subprocess.PIPE)
+    checkpoints = [part_path(parts, b, 2).with_suffix(".ckpt") for b in (0, 1)]
+    deadline = time.time() + 300
+    while not all(c.is_file() for c in checkpoints) and time.time() < deadline:
+        time.sleep(0.05)
+    wrapper.send_signal(signal.SIGTERM)
+    err = wrapper.communicate(timeout=300)[1]
+    assert wrapper.returncode == 130, err[-2000:]
+    said = [line for line in err.strip().splitlines() if not line.startswith("[")]
+    assert sorted(said)[0].startswith("ddcodec: error: block 0 stopped; its state is saved")
+    assert len(said) == 2 and "Traceback" not in err
+    assert not out.exists() and all(c.is_file() for c in checkpoints)
+    again = run(args)
+    assert "going on from its checkpoint" in again.stderr
+    assert out.read_bytes() == single
+
+
+@pytest.mark.slow
 def test_separate_jobs_merge_to_the_same_bytes_and_foreign_parts_are_refused(six, tmp_path,
                                                                               run_cli):
     npz, single = six
