@@ -37,10 +37,9 @@ from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.partition import block_ranges  # noqa: F401 - used and re-exported
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path, load_tagged
-from ddcodec.options import flatten
 from ddcodec.sets.payload import LatentPayload
 from ddcodec.distillation.budget import label_cost
-from ddcodec.distillation.config import DistillConfig
+from ddcodec.distillation.config import DistillConfig, recorded_settings
 from ddcodec.distillation.output import latent_set
 from ddcodec.sets.distributional import Scales
 from ddcodec.sets.payload import EstimatedBits
@@ -51,7 +50,7 @@ PART_VERSION = 1
 
 def settings_digest(config, dataset: Dataset) -> str:
     """What must agree between parts to merge them: the resolved settings and the data."""
-    text = json.dumps({"config": flatten(config), "data": dataset.spec,
+    text = json.dumps({"config": recorded_settings(config), "data": dataset.spec,
                        "shape": list(dataset.image_shape), "classes": dataset.class_names},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -111,7 +110,7 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
               "process_peak_mb": peak_memory_mb(), **resident_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),
-            "config": flatten(config), "data": dataset.spec,
+            "config": recorded_settings(config), "data": dataset.spec,
             "payload": payload.to_dict(), "images": images.contiguous(),
             "learnt": json.loads(json.dumps(learnt, default=str))}
 

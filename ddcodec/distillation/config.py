@@ -17,7 +17,7 @@ from ddcodec.limits import MAX_SAMPLES, SIGMA_MAX
 from ddcodec.labels.rungs import rung_names
 from ddcodec.errors import DDCodecError
 from ddcodec.names import ARCHITECTURES, DEFAULT_STRATEGY, LABEL_LOSSES, canonical_arch
-from ddcodec.options import build, option
+from ddcodec.options import build, flatten, option
 
 if TYPE_CHECKING:
     from ddcodec.data.datasets import Dataset
@@ -327,7 +327,9 @@ class DistillConfig:
         if self.latent.phase2_budget is not None:
             _check(self.latent.target_bpc is not None, "--phase2-budget caps rate control's "
                                                        "retrain rounds: it needs --target-bpc")
-            _check(self.latent.phase2_budget >= self.matching.iterations,
+            # iterations None: the loss's default, checked once resolve() has filled it in
+            _check(self.matching.iterations is None
+                   or self.latent.phase2_budget >= self.matching.iterations,
                    f"--phase2-budget {self.latent.phase2_budget} is below --iterations "
                    f"{self.matching.iterations}: it counts them too")
         if self.is_latent:
@@ -376,6 +378,18 @@ def gradient_matching_loops(images_per_class: int) -> tuple[int, int]:
     """(outer, inner) loops of the reference (`get_loops`), nearest tabulated size otherwise."""
     nearest = min(GM_LOOPS, key=lambda k: (abs(k - images_per_class), k))
     return GM_LOOPS[nearest]
+
+
+# Options added after checkpoints and block parts began recording the flat settings: left out of
+# those records while at these defaults, so the runs and parts made before them still resume
+# and merge (and an old record, which lacks them, reads as the default).
+LATER_OPTIONS = {"phase2_budget": None}
+
+
+def recorded_settings(config: DistillConfig) -> dict:
+    """The flat settings a checkpoint or a block part records and compares."""
+    return {k: v for k, v in flatten(config).items()
+            if not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
 
 
 def resolve(config: DistillConfig, dataset: "Dataset | None" = None) -> DistillConfig:

@@ -43,9 +43,8 @@ from ddcodec.distillation.rate_control import RateControl, run_to_budget
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.events import Event, EventHook
 from ddcodec.fileio import atomic_path, load_tagged
-from ddcodec.options import flatten
 from ddcodec.sets.payload import DecoderGroup, DecoderWeights, EstimatedBits, LatentPayload
-from ddcodec.distillation.config import resolve
+from ddcodec.distillation.config import recorded_settings, resolve
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
@@ -162,7 +161,7 @@ class LatentTrainer:
     def _state(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": flatten(self.config),
+            "config": recorded_settings(self.config),
             "data": self.dataset.spec,
             "phase": self.phase, "stage": self.stage, "step": self.step,
             "global_step": self.global_step, "owner": list(self.owner),
@@ -194,7 +193,7 @@ class LatentTrainer:
         if path is None or not path.is_file():
             raise DDCodecError(f"no checkpoint to resume from at {path}")
         state = load_tagged(path, CHECKPOINT_FORMAT, "checkpoint")
-        mine = flatten(self.config)
+        mine = recorded_settings(self.config)
         if state["config"] != mine or state["data"] != self.dataset.spec or (
                 state.get("classes") != list(self.classes)):
             changed = sorted(k for k in mine if state["config"].get(k) != mine[k])

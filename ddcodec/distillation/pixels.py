@@ -26,7 +26,7 @@ from ddcodec.distillation.objectives import make_objective
 from ddcodec.distillation.random_subset import random_real_subset
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, load_tagged
-from ddcodec.options import flatten
+from ddcodec.distillation.config import recorded_settings
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig, ProgressHook
@@ -82,7 +82,8 @@ def distill_pixels(dataset: Dataset, config: "DistillConfig", device: torch.devi
 def _settings(config: "DistillConfig", dataset: Dataset) -> dict:
     """What a checkpoint must share with the run that resumes it: everything but the count of
     iterations (a run may go on to more)."""
-    return {"config": {k: v for k, v in flatten(config).items() if k != "iterations"},
+    return {"config": {k: v for k, v in recorded_settings(config).items()
+                       if k != "iterations"},
             "data": dataset.spec}
 
 

@@ -238,6 +238,12 @@ def test_a_phase2_budget_needs_a_target_and_covers_the_iterations():
         DistillConfig.of(param="latent", phase2_budget=300)
     with pytest.raises(DDCodecError, match="below --iterations 200"):
         DistillConfig.of(param="latent", target_bpc=6000, iterations=200, phase2_budget=150)
+    # without --iterations: checked against the loss's default once it is filled in
+    loose = DistillConfig.of(param="latent", target_bpc=6000, phase2_budget=150)
+    default = resolve(DistillConfig.of(param="latent")).matching.iterations
+    assert default > 150
+    with pytest.raises(DDCodecError, match=f"below --iterations {default}"):
+        resolve(loose)
 
 
 def test_a_capped_run_lands_and_records_its_phase2_iterations(npz16):
@@ -277,3 +283,15 @@ def test_a_run_resumed_in_a_retrain_round_keeps_the_probes_made_before(npz16, tm
                           checkpoint_every=1, resume=True, **tight)
     assert torch.equal(resumed.images, reference.images)
     assert resumed.provenance["rate_control"] == reference.provenance["rate_control"]
+
+
+def test_options_added_later_stay_out_of_checkpoints_and_parts_at_their_default():
+    """Checkpoints and block parts made before --phase2-budget existed must still resume and
+    merge: the option is recorded only when set (a 500-image DM checkpoint was refused once)."""
+    from ddcodec.distillation.config import LATER_OPTIONS, recorded_settings
+    from ddcodec.options import flatten
+
+    plain = DistillConfig.of(param="latent")
+    assert set(flatten(plain)) - set(recorded_settings(plain)) == set(LATER_OPTIONS)
+    capped = DistillConfig.of(param="latent", target_bpc=6000, phase2_budget=300)
+    assert recorded_settings(capped)["phase2_budget"] == 300
