@@ -176,7 +176,8 @@ def section(record: dict) -> str:
                   f"held out ({100 * t['chosen_holdout_accuracy']:.2f} %): "
                   f"**{100 * t['test_accuracy']:.2f} %** on the validation images"
                   + (f" ({t['seconds'] / 3600:.1f} h)." if t.get("seconds") else ".")]
-    lines += [f"* Ours: latent DM + VQ labels at {record['budget']:,} bits per class, "
+    lines += [f"* Ours: latent DM + VQ labels (the rung the 100-class Tiny ladder favoured: VQ "
+              f"k=256 7.22 % against VQAE 6.98 %) at {record['budget']:,} bits per class, "
               f"{s['fit_iterations']} phase-1 and {s['iterations']} phase-2 iterations (at most "
               f"{s['phase2_budget']} with rate control's rounds), reference batch "
               f"{s['batch_real']}, in {record['blocks_count']} blocks on {record['nproc']} "
