@@ -15,13 +15,18 @@ Each step appends one JSON line to OUT/gpu_check.jsonl the moment it ends, so a 
 5. `headline`: the curve's distributional + VQ point at about 12,000 bits per class, measured at
    1000 epochs x 5 ConvNet-D3 on the GPU, beside its figure under the curve's CPU protocol
    (curve.json: 300 epochs x 2).
+6. `tiny_block` (when `--prepare` has copied 10 Tiny-ImageNet classes into .gpu-data/, which
+   the device run carries): one block of 10 classes at benchmarks/tiny_all.py's settings (98,304
+   bits per class, hard labels: no teacher travels), its seconds per class beside the CPU's
+   median per block in docs/benchmarks/tiny_all.json.
 
+    python -m benchmarks.gpu_check --prepare             # here: 10 Tiny classes into .gpu-data/
     bash benchmarks/gpu_check.sh [OUT]                   # on a CUDA machine, at most 8 minutes
     python -m benchmarks.gpu_check --report OUT/gpu_check.jsonl   # the BENCHMARKS.md section
     python -m benchmarks.gpu_check --device cpu --quick  # the script itself, on a CPU, seconds
 
-Everything runs on the bundled CIFAR-10 subset and committed files: the device machine takes the
-repository and nothing beside it.
+Everything but the Tiny block runs on the bundled CIFAR-10 subset and committed files: the device
+machine takes the repository and nothing beside it (carry .gpu-data for the Tiny block).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import ROOT, benchmark_parser, publish
+from benchmarks.harness import ROOT, TINY, benchmark_parser, publish
 from ddcodec import __version__, api
 
 DIGESTS = ROOT / "benchmarks" / "decode_digests.json"
@@ -51,6 +56,9 @@ FILES = ("tests/fixtures/golden_v3.ddz",
          "benchmarks/cache/curve/points/distribution-dm+vq-b01937d9da27.ddz",
          "benchmarks/cache/curve/points/pixels-91179f262c96.ddz")
 HEADLINE = "distribution-dm+vq-b01937d9da27.ddz"
+GPU_DATA = ROOT / ".gpu-data" / "tiny10"  # ignored; carried to the device machine
+TINY_BLOCK = dict(param="latent", loss="dm", target_bpc=98_304, fit_iterations=800,
+                  iterations=150, phase2_budget=300, batch_real=32)  # tiny_all's settings
 HEADING = "## GPU check"
 RUNS = {"pixel DM, IPC 10": dict(param="pixels", loss="dm", ipc=10, batch_real=256),
         "latent DM, 10 images per class": dict(param="latent", loss="dm", spc=10,
@@ -130,6 +138,48 @@ def headline_step(device: str, quick: bool) -> dict:
             "cpu_protocol": curve["protocol"]}
 
 
+def prepare() -> Path:
+    """Copy the first 10 Tiny-ImageNet classes (train and val, about 10 MB) into .gpu-data/,
+    which a device run carries (the data beside the checkout does not travel)."""
+    import shutil
+
+    names = [line.split("\t")[0] for line in (TINY / "classes.tsv").read_text().splitlines()
+             if line.strip()][:10]
+    for split in ("train", "val"):
+        for name in names:
+            target = GPU_DATA / split / name
+            if not target.is_dir():
+                shutil.copytree(TINY / split / name, target)
+    return GPU_DATA
+
+
+def tiny_block_step(device: str, quick: bool) -> dict:
+    """One block of 10 Tiny classes at real settings on `device`, beside the CPU's per-block
+    seconds per class from benchmarks/tiny_all.py's record."""
+    if not GPU_DATA.is_dir():
+        return {"skipped": "no .gpu-data/tiny10 (python -m benchmarks.gpu_check --prepare)"}
+    from ddcodec import api
+
+    settings = {**TINY_BLOCK, **(dict(fit_iterations=8, iterations=2, phase2_budget=None,
+                                      batch_real=4, target_bpc=None) if quick else {})}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        made = api.distill(f"imagefolder:{GPU_DATA}", Path(tmp) / "block.pt", device=device,
+                           seed=0, force=True, **settings)
+        seconds = time.perf_counter() - started
+    record = ROOT / "docs" / "benchmarks" / "tiny_all.json"
+    cpu = None
+    if record.is_file():
+        whole = [b["seconds_per_class"] for b in json.loads(record.read_text()).get("blocks", [])
+                 if not b.get("resumed_from_step")]
+        cpu = sorted(whole)[len(whole) // 2] if whole else None
+    rate = made.provenance.get("rate_control", {})
+    return {"classes": 10, "seconds": seconds, "seconds_per_class": seconds / 10,
+            "cpu_seconds_per_class": cpu, "bpc": rate.get("achieved_bpc"),
+            "phase2_iterations": rate.get("phase2_iterations"), "settings": settings}
+
+
 def tests_step(device: str) -> dict:
     if device != "cuda":
         return {"skipped": "no CUDA device: tests/gpu runs only on one"}
@@ -150,7 +200,8 @@ def run(out: Path, device: str, quick: bool) -> None:
     steps = {"env": lambda: env_step(device), "tests": lambda: tests_step(device),
              "decode": lambda: decode_step(device),
              "iteration": lambda: iteration_step(device, quick),
-             "headline": lambda: headline_step(device, quick)}
+             "headline": lambda: headline_step(device, quick),
+             "tiny_block": lambda: tiny_block_step(device, quick)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("")  # this run's lines only
     for name, step in steps.items():
@@ -190,7 +241,17 @@ def section(rows: dict) -> str:
                   f"epochs x {h['runs']} on the GPU ({h['seconds']:.0f} s), beside "
                   f"{h['cpu_short_accuracy']:.2f} % under the curve's CPU protocol "
                   f"({h['cpu_protocol']['epochs']} epochs x {h['cpu_protocol']['runs']})."]
-    missing = [s for s in ("env", "tests", "decode", "iteration", "headline") if s not in rows]
+    b = rows.get("tiny_block")
+    if b and "seconds" in b:
+        cpu = b.get("cpu_seconds_per_class")
+        lines += ["", f"Tiny-ImageNet, one block of 10 classes at benchmarks/tiny_all.py's "
+                  f"settings (hard labels): {b['seconds']:.0f} s on the GPU, "
+                  f"{b['seconds_per_class']:.1f} s per class"
+                  + (f", against {cpu:.0f} s per class per CPU process in tiny_all's blocks "
+                     f"({cpu / b['seconds_per_class']:.0f}x)." if cpu else
+                     " (no CPU per-block record yet).")]
+    missing = [s for s in ("env", "tests", "decode", "iteration", "headline", "tiny_block")
+               if s not in rows]
     if missing:
         lines += ["", "Cut short before: " + ", ".join(missing) + "."]
     return "\n".join(lines)
@@ -200,11 +261,16 @@ def main() -> None:
     parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--out-dir", default="runs/gpu-check")
+    parser.add_argument("--prepare", action="store_true",
+                        help="Copy 10 Tiny-ImageNet classes into .gpu-data/ for the device run.")
     parser.add_argument("--record-digests", action="store_true",
                         help="Write benchmarks/decode_digests.json from this CPU's decode.")
     parser.add_argument("--report", metavar="JSONL",
                         help="Write the BENCHMARKS.md section from a run's gpu_check.jsonl.")
     args = parser.parse_args()
+    if args.prepare:
+        print(f"copied into {prepare()}: carry .gpu-data to the device machine")
+        return
     if args.record_digests:
         from ddcodec.bitstream.ddz import decode
 

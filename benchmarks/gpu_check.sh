@@ -4,6 +4,7 @@
 # short still leaves figures. Back on the repository's machine,
 # `python -m benchmarks.gpu_check --report OUT/gpu_check.jsonl` writes docs/BENCHMARKS.md's section.
 #
+#   python -m benchmarks.gpu_check --prepare  # here, once: 10 Tiny classes into .gpu-data/ (carry it)
 #   bash benchmarks/gpu_check.sh [OUT]        # OUT default: runs/gpu-check
 #
 # Needs a Python with torch (CUDA) and ddcodec's dependencies. A machine with no package registry
