@@ -35,6 +35,6 @@ def test_a_run_cut_short_is_published_with_the_steps_it_missed(tmp_path):
     text = report.read_text()
     assert "## GPU check" in text and "3 passed" in text
     assert "golden_v3.ddz`: CPU decode identical to the recorded images" in text
-    assert "Cut short before: iteration, headline." in text
+    assert "Cut short before: iteration, headline, tiny_block." in text
     record = json.loads((tmp_path / "benchmarks" / "gpu_check.json").read_text())
     assert record["env"]["device"] == "cpu"
