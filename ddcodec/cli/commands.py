@@ -41,7 +41,7 @@ def _set_verbose(ctx, param, value):
 
 
 EXIT_TARGET_MISSED = 3  # distill: the set is written, but outside --target-bpc's tolerance
-STATUS_FILE_ENV = "DDCODEC_STATUS_FILE"  # `--nproc`: where rank 0 leaves a missed target's status
+STATUS_FILE_ENV = "DDCODEC_STATUS_FILE"  # `--nproc`: a missed target (3) or a stopped block (130)
 
 
 def _set_threads(ctx, param, value):
@@ -202,7 +202,7 @@ def _relaunch_under_torchrun(nproc: int) -> None:
             args.append(arg)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", str(nproc), "-m", "ddcodec", *args]
-    with tempfile.TemporaryDirectory() as folder:  # rank 0's own status (a missed target)
+    with tempfile.TemporaryDirectory() as folder:  # the processes' own exit status
         status = Path(folder) / "status"
         code = _relay_without_torchrun_reports(
             command, {**os.environ, STATUS_FILE_ENV: str(status)})
@@ -223,9 +223,8 @@ OWN_LINES = ("ddcodec:", "[")  # a process's messages and its plain progress lin
 def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
     """Run torchrun, passing on everything the processes print but torchrun's own log lines
     and failure report: a failed block has already said what failed in one line."""
-    import subprocess
-
     import signal
+    import subprocess
 
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
 
