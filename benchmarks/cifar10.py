@@ -88,6 +88,17 @@ def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
             "test_accuracy": info["test_accuracy"], "data": info["data"]}
 
 
+def measured_row(path: Path, ipc: int, spec_row: dict, **extra) -> dict:
+    """A set measured under the point's protocol: the row the table and the cache hold."""
+    report = api.measure(path, epochs=spec_row["epochs"], runs=spec_row["runs"], seed=0,
+                         device="cpu")
+    row = {"ipc": ipc, **extra, "accuracy_mean": report["accuracy_mean_percent"],
+           "accuracy_std": report["accuracy_std_percent"], "float32_bpc": FLOAT32_BPC[ipc],
+           "file_bpc": report["bpc"], "measure_s": report["seconds"]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: bool,
             quick: bool) -> list[dict]:
     """One DM run per IPC, resumed to each count; every set measured (cached rows)."""
@@ -109,14 +120,7 @@ def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: b
                             checkpoint_every=50, keep_checkpoint=True,
                             resume=ckpt.is_file(), force=True, **settings)
                 distill_s = time.perf_counter() - started  # this process's part of the run
-            report = api.measure(out, epochs=spec_row["epochs"], runs=spec_row["runs"],
-                                 seed=0, device="cpu")
-            row = {"ipc": ipc, "iterations": n, "accuracy_mean": report["accuracy_mean_percent"],
-                   "accuracy_std": report["accuracy_std_percent"],
-                   "float32_bpc": FLOAT32_BPC[ipc], "file_bpc": report["bpc"],
-                   "distill_s": distill_s, "measure_s": report["seconds"]}
-            print(json.dumps(row), flush=True)
-            return row
+            return measured_row(out, ipc, spec_row, iterations=n, distill_s=distill_s)
 
         row = cached_row(path, spec_row, compute_row if compute else None)
         if row is not None:
@@ -136,14 +140,7 @@ def random_rows(spec: str, work: Path, compute: bool, quick: bool) -> list[dict]
         def compute_row(ipc=ipc, spec_row=spec_row) -> dict:
             out = work / f"random-ipc{ipc}.pt"
             api.distill(spec, out, device="cpu", loss="none", ipc=ipc, seed=0, force=True)
-            report = api.measure(out, epochs=spec_row["epochs"], runs=spec_row["runs"],
-                                 seed=0, device="cpu")
-            row = {"ipc": ipc, "accuracy_mean": report["accuracy_mean_percent"],
-                   "accuracy_std": report["accuracy_std_percent"],
-                   "float32_bpc": FLOAT32_BPC[ipc], "file_bpc": report["bpc"],
-                   "measure_s": report["seconds"]}
-            print(json.dumps(row), flush=True)
-            return row
+            return measured_row(out, ipc, spec_row)
 
         row = cached_row(path, spec_row, compute_row if compute else None)
         if row is not None:

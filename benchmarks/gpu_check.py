@@ -44,7 +44,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import ROOT, TINY, benchmark_parser, publish
+from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
+                                publish)
 from ddcodec import __version__, api
 
 DIGESTS = ROOT / "benchmarks" / "decode_digests.json"
@@ -169,11 +170,7 @@ def tiny_block_step(device: str, quick: bool) -> dict:
                            seed=0, force=True, **settings)
         seconds = time.perf_counter() - started
     record = ROOT / "docs" / "benchmarks" / "tiny_all.json"
-    cpu = None
-    if record.is_file():
-        whole = [b["seconds_per_class"] for b in json.loads(record.read_text()).get("blocks", [])
-                 if not b.get("resumed_from_step")]
-        cpu = sorted(whole)[len(whole) // 2] if whole else None
+    cpu = median_whole_block_seconds(json.loads(record.read_text())) if record.is_file() else None
     rate = made.provenance.get("rate_control", {})
     return {"classes": 10, "seconds": seconds, "seconds_per_class": seconds / 10,
             "cpu_seconds_per_class": cpu, "bpc": rate.get("achieved_bpc"),

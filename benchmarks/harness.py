@@ -234,3 +234,13 @@ def curve_configs(args) -> list:
         out.append(CurveConfig(**{**out[0].__dict__, "pixel_ipcs": (50,),
                                   "pixel_iterations": IPC50_ITERATIONS}))
     return out
+
+
+def median_whole_block_seconds(record: dict) -> float | None:
+    """benchmarks/tiny_all.py's seconds per class per process: the median over blocks run
+    whole (a block resumed part-way timed only its last part); None before any."""
+    import statistics
+
+    whole = [b["seconds_per_class"] for b in record.get("blocks", [])
+             if not b.get("resumed_from_step")]
+    return statistics.median(whole) if whole else None

@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import ROOT, TINY, benchmark_parser, replace_section, write_record
+from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
+                                replace_section, write_record)
 
 HEADING = "## Scale: blocks and processes"
 
@@ -262,10 +263,10 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
                 "its record exists."]
     record = json.loads(record_path.read_text())
     blocks = record.get("blocks", [])
-    whole = [b["seconds_per_class"] for b in blocks if not b.get("resumed_from_step")]
-    if not whole:
+    per_class = median_whole_block_seconds(record)
+    if per_class is None:
         return []
-    per_class = statistics.median(whole)
+    whole = [b for b in blocks if not b.get("resumed_from_step")]
     peak = max(b["peak_mb"] or 0 for b in blocks)
     s = record["settings"]
     nproc = record["nproc"]
