@@ -83,3 +83,19 @@ def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
     assert "peak memory per process **2,600 MB**" in text
     assert "| measured per block | 330 s | 92 h | 11.5 h | 1.4 h |" in text
     assert "took 2.8 times that" in text
+
+
+def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
+    """The honest ratio's denominator: a vanilla set's row gives the bits of its 8-bit .ddz
+    (not the float tensor file) and the accuracy of that same file."""
+    from benchmarks.cifar10 import FLOAT32_BPC, measured_row
+    from ddcodec import api
+
+    set_path = tmp_path / "random-ipc1.pt"
+    api.distill("cifar10-subset", set_path, device="cpu", loss="none", ipc=1, seed=0)
+    row = measured_row(set_path, 1, {"epochs": 1, "runs": 1})
+    ddz = set_path.with_suffix(".ddz")
+    assert row["file_bpc"] == pytest.approx(8 * ddz.stat().st_size / 10)
+    assert row["file_bpc"] < FLOAT32_BPC[1] / 2 < 8 * set_path.stat().st_size / 10 / 2
+    assert row["accuracy_mean"] == pytest.approx(
+        api.measure(ddz, epochs=1, runs=1, seed=0, device="cpu")["accuracy_mean_percent"])
