@@ -49,6 +49,7 @@ TEACHER_EPOCHS = 10
 # Distribution Matching", WACV 2023, Table 1: lossless originals, GPU, 1000 epochs x 5 networks)
 PAPER_DM = {1: 26.0, 10: 48.9, 50: 63.0}
 PAPER_RANDOM = {1: 14.4, 10: 26.0, 50: 43.4}  # random real subsets, the same table
+CONVERGED_GAIN = 0.5  # points of accuracy: below it, more iterations no longer pay
 MEASURED = "8-bit .ddz"  # what a row's accuracy is measured on (rows before it: the float set)
 FLOAT32_BPC = {ipc: ipc * 32 * 32 * 3 * 32 for ipc in IPCS}  # 98,304 bits per class at IPC 1
 
@@ -153,6 +154,27 @@ def random_rows(spec: str, work: Path, compute: bool, quick: bool) -> list[dict]
     return rows
 
 
+def convergence_lines(rows: list[dict]) -> list[str]:
+    """Per IPC, whether vanilla DM has stopped rising: its last count gains less than
+    CONVERGED_GAIN points over the count before it (one count: not known yet)."""
+    lines = []
+    for ipc in sorted({r["ipc"] for r in rows}):
+        runs = sorted((r for r in rows if r["ipc"] == ipc), key=lambda r: r["iterations"])
+        last = runs[-1]
+        if len(runs) == 1:
+            lines.append(f"* IPC {ipc}: one count measured ({last['iterations']:,} iterations); "
+                         "whether it still rises is not known yet.")
+            continue
+        before = runs[-2]
+        gain = last["accuracy_mean"] - before["accuracy_mean"]
+        state = ("stopped rising" if gain < CONVERGED_GAIN
+                 else "still rising: not converged at this count")
+        lines.append(f"* IPC {ipc}: {gain:+.2f} points from {before['iterations']:,} to "
+                     f"{last['iterations']:,} iterations: {state}.")
+    return [f"Converged means the last count gains less than {CONVERGED_GAIN} points over the "
+            "one before:", "", *lines] if lines else []
+
+
 def section(record: dict) -> str:
     d, t = record["data"], record["teacher"]
     unzipped = ("the zip was unzipped in an earlier run" if d["unzip_s"] == "cached"
@@ -179,6 +201,7 @@ def section(record: dict) -> str:
         lines.append(f"| IPC {r['ipc']} | {r['iterations']:,} | {r['accuracy_mean']:.2f} ± "
                      f"{r['accuracy_std']:.2f} | {r['float32_bpc']:,} | {r['file_bpc']:,.0f} | "
                      f"{PAPER_DM[r['ipc']]:.1f} % |")
+    lines += ["", *convergence_lines(record["rows"])]
     done = {(r["ipc"], r["iterations"]) for r in record["rows"]}
     missing = [p for p in record.get("planned", []) if (p["ipc"], p["iterations"]) not in done]
     if record.get("random"):

@@ -99,3 +99,17 @@ def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
     assert row["file_bpc"] < FLOAT32_BPC[1] / 2 < 8 * set_path.stat().st_size / 10 / 2
     assert row["accuracy_mean"] == pytest.approx(
         api.measure(ddz, epochs=1, runs=1, seed=0, device="cpu")["accuracy_mean_percent"])
+
+
+def test_the_cifar10_section_says_whether_each_baseline_stopped_rising():
+    from benchmarks.cifar10 import convergence_lines
+
+    rows = [{"ipc": 1, "iterations": 500, "accuracy_mean": 26.8},
+            {"ipc": 1, "iterations": 2000, "accuracy_mean": 27.1},
+            {"ipc": 10, "iterations": 2000, "accuracy_mean": 49.0},
+            {"ipc": 10, "iterations": 500, "accuracy_mean": 46.5},
+            {"ipc": 50, "iterations": 500, "accuracy_mean": 55.0}]
+    text = "\n".join(convergence_lines(rows))
+    assert "IPC 1: +0.30 points from 500 to 2,000 iterations: stopped rising." in text
+    assert "IPC 10: +2.50 points from 500 to 2,000 iterations: still rising" in text
+    assert "IPC 50: one count measured (500 iterations)" in text
