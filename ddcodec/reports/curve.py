@@ -520,8 +520,12 @@ def ratios(points: list[dict], cifar10: bool = False) -> list[dict]:
     together: against the baseline's float32 count (the papers' convention) and against the
     same baseline's own 8-bit .ddz (the honest one). With `cifar10`, a third row per IPC
     against the papers' published vanilla DM table, labelled as the cross-protocol comparison
-    it is (their accuracies come from lossless images, GPUs and 1000 epochs x 5)."""
-    eight = {p["ipc"]: p["bpc"] for p in _series(points, "pixels-8bit") if "ipc" in p}
+    it is (their accuracies come from lossless images, GPUs and 1000 epochs x 5).
+
+    Each ratio is taken at its own reference's accuracy: the float set's for the float32
+    count, the 8-bit file's for that file (rounding to 8 bits clips vanilla DM's out-of-range
+    pixels, which can cost it accuracy; the curve measures the 8-bit file for both)."""
+    eight = {p["ipc"]: p for p in _series(points, "pixels-8bit") if "ipc" in p}
     references = [(f"pixels float32 IPC {r['ipc']}", r["ipc"], r["accuracy_mean"], r["bpc"],
                    eight.get(r["ipc"]), False) for r in _series(points, "pixels-float32")]
     if cifar10:
@@ -529,18 +533,24 @@ def ratios(points: list[dict], cifar10: bool = False) -> list[dict]:
                         bits, None, True)
                        for ipc, (accuracy, bits) in PAPERS_VANILLA_DM.items()]
     rows = []
-    for label, ipc, accuracy, bits_ref, bits_8bit, published in references:
+    for label, ipc, accuracy, bits_ref, file_point, published in references:
         for name in sorted({p["series"] for p in points if is_ours(p["series"])}):
             curve = _series(points, name)
             bits = bits_for_accuracy(curve, accuracy)
+            file_bits = (bits_for_accuracy(curve, file_point["accuracy_mean"])
+                         if file_point else None)
             rows.append({"series": name, "reference": label, "ipc": ipc,
                          "reference_bpc": bits_ref, "reference_accuracy": accuracy,
-                         "reference_8bit_bpc": bits_8bit, "cross_protocol": published,
-                         "latent_bpc": bits,
+                         "reference_8bit_bpc": file_point["bpc"] if file_point else None,
+                         "reference_8bit_accuracy": (file_point["accuracy_mean"] if file_point
+                                                     else None),
+                         "cross_protocol": published,
+                         "latent_bpc": bits, "latent_bpc_8bit": file_bits,
                          "ratio": bits_ref / bits if bits else None,
-                         "ratio_8bit": bits_8bit / bits if bits and bits_8bit else None,
+                         "ratio_8bit": file_point["bpc"] / file_bits if file_bits else None,
                          # reached already at the smallest budget measured: a lower bound
-                         "lower_bound": bool(bits) and bits == curve[0]["bpc"]})
+                         "lower_bound": bool(bits) and bits == curve[0]["bpc"],
+                         "lower_bound_8bit": bool(file_bits) and file_bits == curve[0]["bpc"]})
     return rows
 
 

@@ -87,18 +87,37 @@ def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
 
 def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
     """The honest ratio's denominator: a vanilla set's row gives the bits of its 8-bit .ddz
-    (not the float tensor file) and the accuracy of that same file."""
-    from benchmarks.cifar10 import FLOAT32_BPC, measured_row
-    from ddcodec import api
+    (not the float tensor file) and that file's own accuracy, measured apart when rounding
+    clipped the set (vanilla DM's pixels leave the image range); both cached, so a report
+    needs no set file."""
+    import torch
 
-    set_path = tmp_path / "random-ipc1.pt"
-    api.distill("cifar10-subset", set_path, device="cpu", loss="none", ipc=1, seed=0)
-    row = measured_row(set_path, 1, {"epochs": 1, "runs": 1})
-    ddz = set_path.with_suffix(".ddz")
-    assert row["file_bpc"] == pytest.approx(8 * ddz.stat().st_size / 10)
-    assert row["file_bpc"] < FLOAT32_BPC[1] / 2 < 8 * set_path.stat().st_size / 10 / 2
-    assert row["accuracy_mean"] == pytest.approx(
-        api.measure(ddz, epochs=1, runs=1, seed=0, device="cpu")["accuracy_mean_percent"])
+    from benchmarks.cifar10 import FLOAT32_BPC, baseline_row
+    from ddcodec import api
+    from ddcodec.sets.setfile import load_set, save_set
+
+    real, clipped = tmp_path / "real.pt", tmp_path / "clipped.pt"
+    api.distill("cifar10-subset", real, device="cpu", loss="none", ipc=1, seed=0)
+    out_of_range = load_set(real)
+    out_of_range.images = out_of_range.images * 6.0  # as far out as DM's pixels go
+    save_set(out_of_range, clipped)
+    spec = {"epochs": 1, "runs": 1}
+    rows = {}
+    for path in (real, clipped):
+        rows[path.stem] = baseline_row(path, 1, spec, str(tmp_path / path.stem),
+                                       lambda: None, True)
+        assert rows[path.stem]["file_bpc"] == pytest.approx(
+            8 * path.with_suffix(".ddz").stat().st_size / 10)
+        assert rows[path.stem]["file_bpc"] < FLOAT32_BPC[1] / 2
+    exact, lossy = rows["real"], rows["clipped"]
+    assert exact["file_exact"] and exact["file_accuracy_mean"] == exact["accuracy_mean"]
+    assert not lossy["file_exact"] and lossy["file_psnr_db"] < 20
+    assert lossy["file_accuracy_mean"] == pytest.approx(api.measure(
+        clipped.with_suffix(".ddz"), epochs=1, runs=1, seed=0,
+        device="cpu")["accuracy_mean_percent"])
+    assert len(list(tmp_path.glob("clipped-*.json"))) == 2
+    clipped.unlink()  # from the cache alone
+    assert baseline_row(clipped, 1, spec, str(tmp_path / "clipped"), None, False) == lossy
 
 
 def test_the_cifar10_section_says_whether_each_baseline_stopped_rising():

@@ -285,3 +285,12 @@ def test_equal_accuracy_ratios_come_in_pairs_and_the_papers_row_says_cross_proto
     assert "cross-protocol" in first["reference"] and first["ratio_8bit"] is None
     assert first["ratio"] == pytest.approx(98_304 / first["latent_bpc"])
     assert papers[1]["latent_bpc"] is None and papers[1]["ratio"] is None  # 48.9 %: not reached
+    # an 8-bit file that clips the float set's pixels and loses accuracy is matched at its own
+    # accuracy (25 %: a quarter of the way from 20 to 40), the float32 count at the float's
+    points[1] = {**points[1], "accuracy_mean": 25.0}
+    (row,) = ratios(points)
+    assert row["ratio"] == pytest.approx(98_304 / bits)
+    file_bits = math.exp(math.log(6_000) + 0.25 * math.log(2))
+    assert row["latent_bpc_8bit"] == pytest.approx(file_bits)
+    assert row["ratio_8bit"] == pytest.approx(24_700 / file_bits)
+    assert row["reference_8bit_accuracy"] == 25.0 and not row["lower_bound_8bit"]
