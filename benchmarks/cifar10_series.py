@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, LABELLED_RANDOM, ROOT, benchmark_parser,
-                                cached_row, cifar10_jpeg, curve_point_seconds, publish,
-                                rate_control_misses, spec_key)
+                                cifar10_jpeg, curve_point_seconds, measured_file, publish,
+                                rate_control_misses)
 from ddcodec import __version__
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.reports.curve import (PointStore, build_table, compare, ratios, run_curve)
@@ -133,26 +133,14 @@ def headline_sets(work: Path, dm_dir: Path, table: dict, spec: str, make: bool
 def headline_rows(work: Path, sets: dict[str, Path], compute: bool) -> list[dict]:
     """Each headline set under the curve's protocol and the field's (cached per set file and
     protocol): how far the short protocol moves a figure."""
-    import hashlib
-
-    from ddcodec import api
-
     rows = []
     for name, path in sets.items():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else None
+        def say(message: str, name=name) -> None:
+            print(f"[{time.strftime('%H:%M:%S')}] headline, {name}: {message}", file=sys.stderr,
+                  flush=True)
+
         for epochs, runs in HEADLINE_PROTOCOLS:
-            spec_row = {"set": digest, "epochs": epochs, "runs": runs, "seed": 0}
-
-            def measure(path=path, epochs=epochs, runs=runs, name=name) -> dict:
-                print(f"[{time.strftime('%H:%M:%S')}] headline: {name} at {epochs} epochs x "
-                      f"{runs}", file=sys.stderr, flush=True)
-                report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
-                return {"accuracy_mean": report["accuracy_mean_percent"],
-                        "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
-                        "seconds": report["seconds"]}
-
-            cache = work / "headline" / f"{spec_key(spec_row)}.json"
-            row = cached_row(cache, spec_row, measure if compute and digest else None)
+            row = measured_file(path, epochs, runs, work / "headline", compute, say=say)
             if row:
                 rows.append({"set": name, "epochs": epochs, "runs": runs, **row})
     return rows

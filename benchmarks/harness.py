@@ -52,6 +52,37 @@ def cached_row(path: Path | None, spec, compute):
     return row
 
 
+def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool,
+                  name: str = "", say=None) -> dict:
+    """A set file measured under a protocol (seed 0, CPU), cached in `cache` per file content
+    and protocol, so a file is never measured twice under one protocol. {} when the file is
+    missing, or when the measurement is not cached and `compute` is False. `say(line)` is
+    told when a measurement starts."""
+    import hashlib
+
+    from ddcodec import api
+
+    if not path.is_file():
+        return {}
+    spec = {"set": hashlib.sha256(path.read_bytes()).hexdigest()[:12], "epochs": epochs,
+            "runs": runs, "seed": 0}
+
+    def measure() -> dict:
+        if say:
+            say(f"measuring {name or path.name} ({epochs} epochs x {runs})")
+        report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
+        row = {"accuracy_mean": report["accuracy_mean_percent"],
+               "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
+               "seconds": report["seconds"], "images_per_class": report["images_per_class"]}
+        if "labels" in report:
+            row["labels"] = report["labels"]
+        return row
+
+    prefix = f"{name}-" if name else ""
+    return cached_row(cache / f"{prefix}{spec_key(spec)}.json", spec,
+                      measure if compute else None) or {}
+
+
 def replace_section(out: Path, heading: str, section: str) -> None:
     """Put `section` (which starts with `heading`) in place of the old one, or append it."""
     section = section.rstrip("\n") + "\n\n"

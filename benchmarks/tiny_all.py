@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, cached_row, class_subset,
-                                publish, spec_key)
+from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset,
+                                measured_file, publish)
 from ddcodec import __version__
 
 HEADING = "## Tiny-ImageNet-200, all classes"
@@ -117,31 +117,6 @@ def block_rows(parts: Path) -> list[dict]:
                      "phase2_iterations": rate.get("phase2_iterations"),
                      "resumed_from_step": learnt.get("resumed_from_step")})
     return rows
-
-
-def measured(work: Path, name: str, path: Path, epochs: int, runs: int, compute: bool) -> dict:
-    """A set measured on the validation images (cached per file content and protocol)."""
-    import hashlib
-
-    from ddcodec import api
-
-    if not path.is_file():
-        return {}
-    spec = {"set": hashlib.sha256(path.read_bytes()).hexdigest()[:12], "epochs": epochs,
-            "runs": runs}
-
-    def compute_row() -> dict:
-        say(f"{name}: measuring ({epochs} epochs x {runs})")
-        report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
-        row = {"accuracy_mean": report["accuracy_mean_percent"],
-               "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
-               "seconds": report["seconds"], "images_per_class": report["images_per_class"]}
-        if "labels" in report:
-            row["labels"] = report["labels"]
-        return row
-
-    return cached_row(work / "measured" / f"{name}-{spec_key(spec)}.json", spec,
-                      compute_row if compute else None) or {}
 
 
 def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, runs: int,
@@ -251,7 +226,7 @@ def main() -> None:
         distill_s = distill_ours(command, out, work / "distill.log")
         if distill_s is not None:
             (work / "distill.seconds").write_text(f"{distill_s:.0f}\n")
-    ours = measured(work, "ours", out, epochs, runs, compute)
+    ours = measured_file(out, epochs, runs, work / "measured", compute, "ours", say)
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + f", {os.cpu_count()} cores",
               "budget": budget, "settings": settings, "blocks_count": blocks, "nproc": NPROC,

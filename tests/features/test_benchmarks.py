@@ -132,3 +132,24 @@ def test_the_cifar10_section_says_whether_each_baseline_stopped_rising():
     assert "IPC 1: +0.30 points from 500 to 2,000 iterations: stopped rising." in text
     assert "IPC 10: +2.50 points from 500 to 2,000 iterations: still rising" in text
     assert "IPC 50: one count measured (500 iterations)" in text
+
+
+def test_a_set_file_is_measured_once_per_protocol(tmp_path):
+    """The headline's and tiny_all's measurements: cached per file content and protocol, so a
+    resumed run never measures a file twice, and a report reads the cache alone."""
+    from benchmarks.harness import measured_file
+    from ddcodec import api
+
+    path = tmp_path / "random.ddz"
+    api.distill("cifar10-subset", tmp_path / "random.pt", device="cpu", loss="none", ipc=1)
+    api.encode(tmp_path / "random.pt", path)
+    said = []
+    assert measured_file(path, 1, 1, tmp_path / "cache", False) == {}  # not measured yet
+    row = measured_file(path, 1, 1, tmp_path / "cache", True, "ours", said.append)
+    assert said == ["measuring ours (1 epochs x 1)"]
+    assert row["bpc"] == pytest.approx(8 * path.stat().st_size / 10)
+    assert 0 < row["accuracy_mean"] < 100
+    assert measured_file(path, 1, 1, tmp_path / "cache", True, "ours", said.append) == row
+    assert len(said) == 1  # the second call read the cache
+    assert measured_file(path, 2, 1, tmp_path / "cache", False) == {}  # another protocol
+    assert measured_file(tmp_path / "absent.ddz", 1, 1, tmp_path / "cache", True) == {}
