@@ -9,7 +9,9 @@ images per class) runs at IPC 1, 10 and 50 to each iteration count of `--iterati
 per IPC that keeps its checkpoint and resumes to the next count: each set equals a run straight
 to its count, and an interrupted run (a session's end) goes on from its last checkpoint. Every
 set is measured under the CPU protocol (300 epochs x 2 ConvNet-D3, final epoch, the 10,000 test
-images) beside the papers' own vanilla DM figures.
+images) beside the papers' own vanilla DM figures, twice where rounding changes it: as the float
+set (its float32 count) and as its own 8-bit .ddz (the file the honest ratio prices; DM's
+out-of-range pixels are clipped there). Random real images at IPC 1, 10 and 50 are the floor.
 
 Writes docs/benchmarks/cifar10.json and the section "CIFAR-10 (JPEG q75 release): data,
 teacher, converged vanilla DM" of docs/BENCHMARKS.md once every point is measured (before that,
