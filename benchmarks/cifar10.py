@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, EPOCHS, ROOT, RUNS, benchmark_parser,
-                                cached_row, publish, spec_key, unzip_cifar10)
+                                cached_row, measure_set, publish, spec_key, unzip_cifar10)
 from ddcodec import __version__, api
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
@@ -94,10 +94,9 @@ def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
 
 def measured(path: Path, spec_row: dict) -> dict:
     """One set file measured under the point's protocol."""
-    report = api.measure(path, epochs=spec_row["epochs"], runs=spec_row["runs"], seed=0,
-                         device="cpu")
-    return {"accuracy_mean": report["accuracy_mean_percent"],
-            "accuracy_std": report["accuracy_std_percent"], "measure_s": report["seconds"]}
+    row = measure_set(path, spec_row["epochs"], spec_row["runs"])
+    return {"accuracy_mean": row["accuracy_mean"], "accuracy_std": row["accuracy_std"],
+            "measure_s": row["seconds"]}
 
 
 def eight_bit_file(set_path: Path) -> tuple[Path, dict]:

@@ -52,6 +52,19 @@ def cached_row(path: Path | None, spec, compute):
     return row
 
 
+def measure_set(path: Path, epochs: int, runs: int) -> dict:
+    """A set file measured under a protocol (seed 0, CPU): the row the scripts keep."""
+    from ddcodec import api
+
+    report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
+    row = {"accuracy_mean": report["accuracy_mean_percent"],
+           "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
+           "seconds": report["seconds"], "images_per_class": report["images_per_class"]}
+    if "labels" in report:
+        row["labels"] = report["labels"]
+    return row
+
+
 def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool,
                   name: str = "", say=None) -> dict:
     """A set file measured under a protocol (seed 0, CPU), cached in `cache` per file content
@@ -59,8 +72,6 @@ def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool
     missing, or when the measurement is not cached and `compute` is False. `say(line)` is
     told when a measurement starts."""
     import hashlib
-
-    from ddcodec import api
 
     if not path.is_file():
         return {}
@@ -70,13 +81,7 @@ def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool
     def measure() -> dict:
         if say:
             say(f"measuring {name or path.name} ({epochs} epochs x {runs})")
-        report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
-        row = {"accuracy_mean": report["accuracy_mean_percent"],
-               "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
-               "seconds": report["seconds"], "images_per_class": report["images_per_class"]}
-        if "labels" in report:
-            row["labels"] = report["labels"]
-        return row
+        return measure_set(path, epochs, runs)
 
     prefix = f"{name}-" if name else ""
     return cached_row(cache / f"{prefix}{spec_key(spec)}.json", spec,
