@@ -200,10 +200,13 @@ def section(record: dict) -> str:
                and (best["ratio_8bit"] or 0) >= RATIO_TARGETS[1])
         verdict = "met" if met else "not met" if not missing else "not met so far"
         ours = max((p["accuracy_mean"] for p in points if p["series"] in SERIES), default=0)
+        at_least = ["≥ " if best[k] else "" for k in ("lower_bound", "lower_bound_8bit")]
         found = (f"best: {best['series']}, "
-                 + (f"{best['ratio']:.1f}x" if best["ratio"] else "its float set not reached")
+                 + (f"{at_least[0]}{best['ratio']:.1f}x" if best["ratio"]
+                    else "its float set not reached")
                  + " and "
-                 + (f"{best['ratio_8bit']:.1f}x" if best["ratio_8bit"] else "its file not reached")
+                 + (f"{at_least[1]}{best['ratio_8bit']:.1f}x" if best["ratio_8bit"]
+                    else "its file not reached")
                  if best["ratio"] or best["ratio_8bit"] else
                  f"no series of ours reaches its {best['reference_accuracy']:.2f} %"
                  + (f" (its 8-bit file: {best['reference_8bit_accuracy']:.2f} %)"
