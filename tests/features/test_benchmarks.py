@@ -170,8 +170,8 @@ def _series_record(ours: dict[int, float], budgets: tuple[int, ...]) -> dict:
                     **common},
                    {"series": "pixels-8bit", "bpc": file_bpc, "accuracy_mean": file_acc,
                     **common}]
-    table = {"points": points, "ratios": ratios(points, cifar10=True),
-             "protocol": {"epochs": 300, "runs": 3}}
+    table = {"points": points, "ratios": ratios(points, cifar10=True), "date": "today",
+             "protocol": {"epochs": 300, "runs": 3, "data": "imagefolder:cifar10"}}
     return {"table": table, "budgets": list(budgets), "date": "today", "machine": "here",
             "settings": {"fit_iterations": 800, "iterations": 150, "batch_real": 64,
                          "phase2_budget": 300}, "headline": []}
@@ -195,3 +195,13 @@ def test_the_cifar10_series_section_reports_the_ratio_target_as_measured(ours, l
 
     text = section(_series_record(ours, tuple(sorted({*ours, 98_304}))))  # 98,304 may be owed
     assert line in text.splitlines()
+
+
+def test_the_cifar10_series_plot_draws_every_series_of_the_table(tmp_path):
+    """docs/cifar10_curve.png, drawn from the same table as the section it sits in."""
+    from benchmarks.cifar10_series import PLOT, draw_curve, section
+
+    record = _series_record({12_000: 45.57, 98_304: 50.0}, (12_000, 98_304))
+    draw_curve(record["table"], tmp_path / PLOT)
+    assert (tmp_path / PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({PLOT})" in section(record)
