@@ -192,9 +192,11 @@ def section(record: dict) -> str:
     missing = [(name, b) for name in SERIES for b in budgets if _cell(points, name, b) == "–"]
     seconds, timed, unique = curve_point_seconds([p for p in points if "budget_bpc" in p])
     head_s = sum(r["seconds"] for r in record.get("headline", []))
+    resumed = sum(1 for p in points if p.get("resumed"))
     lines += ["", f"Computing so far: {seconds / 3600:.1f} CPU hours over {timed} of {unique} "
               f"points (distillation and measurement), {head_s / 3600:.1f} h of headline "
-              "measurements."]
+              "measurements" + (f"; {resumed} point(s) resumed from a checkpoint after a stop "
+                                "count only the time after it" if resumed else "") + "."]
     lines += rate_control_misses(points)
     lines += ["", "Targets:"]
     for budget, target in TARGETS.items():

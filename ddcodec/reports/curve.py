@@ -54,6 +54,10 @@ from ddcodec.training.trainer import evaluate_set
 # all 4/2/2: every class draw keyed by (seed, purpose, class), ddcodec.seeds; latent 5: rate
 # control anchors a retrain at the latents' count and keeps the closest probe; distribution 6:
 # spreads on the 3 coarsest levels by default).
+# A latent point's distillation keeps its state every this many steps beside its set (and on
+# SIGTERM/Ctrl-C): a point of hours stopped by a session's end goes on from there, to the set
+# an uninterrupted run writes, instead of starting again.
+CHECKPOINT_EVERY = 25
 POINT_VERSION = {"latent": 5, "distribution": 6, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
@@ -186,9 +190,14 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         if event.kind == "note" and event.stage == "rate control":
             say(f"{series} at {budget:,.0f} bits/class: {event.text}")
 
+    checkpoint = Path(f"{set_path}.ckpt")
+    resumed = checkpoint.is_file()
+    if resumed:
+        say(f"{series} at {budget:,.0f} bits/class: resuming from {checkpoint.name}")
     distilled = api.distill(config.data, set_path, force=True, device=device,
-                            on_progress=rate_notes, **options)
-    distill_seconds = time.perf_counter() - started
+                            on_progress=rate_notes, checkpoint=checkpoint,
+                            checkpoint_every=CHECKPOINT_EVERY, resume=resumed, **options)
+    distill_seconds = time.perf_counter() - started  # this process's part when resumed
     ddz_path = store.path(spec, ".ddz")
     data = store.encode(set_path, ddz_path)
     say(f"{series} at {budget:,.0f} bits/class: {bits_per_class(len(data), distilled.num_classes):,.0f} "
@@ -211,7 +220,8 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "rate_attempts": rate.get("attempts"),
         "phase2_iterations": rate.get("phase2_iterations"),  # the effort, retrain rounds included
         "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared, **spread,
-        "distill_seconds": distill_seconds, "measure_seconds": report.get("seconds"),
+        "distill_seconds": distill_seconds, "resumed": resumed,
+        "measure_seconds": report.get("seconds"),
         "seconds": time.perf_counter() - started, "file": ddz_path.name})
     if param == "distribution":
         _frozen_point(store, config, spec, record, device, say)

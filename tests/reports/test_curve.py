@@ -119,6 +119,42 @@ def test_curve_end_to_end_reuses_points(npz16, tmp_path):
     assert [p for p in rebuilt["points"] if p["series"] == "latent-dm"] == [latent]
 
 
+class Killed(Exception):
+    pass
+
+
+def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
+        npz16, tmp_path, monkeypatch):
+    """A point of hours cut by a session's end: the next run resumes its distillation from the
+    checkpoint kept beside the set, in a rate-control retrain round here, and writes the bytes
+    an uninterrupted run writes."""
+    import ddcodec.reports.curve as curve
+
+    monkeypatch.setattr(curve, "CHECKPOINT_EVERY", 2)
+    latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8,
+                              rate_tolerance=0.005)  # retrain rounds
+    config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
+                         eval=EvalConfig(epochs=1), runs=1, baselines=False, ceiling_epochs=0)
+    whole = run_curve(config, tmp_path / "whole", "cpu")["points"][0]
+    assert len(whole["rate_attempts"]) >= 2 and not whole["resumed"]
+
+    def stop_at_the_second_probe(message: str) -> None:
+        if "rate control probe 2" in message:
+            raise Killed
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(Killed):
+        run_curve(config, stopped, "cpu", on_event=stop_at_the_second_probe)
+    assert list((stopped / "points").glob("*.pt.ckpt"))
+    said = []
+    point = run_curve(config, stopped, "cpu", on_event=said.append)["points"][0]
+    assert any("resuming from" in m for m in said) and point["resumed"]
+    assert ((stopped / "points" / point["file"]).read_bytes()
+            == (tmp_path / "whole" / "points" / whole["file"]).read_bytes())
+    assert point["rate_attempts"] == whole["rate_attempts"]
+    assert not list((stopped / "points").glob("*.ckpt"))  # gone once the set is written
+
+
 def test_point_keys_do_not_depend_on_where_the_store_lies(tmp_path):
     import shutil
 
