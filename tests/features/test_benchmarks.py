@@ -205,3 +205,28 @@ def test_the_cifar10_series_plot_draws_every_series_of_the_table(tmp_path):
     draw_curve(record["table"], tmp_path / PLOT)
     assert (tmp_path / PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"]({PLOT})" in section(record)
+
+
+def test_the_series_take_each_vanilla_dm_ipc_at_its_best_count(tmp_path):
+    """Converged DM is the best DM reached: at IPC 1 on CIFAR-10 its 2,000-iteration set
+    measured below its 500-iteration one (its pixels drift out of range), so the ratios keep
+    500 there, and IPC 10 its later, better count."""
+    import json
+
+    from benchmarks.cifar10_series import dm_points
+
+    def row(ipc, n, accuracy, file_accuracy):
+        return {"ipc": ipc, "iterations": n, "accuracy_mean": accuracy, "accuracy_std": 0.1,
+                "float32_bpc": ipc * 98_304, "file_bpc": ipc * 24_000.0 + n,
+                "file_accuracy_mean": file_accuracy, "file_accuracy_std": 0.1}
+
+    record = tmp_path / "cifar10.json"
+    record.write_text(json.dumps({"rows": [row(1, 500, 26.79, 25.25), row(1, 2000, 26.09, 23.43),
+                                           row(10, 500, 46.52, 46.42),
+                                           row(10, 2000, 48.0, 47.9)]}))
+    points = {(p["series"], p["ipc"]): p for p in dm_points(record)}
+    assert points["pixels-float32", 1]["iterations"] == 500
+    assert points["pixels-8bit", 1]["accuracy_mean"] == 25.25
+    assert points["pixels-8bit", 1]["bpc"] == 24_500.0
+    assert points["pixels-float32", 10]["accuracy_mean"] == 48.0
+    assert points["pixels-8bit", 10]["iterations"] == 2000
