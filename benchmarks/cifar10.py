@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -196,19 +197,54 @@ def random_rows(spec: str, work: Path, compute: bool, quick: bool) -> list[dict]
     return rows
 
 
+def last_gain(rows: list[dict], ipc: int) -> tuple[dict, dict, float] | None:
+    """(the count before, the last count, the accuracy gained between them) of an IPC's DM
+    rows; None with fewer than two counts."""
+    runs = sorted((r for r in rows if r["ipc"] == ipc), key=lambda r: r["iterations"])
+    if len(runs) < 2:
+        return None
+    return runs[-2], runs[-1], runs[-1]["accuracy_mean"] - runs[-2]["accuracy_mean"]
+
+
+def stopped_rising(rows: list[dict], ipc: int) -> bool:
+    found = last_gain(rows, ipc)
+    return found is not None and found[2] < CONVERGED_GAIN
+
+
+def dm_schedule(counts: tuple[int, ...], ipcs: list[int],
+                measure: Callable[[int, int], list[dict]],
+                after_first: Callable[[], None] = lambda: None) -> list[dict]:
+    """Every (IPC, count)'s rows, `measure` called in the order the CPU hours should go:
+    breadth first (every IPC reaches a count before any goes on to the next, so a run cut
+    short by a session's end still leaves a whole row of the table per count), but an IPC that
+    stopped rising runs its later counts, a confirmation, after those still rising.
+    `after_first` runs once the first count is in (the random floor, before the long counts)."""
+    rows, deferred = [], []
+    for i, n in enumerate(counts):
+        for ipc in ipcs:
+            if stopped_rising(rows, ipc):
+                deferred.append((ipc, n))
+            else:
+                rows += measure(ipc, n)
+        if i == 0:
+            after_first()
+    for ipc, n in deferred:
+        rows += measure(ipc, n)
+    return rows
+
+
 def convergence_lines(rows: list[dict]) -> list[str]:
     """Per IPC, whether vanilla DM has stopped rising: its last count gains less than
     CONVERGED_GAIN points over the count before it (one count: not known yet)."""
     lines = []
     for ipc in sorted({r["ipc"] for r in rows}):
-        runs = sorted((r for r in rows if r["ipc"] == ipc), key=lambda r: r["iterations"])
-        last = runs[-1]
-        if len(runs) == 1:
-            lines.append(f"* IPC {ipc}: one count measured ({last['iterations']:,} iterations); "
+        found = last_gain(rows, ipc)
+        if found is None:
+            only = next(r for r in rows if r["ipc"] == ipc)
+            lines.append(f"* IPC {ipc}: one count measured ({only['iterations']:,} iterations); "
                          "whether it still rises is not known yet.")
             continue
-        before = runs[-2]
-        gain = last["accuracy_mean"] - before["accuracy_mean"]
+        before, last, gain = found
         state = ("stopped rising" if gain < CONVERGED_GAIN
                  else "still rising: not converged at this count")
         lines.append(f"* IPC {ipc}: {gain:+.2f} points from {before['iterations']:,} to "
@@ -304,14 +340,13 @@ def main() -> None:
         data = json.loads(data_path.read_text())
     teacher = teacher_row(spec, work / "teacher.pt", 1 if args.quick else TEACHER_EPOCHS,
                           train=not args.report_only)
-    # breadth first: every IPC reaches a count before any goes on to the next, so a run cut
-    # short by a session's end still leaves a whole row of the table per count
-    rows, random = [], []
-    for i, n in enumerate(counts):
-        rows += [row for ipc in args.ipc
-                 for row in dm_rows(spec, work, ipc, (n,), not args.report_only, args.quick)]
-        if i == 0:  # the random floor once the first count is in, before the long counts
-            random = random_rows(spec, work, not args.report_only, args.quick)
+    random = []
+
+    def random_floor() -> None:
+        random.extend(random_rows(spec, work, not args.report_only, args.quick))
+
+    rows = dm_schedule(counts, args.ipc, lambda ipc, n: dm_rows(
+        spec, work, ipc, (n,), not args.report_only, args.quick), random_floor)
     rows.sort(key=lambda r: (r["ipc"], r["iterations"]))
     record = {"date": str(dt.date.today()), "version": __version__,
               # a report from the cache does not know the threads its points ran on

@@ -230,3 +230,23 @@ def test_the_series_take_each_vanilla_dm_ipc_at_its_best_count(tmp_path):
     assert points["pixels-8bit", 1]["bpc"] == 24_500.0
     assert points["pixels-float32", 10]["accuracy_mean"] == 48.0
     assert points["pixels-8bit", 10]["iterations"] == 2000
+
+
+def test_vanilla_dm_spends_its_hours_on_the_ipcs_still_rising_first():
+    """Breadth first over the counts, but IPC 1, which stopped rising at 2,000, runs its
+    5,000 (a confirmation) after IPC 10's; the random floor comes after the first count."""
+    from benchmarks.cifar10 import dm_schedule
+
+    accuracy = {(1, 500): 26.79, (1, 2000): 26.09, (1, 5000): 26.0,
+                (10, 500): 46.52, (10, 2000): 48.0, (10, 5000): 48.2}
+    order = []
+
+    def measure(ipc, n):
+        order.append((ipc, n))
+        return [{"ipc": ipc, "iterations": n, "accuracy_mean": accuracy[ipc, n]}]
+
+    rows = dm_schedule((500, 2000, 5000), [1, 10], measure,
+                       lambda: order.append("random"))
+    assert order == [(1, 500), (10, 500), "random", (1, 2000), (10, 2000), (10, 5000),
+                     (1, 5000)]
+    assert len(rows) == 6
