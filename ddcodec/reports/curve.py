@@ -102,15 +102,18 @@ class PointStore:
             return value.replace(f"{self.root.parent.resolve()}/", "./")
         return value
 
-    def encode(self, set_path: Path, ddz_path: Path, **options) -> bytes:
+    def encode(self, set_path: Path, ddz_path: Path, keep_set: bool = False,
+               **options) -> bytes:
         """Encode a point's set to its .ddz, the data it names written as `local` writes it
         (a class subset inside the store: "imagefolder:./data"), so a committed file never
-        names the machine it was made on; the set file is removed once encoded."""
+        names the machine it was made on; the set file is removed once encoded (unless
+        `keep_set`: the caller removes it once the point is stored)."""
         distilled = load_set(set_path)
         if "data" in distilled.provenance:
             distilled.provenance["data"] = self.local(str(distilled.provenance["data"]))
         data, _ = api.encode(distilled, ddz_path, force=True, **options)
-        set_path.unlink()
+        if not keep_set:
+            set_path.unlink()
         return data
 
     def path(self, spec: dict, suffix: str = ".json") -> Path:
@@ -191,15 +194,19 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
             say(f"{series} at {budget:,.0f} bits/class: {event.text}")
 
     checkpoint = Path(f"{set_path}.ckpt")
-    resumed = checkpoint.is_file()
-    if resumed:
-        say(f"{series} at {budget:,.0f} bits/class: resuming from {checkpoint.name}")
-    distilled = api.distill(config.data, set_path, force=True, device=device,
-                            on_progress=rate_notes, checkpoint=checkpoint,
-                            checkpoint_every=CHECKPOINT_EVERY, resume=resumed, **options)
+    resumed = checkpoint.is_file() or set_path.is_file()
+    if set_path.is_file():  # distilled before a stop in its measurement: the set is kept
+        say(f"{series} at {budget:,.0f} bits/class: distilled before; measuring again")
+        distilled = load_set(set_path)
+    else:
+        if resumed:
+            say(f"{series} at {budget:,.0f} bits/class: resuming from {checkpoint.name}")
+        distilled = api.distill(config.data, set_path, force=True, device=device,
+                                on_progress=rate_notes, checkpoint=checkpoint,
+                                checkpoint_every=CHECKPOINT_EVERY, resume=resumed, **options)
     distill_seconds = time.perf_counter() - started  # this process's part when resumed
     ddz_path = store.path(spec, ".ddz")
-    data = store.encode(set_path, ddz_path)
+    data = store.encode(set_path, ddz_path, keep_set=True)
     say(f"{series} at {budget:,.0f} bits/class: {bits_per_class(len(data), distilled.num_classes):,.0f} "
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
@@ -223,6 +230,7 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "distill_seconds": distill_seconds, "resumed": resumed,
         "measure_seconds": report.get("seconds"),
         "seconds": time.perf_counter() - started, "file": ddz_path.name})
+    set_path.unlink()  # kept until the point is stored: a stop while measuring loses no set
     if param == "distribution":
         _frozen_point(store, config, spec, record, device, say)
     return record

@@ -153,6 +153,22 @@ def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
             == (tmp_path / "whole" / "points" / whole["file"]).read_bytes())
     assert point["rate_attempts"] == whole["rate_attempts"]
     assert not list((stopped / "points").glob("*.ckpt"))  # gone once the set is written
+    assert not list((stopped / "points").glob("*.pt"))  # gone once the point is stored
+
+    def stop_while_measuring(message: str) -> None:
+        if message.endswith("encoded; measuring"):
+            raise Killed
+
+    again = tmp_path / "again"
+    with pytest.raises(Killed):
+        run_curve(config, again, "cpu", on_event=stop_while_measuring)
+    said = []
+    point = run_curve(config, again, "cpu", on_event=said.append)["points"][0]
+    assert any("distilled before; measuring again" in m for m in said)
+    assert not any("rate control probe" in m for m in said)  # not distilled again
+    assert ((again / "points" / point["file"]).read_bytes()
+            == (tmp_path / "whole" / "points" / whole["file"]).read_bytes())
+    assert point["rate_attempts"] == whole["rate_attempts"]
 
 
 def test_point_keys_do_not_depend_on_where_the_store_lies(tmp_path):
