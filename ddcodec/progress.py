@@ -178,7 +178,9 @@ class PlainDisplay(Display):
 
     def _print(self, text: str) -> None:
         with self._lock:
-            print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self.stream, flush=True)
+            # one write per line: processes sharing a pipe (torchrun's ranks) never splice
+            self.stream.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+            self.stream.flush()
 
     def _tick(self) -> None:
         while not self._stop.wait(self.log_every):

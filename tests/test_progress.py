@@ -63,6 +63,28 @@ def test_the_ticker_speaks_while_a_step_runs():
     assert len(lines) >= 4 and all("measure 1/10: run 1/1; elapsed" in line for line in lines)
 
 
+class Writes(io.StringIO):
+    """A stream that keeps each write call apart, as a pipe shared by processes sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_each_line_is_one_write_so_ranks_sharing_a_pipe_never_splice():
+    stream = Writes()
+    shown = PlainDisplay(log_every=60, stream=stream)
+    shown.note("block 0: left unfinished by an earlier run; distilling it again")
+    shown.update("measure", 1, 10, "run 1/1")
+    shown.close()
+    assert len(stream.calls) == 2 and all(LINE.match(call) and call.endswith("\n")
+                                           for call in stream.calls)
+
+
 def test_the_overall_eta_counts_every_stage_left():
     eta = EtaModel()
     eta.plan([("fit", 100, 1.0), ("joint", 50, 2.0), ("quantise", 10, 0.5)])

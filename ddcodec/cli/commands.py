@@ -217,7 +217,7 @@ def _relaunch_under_torchrun(nproc: int) -> None:
 # once a process has failed, the traceback and report it adds after the process's own one line
 TORCHRUN_LOG = re.compile(r"^[DIWE]\d{4} \S+ \d+ \S*torch/distributed/")
 TORCHRUN_FAILED = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode")
-OWN_LINES = ("ddcodec:", "[")  # a process's messages and its plain progress lines
+OWN_LINE = re.compile(r"^(ddcodec:|\[\d\d:\d\d:\d\d\] )")  # a message or a progress line
 
 
 def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
@@ -240,7 +240,7 @@ def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
         for line in process.stderr:
             if TORCHRUN_FAILED.search(line):
                 stopping.append("failed")
-            if TORCHRUN_LOG.match(line) or (stopping and not line.startswith(OWN_LINES)):
+            if TORCHRUN_LOG.match(line) or (stopping and not OWN_LINE.match(line)):
                 continue
             sys.stderr.write(line)
             sys.stderr.flush()
