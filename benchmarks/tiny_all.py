@@ -57,10 +57,23 @@ def teacher_row(data: str, path: Path, epochs: int, train: bool) -> dict:
     if not path.is_file():
         if not train:
             return {}
-        say(f"teacher: {epochs} epochs on the training images")
+        # hours on 2 cores: saved every epoch, so a session's end loses at most the one running
+        resume = Path(f"{path}.ckpt").is_file()
+        so_far = path.with_suffix(".seconds-so-far")  # the seconds of the saved epochs
+        before = float(so_far.read_text()) if resume and so_far.is_file() else 0.0
+        say(f"teacher: {epochs} epochs on the training images"
+            + (" (resuming from its checkpoint)" if resume else ""))
         started = time.perf_counter()
-        api.train_teacher(data, path, device="cpu", epochs=epochs, force=True)
-        path.with_suffix(".seconds").write_text(f"{time.perf_counter() - started:.0f}\n")
+
+        def saved(epoch: int) -> None:
+            so_far.write_text(f"{before + time.perf_counter() - started:.0f}\n")
+            say(f"teacher: epoch {epoch + 1} of {epochs} saved")
+
+        api.train_teacher(data, path, device="cpu", epochs=epochs, force=True,
+                          checkpoint_every=1, resume=resume, on_epoch=saved)
+        path.with_suffix(".seconds").write_text(
+            f"{before + time.perf_counter() - started:.0f}\n")
+        so_far.unlink()
     info = load_teacher(path).info
     seconds = path.with_suffix(".seconds")
     return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,

@@ -222,18 +222,28 @@ def encode(source: "str | os.PathLike | DistilledSet",
 
 def train_teacher(data: str = DEFAULT_SPEC, output: str | os.PathLike = "teacher.pt", *,
                   data_root: str | None = None, resize: tuple[int, int] | None = None,
-                  force: bool = False, device: str = "auto", on_epoch=None, **config):
+                  force: bool = False, device: str = "auto", on_epoch=None,
+                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
+                  resume: bool = False, **config):
     """Train a teacher (TeacherConfig(**config)) on `data`'s training split, its checkpoint
-    chosen on a held-out part of it, and write it to `output`."""
+    chosen on a held-out part of it, and write it to `output`. `checkpoint_every` N: the run's
+    state is saved every N epochs to `checkpoint` (default OUTPUT.ckpt), and `resume` goes on
+    from it to the same teacher; the file is removed once the teacher is written."""
     from ddcodec.labels import teacher
     from ddcodec.fileio import check_writable
     from ddcodec.labels.teacher_config import TeacherConfig
 
     cfg = TeacherConfig(**config)
     check_writable(output, force)
+    saves = None
+    if checkpoint_every or resume:
+        saves = teacher.TeacherCheckpoint(Path(checkpoint or f"{output}.ckpt"),
+                                          checkpoint_every, resume)
     dataset = load_dataset(data, data_root, resize=resize)
-    made = teacher.train_teacher(dataset, cfg, resolve_device(device), on_epoch)
+    made = teacher.train_teacher(dataset, cfg, resolve_device(device), on_epoch, saves)
     made.save(output, force=force)
+    if saves is not None:
+        saves.path.unlink(missing_ok=True)
     return made
 
 

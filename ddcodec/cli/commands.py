@@ -339,11 +339,17 @@ def merge(parts, output, data_spec, data_root, force, as_json, quiet, verbose, s
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The teacher file to write (teacher.pt).")
 @click_options(TeacherConfig)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file [default: OUTPUT.ckpt]; removed once the teacher is written.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Save the run's state every N epochs (0: never).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint, to the teacher an "
+                                             "unbroken run writes.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def teacher(data_spec, data_root, download, resize, output, force, as_json, quiet, verbose,
-            seed, device, log_every, **options):
+def teacher(data_spec, data_root, download, resize, output, checkpoint, checkpoint_every, resume,
+            force, as_json, quiet, verbose, seed, device, log_every, **options):
     """Train a teacher for soft labels; its checkpoint is chosen on a held-out part of the
     training split (never the test split)."""
     from ddcodec import api
@@ -355,7 +361,8 @@ def teacher(data_spec, data_root, download, resize, output, force, as_json, quie
         made = api.train_teacher(data_spec, output, data_root=data_root, resize=parse_size(resize),
                            force=force, device=device,
                            on_epoch=lambda e: shown.update("teacher", e + 1, epochs),
-                           seed=seed, **options)
+                           checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           resume=resume, seed=seed, **options)
     info = made.info
     if as_json:
         click.echo(json.dumps({"output": output, **info}))

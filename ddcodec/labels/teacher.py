@@ -22,13 +22,23 @@ from ddcodec import seeds
 from ddcodec.data.datasets import Dataset, Normalization
 from ddcodec.errors import DDCodecError
 from ddcodec.version import __version__
-from ddcodec.fileio import atomic_path, check_writable
+from ddcodec.fileio import atomic_path, check_writable, load_tagged
 from ddcodec.names import canonical_arch
 from ddcodec.labels.teacher_config import TeacherConfig
 from ddcodec.training.networks import seeded_network
 from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
 TEACHER_FORMAT = "ddcodec-teacher"
+CHECKPOINT_FORMAT = "ddcodec-teacher-checkpoint"
+
+
+@dataclass(frozen=True)
+class TeacherCheckpoint:
+    """Where a long teacher run (hours on Tiny-ImageNet's CPU) keeps its state between epochs,
+    so a stopped run goes on from its last saved epoch to the very teacher of an unbroken one."""
+    path: Path
+    every: int = 1  # epochs between saves; 0: none
+    resume: bool = False
 
 
 @dataclass
@@ -120,8 +130,22 @@ def holdout_split(dataset: Dataset, share: float, seed: int) -> tuple[torch.Tens
     return torch.cat(kept), torch.cat(held)
 
 
+def _read_checkpoint(checkpoint: TeacherCheckpoint, mine: dict) -> dict:
+    """The saved state, refused in one line when another data set or other settings made it."""
+    if not checkpoint.path.is_file():
+        raise DDCodecError(f"no teacher checkpoint to resume from at {checkpoint.path}")
+    state = load_tagged(checkpoint.path, CHECKPOINT_FORMAT, "teacher checkpoint")
+    saved = state.get("settings", {})
+    changed = sorted(k for k in mine if saved.get(k) != mine[k])
+    if changed:
+        raise DDCodecError(f"{checkpoint.path} was made with other settings "
+                           f"({', '.join(changed)}); resume with the same options or start "
+                           "afresh")
+    return state
+
+
 def train_teacher(dataset: Dataset, config: TeacherConfig, device: torch.device,
-                  on_epoch=None) -> Teacher:
+                  on_epoch=None, checkpoint: TeacherCheckpoint | None = None) -> Teacher:
     train_index, held_index = holdout_split(dataset, config.holdout, config.seed)
     images = dataset.train_images()
     held_x, held_y = images[held_index], dataset.y_train[held_index]
@@ -129,13 +153,27 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, device: torch.device,
                           batch_size=config.batch_size)
     history: list[float] = []
     snapshots: list[dict] = []
+    mine = {**asdict(config), "data": dataset.spec, "train_images": int(len(train_index))}
+    resume = None
+    if checkpoint is not None and checkpoint.resume:
+        state = _read_checkpoint(checkpoint, mine)
+        resume, history, snapshots = state["trainer"], state["history"], state["snapshots"]
 
     def after_epoch(epoch: int, net) -> None:
         history.append(accuracy(net, held_x, held_y, device))
         snapshots.append({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
 
+    def keep(trainer: dict) -> None:
+        if checkpoint is None or not checkpoint.every or (
+                trainer["epochs_done"] % checkpoint.every and
+                trainer["epochs_done"] != config.epochs):
+            return
+        with atomic_path(checkpoint.path) as tmp:
+            torch.save({"format": CHECKPOINT_FORMAT, "settings": mine, "trainer": trainer,
+                        "history": history, "snapshots": snapshots}, tmp)
+
     train_network(images[train_index], dataset.y_train[train_index], dataset.num_classes,
-                  protocol, config.seed, device, on_epoch, after_epoch)
+                  protocol, config.seed, device, on_epoch, after_epoch, resume=resume, keep=keep)
     best = max(history)
     chosen = {"best": history.index(best), "last": len(history) - 1,
               "early": next(i for i, a in enumerate(history)

@@ -61,7 +61,8 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   after_epoch: Callable[[int, nn.Module], None] | None = None,
                   views: LabelViews | None = None,
                   resample: Resampler | None = None,
-                  replay: Replay | None = None) -> nn.Module:
+                  replay: Replay | None = None, resume: dict | None = None,
+                  keep: Callable[[dict], None] | None = None) -> nn.Module:
     """Train one fresh network on (images, labels); labels are class indices or soft rows
     (trained with `soft_label_loss`). `after_epoch(epoch, net)` may look at the network.
 
@@ -73,7 +74,10 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     the fixed ones: the means and fresh samples of every prior.
 
     `replay(epoch)` (an FKD relabelling) gives the epoch's batches themselves, in the
-    relabelling's order, views and mixing; they replace the shuffled, augmented batches."""
+    relabelling's order, views and mixing; they replace the shuffled, augmented batches.
+
+    `keep(state)` is given the run's whole state after each epoch (network, optimiser, draws);
+    `resume=state` goes on from it, and the run ends bit for bit as one never stopped."""
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
@@ -86,7 +90,14 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     per_epoch = labels.ndim == 3
     if per_epoch and views is None and replay is None:
         raise ValueError("per-epoch soft labels need the views they were made on")
-    for epoch in range(config.epochs):
+    first = 0
+    if resume is not None:
+        first, lr = int(resume["epochs_done"]), float(resume["lr"])
+        net.load_state_dict(resume["net"])
+        optimizer = _sgd(net, lr, config)
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["generator"])
+    for epoch in range(first, config.epochs):
         if learning_rate(config, epoch) != lr:  # a fresh optimizer, as the references do
             lr = learning_rate(config, epoch)
             optimizer = _sgd(net, lr, config)
@@ -96,6 +107,9 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
             _step(net, optimizer, x.to(device), y.to(device), config)
         if after_epoch is not None:
             after_epoch(epoch, net)
+        if keep is not None:
+            keep({"epochs_done": epoch + 1, "lr": lr, "net": net.state_dict(),
+                  "optimizer": optimizer.state_dict(), "generator": generator.get_state()})
         if on_epoch is not None:
             on_epoch(epoch)
     return net
