@@ -256,8 +256,10 @@ def section(record: dict) -> str:
               "the papers' rows are cross-protocol (lossless originals, GPU, 1000 "
               "epochs x 5, 20,000 iterations). Each ratio is taken at its own reference's "
               "accuracy: the float set's, and its 8-bit .ddz's (rounding clips vanilla DM's "
-              "out-of-range pixels). A ratio marked ≥ is reached at the smallest budget "
-              "measured."]
+              "out-of-range pixels). Ours at that accuracy: the series' bits where it first "
+              "reaches it, interpolated in log bits between the two measured budgets around "
+              "it, so a budget measured between them can move the ratio. A ratio marked ≥ is "
+              "reached at the smallest budget measured."]
     head = record.get("headline", [])
     if head:
         lines += ["", "Headline points under both protocols (the 10,000 test images):", "",
