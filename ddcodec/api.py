@@ -10,7 +10,7 @@ import torch
 
 from ddcodec.data.datasets import DEFAULT_SPEC, load_dataset
 from ddcodec.devices import resolve_device
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, Interrupted
 
 if TYPE_CHECKING:
     from ddcodec.distillation import DistillConfig
@@ -235,12 +235,21 @@ def train_teacher(data: str = DEFAULT_SPEC, output: str | os.PathLike = "teacher
 
     cfg = TeacherConfig(**config)
     check_writable(output, force)
+    if checkpoint and not (checkpoint_every or resume):
+        raise DDCodecError("a teacher's --checkpoint is written with --checkpoint-every N and "
+                           "read with --resume; give one of them")
     saves = None
     if checkpoint_every or resume:
         saves = teacher.TeacherCheckpoint(Path(checkpoint or f"{output}.ckpt"),
                                           checkpoint_every, resume)
     dataset = load_dataset(data, data_root, resize=resize)
-    made = teacher.train_teacher(dataset, cfg, resolve_device(device), on_epoch, saves)
+    try:
+        made = teacher.train_teacher(dataset, cfg, resolve_device(device), on_epoch, saves)
+    except KeyboardInterrupt:
+        if saves is None or not saves.path.is_file():
+            raise
+        raise Interrupted(f"interrupted; the last saved epoch is in {saves.path}: rerun with "
+                          "--resume") from None
     made.save(output, force=force)
     if saves is not None:
         saves.path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import torch
 
 import ddcodec
 from conftest import write_npz
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, Interrupted
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_a_stopped_teacher_resumes_to_the_same_teacher(npz, tmp_path):
     options = {"device": "cpu", "epochs": 4, "holdout": 0.2}
     whole = ddcodec.train_teacher(f"npz:{npz}", tmp_path / "whole.pt", **options)
     out = tmp_path / "t.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="rerun with --resume"):  # Ctrl-C: what was saved
         ddcodec.train_teacher(f"npz:{npz}", out, checkpoint_every=1,
                               on_epoch=stop_after(2), **options)
     checkpoint = tmp_path / "t.pt.ckpt"
@@ -45,7 +45,7 @@ def test_a_stopped_teacher_resumes_to_the_same_teacher(npz, tmp_path):
 
 def test_a_checkpoint_of_other_settings_or_none_is_refused(npz, tmp_path, run_cli):
     out = tmp_path / "t.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         ddcodec.train_teacher(f"npz:{npz}", out, device="cpu", epochs=3, holdout=0.2,
                               checkpoint_every=1, on_epoch=stop_after(1))
     with pytest.raises(DDCodecError, match=r"other settings \(lr\)"):
@@ -55,6 +55,9 @@ def test_a_checkpoint_of_other_settings_or_none_is_refused(npz, tmp_path, run_cl
                            "--epochs", "3", "--resume", "--device", "cpu")
     assert code == 1 and "no teacher checkpoint to resume from" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "u.pt").exists()
+    code, _, err = run_cli("teacher", "--data", f"npz:{npz}", "-o", str(tmp_path / "v.pt"),
+                           "--checkpoint", str(tmp_path / "v.ckpt"), "--device", "cpu")
+    assert code == 1 and "--checkpoint-every N" in err and not (tmp_path / "v.pt").exists()
     code, _, err = run_cli("teacher", "--data", f"npz:{npz}", "-o", str(out), "--epochs", "3",
                            "--holdout", "0.2", "--resume", "--device", "cpu", "-q")
     assert code == 0 and out.is_file() and not (tmp_path / "t.pt.ckpt").exists()
