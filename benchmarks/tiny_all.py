@@ -73,7 +73,7 @@ def teacher_row(data: str, path: Path, epochs: int, train: bool) -> dict:
                           checkpoint_every=1, resume=resume, on_epoch=saved)
         path.with_suffix(".seconds").write_text(
             f"{before + time.perf_counter() - started:.0f}\n")
-        so_far.unlink()
+        so_far.unlink(missing_ok=True)  # absent when every epoch was saved before a restart
     info = load_teacher(path).info
     seconds = path.with_suffix(".seconds")
     return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,
