@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import CACHE, ROOT, curve_point_seconds, replace_section
+from benchmarks.harness import CACHE, ROOT, curve_point_seconds, replace_section, run
 
 EXPERTS = ROOT / "bench_runs" / "experts"
 CURVE_RECORD = ROOT / "docs" / "benchmarks" / "curve.json"
@@ -152,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

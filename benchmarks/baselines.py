@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ddcodec import __version__, api
-from benchmarks.harness import benchmark_parser, replace_section, write_record
+from benchmarks.harness import benchmark_parser, replace_section, run, write_record
 from ddcodec.data.datasets import load_dataset
 from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
@@ -214,4 +214,4 @@ def write_outputs(record: dict, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

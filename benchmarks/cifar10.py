@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, EPOCHS, ROOT, RUNS, benchmark_parser,
-                                cached_row, measure_set, publish, spec_key, unzip_cifar10)
+                                cached_row, measure_set, publish, run, spec_key, unzip_cifar10)
 from ddcodec import __version__, api
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
@@ -366,4 +366,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

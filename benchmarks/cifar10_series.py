@@ -39,7 +39,7 @@ import torch
 
 from benchmarks.harness import (CACHE, CIFAR10_DIR, LABELLED_RANDOM, ROOT, benchmark_parser,
                                 cifar10_jpeg, curve_point_seconds, measured_file, publish,
-                                rate_control_misses)
+                                rate_control_misses, run)
 from ddcodec import __version__
 from ddcodec.distillation.config import DistillConfig
 from ddcodec.reports.curve import (PointStore, build_table, compare, ratios, run_curve,
@@ -384,4 +384,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

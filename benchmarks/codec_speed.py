@@ -22,7 +22,7 @@ import torch
 from ddcodec import __version__, api
 from ddcodec.bitstream.codec import decode_bytes, encode_set
 from ddcodec.sets.setfile import load_set
-from benchmarks.harness import benchmark_parser, replace_section, write_record
+from benchmarks.harness import benchmark_parser, replace_section, run, write_record
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -93,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

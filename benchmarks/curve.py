@@ -33,7 +33,7 @@ import torch
 
 from benchmarks.harness import (CACHE, EPOCHS, IPC50_ITERATIONS, PLAN, ROOT, RUNS, TEACHER,
                                 TEACHER_EPOCHS, benchmark_parser, curve_configs,
-                                curve_point_seconds, rate_control_misses, replace_section,
+                                curve_point_seconds, rate_control_misses, replace_section, run,
                                 write_record)
 from ddcodec.reports.curve import (CurveConfig, PointStore, _legend, build_table, is_ours,
                                    run_curve, write_outputs)
@@ -333,4 +333,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

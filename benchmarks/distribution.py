@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset,
-                                curve_point_seconds, rate_control_misses, replace_section,
+                                curve_point_seconds, rate_control_misses, replace_section, run,
                                 write_record)
 from ddcodec.reports.curve import CurveConfig, PointStore, build_table, run_curve
 from ddcodec.distillation import DistillConfig
@@ -207,4 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import CACHE, ROOT, TEACHER, benchmark_parser, publish, spec_key
+from benchmarks.harness import CACHE, ROOT, TEACHER, benchmark_parser, publish, run, spec_key
 from ddcodec import __version__, api
 
 HEADING = "## Distributional sets: what the samples add"
@@ -331,4 +331,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 
-from benchmarks.harness import CACHE, ROOT, benchmark_parser, publish
+from benchmarks.harness import CACHE, ROOT, benchmark_parser, publish, run
 from ddcodec import __version__
 
 HEADING = "## Sizes quoted in the docs"
@@ -76,4 +76,4 @@ def section(record: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

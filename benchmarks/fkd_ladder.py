@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from benchmarks.harness import (CACHE, EPOCHS, ROOT, RUNS, benchmark_parser, cached_row,
-                                cifar10_jpeg, publish, spec_key)
+                                cifar10_jpeg, publish, run, spec_key)
 from ddcodec import __version__, api
 
 HEADING = "## FKD relabelling at CIFAR scale: the label ladder"
@@ -208,4 +208,4 @@ def section(record: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
-                                publish)
+from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds, publish,
+                                run)
 from ddcodec import __version__, api
 
 DIGESTS = ROOT / "benchmarks" / "decode_digests.json"
@@ -193,7 +193,7 @@ def env_step(device: str) -> dict:
             "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
 
 
-def run(out: Path, device: str, quick: bool) -> None:
+def run_steps(out: Path, device: str, quick: bool) -> None:
     steps = {"env": lambda: env_step(device), "tests": lambda: tests_step(device),
              "decode": lambda: decode_step(device),
              "iteration": lambda: iteration_step(device, quick),
@@ -285,8 +285,8 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device visible to torch (--device cpu checks the script)")
     os.environ.setdefault("DDCODEC_LOG_EVERY", "600")
-    run(Path(args.out_dir) / "gpu_check.jsonl", args.device, args.quick)
+    run_steps(Path(args.out_dir) / "gpu_check.jsonl", args.device, args.quick)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import CACHE, benchmark_parser, replace_section
+from benchmarks.harness import CACHE, benchmark_parser, replace_section, run
 from ddcodec import api
 from ddcodec.reports.curve import LABELS
 from ddcodec.data.datasets import load_dataset
@@ -112,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -154,6 +155,26 @@ def rate_control_misses(points: list[dict]) -> list[str]:
             for p in points if p.get("within_tolerance") is False and p.get("budget_bpc")]
 
 
+def run(main) -> None:
+    """A script's entry: a problem the user can act on, or a stop (Ctrl-C; a scheduler's SIGTERM
+    during a distillation), ends in one line as the CLI's do. What was done is in the cache."""
+    from ddcodec.errors import DDCodecError, Interrupted
+
+    name = Path(sys.argv[0]).stem
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(_stopped(name, "interrupted", 130))
+    except DDCodecError as exc:
+        sys.exit(_stopped(name, str(exc), 130 if isinstance(exc, Interrupted) else 1))
+
+
+def _stopped(name: str, message: str, status: int) -> int:
+    print(f"{name}: {message}" + ("; the same command goes on from the cache" * (status == 130)),
+          file=sys.stderr)
+    return status
+
+
 def benchmark_parser(doc: str, root: Path = ROOT, threads: bool = True,
                      report_only: bool = False):
     """The options every benchmark script shares: --quick (tiny settings, print only),
@@ -237,8 +258,6 @@ PLAN = {
 def curve_configs(args) -> list:
     """The curve's plan: one CurveConfig per loss (DM first, with the baselines), and IPC 50
     last. benchmarks/curve.py measures it; benchmarks/warmup.py reuses its DM point."""
-    import sys
-
     from ddcodec.reports.curve import CurveConfig
     from ddcodec.distillation import DistillConfig
     from ddcodec.training.trainer import EvalConfig

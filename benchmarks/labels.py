@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ddcodec import __version__, api
-from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, run, write_record
 
 HEADING = "## Soft labels: the ladder (CIFAR-10 subset, CPU)"
 EPOCH_HEADING = "## Soft labels per epoch: the ladder (CIFAR-10 subset, CPU)"
@@ -209,4 +209,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

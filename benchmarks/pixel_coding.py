@@ -27,7 +27,7 @@ import torch
 
 from ddcodec import __version__, api
 from ddcodec.bitstream.codec import plan_pixels
-from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
+from benchmarks.harness import ROOT, benchmark_parser, replace_section, run, write_record
 
 TINY_IMAGENET = ROOT.parent / "shared" / "data" / "tiny-imagenet-200"
 HEADING = "## Pixel coding and image folders"
@@ -156,4 +156,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

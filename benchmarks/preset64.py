@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, cached_row, replace_section,
-                                spec_key, write_record)
+                                run, spec_key, write_record)
 from ddcodec.bitstream.codec import encode_set
 from ddcodec.data.datasets import load_dataset
 from ddcodec.distillation import DistillConfig
@@ -167,4 +167,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
-                                replace_section, write_record)
+                                replace_section, run, write_record)
 
 HEADING = "## Scale: blocks and processes"
 
@@ -451,4 +451,4 @@ def publish_scale(result: dict, args, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -36,7 +36,7 @@ import constriction
 import numpy as np
 import torch
 
-from benchmarks.harness import ROOT, TINY, benchmark_parser, replace_section, write_record
+from benchmarks.harness import ROOT, TINY, benchmark_parser, replace_section, run, write_record
 from ddcodec import __version__
 from ddcodec.coding import entropy
 from ddcodec.bitstream.armint import IntegerARM
@@ -361,4 +361,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, cached_row,
-                                replace_section, spec_key, write_record)
+                                replace_section, run, spec_key, write_record)
 from ddcodec import api
 from ddcodec.reports.curve import teacher_digest
 
@@ -153,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

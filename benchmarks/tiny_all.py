@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset,
-                                measured_file, publish)
+from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset, measured_file,
+                                publish, run)
 from ddcodec import __version__
 
 HEADING = "## Tiny-ImageNet-200, all classes"
@@ -263,4 +263,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import EPOCHS, ROOT, RUNS, benchmark_parser, curve_configs, publish
+from benchmarks.harness import EPOCHS, ROOT, RUNS, benchmark_parser, curve_configs, publish, run
 from ddcodec import __version__, api
 
 HEADING = "## Phase-1 warm-up"
@@ -119,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

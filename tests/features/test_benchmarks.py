@@ -48,6 +48,30 @@ def test_scripts_share_code_through_the_harness_only(name):
         assert "ArgumentParser(" not in source and "benchmark_parser(" in source
 
 
+@pytest.mark.parametrize("stop, status, line", [
+    ("interrupted", 130, "curve: interrupted in phase 2 at step 30; checkpoint saved; the same "
+                         "command goes on from the cache"),
+    ("ctrl-c", 130, "curve: interrupted; the same command goes on from the cache"),
+    ("error", 1, "curve: imagefolder:x: no train/ folder"),
+])
+def test_a_stopped_or_refused_benchmark_ends_in_one_line(stop, status, line, monkeypatch,
+                                                         capsys):
+    """A session's end stops the long scripts; the log keeps one line, not a traceback."""
+    from benchmarks.harness import run
+    from ddcodec.errors import DDCodecError, Interrupted
+
+    def main():
+        raise {"interrupted": Interrupted("interrupted in phase 2 at step 30; checkpoint saved"),
+               "ctrl-c": KeyboardInterrupt(),
+               "error": DDCodecError("imagefolder:x: no train/ folder")}[stop]
+
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "curve.py")])
+    with pytest.raises(SystemExit) as stopped:
+        run(main)
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--classes", "5"], "--classes needs --tiny"),
     (["--tiny", "--classes", "1"], "--classes: from 2 to Tiny-ImageNet's 200"),
