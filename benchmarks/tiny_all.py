@@ -92,6 +92,20 @@ def teacher_row(data: str, path: Path, epochs: int, train: bool) -> dict:
             "test_accuracy": info["test_accuracy"]}
 
 
+def teacher_progress(path: Path) -> dict:
+    """A teacher still training: the epochs its checkpoint holds and their seconds ({} when
+    there is none)."""
+    from ddcodec.fileio import load_tagged
+    from ddcodec.labels.teacher import CHECKPOINT_FORMAT
+
+    checkpoint, so_far = Path(f"{path}.ckpt"), path.with_suffix(".seconds-so-far")
+    if path.is_file() or not checkpoint.is_file():
+        return {}
+    state = load_tagged(checkpoint, CHECKPOINT_FORMAT, "teacher checkpoint")
+    return {"epochs_saved": int(state["trainer"]["epochs_done"]),
+            "seconds": float(so_far.read_text()) if so_far.is_file() else None}
+
+
 def distill_command(data: str, teacher: Path, out: Path, settings: dict, blocks: int,
                     nproc: int, budget: float) -> list[str]:
     """The command a user runs: the same one resumes a stopped run."""
@@ -158,6 +172,23 @@ def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, ru
     return [p for p in table["points"] if p["series"] in CONTROLS]
 
 
+def time_lines(teacher: dict, ours: dict, blocks: list[dict], controls: list[dict]
+               ) -> list[str]:
+    """CPU hours so far, one thread each: the teacher's saved epochs, the distillation summed
+    over its blocks (a block resumed part-way counts its last part), each row's measurement."""
+    spent = [("teacher", (teacher or {}).get("seconds")),
+             (f"distillation ({len(blocks)} blocks)", sum(r["seconds"] for r in blocks) or None),
+             ("measuring ours", (ours or {}).get("seconds"))]
+    spent += [(f"{CONTROLS[p['series']]} (made and measured)", p.get("seconds"))
+              for p in controls]
+    known = [(name, seconds) for name, seconds in spent if seconds]
+    if not known:
+        return []
+    return ["", "CPU time so far, one thread each: " + "; ".join(
+        f"{name} {seconds / 3600:.1f} h" for name, seconds in known)
+        + f"; {sum(seconds for _, seconds in known) / 3600:.1f} h in all."]
+
+
 def section(record: dict) -> str:
     t, ours, rows = record["teacher"], record["ours"], record["blocks"]
     s = record["settings"]
@@ -173,7 +204,13 @@ def section(record: dict) -> str:
                   f"held out ({100 * t['chosen_holdout_accuracy']:.2f} %): "
                   f"**{100 * t['test_accuracy']:.2f} %** on the validation images"
                   + (f" ({t['seconds'] / 3600:.1f} h)." if t.get("seconds") else ".")]
-    lines += [""] * (not t)  # a list after the paragraph
+    progress = record.get("teacher_progress")
+    if not t and progress:
+        lines += ["", f"* Teacher: training, {progress['epochs_saved']} of {TEACHER_EPOCHS} "
+                  "epochs saved" + (f" ({progress['seconds'] / 3600:.1f} h so far)"
+                                    if progress.get("seconds") else "")
+                  + "; the rows below wait for it."]
+    lines += [""] * (not t and not progress)  # a list after the paragraph
     lines += [f"* Ours: latent DM + VQ labels (the rung the 100-class Tiny ladder favoured: VQ "
               f"k=256 7.22 % against VQAE 6.98 %) at {record['budget']:,} bits per class, "
               f"{s['fit_iterations']} phase-1 and {s['iterations']} phase-2 iterations (at most "
@@ -212,6 +249,7 @@ def section(record: dict) -> str:
                          f"{r['seconds_per_class']:.0f} | {r['peak_mb'] or 0:,.0f} | "
                          f"{r['allocated_mb'] or 0:,.0f} | {r['mapped_mb'] or 0:,.0f} | "
                          f"{r['block_bpc'] or 0:,.0f} | {r['phase2_iterations'] or '–'} |")
+    lines += time_lines(t, ours, rows, record["controls"])
     lines += ["", f"Published, for context only: {PUBLISHED}. Not like for like: both draw "
               "from 500 training images per class (200 here) and train on GPUs; the first "
               "labels with expert trajectories' networks and counts no bits; LPLD trains "
@@ -259,6 +297,7 @@ def main() -> None:
               "command": " ".join(["ddcodec", *command[3:]]).replace(str(ROOT) + "/", ""),
               "blocks": block_rows(Path(f"{out}.parts")),
               "controls": control_rows}
+    record["teacher_progress"] = teacher_progress(teacher_path)
     publish(args, "tiny_all", HEADING, record, section(record))
 
 

@@ -109,6 +109,30 @@ def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
     assert "took 2.8 times that" in text
 
 
+def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
+    """Tiny's section between sessions: a teacher still training shows its saved epochs, every
+    row waits as 'to come', and the CPU hours add up over what is done."""
+    from benchmarks.tiny_all import SETTINGS, section
+
+    record = {"date": "today", "machine": "here", "epochs": 100, "runs": 2, "budget": 98_304,
+              "settings": SETTINGS, "blocks_count": 20, "nproc": 2, "command": "ddcodec distill",
+              "teacher": {}, "ours": {}, "controls": [], "blocks": [],
+              "teacher_progress": {"epochs_saved": 3, "seconds": 3_240.0}}
+    text = section(record)
+    assert "* Teacher: training, 3 of 10 epochs saved (0.9 h so far)" in text
+    assert text.count("| to come |") == 4 and "CPU time" not in text
+    record.update(teacher={"seconds": 10_800.0, "epochs": 10, "epoch": 9, "train_images": 38_000,
+                           "held_out_images": 2_000, "chosen_holdout_accuracy": 0.3,
+                           "test_accuracy": 0.29},
+                  teacher_progress={},
+                  controls=[{"series": "pixels-8bit", "bpc": 98_669.0, "accuracy_mean": 4.0,
+                             "accuracy_std": 0.1, "seconds": 7_200.0}])
+    text = section(record)
+    assert "**29.00 %** on the validation images (3.0 h)." in text
+    assert ("CPU time so far, one thread each: teacher 3.0 h; vanilla pixel DM, IPC 1, 8-bit "
+            "(made and measured) 2.0 h; 5.0 h in all.") in text
+
+
 def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
     """The honest ratio's denominator: a vanilla set's row gives the bits of its 8-bit .ddz
     (not the float tensor file) and that file's own accuracy, measured apart when rounding
