@@ -94,8 +94,9 @@ def teacher_row(spec: str, path: Path, epochs: int, train: bool) -> dict:
 
 
 def measured(path: Path, spec_row: dict) -> dict:
-    """One set file measured under the point's protocol."""
-    row = measure_set(path, spec_row["epochs"], spec_row["runs"])
+    """One set file measured under the point's protocol (its progress kept beside it)."""
+    epochs = spec_row["epochs"]
+    row = measure_set(path, epochs, spec_row["runs"], Path(f"{path}.{epochs}-epochs.ckpt"))
     return {"accuracy_mean": row["accuracy_mean"], "accuracy_std": row["accuracy_std"],
             "measure_s": row["seconds"]}
 

@@ -53,11 +53,13 @@ def cached_row(path: Path | None, spec, compute):
     return row
 
 
-def measure_set(path: Path, epochs: int, runs: int) -> dict:
-    """A set file measured under a protocol (seed 0, CPU): the row the scripts keep."""
+def measure_set(path: Path, epochs: int, runs: int, checkpoint: Path | None = None) -> dict:
+    """A set file measured under a protocol (seed 0, CPU): the row the scripts keep. Its
+    progress is kept in `checkpoint`, so a stopped measurement of hours goes on from it."""
     from ddcodec import api
 
-    report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu")
+    report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu",
+                         checkpoint=checkpoint)
     row = {"accuracy_mean": report["accuracy_mean_percent"],
            "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
            "seconds": report["seconds"], "images_per_class": report["images_per_class"]}
@@ -79,14 +81,17 @@ def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool
     spec = {"set": hashlib.sha256(path.read_bytes()).hexdigest()[:12], "epochs": epochs,
             "runs": runs, "seed": 0}
 
-    def measure() -> dict:
-        if say:
-            say(f"measuring {name or path.name} ({epochs} epochs x {runs})")
-        return measure_set(path, epochs, runs)
-
     prefix = f"{name}-" if name else ""
-    return cached_row(cache / f"{prefix}{spec_key(spec)}.json", spec,
-                      measure if compute else None) or {}
+    row_path = cache / f"{prefix}{spec_key(spec)}.json"
+
+    def measure() -> dict:
+        resuming = row_path.with_suffix(".ckpt").is_file()
+        if say:
+            say(f"measuring {name or path.name} ({epochs} epochs x {runs})"
+                + (", going on from its checkpoint" if resuming else ""))
+        return measure_set(path, epochs, runs, row_path.with_suffix(".ckpt"))
+
+    return cached_row(row_path, spec, measure if compute else None) or {}
 
 
 def replace_section(out: Path, heading: str, section: str) -> None:

@@ -158,15 +158,18 @@ def experts(data: str = DEFAULT_SPEC, output: str | os.PathLike = "experts", *,
 def measure(set_path: "str | os.PathLike | DistilledSet", *,
             config: "MeasureConfig | None" = None, seed: int = 0, device: str = "auto",
             data: str | None = None, data_root: str | None = None,
-            on_epoch: Callable[[int, int], None] | None = None, **overrides) -> dict:
+            on_epoch: Callable[[int, int], None] | None = None,
+            checkpoint: str | os.PathLike | None = None, **overrides) -> dict:
     """Train fresh networks on the set (a set file, a .ddz, or a DistilledSet in memory, whose
     bits are those of its lossless .ddz) under the standard protocol; return the report.
     `config` (a MeasureConfig, default: the field's protocol) with any of its fields overridden
-    by keyword (`epochs=300`, `runs=2`, ...)."""
+    by keyword (`epochs=300`, `runs=2`, ...). `checkpoint`: a file that keeps a long
+    measurement's progress; the same call goes on from it (removed when done)."""
     from ddcodec.evaluation import measure as measuring
 
     return measuring.measure(set_path, config=config, seed=seed, device=device, data=data,
-                             data_root=data_root, on_epoch=on_epoch, **overrides)
+                             data_root=data_root, on_epoch=on_epoch, checkpoint=checkpoint,
+                             **overrides)
 
 
 def encode(source: "str | os.PathLike | DistilledSet",

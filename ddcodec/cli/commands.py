@@ -451,10 +451,14 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
               help="Test data [default: the data the set was made from].")
 @click.option("--data-root", envvar="DDCODEC_DATA_ROOT", default=None,
               help="Folder with torchvision dataset files.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Keep the progress of a long measurement in this file (every 2 minutes "
+                   "and after each network); the same command goes on from it. Removed when "
+                   "the measurement is done.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @common_options
-def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, device, log_every,
-            **options):
+def measure(set_file, data_spec, data_root, checkpoint, as_json, quiet, verbose, seed, device,
+            log_every, **options):
     """Train fresh networks on a distilled set and report accuracy and bits per class."""
     from ddcodec import api
     from ddcodec.progress import display
@@ -472,7 +476,8 @@ def measure(set_file, data_spec, data_root, as_json, quiet, verbose, seed, devic
                          f"run {run + 1}/{runs}")
 
         report = api.measure(set_file, config=config, seed=seed, device=device,
-                             data=data_spec, data_root=data_root, on_epoch=on_epoch)
+                             data=data_spec, data_root=data_root, on_epoch=on_epoch,
+                             checkpoint=checkpoint)
     if as_json:
         click.echo(json.dumps(report))
         return

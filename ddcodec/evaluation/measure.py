@@ -5,10 +5,11 @@ same images, labelled random real images at equal bits, DD-Ranking's baselines a
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,12 +21,13 @@ from ddcodec.data.datasets import load_dataset
 from ddcodec.devices import environment, resolve_device
 from ddcodec.distillation.labelling import LabelPlan, labeller
 from ddcodec.distillation.random_subset import random_real_subset
-from ddcodec.errors import DDCodecError
+from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.evaluation.ranking import label_robust_score
 from ddcodec.labels.rungs import rung
 from ddcodec.labels.teacher import check_teacher_fits, load_teacher
 from ddcodec.sets.distributional import Resampled
 from ddcodec.sets.setfile import DistilledSet, load_set
+from ddcodec.training.checkpoint import EvalCheckpoint
 from ddcodec.training.protocol import MeasureConfig
 from ddcodec.training.trainer import evaluate_set
 
@@ -34,11 +36,13 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
             config: "MeasureConfig | None" = None,
             seed: int = 0, device: str = "auto", data: str | None = None,
             data_root: str | None = None,
-            on_epoch: Callable[[int, int], None] | None = None, **overrides) -> dict:
+            on_epoch: Callable[[int, int], None] | None = None,
+            checkpoint: str | os.PathLike | None = None, **overrides) -> dict:
     """Train fresh networks on the set (a set file, a .ddz, or a DistilledSet in memory, whose
     bits are those of its lossless .ddz) under the standard protocol; return the report.
     `config` (a MeasureConfig, default: the field's protocol) with any of its fields overridden
-    by keyword (`epochs=300`, `runs=2`, ...)."""
+    by keyword (`epochs=300`, `runs=2`, ...). `checkpoint`: a file that keeps the progress of
+    a long measurement (ddcodec.training.checkpoint), removed when it is done."""
     try:
         measuring = replace(config or MeasureConfig(), **overrides)
     except TypeError as exc:
@@ -77,18 +81,29 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         from ddcodec.sets.fkd import FkdReplay
 
         replay = FkdReplay(distilled.images, distilled.fkd, soft.probabilities)
-    result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
-                          distilled.num_classes, config, runs, seed, dev, on_epoch,
-                          views=soft.views() if soft is not None else None, resample=resample,
-                          replay=replay)
+    kept = (EvalCheckpoint(checkpoint, _fingerprint(raw, measuring, config, seed, dev))
+            if checkpoint is not None else None)
+    try:
+        result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
+                              distilled.num_classes, config, runs, seed, dev, on_epoch,
+                              views=soft.views() if soft is not None else None,
+                              resample=resample, replay=replay, checkpoint=kept)
+    except KeyboardInterrupt:
+        if kept is None or not kept.path.is_file():
+            raise
+        raise Interrupted(f"measuring interrupted; its progress (saved at most "
+                          f"{kept.every_s:.0f} s before) is in {kept.path}: the same command "
+                          "goes on from it") from None
     per_epoch = resample.images_per_epoch if resample is not None else distilled.num_images
-    seconds = time.perf_counter() - started
+    seconds = kept.seconds() if kept is not None else time.perf_counter() - started
     ranking = (_ranking(distilled, dataset, measuring, result.mean, space, test_images, seed,
                         dev, on_epoch) if measuring.baselines else {})
     if measuring.teacher:
         ranking["label_controls"] = _label_controls(distilled, dataset, measuring, len(raw),
                                                     test_images, seed, dev)
     file_bytes = len(raw)
+    if kept is not None:
+        kept.remove()
     return {
         **ranking,
         "file": str(path),
@@ -139,7 +154,17 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
                   "accuracies_percent": "percent", "bits": "bits of the whole file",
                   "bpc": "bits per class of the whole file", "seconds": "wall-clock seconds"},
         "environment": environment(dev),
+        **({"resumed_from_seconds": kept.before} if kept is not None and kept.before else {}),
     }
+
+
+def _fingerprint(raw: bytes, measuring: MeasureConfig, config, seed: int, dev) -> str:
+    """What a measure checkpoint belongs to: the file's bytes, the protocol, the first seed and
+    the device kind (any count of runs: seed s is the same network in each)."""
+    what = {"set": hashlib.sha256(raw).hexdigest(), "seed": seed, "device": dev.type,
+            "protocol": config.to_dict(),
+            "measure": {k: str(v) for k, v in asdict(measuring).items() if k != "runs"}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def _resampler(distilled, train_labels, measuring):

@@ -47,6 +47,7 @@ from ddcodec.labels.teacher import load_teacher
 from ddcodec.reports.packed import largest_within
 from ddcodec.reports.plot import Ceiling, Series, rate_utility_plot
 from ddcodec.sets.setfile import DistilledSet, load_set
+from ddcodec.training.checkpoint import EvalCheckpoint
 from ddcodec.training.trainer import evaluate_set
 
 # A point's version changes when the code that produced it changes what it measures; the table
@@ -58,6 +59,9 @@ from ddcodec.training.trainer import evaluate_set
 # SIGTERM/Ctrl-C): a point of hours stopped by a session's end goes on from there, to the set
 # an uninterrupted run writes, instead of starting again.
 CHECKPOINT_EVERY = 25
+# a point's measurement keeps its progress beside it (ddcodec.training.checkpoint): a point of
+# 1000 epochs x 5 stopped part-way loses minutes, not hours
+MEASURE_CHECKPOINT = ".measure.ckpt"
 POINT_VERSION = {"latent": 5, "distribution": 6, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
@@ -151,10 +155,16 @@ def _accuracy_fields(report: dict) -> dict:
 
 
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
-                    config: CurveConfig, device: torch.device) -> dict:
+                    config: CurveConfig, device: torch.device, checkpoint: Path) -> dict:
+    """Images in memory measured under the curve's protocol, the progress kept in `checkpoint`
+    (a stop goes on from it; removed when done)."""
+    digest = hashlib.sha256(images_uint8.numpy().tobytes() + labels.numpy().tobytes())
+    digest.update(json.dumps([config.eval.to_dict(), config.seed, device.type]).encode())
+    kept = EvalCheckpoint(checkpoint, digest.hexdigest())
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
-                          config.eval, config.runs, config.seed, device)
+                          config.eval, config.runs, config.seed, device, checkpoint=kept)
+    kept.remove()
     return _accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
                              "accuracies": result.accuracies})
 
@@ -211,7 +221,8 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
         "bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
                          seed=config.seed, device=device, on_epoch=_epochs(
-                             say, f"{series} at {budget:,.0f} bits/class: measuring", config))
+                             say, f"{series} at {budget:,.0f} bits/class: measuring", config),
+                         checkpoint=store.path(spec, MEASURE_CHECKPOINT))
     rate = distilled.provenance.get("rate_control", {})
     labels = {}
     if rung:
@@ -250,7 +261,8 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
     say(stage)
     report = api.measure(store.path(spec, ".ddz"), data=config.data, epochs=config.eval.epochs,
                          runs=config.runs, seed=config.seed, device=device, frozen_samples=True,
-                         on_epoch=_epochs(say, stage, config))
+                         on_epoch=_epochs(say, stage, config),
+                         checkpoint=store.path(frozen_spec, MEASURE_CHECKPOINT))
     keep = ("budget_bpc", "bpc", "labels", "file_bytes", "images_per_class", "lmbda",
             "shared_decoder", "sigma_median_per_level", "file")
     return store.put(frozen_spec, {**{k: fresh[k] for k in keep if k in fresh},
@@ -277,7 +289,8 @@ def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
     say(stage)
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs,
                          runs=config.runs, seed=config.seed, device=device,
-                         on_epoch=_epochs(say, stage, config))
+                         on_epoch=_epochs(say, stage, config),
+                         checkpoint=store.path(spec, MEASURE_CHECKPOINT))
     c, h, w = distilled.image_shape
     store.put(spec, {
         "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
@@ -320,7 +333,8 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     return store.put(spec, {
         "series": series, "codec": codec, "quality": quality,
         "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
-        **extra, **_measure_images(images, train_labels, dataset, config, device),
+        **extra, **_measure_images(images, train_labels, dataset, config, device,
+                                   store.path(spec, MEASURE_CHECKPOINT)),
         "seconds": time.perf_counter() - started})
 
 

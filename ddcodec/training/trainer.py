@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ddcodec import seeds
 from ddcodec.data.augment import DSA, DSAParams, LabelViews
+from ddcodec.training.checkpoint import EvalCheckpoint
 from ddcodec.training.networks import seeded_network
 from ddcodec.training.protocol import EvalConfig  # noqa: F401 - re-exported
 
@@ -134,17 +135,31 @@ def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
                  on_epoch: Callable[[int, int], None] | None = None,
                  views: LabelViews | None = None,
                  resample: Resampler | None = None,
-                 replay: Replay | None = None) -> EvalResult:
+                 replay: Replay | None = None,
+                 checkpoint: EvalCheckpoint | None = None) -> EvalResult:
     """Train `runs` networks (seeds seed, seed+1, ...) and test each after its last epoch;
-    `views`, `resample`, `replay`: see train_network."""
+    `views`, `resample`, `replay`: see train_network. With a `checkpoint`, the finished
+    networks and the running one's state are kept in it, and a measurement started again goes
+    on from them to the same figures."""
     result = EvalResult(config)
+    done, current = checkpoint.load() if checkpoint is not None else ([], None)
+    finished = dict(done)
     for run in range(runs):
         run_seed = seed + run
+        if run_seed in finished:
+            result.accuracies.append(finished[run_seed])
+            result.seeds.append(run_seed)
+            continue
         callback = (lambda e, r=run: on_epoch(r, e)) if on_epoch else None
+        resume = current["trainer"] if current and current["seed"] == run_seed else None
         net = train_network(images, labels, num_classes, config, run_seed, device, callback,
-                            views=views, resample=resample, replay=replay)
+                            views=views, resample=resample, replay=replay, resume=resume,
+                            keep=checkpoint.keeper(run_seed, done) if checkpoint else None)
         result.accuracies.append(accuracy(net, test_images, test_labels, device))
         result.seeds.append(run_seed)
+        if checkpoint is not None:
+            done.append((run_seed, result.accuracies[-1]))
+            checkpoint.finished(done)
     return result
 
 

@@ -346,3 +346,38 @@ def test_equal_accuracy_ratios_come_in_pairs_and_the_papers_row_says_cross_proto
     assert row["latent_bpc_8bit"] == pytest.approx(file_bits)
     assert row["ratio_8bit"] == pytest.approx(24_700 / file_bits)
     assert row["reference_8bit_accuracy"] == 25.0 and not row["lower_bound_8bit"]
+
+
+def test_a_packed_point_stopped_while_measuring_goes_on_to_the_same_figures(npz16, tmp_path,
+                                                                           monkeypatch):
+    """A curve point's measurement keeps its progress beside the point: stopped after its
+    first network, the next run trains only the second and reports what an unbroken run does;
+    nothing is left behind."""
+    import ddcodec.training.trainer as trainer
+    from ddcodec.training import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SAVE_EVERY_S", 0.0)
+    config = CurveConfig(budgets=(3000,), losses=(), data=f"npz:{npz16}",
+                         eval=EvalConfig(epochs=3), runs=2, pixel_ipcs=(), qualities=(50,),
+                         codecs=("webp",), ceiling_epochs=0)
+    unbroken = run_curve(config, tmp_path / "unbroken", "cpu")["points"]
+    tested, real_accuracy = [], trainer.accuracy
+
+    def stop_at_the_second(*args, **kwargs):
+        tested.append(1)
+        if len(tested) == 2:
+            raise KeyboardInterrupt
+        return real_accuracy(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "accuracy", stop_at_the_second)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        run_curve(config, out, "cpu")
+    assert len(list((out / "points").glob("*.measure.ckpt"))) == 1
+    tested.clear()
+    monkeypatch.setattr(trainer, "accuracy", lambda *a, **k: (tested.append(1),
+                                                               real_accuracy(*a, **k))[1])
+    resumed = run_curve(config, out, "cpu")["points"]
+    assert len(tested) == 1  # the first network came from the checkpoint
+    assert [p["accuracies"] for p in resumed] == [p["accuracies"] for p in unbroken]
+    assert not list((out / "points").glob("*.ckpt"))
