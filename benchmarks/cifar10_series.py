@@ -146,11 +146,14 @@ def headline_sets(work: Path, dm_dir: Path, table: dict, spec: str, make: bool
     if dm10 and (dm_dir / f"dm-ipc10-{dm10[0]['iterations']}.ddz").is_file():
         n = dm10[0]["iterations"]
         sets[f"vanilla DM IPC 10, {n:,} iterations"] = HeadlineSet(dm_dir / f"dm-ipc10-{n}.ddz")
-    random = work / "random-ipc10.pt"
+    # its 8-bit .ddz, lossless for real images: the bits a user holds, not a float tensor's
+    random = work / "random-ipc10.ddz"
     if make and not random.is_file():
         from ddcodec import api
 
-        api.distill(spec, random, device="cpu", loss="none", ipc=10, seed=0, force=True)
+        floats = work / "random-ipc10.pt"
+        api.distill(spec, floats, device="cpu", loss="none", ipc=10, seed=0, force=True)
+        api.encode(floats, random, force=True, pixels="8bit")
     if random.is_file():
         sets["random real IPC 10"] = HeadlineSet(random)
     return sets
