@@ -291,6 +291,24 @@ def test_headline_measurements_run_cheapest_first_and_reuse_the_curves_own(tmp_p
     assert rows[2]["accuracy_mean"] == 45.57 and rows[2]["seconds"] == 934.6
 
 
+def test_the_headline_table_shows_how_far_the_fields_protocol_moves_a_figure():
+    from benchmarks.cifar10_series import section
+
+    record = _series_record({12_000: 45.57}, (12_000, 98_304))
+
+    def row(name, epochs, runs, accuracy):
+        return {"set": name, "epochs": epochs, "runs": runs, "accuracy_mean": accuracy,
+                "accuracy_std": 0.2, "bpc": 188_240.8, "seconds": 600.0}
+
+    record["headline"] = [row("vanilla DM IPC 10", 300, 3, 46.44),
+                          row("vanilla DM IPC 10", 1000, 5, 47.9),
+                          row("random real IPC 10", 300, 3, 28.95)]
+    lines = section(record).splitlines()
+    assert ("| vanilla DM IPC 10 | 188,241 | 46.44 ± 0.20 (10 min) | 47.90 ± 0.20 (10 min) "
+            "| +1.46 |") in lines
+    assert ("| random real IPC 10 | 188,241 | 28.95 ± 0.20 (10 min) | to come | – |") in lines
+
+
 def test_the_series_take_each_vanilla_dm_ipc_at_its_best_count(tmp_path):
     """Converged DM is the best DM reached: at IPC 1 on CIFAR-10 its 2,000-iteration set
     measured below its 500-iteration one (its pixels drift out of range), so the ratios keep
