@@ -299,9 +299,9 @@ def section(record: dict) -> str:
               "reached at the smallest budget measured."]
     head = record.get("headline", [])
     if head:
-        lines += ["", "Headline points under both protocols (the 10,000 test images; CPU "
-                  "minutes of one thread in brackets; the last column is how far the field's "
-                  "protocol moves the short one's figure):", "",
+        lines += ["", "Headline points under both protocols (the 10,000 test images; wall "
+                  "minutes on one or two CPU threads in brackets; the last column: how far "
+                  "the field's protocol moves the short one's figure):", "",
                   "| set | bits/class | 300 epochs x 3 | 1000 epochs x 5 | moved |",
                   "|---|---:|---:|---:|---:|"]
         for name in dict.fromkeys(r["set"] for r in head):
