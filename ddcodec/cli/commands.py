@@ -27,6 +27,7 @@ from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.names import BUNDLED_DATA, DEFAULT_ZCA_EPS, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
+from ddcodec.training.checkpoint import SAVE_EVERY_S
 from ddcodec.training.protocol import MeasureConfig
 from ddcodec.labels.options import LabelOptions
 from ddcodec.labels.rungs import rung, rung_names
@@ -452,9 +453,9 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
 @click.option("--data-root", envvar="DDCODEC_DATA_ROOT", default=None,
               help="Folder with torchvision dataset files.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Keep the progress of a long measurement in this file (every 2 minutes "
-                   "and after each network); the same command goes on from it. Removed when "
-                   "the measurement is done.")
+              help="Keep the progress of a long measurement in this file (every "
+                   f"{SAVE_EVERY_S / 60:g} minutes and after each network); the same command "
+                   "goes on from it. Removed when the measurement is done.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @common_options
 def measure(set_file, data_spec, data_root, checkpoint, as_json, quiet, verbose, seed, device,

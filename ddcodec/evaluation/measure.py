@@ -5,7 +5,6 @@ same images, labelled random real images at equal bits, DD-Ranking's baselines a
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -27,7 +26,7 @@ from ddcodec.labels.rungs import rung
 from ddcodec.labels.teacher import check_teacher_fits, load_teacher
 from ddcodec.sets.distributional import Resampled
 from ddcodec.sets.setfile import DistilledSet, load_set
-from ddcodec.training.checkpoint import EvalCheckpoint
+from ddcodec.training.checkpoint import EvalCheckpoint, fingerprint
 from ddcodec.training.protocol import MeasureConfig
 from ddcodec.training.trainer import evaluate_set
 
@@ -81,7 +80,10 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         from ddcodec.sets.fkd import FkdReplay
 
         replay = FkdReplay(distilled.images, distilled.fkd, soft.probabilities)
-    kept = (EvalCheckpoint(checkpoint, _fingerprint(raw, measuring, config, seed, dev))
+    # any count of runs: network s is the same in each
+    kept = (EvalCheckpoint(checkpoint, fingerprint(
+        hashlib.sha256(raw).hexdigest(), config.to_dict(), seed, dev.type,
+        {k: v for k, v in asdict(measuring).items() if k != "runs"}))
             if checkpoint is not None else None)
     try:
         result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
@@ -156,15 +158,6 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         "environment": environment(dev),
         **({"resumed_from_seconds": kept.before} if kept is not None and kept.before else {}),
     }
-
-
-def _fingerprint(raw: bytes, measuring: MeasureConfig, config, seed: int, dev) -> str:
-    """What a measure checkpoint belongs to: the file's bytes, the protocol, the first seed and
-    the device kind (any count of runs: seed s is the same network in each)."""
-    what = {"set": hashlib.sha256(raw).hexdigest(), "seed": seed, "device": dev.type,
-            "protocol": config.to_dict(),
-            "measure": {k: str(v) for k, v in asdict(measuring).items() if k != "runs"}}
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def _resampler(distilled, train_labels, measuring):

@@ -47,7 +47,7 @@ from ddcodec.labels.teacher import load_teacher
 from ddcodec.reports.packed import largest_within
 from ddcodec.reports.plot import Ceiling, Series, rate_utility_plot
 from ddcodec.sets.setfile import DistilledSet, load_set
-from ddcodec.training.checkpoint import EvalCheckpoint
+from ddcodec.training.checkpoint import EvalCheckpoint, fingerprint
 from ddcodec.training.trainer import evaluate_set
 
 # A point's version changes when the code that produced it changes what it measures; the table
@@ -158,9 +158,9 @@ def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: D
                     config: CurveConfig, device: torch.device, checkpoint: Path) -> dict:
     """Images in memory measured under the curve's protocol, the progress kept in `checkpoint`
     (a stop goes on from it; removed when done)."""
-    digest = hashlib.sha256(images_uint8.numpy().tobytes() + labels.numpy().tobytes())
-    digest.update(json.dumps([config.eval.to_dict(), config.seed, device.type]).encode())
-    kept = EvalCheckpoint(checkpoint, digest.hexdigest())
+    images = hashlib.sha256(images_uint8.numpy().tobytes() + labels.numpy().tobytes())
+    kept = EvalCheckpoint(checkpoint, fingerprint(images.hexdigest(), config.eval.to_dict(),
+                                                  config.seed, device.type))
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
                           config.eval, config.runs, config.seed, device, checkpoint=kept)

@@ -9,17 +9,23 @@ unbroken measurement gives; a file made for another set, protocol or device is r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Callable
-
-import torch
 
 from ddcodec.errors import DDCodecError
 from ddcodec.fileio import atomic_path, load_tagged
 
 CHECKPOINT_FORMAT = "ddcodec-measure-checkpoint"
 SAVE_EVERY_S = 120.0  # seconds of training between saves: little lost, little time saving
+
+
+def fingerprint(*parts) -> str:
+    """What a checkpoint belongs to (the set's digest, the protocol, the seed, the device
+    kind...), as one digest: a checkpoint of anything else is refused."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class EvalCheckpoint:
@@ -62,6 +68,8 @@ class EvalCheckpoint:
         self.path.unlink(missing_ok=True)
 
     def _save(self, done: list[tuple[int, float]], current: dict | None) -> None:
+        import torch
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             torch.save({"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint,
