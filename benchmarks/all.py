@@ -57,6 +57,8 @@ STEPS = [
      "All of CIFAR-10: data, teacher, converged vanilla DM"),
     ("cifar10_series", ["-m", "benchmarks.cifar10_series", "--threads", "2"],
      "All of CIFAR-10: our series at equal effort, packed and labelled controls, ratios"),
+    ("hard_weight", ["-m", "benchmarks.hard_weight", "--threads", "1"],
+     "Soft labels: the hard weight (on cifar10_series' labelled files)"),
     ("doc_facts", ["-m", "benchmarks.doc_facts"], "Sizes quoted in the docs"),
     ("fkd_ladder", ["-m", "benchmarks.fkd_ladder"],
      "FKD relabelling at CIFAR scale: the label ladder (needs the CIFAR-10 teacher)"),

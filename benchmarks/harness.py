@@ -53,13 +53,15 @@ def cached_row(path: Path | None, spec, compute):
     return row
 
 
-def measure_set(path: Path, epochs: int, runs: int, checkpoint: Path | None = None) -> dict:
-    """A set file measured under a protocol (seed 0, CPU): the row the scripts keep. Its
-    progress is kept in `checkpoint`, so a stopped measurement of hours goes on from it."""
+def measure_set(path: Path, epochs: int, runs: int, checkpoint: Path | None = None,
+                **options) -> dict:
+    """A set file measured under a protocol (seed 0, CPU; `options`: measure's others, such as
+    label_hard_weight): the row the scripts keep. Its progress is kept in `checkpoint`, so a
+    stopped measurement of hours goes on from it."""
     from ddcodec import api
 
     report = api.measure(path, epochs=epochs, runs=runs, seed=0, device="cpu",
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, **options)
     row = {"accuracy_mean": report["accuracy_mean_percent"],
            "accuracy_std": report["accuracy_std_percent"], "bpc": report["bpc"],
            "seconds": report["seconds"], "images_per_class": report["images_per_class"]}

@@ -264,17 +264,19 @@ def label(source: "str | os.PathLike | DistilledSet", teacher: str | os.PathLike
           loss: str = "ce", codec: str = "float16", k: int | None = None, step_log2: int = -4,
           force: bool = False, device: str = "auto", source_format: str = "auto",
           normalization: str | None = None, data: str | None = None, epochs: int = 0,
-          view_seed: int = 0, view_strategy: str | None = None):
+          view_seed: int = 0, view_strategy: str | None = None, hard_weight: float = 0.0):
     """Give a set soft labels: the teacher's softmax(logits / temperature) on each of its
     images (`epochs` E > 0: on E keyed views of each, one label per image and epoch, FKD
     style), stored in the `codec` rung (float16; vq with k entries, 16 by default; topk keeping
-    k classes, 2 by default); write it to `output` if given and return it."""
+    k classes, 2 by default), training on hard_weight one-hot + (1 - hard_weight) row; write it
+    to `output` if given and return it."""
     from ddcodec.fileio import check_writable
     from ddcodec.distillation.labelling import LabelPlan, labeller
     from ddcodec.sets.setfile import DistilledSet, save_set
 
     plan = LabelPlan(codec, temperature, loss, k, step_log2, epochs=epochs, view_seed=view_seed,
-                     **({"view_strategy": view_strategy} if view_strategy else {}))
+                     **({"view_strategy": view_strategy} if view_strategy else {}),
+                     hard_weight=hard_weight)
     if output is not None:
         check_writable(output, force)
     distilled = source

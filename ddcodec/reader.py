@@ -111,7 +111,8 @@ class DDZDataset(TorchDataset):
                                "images within a batch): iterate DDZ.replay(epoch)")
         self.soft = soft if labels != "hard" else None
         self.distilled, self.transform = distilled, transform
-        targets = self.soft.training_rows() if self.soft is not None else distilled.labels
+        targets = (self.soft.training_rows(distilled.labels) if self.soft is not None
+                   else distilled.labels)
         sampler = distilled.prior_sampler()
         self._resample = (Resampled(distilled.images, targets, sampler,
                                     distilled.normalization) if sampler is not None else None)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ddcodec.bitstream import format as fmt
 from ddcodec.coding.bytesio import Reader
 from ddcodec.bitstream.codec import decode_bytes, encode_set, memory_bound
-from ddcodec.bitstream.label_coding import params_bytes
+from ddcodec.bitstream.label_coding import HARD_WEIGHT, PER_EPOCH, params_bytes
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import encode_pixels
 from ddcodec.bitstream.sections import CodingState, integer_arm
@@ -239,10 +239,10 @@ def off_grid(distilled):
                    images=distilled.images + wobble.view_as(distilled.images))
 
 
-def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
+def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0, hard_weight: float = 0.0):
     """The set with deterministic soft labels (seeded distributions; VQ with 4 entries, top-2
-    or float16; `epochs` > 0: per-epoch rows): a base file whose labels section gets fuzzed
-    too."""
+    or float16; `epochs` > 0: per-epoch rows; `hard_weight`: the class's share): a base file
+    whose labels section gets fuzzed too."""
     import torch
 
 
@@ -256,7 +256,7 @@ def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0):
             "topk": lambda: as_topk(probabilities, 2, temperature=1.0, **views),
             "float16": lambda: as_float16(probabilities, temperature=1.0, **views),
             "vqae": lambda: as_vqae(probabilities, 4, temperature=1.0, **views)}[codec]()
-    return replace(distilled, soft_labels=soft)
+    return replace(distilled, soft_labels=replace(soft, hard_weight=hard_weight))
 
 
 def with_fkd(distilled, epochs: int = 2):
@@ -297,6 +297,7 @@ def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
             "epochs": with_soft_labels(pixels, "vq", 3),
             "epochs-topk": with_soft_labels(pixels, "topk", 2),
             "vqae": with_soft_labels(pixels, "vqae"), "scales": with_scales(distilled),
+            "hard-weight": with_soft_labels(pixels, "topk", 2, hard_weight=0.25),
             "fkd": with_fkd(pixels)}
     files = {f"{name}-v3": encode_set(s)[0] for name, s in made.items()}
     files["streams-v3"] = encode_set(distilled, streams=distilled.num_classes)[0]
@@ -601,10 +602,12 @@ def label_fields(data: bytes) -> tuple[list[list], bytes]:
     """A labels section as [name, wire, value] fields up to its coded data, and the rest."""
     r = Reader(data)
     fields = [["codec", "u8", r.u8()], ["loss", "u8", r.u8()], ["temperature", "f32", r.f32()]]
-    if fields[0][2] & 0x80:
+    if fields[0][2] & HARD_WEIGHT:
+        fields += [["hard_weight", "f32", r.f32()]]
+    if fields[0][2] & PER_EPOCH:
         fields += [["epochs", "varint", r.varint()], ["seed", "varint", r.varint()],
                    ["strategy", "text", r.text()]]
-    spec = by_wire_id(fields[0][2] & 0x7F)
+    spec = by_wire_id(fields[0][2] & ~(PER_EPOCH | HARD_WEIGHT))
     codec = spec.name if spec is not None else ""
     wires = {"vq": [("step", "svarint"), ("k", "varint")],
              "topk": [("k", "u8"), ("bits", "u8")],

@@ -303,14 +303,21 @@ def _write_imagefolder(decoded: Decoded, root: Path) -> None:
     if soft is not None:  # by file name: a distribution per image, or E of them (per epoch)
         counters = [0] * len(names)
         rows = {}
-        per_image = soft.training_rows()
+        per_image = soft.training_rows(decoded.labels)
         per_image = per_image.transpose(0, 1) if soft.per_epoch else per_image
         for label, row in zip(decoded.labels.tolist(), per_image.tolist()):
             rows[f"{folders[label]}/{counters[label]:05d}.png"] = row
             counters[label] += 1
         (root / "soft_labels.json").write_text(json.dumps(
             {"temperature": soft.temperature, "loss": soft.loss, "codec": soft.codec,
-             **_views_record(soft), "labels": rows}))
+             **_views_record(soft), **_mix_record(soft), "labels": rows}))
+
+
+def _mix_record(soft) -> dict:
+    """A hard weight: the rows written are already mixed with each image's class."""
+    return {"hard_weight": soft.hard_weight,
+            "mixed": "each row is hard_weight one-hot(class) + (1 - hard_weight) the teacher's"
+            } if soft.hard_weight else {}
 
 
 def _views_record(soft) -> dict:
@@ -331,7 +338,8 @@ def _write_mtt(distilled: DistilledSet, root: Path) -> None:
     torch.save(distilled.labels.contiguous(), root / "labels_best.pt")
     soft = distilled.soft_labels
     if soft is not None:  # probabilities: N x classes, or epochs x N x classes
-        torch.save(soft.training_rows().contiguous(), root / "soft_labels_best.pt")
+        torch.save(soft.training_rows(distilled.labels).contiguous(),
+                   root / "soft_labels_best.pt")
         if soft.per_epoch:
             (root / "soft_label_views.json").write_text(json.dumps(_views_record(soft)))
     if "syn_lr" in distilled.provenance:
@@ -423,6 +431,7 @@ def label_report(decoded: Decoded) -> dict:
     views_bits = 8 * decoded.section_bytes.get("fkd views", 0)
     return {"kind": kind, "codec": soft.codec, "loss": soft.loss, **_views_record(soft),
             "temperature": soft.temperature,
+            **({"hard_weight": soft.hard_weight} if soft.hard_weight else {}),
             "bits": 8 * decoded.section_bytes.get("labels", 0),
             "float16_bits": soft.float16_bits,
             **({"views_bits": views_bits} if fkd is not None else {}),

@@ -1,8 +1,9 @@
 """Soft labels in and out of a `.ddz` (the `labels` section, tag 7).
 
-Layout: codec (u8: the rung's wire id, ddcodec.labels.rungs; bit 0x80: per epoch, see
-FORMAT.md), loss (u8: 0 ce, 1 kl), temperature (f32), with per-epoch labels the epochs, the
-views' seed and their strategy, then the rung's own part (each rung's module describes it:
+Layout: codec (u8: the rung's wire id, ddcodec.labels.rungs; bit 0x80: per epoch, bit 0x40: a
+hard weight, see FORMAT.md), loss (u8: 0 ce, 1 kl), temperature (f32), with a hard weight the
+weight (f32, in (0, 1]), with per-epoch labels the epochs, the views' seed and their strategy,
+then the rung's own part (each rung's module describes it:
 float16, vq, topk, vqae). Every number is exact; only turning integers into probabilities
 (softmax, the VQ autoencoder's decoder) is float arithmetic.
 """
@@ -21,6 +22,7 @@ from ddcodec.names import FKD_VIEW_STRATEGY, LABEL_LOSSES as LOSSES
 from ddcodec.data.augment import DSAParams
 
 PER_EPOCH = 0x80  # flag on the codec byte: the epochs, view seed and strategy follow
+HARD_WEIGHT = 0x40  # flag on the codec byte: the hard weight follows the temperature
 
 
 def check_encodable(labels: SoftLabels) -> None:
@@ -28,6 +30,8 @@ def check_encodable(labels: SoftLabels) -> None:
     the decoder checks the very same limits (ddcodec.limits and the rung's)."""
     rows, classes = labels.probabilities.shape
     limits.finite_f32("soft-label temperature", labels.temperature, positive=True)
+    if labels.hard_weight:
+        limits.finite_f32("soft-label hard weight", labels.hard_weight, high=1.0, positive=True)
     if labels.per_epoch:
         limits.label_views(labels.epochs, labels.view_seed, labels.view_strategy.encode("ascii"))
     coder = rung(labels.codec)
@@ -37,9 +41,12 @@ def check_encodable(labels: SoftLabels) -> None:
 
 
 def _common(labels: SoftLabels, out: Writer) -> None:
-    out.u8(spec_of(labels.codec).wire_id | (PER_EPOCH if labels.per_epoch else 0))
+    out.u8(spec_of(labels.codec).wire_id | (PER_EPOCH if labels.per_epoch else 0)
+           | (HARD_WEIGHT if labels.hard_weight else 0))
     out.u8(LOSSES.index(labels.loss))
     out.f32(labels.temperature)
+    if labels.hard_weight:
+        out.f32(labels.hard_weight)
 
 
 def params_bytes(labels: SoftLabels) -> bytes:
@@ -86,13 +93,18 @@ def _decode_labels(data: bytes, num_images: int, num_classes: int,
                    memory_left: int | None) -> SoftLabels:
     reader = Reader(data, "label section")
     flags, loss = reader.u8(), reader.u8()
-    spec = by_wire_id(flags & ~PER_EPOCH)
+    spec = by_wire_id(flags & ~(PER_EPOCH | HARD_WEIGHT))
     if spec is None or loss >= len(LOSSES):
         raise FormatError("corrupt label section: unknown codec or loss")
     temperature = reader.f32()
     if not (math.isfinite(temperature) and temperature > 0):
         raise FormatError("corrupt label section: bad temperature")
     meta = {"temperature": float(temperature), "loss": LOSSES[loss]}
+    if flags & HARD_WEIGHT:
+        weight = reader.f32()
+        if not (math.isfinite(weight) and 0 < weight <= 1):
+            raise FormatError("corrupt label section: a hard weight outside (0, 1]")
+        meta["hard_weight"] = float(weight)
     rows = num_images
     if flags & PER_EPOCH:
         meta.update(_decode_views(reader))

@@ -388,8 +388,9 @@ def teacher(data_spec, data_root, download, resize, output, checkpoint, checkpoi
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
-def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, source_format,
-          normalization, data, force, as_json, quiet, verbose, seed, device, log_every):
+def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, hard_weight,
+          source_format, normalization, data, force, as_json, quiet, verbose, seed, device,
+          log_every):
     """Give a set soft labels from a teacher (one distribution per image, or per image and
     epoch), stored as float16, top-k or vector-quantised, every bit of them counted when the set
     is encoded."""
@@ -398,10 +399,11 @@ def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, s
     labelled = api.label(set_file, teacher_file, output, temperature=temperature, loss=loss,
                          codec=codec, k=k, force=force, device=device,
                          source_format=source_format, normalization=normalization, data=data,
-                         epochs=epochs, view_seed=seed)
+                         epochs=epochs, view_seed=seed, hard_weight=hard_weight)
     soft = labelled.soft_labels
     summary = {"output": output, "codec": soft.codec, "temperature": soft.temperature,
-               "loss": soft.loss, "num_images": labelled.num_images, "epochs": soft.epochs,
+               "loss": soft.loss, "hard_weight": soft.hard_weight,
+               "num_images": labelled.num_images, "epochs": soft.epochs,
                "float16_bits_per_class": soft.float16_bits / labelled.num_classes,
                **rung(soft.codec).info(soft)}
     if as_json:
@@ -410,7 +412,9 @@ def label(set_file, teacher_file, output, temperature, loss, codec, k, epochs, s
     extra = f", {summary['codebook']} codebook entries" if "codebook" in summary else ""
     per = f" x {soft.epochs} epochs" if soft.per_epoch else ""
     _info(quiet, f"wrote {output}: {labelled.num_images}{per} soft labels ({soft.codec}{extra}, "
-                 f"T {soft.temperature:g}, loss {soft.loss}); encode it to count their bits")
+                 f"T {soft.temperature:g}, loss {soft.loss}"
+                 + (f", hard weight {soft.hard_weight:g}" if soft.hard_weight else "")
+                 + "); encode it to count their bits")
 
 
 @cli.command()

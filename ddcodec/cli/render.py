@@ -52,11 +52,16 @@ def info_table(report: dict, source: str, summary: str) -> None:
         console.print(f"labels: {labels['kind']}, {labels['codec']}, {labels['bits'] / k:,.0f} "
                       f"bits/class, {share:.1%} of the file (as float16: "
                       f"{labels['float16_bits'] / k:,.0f}), loss {labels['loss']} at T "
-                      f"{labels['temperature']:g}")
+                      f"{labels['temperature']:g}" + _hard_weight(labels))
         if "views_bits" in labels:
             views = labels["views_bits"] / (8 * report["file_bytes"])
             console.print(f"fkd views: {labels['views_bits'] / k:,.0f} bits/class, {views:.1%} "
                           "of the file")
+
+
+def _hard_weight(labels: dict) -> str:
+    weight = labels.get("hard_weight")
+    return f", hard weight {weight:g}" if weight else ""
 
 
 def measure_table(report: dict) -> None:
@@ -79,7 +84,8 @@ def measure_table(report: dict) -> None:
                      f"final-epoch accuracy on {report['num_test']} test images"),
         ("labels", report["labels"]["kind"] + (
             f", {report['labels']['codec']}, loss {report['labels']['loss']} at T "
-            f"{report['labels']['temperature']:g}" if "codec" in report["labels"] else "")),
+            f"{report['labels']['temperature']:g}" + _hard_weight(report["labels"])
+            if "codec" in report["labels"] else "")),
         ("time", f"{report['seconds']:.1f} s on {report['device']}"),
     ]
     spread = report.get("distribution")

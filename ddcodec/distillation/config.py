@@ -270,6 +270,10 @@ class LabelConfig:
     label_epochs: int = option(0, "Soft labels per epoch (FKD style): one per image for each of "
                                   "E views, regenerated from the seed by measure; 0: one static "
                                   "label per image.", min=0)
+    label_hard_weight: float = option(0.0, "Soft labels: the share w of each image's own class "
+                                           "in what training sees, w one-hot + (1 - w) the "
+                                           "teacher's row (0 to 1; recorded, costs no bits).",
+                                      min=0)
 
     def __post_init__(self):
         object.__setattr__(self, "labels", _label_kind(self.labels))
@@ -282,6 +286,9 @@ class LabelConfig:
         _check(self.label_loss in LABEL_LOSSES, "--label-loss must be ce or kl")
         _check(self.label_k is None or self.label_k >= 1, "--label-k must be at least 1")
         _check(self.label_epochs >= 0, "--label-epochs must be >= 0")
+        _check(0 <= self.label_hard_weight <= 1, "--label-hard-weight must be within [0, 1]")
+        _check(self.soft or not self.label_hard_weight,
+               "--label-hard-weight weighs soft labels: give --labels vq (or another rung)")
 
     @property
     def soft(self) -> bool:

@@ -18,7 +18,7 @@ import torch
 from ddcodec.errors import DDCodecError
 from ddcodec.bitstream.label_coding import encode_labels
 from ddcodec.labels.rungs import RUNGS, rung
-from ddcodec.labels.soft import MAX_LABEL_EPOCHS, SoftLabels
+from ddcodec.labels.soft import MAX_LABEL_EPOCHS, SoftLabels, check_hard_weight
 from ddcodec.names import DEFAULT_STRATEGY, LABEL_LOSSES
 from ddcodec.sets.setfile import DistilledSet
 from ddcodec.data.augment import LabelViews
@@ -42,6 +42,7 @@ class LabelPlan:
     epochs: int = 0  # > 0: per-epoch labels on keyed views (ddcodec.data.augment.LabelViews)
     view_seed: int = 0
     view_strategy: str = DEFAULT_STRATEGY
+    hard_weight: float = 0.0  # the class's share of every training target (SoftLabels)
 
     def __post_init__(self):
         if self.codec not in RUNGS:
@@ -53,6 +54,7 @@ class LabelPlan:
             raise DDCodecError("--label-k must be at least 1")
         if not 0 <= self.epochs <= MAX_LABEL_EPOCHS:
             raise DDCodecError(f"label epochs must be 0 (static) to {MAX_LABEL_EPOCHS:,}")
+        check_hard_weight(self.hard_weight)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Labeller:
         summary = {k: teacher.info.get(k) for k in ("data", "epoch", "chosen_holdout_accuracy",
                                                     "test_accuracy")}
         self.meta = {"temperature": float(plan.temperature), "loss": plan.loss,
+                     "hard_weight": float(plan.hard_weight),
                      "teacher": {"arch": teacher.arch, **summary}}
         if plan.epochs:
             self.meta.update(epochs=plan.epochs, view_seed=plan.view_seed,
@@ -163,7 +166,8 @@ def plan_for(config, num_classes: int) -> LabelPlan | None:
     target = config.latent.target_bpc if config.is_latent else None
     return LabelPlan(wanted.labels, wanted.label_temperature, wanted.label_loss, wanted.label_k,
                      budget_bits=None if target is None else target * num_classes,
-                     share=wanted.label_share, epochs=wanted.label_epochs, view_seed=config.seed)
+                     share=wanted.label_share, epochs=wanted.label_epochs, view_seed=config.seed,
+                     hard_weight=wanted.label_hard_weight)
 
 
 def rung_name(labels: SoftLabels) -> str:

@@ -23,6 +23,7 @@ from ddcodec.distillation.random_subset import random_real_subset
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.evaluation.ranking import label_robust_score
 from ddcodec.labels.rungs import rung
+from ddcodec.labels.soft import check_soft_labels
 from ddcodec.labels.teacher import check_teacher_fits, load_teacher
 from ddcodec.sets.distributional import Resampled
 from ddcodec.sets.setfile import DistilledSet, load_set
@@ -50,6 +51,7 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     distilled, raw, estimate = load_for_measure(set_path)
+    distilled = _with_hard_weight(distilled, measuring.label_hard_weight)
     controls = {"--frozen-samples": measuring.frozen_samples,
                 "--samples": measuring.samples is not None,
                 "--spread-scale": measuring.spread_scale is not None}
@@ -80,11 +82,9 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
         from ddcodec.sets.fkd import FkdReplay
 
         replay = FkdReplay(distilled.images, distilled.fkd, soft.probabilities)
-    # any count of runs: network s is the same in each
     kept = (EvalCheckpoint(checkpoint, fingerprint(
         hashlib.sha256(raw).hexdigest(), config.to_dict(), seed, dev.type,
-        {k: v for k, v in asdict(measuring).items() if k != "runs"}))
-            if checkpoint is not None else None)
+        _fingerprinted(measuring))) if checkpoint is not None else None)
     try:
         result = evaluate_set(distilled.images, train_labels, test_images, dataset.y_test,
                               distilled.num_classes, config, runs, seed, dev, on_epoch,
@@ -183,6 +183,29 @@ def _distribution_report(resample) -> dict:
             else "fresh samples every epoch"}
 
 
+def _fingerprinted(measuring: MeasureConfig) -> dict:
+    """The options a checkpoint belongs to: any count of runs shares it (network s is the
+    same in each); the hard weight only when given (the set's own is in its bytes), so that
+    checkpoints made before the option existed still resume."""
+    options = {k: v for k, v in asdict(measuring).items() if k != "runs"}
+    if options["label_hard_weight"] is None:
+        del options["label_hard_weight"]
+    return options
+
+
+def _with_hard_weight(distilled, weight: float | None):
+    """The set with --label-hard-weight in place of its own (None: as it is)."""
+    if weight is None:
+        return distilled
+    soft = distilled.soft_labels
+    if soft is None:
+        raise DDCodecError("--label-hard-weight weighs soft labels; this set has hard labels "
+                           "only")
+    weighed = replace(soft, hard_weight=weight)
+    check_soft_labels(weighed, distilled.num_images, distilled.num_classes)
+    return replace(distilled, soft_labels=weighed)
+
+
 def _label_report(distilled, measuring, config) -> dict:
     soft = distilled.soft_labels
     if soft is None or measuring.hard_labels:
@@ -192,7 +215,7 @@ def _label_report(distilled, measuring, config) -> dict:
             else "soft (static, one per image)")
     return {"kind": kind, "codec": soft.codec,
             "loss": config.label_loss, "temperature": config.label_temperature,
-            "teacher": soft.teacher}
+            "hard_weight": soft.hard_weight, "teacher": soft.teacher}
 
 
 def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images, seed: int,
@@ -220,6 +243,7 @@ def _label_controls(distilled, dataset, measuring, file_bytes: int, test_images,
                              distilled.normalization)
         plan = LabelPlan(soft.codec, soft.temperature, soft.loss, rung(soft.codec).size(soft),
                          epochs=soft.epochs, view_seed=soft.view_seed,
+                         hard_weight=soft.hard_weight,
                          **({"view_strategy": soft.view_strategy} if soft.view_strategy else {}))
         made = labeller(measuring.teacher, plan, device)
         made.check_fits(plain, "the set")

@@ -23,3 +23,6 @@ class LabelOptions:
     epochs: int = option(0, "Per-epoch labels (FKD style): one per image on each of E "
                             "augmented views, regenerated from --seed by measure, which "
                             "replays them; 0: static.", min=0)
+    hard_weight: float = option(0.0, "The share w of each image's own class in what training "
+                                     "sees, w one-hot + (1 - w) the teacher's row (0 to 1; "
+                                     "recorded, costs no bits).", min=0)

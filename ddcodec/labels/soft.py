@@ -7,7 +7,10 @@ convention, and `info`'s "float equivalent" cost), vq, topk and vqae, each in it
 `probabilities` are the decoded rows, what training sees.
 
 `temperature` is the T the teacher's softmax used, and `loss` what `measure` trains with: "ce"
-(soft cross-entropy) or "kl" (KL against softmax(student / T)).
+(soft cross-entropy) or "kl" (KL against softmax(student / T)). `hard_weight` w mixes each image's
+own class into what training sees, w one-hot + (1 - w) row: under ce, Hinton's distillation loss
+w CE(class) + (1 - w) CE(row). The class is in the file anyway, so the mix costs no bits; it keeps
+a teacher weaker than the synthetic images' classes from training a network on its mistakes.
 
 Per-epoch labels (FKD/SRe2L style, `epochs` E > 0) hold E x N rows, row e x N + i the teacher's
 distribution on view e of image i. The view is regenerated from (view seed, e, i) by
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 
 from ddcodec.errors import DDCodecError
@@ -45,6 +49,12 @@ class SoftLabels:
     epochs: int = 0  # 0: static, one row per image; E: one per image and epoch
     view_seed: int = 0  # per-epoch: the key of the labelled views
     view_strategy: str = ""  # per-epoch: the DSA groups the views draw from
+    hard_weight: float = 0.0  # w in w one-hot(class) + (1 - w) row, what training sees
+
+    def __post_init__(self):
+        # as the file stores it (float32), so a set in memory trains as its decoded file does
+        if isinstance(self.hard_weight, (int, float)) and math.isfinite(self.hard_weight):
+            object.__setattr__(self, "hard_weight", float(np.float32(self.hard_weight)))
 
     @property
     def per_epoch(self) -> bool:
@@ -61,10 +71,18 @@ class SoftLabels:
         return LabelViews(self.view_seed, self.view_strategy) if self.per_epoch \
             and not self.fkd else None
 
-    def training_rows(self) -> torch.Tensor:
-        """N x K (static) or E x N x K (per epoch): what a network trains on."""
+    def training_rows(self, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """N x K (static) or E x N x K (per epoch): what a network trains on, the rows mixed
+        with the images' `classes` (N class indices, needed with a hard weight) by it."""
         p = self.probabilities
-        return p.view(self.epochs, -1, p.shape[1]) if self.per_epoch else p
+        rows = p.view(self.epochs, -1, p.shape[1]) if self.per_epoch else p
+        if not self.hard_weight:
+            return rows
+        if classes is None:
+            raise DDCodecError("labels with a hard weight train on their images' classes too: "
+                               "pass them to training_rows")
+        one_hot = torch.nn.functional.one_hot(classes.to(torch.int64), p.shape[1]).to(p.dtype)
+        return self.hard_weight * one_hot + (1 - self.hard_weight) * rows
 
     def take(self, rows: torch.Tensor) -> "SoftLabels":
         """The labels of images `rows` (static labels), in the same rung: its indices or rows
@@ -85,8 +103,10 @@ class SoftLabels:
     def to_dict(self) -> dict:
         views = ({"epochs": self.epochs, "view_seed": self.view_seed,
                   "view_strategy": self.view_strategy} if self.per_epoch else {})
+        mix = {"hard_weight": self.hard_weight} if self.hard_weight else {}
         return {"probabilities": self.probabilities.contiguous(), "temperature": self.temperature,
                 "loss": self.loss, "codec": self.codec, "teacher": dict(self.teacher), **views,
+                **mix,
                 **({self.codec: self.payload.to_dict()} if self.payload is not None else {})}
 
     @classmethod
@@ -97,7 +117,8 @@ class SoftLabels:
             temperature, loss, codec = float(raw["temperature"]), raw["loss"], raw["codec"]
             views = {"epochs": int(raw.get("epochs", 0)),
                      "view_seed": int(raw.get("view_seed", 0)),
-                     "view_strategy": str(raw.get("view_strategy", ""))}
+                     "view_strategy": str(raw.get("view_strategy", "")),
+                     "hard_weight": float(raw.get("hard_weight", 0.0))}
         except (KeyError, TypeError, ValueError) as exc:
             raise DDCodecError(f"damaged soft labels ({exc})") from None
         payload = None
@@ -147,9 +168,18 @@ def check_soft_labels(labels: SoftLabels, num_images: int, num_classes: int) -> 
         raise DDCodecError(f"soft-label loss {labels.loss!r}: use ce or kl")
     if not (math.isfinite(labels.temperature) and labels.temperature > 0):
         raise DDCodecError("the soft-label temperature must be > 0")
+    check_hard_weight(labels.hard_weight)
+    if labels.hard_weight and labels.fkd:
+        raise DDCodecError("an FKD relabelling's views mix two images (CutMix), so they have no "
+                           "one class to weigh in: its labels take no hard weight")
     if labels.codec not in RUNGS:
         raise DDCodecError(f"soft-label codec {labels.codec!r}: use {', '.join(RUNGS)}")
     rung(labels.codec).check(labels, rows, num_classes)  # every rung codes the rows
+
+
+def check_hard_weight(weight: float) -> None:
+    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and 0 <= weight <= 1):
+        raise DDCodecError(f"the soft labels' hard weight must be within [0, 1], not {weight!r}")
 
 
 def _check_views(labels: SoftLabels) -> None:

@@ -78,7 +78,7 @@ def write_hf(distilled: DistilledSet, images_uint8: torch.Tensor | None, root: P
         columns["image"] = distilled.images.to(torch.float32).numpy()
     soft = distilled.soft_labels
     if soft is not None:
-        rows = soft.training_rows().to(torch.float32)
+        rows = soft.training_rows(distilled.labels).to(torch.float32)
         if soft.per_epoch:  # E x N x K -> one E x K array per image
             features["soft_label"] = datasets.Array2D(shape=(soft.epochs, k), dtype="float32")
             columns["soft_label"] = rows.transpose(0, 1).numpy()

@@ -108,7 +108,8 @@ class DistilledSet:
     def training_labels(self) -> torch.Tensor:
         """What networks train on: the soft labels' distributions (E x N x K when per epoch),
         else the class indices."""
-        return self.soft_labels.training_rows() if self.soft_labels is not None else self.labels
+        return (self.soft_labels.training_rows(self.labels) if self.soft_labels is not None
+                else self.labels)
 
     def to_dict(self) -> dict:
         soft = self.soft_labels

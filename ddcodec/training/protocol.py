@@ -64,6 +64,10 @@ class MeasureConfig:
                                     default_text="what the set records")
     label_temperature: float | None = option(None, "Soft-label sets: the temperature of the kl "
                                                    "loss.", default_text="the set's")
+    label_hard_weight: float | None = option(None, "Soft-label sets: the share w of each "
+                                                   "image's own class in what training sees, "
+                                                   "w one-hot + (1 - w) row (0 to 1).", min=0,
+                                             default_text="the set's")
     hard_labels: bool = option(False, "Train a soft-label set on its hard labels (a control).")
     teacher: str | None = option(None, "Soft-label sets: the teacher that labelled them; with "
                                        "it, measure also trains the controls (the same images "

@@ -39,7 +39,8 @@ def labelled(golden):
     pixels = replace(golden, codec=None)
     return {"vq": encode_set(with_soft_labels(pixels, "vq"))[0],
             "topk-epochs": encode_set(with_soft_labels(pixels, "topk", 2))[0],
-            "vqae": encode_set(with_soft_labels(pixels, "vqae"))[0]}
+            "vqae": encode_set(with_soft_labels(pixels, "vqae"))[0],
+            "vq-weight": encode_set(with_soft_labels(pixels, "vq", hard_weight=0.25))[0]}
 
 
 # 1. memory amplification --------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_header_values_are_inside_the_values_checksum(edit, labelled):
 @pytest.mark.parametrize("file, field, value", [
     ("vq", "step", None), ("topk-epochs", "bits", None), ("vq", "temperature", 2.5),
     ("vq", "loss", 0), ("topk-epochs", "seed", 4), ("topk-epochs", "strategy", "color_crop"),
-    ("vqae", "weight_step", None),
+    ("vqae", "weight_step", None), ("vq-weight", "hard_weight", 0.5),
 ])
 def test_label_parameters_are_inside_the_values_checksum(labelled, file, field, value):
     data = labelled[file]
@@ -146,6 +147,18 @@ def test_label_parameters_are_inside_the_values_checksum(labelled, file, field, 
     forged = reseal(join(head, sections[:-1] + [(tag, _write_fields(fields, rest))],
                          values_crc))
     with pytest.raises(FormatError, match="values checksum"):
+        decode_bytes(forged)
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.5, float("nan")])
+def test_a_forged_hard_weight_outside_its_range_is_refused(labelled, weight):
+    header, head, sections, values_crc = parse(labelled["vq-weight"])
+    tag, body = sections[-1]
+    fields, rest = label_fields(body)
+    next(f for f in fields if f[0] == "hard_weight")[2] = weight
+    forged = reseal_all(join(head, sections[:-1] + [(tag, _write_fields(fields, rest))],
+                             values_crc))
+    with pytest.raises(FormatError, match=r"hard weight outside \(0, 1\]"):
         decode_bytes(forged)
 
 

@@ -21,7 +21,7 @@ from ddcodec.labels.soft import SoftLabels
 from ddcodec.sets.setfile import DistilledSet, load_set, save_set
 from ddcodec.data.datasets import Normalization
 
-WIRE_ID = 0x7E
+WIRE_ID = 0x3E
 
 
 def one_hot(indices: torch.Tensor, classes: int) -> torch.Tensor:
@@ -124,7 +124,7 @@ def test_registration_refuses_a_taken_name_or_wire_id():
     with pytest.raises(ValueError, match="wire id"):
         register_rung(RungSpec("another", rungs.spec_of("vq").wire_id, 1, __name__, ""))
     with pytest.raises(ValueError, match="wire id"):
-        register_rung(RungSpec("another", 0x80, 1, __name__, ""))
+        register_rung(RungSpec("another", 0x40, 1, __name__, ""))  # the hard-weight flag
 
 
 def test_the_built_in_rungs_keep_their_wire_ids():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ddcodec.errors import DDCodecError
 
-WIRE_IDS = 0x80  # the codec byte's low 7 bits; bit 0x80 marks per-epoch labels
+WIRE_IDS = 0x40  # the codec byte's low 6 bits; 0x80 marks per-epoch labels, 0x40 a hard weight
 
 
 @dataclass(frozen=True)
