@@ -187,9 +187,10 @@ def _latent_point(store: PointStore, config: CurveConfig, loss: str, budget: flo
     if loss == "tm":  # the experts folder's name is not what determines the point
         spec["distill"] = {**options, "experts": Path(options["experts"]).name}
     if rung:
-        options = {**options, "labels": rung, "teacher": config.teacher}
+        weight = _weight(config)  # absent at 0: earlier points keep their keys
+        options = {**options, "labels": rung, "teacher": config.teacher, **weight}
         spec["distill"] = {**spec["distill"], "labels": rung,
-                           "teacher": teacher_digest(config.teacher)}
+                           "teacher": teacher_digest(config.teacher), **weight}
     found = store.get(spec)
     if found:
         if param == "distribution":
@@ -309,7 +310,7 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
             "quality": quality, "protocol": config.protocol(),
             "version": POINT_VERSION["packed"]}
     if rung:
-        spec.update(labels=rung, teacher=teacher_digest(config.teacher))
+        spec.update(labels=rung, teacher=teacher_digest(config.teacher), **_weight(config))
     found = store.get(spec)
     if found:
         return found if found.get("bpc") else None
@@ -326,7 +327,7 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
     extra, train_labels = {}, labels
     if label_bits is not None:
         soft = label_bits.label(images, labels)
-        train_labels = soft.probabilities
+        train_labels = soft.training_rows(labels)
 
         extra = {"labels": {"rung": rung_name(soft), "label_bpc": count(soft) /
                             dataset.num_classes}}
@@ -353,11 +354,18 @@ class _LabelledBits:
         return label_bits(self.label(images_uint8, labels))
 
 
+def _weight(config: CurveConfig) -> dict:
+    """The labelled points' hard weight as their keys and distill options name it (nothing at
+    0, so points made before it existed keep their keys)."""
+    return {"label_hard_weight": config.label_hard_weight} if config.label_hard_weight else {}
+
+
 def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: float,
                      device: torch.device) -> _LabelledBits:
     wanted = LabelConfig()  # the defaults distill --labels uses
     plan = LabelPlan(rung, wanted.label_temperature, wanted.label_loss,
-                     budget_bits=budget * dataset.num_classes, share=wanted.label_share)
+                     budget_bits=budget * dataset.num_classes, share=wanted.label_share,
+                     hard_weight=config.label_hard_weight)
     made = labeller(config.teacher, plan, device)
     made.check_fits(dataset, f"the data {dataset.spec}")
     return _LabelledBits(made, dataset)
@@ -456,6 +464,9 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
         teacher = spec.get("teacher") or spec.get("distill", {}).get("teacher")
         if teacher is not None and teacher != digest:  # labelled by another teacher, or none
             continue
+        weight = spec.get("label_hard_weight", spec.get("distill", {}).get("label_hard_weight"))
+        if teacher is not None and (weight or 0.0) != config.label_hard_weight:
+            continue  # labelled points of another hard weight
         if record["series"] == "full":
             if spec.get("epochs") == config.ceiling_epochs:
                 ceiling = {k: v for k, v in record.items() if k != "spec"}

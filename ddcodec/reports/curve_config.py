@@ -60,6 +60,7 @@ class CurveConfig:
     teacher: str | None = None
     label_rungs: tuple[str, ...] = ("float16", "vq")
     labelled_random: tuple[str, int] = ("webp", 25)
+    label_hard_weight: float = 0.0  # the labelled series' (SoftLabels.hard_weight)
     # distributional sets (D3): these losses again as `--param distribution` at every budget,
     # with hard labels and (with a teacher) the last rung's, each also measured with frozen
     # samples
@@ -77,6 +78,8 @@ class CurveConfig:
             raise DDCodecError("--ceiling-epochs must be >= 0 (0: no ceiling)")
         if self.shared_decoder not in ("auto", "yes", "no"):
             raise DDCodecError("--shared-decoder must be auto, yes or no")
+        if not 0 <= self.label_hard_weight <= 1:
+            raise DDCodecError("--label-hard-weight must be within [0, 1]")
         if self.teacher is not None and not set(self.label_rungs) <= set(rung_names()):
             raise DDCodecError(f"label rungs must be among {', '.join(rung_names())}")
         if "tm" in self.losses and not self.distill.tm.experts:
@@ -153,6 +156,9 @@ class CurveOptions:
     label_rungs: tuple[str, ...] = option(CURVE.label_rungs, "Soft-label rungs of the "
                                           f"labelled series ({', '.join(rung_names())}).",
                                           listed=str)
+    label_hard_weight: float = option(CURVE.label_hard_weight, "The labelled series' hard "
+                                      "weight: they train on w one-hot(class) + (1 - w) the "
+                                      "teacher's row.", min=0)
     distribution_losses: tuple[str, ...] = option(
         CURVE.distribution_losses, "Add distributional (D3) series for this loss: --param "
         "distribution at each budget, measured with fresh samples each epoch and with frozen "
@@ -170,4 +176,5 @@ class CurveOptions:
             seed=seed, shared_decoder=self.shared_decoder, baselines=self.baselines,
             pixel_ipcs=self.pixel_ipcs, pixel_iterations=self.pixel_iterations,
             qualities=self.qualities, ceiling_epochs=self.ceiling_epochs, teacher=self.teacher,
-            label_rungs=self.label_rungs, distribution_losses=self.distribution_losses)
+            label_rungs=self.label_rungs, label_hard_weight=self.label_hard_weight,
+            distribution_losses=self.distribution_losses)

@@ -192,6 +192,8 @@ def test_curve_refuses_bad_settings(tmp_path):
         CurveConfig(budgets=(0,))
     with pytest.raises(DDCodecError, match="--experts"):
         CurveConfig(losses=("tm",))
+    with pytest.raises(DDCodecError, match="hard-weight"):
+        CurveConfig(label_hard_weight=1.5)
     (tmp_path / "file").write_text("x")
     with pytest.raises(DDCodecError, match="not a folder"):
         run_curve(CurveConfig(), tmp_path / "file", "cpu")
@@ -237,6 +239,15 @@ def test_curve_with_a_teacher_adds_labelled_series_counted_whole(npz16, tmp_path
     rebuilt = build_table(PointStore(out), CurveConfig(**{**config.__dict__,
                                                           "teacher": str(other)}))
     assert not any("+" in p["series"] for p in rebuilt["points"])
+    # a hard weight makes new labelled points beside these; the unlabelled ones are shared
+    weighted = run_curve(CurveConfig(**{**config.__dict__, "label_hard_weight": 0.5}), out,
+                         "cpu")
+    heavy = {p["series"]: p for p in weighted["points"]}
+    assert heavy["latent-dm"] == by["latent-dm"] and heavy["webp-q50"] == by["webp-q50"]
+    assert heavy["latent-dm+vq"]["file"] != labelled["file"]
+    made = api.decode(str(out / "points" / heavy["latent-dm+vq"]["file"])).to_set()
+    assert made.soft_labels.hard_weight == 0.5
+    assert {p["series"]: p for p in build_table(PointStore(out), config)["points"]} == by
 
 
 def test_curve_distribution_series_measure_one_file_fresh_and_frozen(npz16, tmp_path):
