@@ -71,17 +71,17 @@ def measure_set(path: Path, epochs: int, runs: int, checkpoint: Path | None = No
 
 
 def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool,
-                  name: str = "", say=None) -> dict:
-    """A set file measured under a protocol (seed 0, CPU), cached in `cache` per file content
-    and protocol, so a file is never measured twice under one protocol. {} when the file is
-    missing, or when the measurement is not cached and `compute` is False. `say(line)` is
-    told when a measurement starts."""
+                  name: str = "", say=None, **options) -> dict:
+    """A set file measured under a protocol (seed 0, CPU; `options`: measure's others, such as
+    label_hard_weight), cached in `cache` per file content and protocol, so a file is never
+    measured twice under one protocol. {} when the file is missing, or when the measurement is
+    not cached and `compute` is False. `say(line)` is told when a measurement starts."""
     import hashlib
 
     if not path.is_file():
         return {}
     spec = {"set": hashlib.sha256(path.read_bytes()).hexdigest()[:12], "epochs": epochs,
-            "runs": runs, "seed": 0}
+            "runs": runs, "seed": 0, **options}  # no options: the keys of earlier rows
 
     prefix = f"{name}-" if name else ""
     row_path = cache / f"{prefix}{spec_key(spec)}.json"
@@ -91,7 +91,7 @@ def measured_file(path: Path, epochs: int, runs: int, cache: Path, compute: bool
         if say:
             say(f"measuring {name or path.name} ({epochs} epochs x {runs})"
                 + (", going on from its checkpoint" if resuming else ""))
-        return measure_set(path, epochs, runs, row_path.with_suffix(".ckpt"))
+        return measure_set(path, epochs, runs, row_path.with_suffix(".ckpt"), **options)
 
     return cached_row(row_path, spec, measure if compute else None) or {}
 

@@ -116,21 +116,33 @@ def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
 
     record = {"date": "today", "machine": "here", "epochs": 100, "runs": 2, "budget": 98_304,
               "settings": SETTINGS, "blocks_count": 20, "nproc": 2, "command": "ddcodec distill",
-              "teacher": {}, "ours": {}, "controls": [], "blocks": [],
-              "teacher_progress": {"epochs_saved": 3, "seconds": 3_240.0}}
+              "teacher": {}, "ours": {}, "controls": [], "blocks": [], "hard_weight": 0.5,
+              "ours_weighted": {}, "teacher_progress": {"epochs_saved": 3, "seconds": 3_240.0}}
     text = section(record)
     assert "* Teacher: training, 3 of 10 epochs saved (0.9 h so far)" in text
-    assert text.count("| to come |") == 4 and "CPU time" not in text
+    assert text.count("| to come |") == 6 and "CPU time" not in text
+    assert "| ours, hard weight 0.5 | – | to come |" in text
     record.update(teacher={"seconds": 10_800.0, "epochs": 10, "epoch": 9, "train_images": 38_000,
                            "held_out_images": 2_000, "chosen_holdout_accuracy": 0.3,
                            "test_accuracy": 0.29},
                   teacher_progress={},
                   controls=[{"series": "pixels-8bit", "bpc": 98_669.0, "accuracy_mean": 4.0,
-                             "accuracy_std": 0.1, "seconds": 7_200.0}])
+                             "accuracy_std": 0.1, "seconds": 7_200.0, "hard_weight": 0.0}])
     text = section(record)
     assert "**29.00 %** on the validation images (3.0 h)." in text
     assert ("CPU time so far, one thread each: teacher 3.0 h; vanilla pixel DM, IPC 1, 8-bit "
             "(made and measured) 2.0 h; 5.0 h in all.") in text
+    # each labelled row of ours is held against the control of the same labels
+    control = {"series": "webp-q25+vq", "bpc": 98_000.0, "accuracy_std": 0.2, "seconds": 60.0}
+    record.update(ours={"bpc": 98_100.0, "accuracy_mean": 16.0, "accuracy_std": 0.3},
+                  ours_weighted={"bpc": 98_100.0, "accuracy_mean": 18.0, "accuracy_std": 0.3},
+                  controls=[{**control, "accuracy_mean": 14.0, "hard_weight": 0.0},
+                            {**control, "accuracy_mean": 14.5, "hard_weight": 0.5}])
+    text = section(record)
+    assert ("as the papers label: **not met** (16.00 %, +2.00 points); hard weight 0.5: **met** "
+            "(18.00 %, +3.50 points).") in text
+    assert ("| random real, WebP q25, + the same teacher's VQ labels, hard weight 0.5 | 98,000 | "
+            "14.50 ± 0.20 |") in text
 
 
 def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
