@@ -42,7 +42,7 @@ SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300, "bat
 PIXEL_ITERATIONS = 500
 # the hard weight of the second pair of labelled rows (ours and the control alike): the weight
 # benchmarks/hard_weight.py measured best on all of CIFAR-10 (docs/labels.md, "the hard weight")
-HARD_WEIGHT = 0.5
+HARD_WEIGHT = 0.75
 CONTROLS = {"webp-q25+vq": "random real, WebP q25, + the same teacher's VQ labels",
             "webp-q25": "random real, WebP q25, hard labels",
             "pixels-8bit": "vanilla pixel DM, IPC 1, 8-bit"}  # the curve's series: the rows
