@@ -51,6 +51,9 @@ def measure(set_path: "str | os.PathLike | DistilledSet", *,
     if runs < 1:
         raise DDCodecError("--runs must be at least 1")
     distilled, raw, estimate = load_for_measure(set_path)
+    if measuring.hard_labels and measuring.label_hard_weight is not None:
+        raise DDCodecError("--hard-labels trains on the classes alone: --label-hard-weight has "
+                           "no labels to weigh")
     distilled = _with_hard_weight(distilled, measuring.label_hard_weight)
     controls = {"--frozen-samples": measuring.frozen_samples,
                 "--samples": measuring.samples is not None,

@@ -119,6 +119,7 @@ def test_weight_one_trains_exactly_as_the_hard_label_control(taught):
 
 @pytest.mark.parametrize("args, message", [
     (("--label-hard-weight", "1.5"), "hard weight must be within [0, 1]"),
+    (("--label-hard-weight", "0.5", "--hard-labels"), "no labels to weigh"),
 ])
 def test_measure_refuses_a_bad_weight_in_one_line(taught, run_cli, args, message):
     _, _, _, labelled, root = taught
