@@ -15,7 +15,6 @@ set also gets the teacher's agreement with its classes, measured on the labels t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, cached_row,
-                                measure_set, publish, run, spec_key)
+from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, measured_file, publish,
+                                run)
 from ddcodec import __version__, api
 
 HEADING = "## Soft labels: the hard weight (CIFAR-10, JPEG q75 release)"
@@ -57,19 +56,8 @@ def agreement(path: Path) -> dict:
             "images": distilled.num_images, "hard_weight_stored": distilled.soft_labels.hard_weight}
 
 
-def measured(path: Path, weight: float, epochs: int, runs: int, cache: Path | None,
-             compute: bool) -> dict | None:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    spec = {"set": digest, "hard_weight": weight, "epochs": epochs, "runs": runs, "seed": 0}
-    row_path = cache / f"{spec_key(spec)}.json" if cache is not None else None
-
-    def compute_row() -> dict:
-        print(f"[{time.strftime('%H:%M:%S')}] {path.name}: hard weight {weight:g} "
-              f"({epochs} epochs x {runs})", flush=True)
-        checkpoint = row_path.with_suffix(".ckpt") if row_path is not None else None
-        return measure_set(path, epochs, runs, checkpoint, label_hard_weight=weight)
-
-    return cached_row(row_path, spec, compute_row if compute else None)
+def say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
 def as_measured(point: dict) -> dict:
@@ -142,14 +130,17 @@ def main() -> None:
     if args.quick:
         folder = ROOT / "bench_runs" / "hard-weight-quick"
         sets = [("random real + vq (quick)", quick_set(folder), {"bpc": 0.0})]
-        epochs, runs, weights, cache = 1, 1, (0.5, 0.0), None
+        epochs, runs, weights, cache = 1, 1, (0.5, 0.0), folder / "measured"
     else:
         sets = labelled_points(SERIES_POINTS, BUDGET)
     # set by set: the latent set first (its labels disagree most with its classes, and it
     # measures in a third of the distributional set's time: fresh samples every epoch). w = 0
     # is the file as the series measured it, under this protocol and these seeds
     accuracy = {path: {str(w): (as_measured(point) if w == 0 and "accuracies" in point
-                                else measured(path, w, epochs, runs, cache, compute))
+                                else measured_file(
+                                    path, epochs, runs, cache, compute,
+                                    say=lambda line, w=w: say(f"{line}, hard weight {w:g}"),
+                                    label_hard_weight=w))
                        for w in weights}
                 for _, path, point in sets}
     rows = [{"series": series, "file": path.name, "bpc": point["bpc"],

@@ -146,6 +146,10 @@ def test_label_and_distill_refuse_what_has_no_meaning(taught, run_cli, tmp_path)
     code, _, err = run_cli("distill", "--data", f"npz:{npz}", "--label-hard-weight", "0.5",
                            "-o", str(tmp_path / "y.pt"))
     assert code == 1 and len(err.strip().splitlines()) == 1 and "--labels vq" in err
+    code, _, err = run_cli("distill", "--data", f"npz:{npz}", "--labels", "vq", "--teacher",
+                           str(teacher), "--label-hard-weight", "1.5", "-o", str(tmp_path / "z.pt"))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "within [0, 1]" in err
+    assert not (tmp_path / "z.pt").exists()
 
 
 def test_an_fkd_relabelling_takes_no_weight():
