@@ -364,3 +364,39 @@ def test_vanilla_dm_spends_its_hours_on_the_ipcs_still_rising_first():
     assert order == [(1, 500), (10, 500), "random", (1, 2000), (10, 2000), (10, 5000),
                      (1, 5000)]
     assert len(rows) == 6
+
+
+def test_a_runs_resume_state_is_committed_and_its_data_caches_are_not():
+    """A fresh checkout holds only what is committed: a benchmark that outlasts a session goes
+    on from its checkpoints only if git keeps them. Every kind of resume state the scripts write
+    must not be ignored; the data caches rebuilt in a minute must be."""
+    import shutil
+
+    from benchmarks.harness import CACHE, CIFAR10_DIR
+    from ddcodec.distillation.blocks import checkpoint_path
+    from ddcodec.reports.curve import MEASURE_CHECKPOINT
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    resume_state = [
+        CACHE / "tiny-all" / "teacher.pt.ckpt",  # a teacher's epochs
+        CACHE / "tiny-all" / "teacher.seconds-so-far",
+        checkpoint_path(CACHE / "tiny-all" / "ours.ddz.parts" / "block-0003-of-0020.pt"),
+        CACHE / "cifar10-series" / "points" / "latent-dm-0123456789ab.pt",  # a distilled point
+        CACHE / "cifar10-series" / "points" / "latent-dm-0123456789ab.pt.ckpt",
+        CACHE / "cifar10-series" / "points" / f"latent-dm-0123456789ab{MEASURE_CHECKPOINT}",
+        CACHE / "cifar10-series" / "headline" / "0123456789ab.ckpt",
+        CACHE / "cifar10-full" / "dm-ipc10.ckpt",  # vanilla DM's iterations
+        CACHE / "cifar10-full" / "dm-ipc10-2000.pt.300-epochs.ckpt",
+        CACHE / "hard-weight" / "0123456789ab.ckpt"]
+    rebuilt = [CIFAR10_DIR / "train" / "0" / "00000.jpg", CACHE / "tiny-all" / "data" / "train",
+               CACHE / "tiny-all" / "run.log", CACHE / "cifar10-series" / "run.log"]
+
+    def ignored(paths):
+        names = [str(p.relative_to(ROOT)) for p in paths]
+        done = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=ROOT,
+                              capture_output=True, text=True)
+        return set(done.stdout.split())
+
+    assert ignored(resume_state) == set()
+    assert ignored(rebuilt) == {str(p.relative_to(ROOT)) for p in rebuilt}
