@@ -69,6 +69,7 @@ NOT_STEPS = {
     "identity": "compares two commits' outputs around a refactor (run on both, then --compare)",
     "codec_ab": "times the bitstream of two checkouts side by side (prints only)",
     "gpu_check": "needs a CUDA card (bash benchmarks/gpu_check.sh); --report publishes its lines",
+    "state": "reads where stopped runs stand from their checkpoints (prints only)",
 }
 
 

@@ -183,18 +183,21 @@ def _stopped(name: str, message: str, status: int) -> int:
 
 
 def benchmark_parser(doc: str, root: Path = ROOT, threads: bool = True,
-                     report_only: bool = False):
+                     report_only: bool = False, publishes: bool = True):
     """The options every benchmark script shares: --quick (tiny settings, print only),
     --threads (torch threads), --out (the report it rewrites) and, for scripts that cache their
-    points, --report-only (rewrite the section from the cache, compute nothing)."""
+    points, --report-only (rewrite the section from the cache, compute nothing). A script that
+    only reads (`publishes=False`) has neither --quick nor --out: they would do nothing."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="Tiny settings, to check the script; prints, writes nothing.")
+    if publishes:
+        parser.add_argument("--quick", action="store_true",
+                            help="Tiny settings, to check the script; prints, writes nothing.")
     if threads:
         parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(root / "docs" / "BENCHMARKS.md"))
+    if publishes:
+        parser.add_argument("--out", default=str(root / "docs" / "BENCHMARKS.md"))
     if report_only:
         parser.add_argument("--report-only", action="store_true",
                             help="Rewrite the section from the cached points; compute nothing.")

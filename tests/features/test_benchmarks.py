@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -400,3 +401,25 @@ def test_a_runs_resume_state_is_committed_and_its_data_caches_are_not():
 
     assert ignored(resume_state) == set()
     assert ignored(rebuilt) == {str(p.relative_to(ROOT)) for p in rebuilt}
+
+
+def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
+    """What a fresh checkout's next session reads instead of logs: per checkpoint, its kind and
+    progress; a damaged file is named, not a traceback."""
+    import torch
+
+    from benchmarks import state
+    from ddcodec.training.checkpoint import EvalCheckpoint
+
+    measuring = EvalCheckpoint(tmp_path / "points" / "a.measure.ckpt", "digest")
+    measuring.finished([(0, 0.4254), (1, 0.4268)])
+    torch.save({"format": "ddcodec-pixel-checkpoint", "iterations": 850},
+               tmp_path / "dm-ipc10.ckpt")
+    torch.save({"format": "ddcodec-teacher-checkpoint", "trainer": {"epochs_done": 4}},
+               tmp_path / "teacher.pt.ckpt")
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    found = dict((Path(name).name, line) for name, line in state.rows(tmp_path))
+    assert found["a.measure.ckpt"].startswith("measuring: 2 network(s) done (42.54 %, 42.68 %)")
+    assert found["dm-ipc10.ckpt"] == "pixel distillation: 850 iterations done"
+    assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done"
+    assert found["broken.ckpt"].startswith("unreadable")
