@@ -7,8 +7,9 @@ block from the part files.
 Every stage is cached in benchmarks/cache/tiny-all (the teacher, the set and its part files,
 each measurement), so a run stopped by a session's end goes on with the same command: the
 distillation is the `ddcodec distill --blocks 20 --nproc 2` a user runs, which skips finished
-blocks and resumes a stopped one from its checkpoint. The controls run before it (one core,
-where the distillation takes both). Measured on the official 10,000 validation images, 100
+blocks and resumes a stopped one from its checkpoint. The two controls of the target run before
+it (one core, where the distillation takes both); the rows beyond them (the hard weight, the WebP
+images on hard labels) after ours. Measured on the official 10,000 validation images, 100
 epochs x 2 ConvNet-D3 (final epoch), the soft-label line's Tiny length: 300 epochs of the
 distilled set alone would take about 10 hours of 2 cores.
 
@@ -159,19 +160,21 @@ def block_rows(parts: Path) -> list[dict]:
 
 
 def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, runs: int,
-             pixel_iterations: int, compute: bool, hard_weight: float = 0.0) -> list[dict]:
-    """The labelled random control (WebP q25 + the teacher's VQ labels, at `hard_weight`) and
-    vanilla pixel DM at IPC 1, through the curve's points (cached in work/points; the unlabelled
-    ones shared by every weight). Each row says its hard weight."""
+             pixel_iterations: int, compute: bool, hard_weight: float = 0.0,
+             hard_labelled: bool = True) -> list[dict]:
+    """The labelled random control (WebP q25 + the teacher's VQ labels, at `hard_weight`),
+    vanilla pixel DM at IPC 1 and, with `hard_labelled`, the same WebP images on hard labels,
+    through the curve's points (cached in work/points; the unlabelled ones shared by every
+    weight). Each row says its hard weight."""
     from ddcodec.reports.curve import PointStore, build_table, run_curve
     from ddcodec.reports.curve_config import CurveConfig
     from ddcodec.training.protocol import EvalConfig
 
     config = CurveConfig(budgets=(budget,), losses=(), data=data, eval=EvalConfig(epochs=epochs),
                          runs=runs, teacher=teacher, label_rungs=("vq",),
-                         labelled_random=("webp", 25), codecs=("webp",), qualities=(25,),
-                         pixel_ipcs=(1,), pixel_iterations=pixel_iterations, ceiling_epochs=0,
-                         label_hard_weight=hard_weight)
+                         labelled_random=("webp", 25), codecs=("webp",) * hard_labelled,
+                         qualities=(25,), pixel_ipcs=(1,), pixel_iterations=pixel_iterations,
+                         ceiling_epochs=0, label_hard_weight=hard_weight)
     table = (run_curve(config, work, "cpu", on_event=say) if compute
              else build_table(PointStore(work), config))
     return [{**p, "hard_weight": hard_weight if "+" in p["series"] else 0.0}
@@ -301,10 +304,12 @@ def main() -> None:
     compute = not args.report_only
     teacher_path = work / "teacher.pt"
     teacher = teacher_row(data, teacher_path, teacher_epochs, compute)
-    # the controls first: hours on one core, beside another job, where the distillation wants
-    # both cores for longer
-    control_rows = controls(data, str(teacher_path), work, budget, epochs, runs,
-                            pixel_iterations, compute) if teacher else []
+    # the target's controls first (the labelled random control, pixel DM): hours on one core,
+    # beside another job, where the distillation wants both cores for longer. The other rows
+    # (the WebP images on hard labels, the hard weight) come after ours
+    if teacher and compute:
+        controls(data, str(teacher_path), work, budget, epochs, runs, pixel_iterations, True,
+                 hard_labelled=False)
     out = work / "ours.ddz"
     command = distill_command(data, teacher_path, out, settings, blocks, NPROC, budget)
     distill_s = None
@@ -317,10 +322,12 @@ def main() -> None:
     weight = HARD_WEIGHT
     ours_weighted = measured_file(out, epochs, runs, work / "measured", compute,
                                   "ours-hard-weight", say, label_hard_weight=weight)
-    if teacher and (ours_weighted or not compute):
-        control_rows += [p for p in controls(data, str(teacher_path), work, budget, epochs, runs,
-                                             pixel_iterations, compute, weight)
-                         if p["hard_weight"]]
+    # then the control of the same weight, and the WebP images on hard labels (its series)
+    weighted = controls(data, str(teacher_path), work, budget, epochs, runs, pixel_iterations,
+                        compute and bool(ours_weighted), weight) if teacher else []
+    control_rows = controls(data, str(teacher_path), work, budget, epochs, runs,
+                            pixel_iterations, False) if teacher else []
+    control_rows += [p for p in weighted if p["hard_weight"]]
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + f", {os.cpu_count()} cores",
               "budget": budget, "settings": settings, "blocks_count": blocks, "nproc": NPROC,
