@@ -1,6 +1,7 @@
 """Where every stopped benchmark run stands, read from the state it committed: one line per
 checkpoint under benchmarks/cache (a measurement's finished networks and the running one's
-epoch, a distillation's phase and step, a pixel run's iterations, a teacher's epochs).
+epoch, a distillation's phase and step, a pixel run's iterations, a teacher's epochs), and one
+per folder of block parts (how many blocks are finished).
 
 A fresh checkout has no logs; this is what tells the next session which runs to start again and
 how far each has to go. It reads files only: nothing is computed or written.
@@ -64,11 +65,21 @@ def describe(path: Path) -> str:
         return f"a {tag} of an older layout"
 
 
+def blocks_done(parts: Path) -> str:
+    """A blocked distillation's folder of parts: how many of its blocks are finished."""
+    names = sorted(p.stem for p in parts.glob("block-*-of-*.pt"))
+    total = {int(name.rsplit("-", 1)[1]) for name in names}
+    return (f"blocked distillation: {len(names)} of {total.pop()} blocks finished"
+            if len(total) == 1 else "blocked distillation: no block finished yet")
+
+
 def rows(cache: Path) -> list[tuple[str, str]]:
-    """(checkpoint relative to the repository, its progress), in path order."""
-    found = sorted(cache.rglob("*.ckpt"))
-    return [(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), describe(p))
-            for p in found]
+    """(checkpoint or folder of block parts, relative to the repository, its progress), in path
+    order."""
+    found = [(p, describe(p)) for p in cache.rglob("*.ckpt")]
+    found += [(p, blocks_done(p)) for p in cache.rglob("*.parts") if p.is_dir()]
+    return [(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), line)
+            for p, line in sorted(found)]
 
 
 def main() -> None:

@@ -409,6 +409,7 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     import torch
 
     from benchmarks import state
+    from ddcodec.distillation.blocks import part_path
     from ddcodec.training.checkpoint import EvalCheckpoint
 
     measuring = EvalCheckpoint(tmp_path / "points" / "a.measure.ckpt", "digest")
@@ -418,8 +419,13 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     torch.save({"format": "ddcodec-teacher-checkpoint", "trainer": {"epochs_done": 4}},
                tmp_path / "teacher.pt.ckpt")
     (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    parts = tmp_path / "ours.ddz.parts"
+    parts.mkdir()
+    for block in (0, 3):
+        part_path(parts, block, 20).write_bytes(b"")
     found = dict((Path(name).name, line) for name, line in state.rows(tmp_path))
     assert found["a.measure.ckpt"].startswith("measuring: 2 network(s) done (42.54 %, 42.68 %)")
     assert found["dm-ipc10.ckpt"] == "pixel distillation: 850 iterations done"
     assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done"
     assert found["broken.ckpt"].startswith("unreadable")
+    assert found["ours.ddz.parts"] == "blocked distillation: 2 of 20 blocks finished"
