@@ -42,7 +42,8 @@ BLOCKS, NPROC = 20, 2  # blocks of 10 classes, 2 processes (one thread each)
 SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300, "batch_real": 32}
 PIXEL_ITERATIONS = 500
 # the hard weight of the second pair of labelled rows (ours and the control alike): the weight
-# benchmarks/hard_weight.py measured best on all of CIFAR-10 (docs/labels.md, "the hard weight")
+# benchmarks/hard_weight.py measured best for the latent set with VQ labels on all of CIFAR-10
+# (the distributional set peaks at 0.25; docs/labels.md, "the hard weight")
 HARD_WEIGHT = 0.75
 CONTROLS = {"webp-q25+vq": "random real, WebP q25, + the same teacher's VQ labels",
             "webp-q25": "random real, WebP q25, hard labels",
