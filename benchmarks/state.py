@@ -68,9 +68,13 @@ def describe(path: Path) -> str:
 def blocks_done(parts: Path) -> str:
     """A blocked distillation's folder of parts: how many of its blocks are finished."""
     names = sorted(p.stem for p in parts.glob("block-*-of-*.pt"))
-    total = {int(name.rsplit("-", 1)[1]) for name in names}
-    return (f"blocked distillation: {len(names)} of {total.pop()} blocks finished"
-            if len(total) == 1 else "blocked distillation: no block finished yet")
+    totals = sorted({int(name.rsplit("-", 1)[1]) for name in names})
+    if not totals:
+        return "blocked distillation: no block finished yet"
+    if len(totals) > 1:  # parts left by runs of different block counts in one folder
+        return (f"blocked distillation: {len(names)} parts of runs in "
+                f"{' and '.join(map(str, totals))} blocks")
+    return f"blocked distillation: {len(names)} of {totals[0]} blocks finished"
 
 
 def rows(cache: Path) -> list[tuple[str, str]]:

@@ -429,3 +429,8 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done"
     assert found["broken.ckpt"].startswith("unreadable")
     assert found["ours.ddz.parts"] == "blocked distillation: 2 of 20 blocks finished"
+    part_path(parts, 1, 10).write_bytes(b"")
+    (tmp_path / "empty.ddz.parts").mkdir()
+    found = dict((Path(name).name, line) for name, line in state.rows(tmp_path))
+    assert found["ours.ddz.parts"] == "blocked distillation: 3 parts of runs in 10 and 20 blocks"
+    assert found["empty.ddz.parts"] == "blocked distillation: no block finished yet"
