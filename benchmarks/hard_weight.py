@@ -8,7 +8,7 @@ again) at several hard weights w, through `measure --label-hard-weight`: trainin
 w one-hot(class) + (1 - w) row. w = 0 is the file as it is, w = 1 its hard-label control. Each
 set also gets the teacher's agreement with its classes, measured on the labels themselves.
 
-    python -m benchmarks.hard_weight --threads 1   # about 16 min of one thread per row
+    python -m benchmarks.hard_weight --threads 1   # 10 to 30 min of one thread per row
     python -m benchmarks.hard_weight --quick       # a minute: the bundled subset
 """
 

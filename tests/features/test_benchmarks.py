@@ -418,6 +418,9 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
                tmp_path / "dm-ipc10.ckpt")
     torch.save({"format": "ddcodec-teacher-checkpoint", "trainer": {"epochs_done": 4}},
                tmp_path / "teacher.pt.ckpt")
+    torch.save({"format": "ddcodec-checkpoint", "phase": 2, "stage": "joint", "step": 30},
+               tmp_path / "latent-dm.pt.ckpt")
+    torch.save({"format": "ddcodec-checkpoint", "phase": 2}, tmp_path / "old.pt.ckpt")
     (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
     parts = tmp_path / "ours.ddz.parts"
     parts.mkdir()
@@ -427,6 +430,8 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     assert found["a.measure.ckpt"].startswith("measuring: 2 network(s) done (42.54 %, 42.68 %)")
     assert found["dm-ipc10.ckpt"] == "pixel distillation: 850 iterations done"
     assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done"
+    assert found["latent-dm.pt.ckpt"] == "latent distillation: phase 2, joint, step 30"
+    assert found["old.pt.ckpt"] == "a ddcodec-checkpoint of an older layout"
     assert found["broken.ckpt"].startswith("unreadable")
     assert found["ours.ddz.parts"] == "blocked distillation: 2 of 20 blocks finished"
     part_path(parts, 1, 10).write_bytes(b"")
