@@ -1,7 +1,9 @@
-"""Where a run computes, and what it ran on: the device a name asks for, and the versions,
-device and threads a report records."""
+"""Where a run computes, how, and what it ran on: the device a name asks for, whether networks
+are compiled, and the versions, device and threads a report records."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -18,6 +20,51 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise DDCodecError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+COMPILE_ENV = "DDCODEC_COMPILE"  # set by --compile; child processes (--nproc) inherit it
+
+
+def compiling() -> bool:
+    """Whether networks are compiled (`--compile`, or DDCODEC_COMPILE=1): an execution choice
+    like the thread count. Same arithmetic, rounded differently, so figures move within their
+    seed-to-seed spread; faster after tens of seconds of compiling per batch shape and process
+    (docs/BENCHMARKS.md, "Compiled networks")."""
+    return os.environ.get(COMPILE_ENV, "") not in ("", "0")
+
+
+def set_compiling(on: bool) -> None:
+    os.environ[COMPILE_ENV] = "1" if on else "0"
+
+
+def compiled(fn):
+    """`fn` (a network, or a function of networks and tensors) through torch.compile when
+    compiling, else `fn` itself. A network keeps its own parameters and state dict; a new
+    network of the same shape reuses the compiled code. A compiler that cannot run here (no C
+    compiler, no Triton) is one clear error, not a traceback."""
+    if not compiling():
+        return fn
+    forward = torch.compile(fn, dynamic=False)  # one kernel per batch shape: two an epoch
+
+    def call(*args, **kwargs):
+        try:
+            return forward(*args, **kwargs)
+        except Exception as exc:  # the compiler's own errors, whatever their class
+            if not _from_compiler(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DDCodecError(f"--compile: torch.compile could not compile the network here "
+                               f"({first}); run without --compile") from exc
+    return call
+
+
+def _from_compiler(exc: BaseException) -> bool:
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+    except ImportError:  # a torch without dynamo: nothing it raises comes from it
+        return False
+    return isinstance(exc, TorchDynamoException) or type(exc).__module__.startswith(
+        ("torch._inductor", "torch._dynamo"))
 
 
 def environment(device: torch.device) -> dict:
@@ -38,5 +85,5 @@ def environment(device: torch.device) -> dict:
     return {"ddcodec": __version__, "torch": torch.__version__,
             "constriction": installed("constriction"), "numpy": installed("numpy"),
             "python": platform.python_version(), "device": str(device), "device_name": name,
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "compiled": compiling(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

@@ -54,6 +54,13 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DDCODEC_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def eager_networks(monkeypatch):
+    """Networks run eagerly unless a test compiles them (`--compile` sets DDCODEC_COMPILE for
+    the process and its children): restored after each test."""
+    monkeypatch.setenv("DDCODEC_COMPILE", "0")
+
+
 @pytest.fixture
 def tiny_npz(tmp_path) -> Path:
     return write_npz(tmp_path / "tiny.npz")

@@ -59,6 +59,21 @@ threads_option = click.option(
     help="CPU threads torch may use [env DDCODEC_THREADS; default: torch's choice].")
 
 
+def _set_compiling(ctx, param, value):
+    from ddcodec.devices import set_compiling
+
+    set_compiling(bool(value))
+    return value
+
+
+compile_option = click.option(
+    "--compile/--no-compile", default=False, envvar="DDCODEC_COMPILE", expose_value=False,
+    callback=_set_compiling,
+    help="Run the evaluation networks and distribution matching's networks through "
+         "torch.compile: faster after tens of seconds of compiling, the same arithmetic "
+         "rounded otherwise (the teacher and the codec stay eager) [env DDCODEC_COMPILE].")
+
+
 def common_options(func):
     """-q/-v/--seed/--device, shared by every command that computes."""
     options = [
@@ -146,6 +161,7 @@ def checkpoint_options(func):
                    "--standalone, one thread each; gloo on CPU, NCCL on GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @common_options
+@compile_option
 def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every, resume,
             keep_checkpoint, output, force, only_block, nproc, as_json, quiet, verbose, seed,
             device, log_every, **options):
@@ -462,6 +478,7 @@ def experts(data_spec, data_root, download, resize, output, as_json, quiet, verb
                    "goes on from it. Removed when the measurement is done.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @common_options
+@compile_option
 def measure(set_file, data_spec, data_root, checkpoint, as_json, quiet, verbose, seed, device,
             log_every, **options):
     """Train fresh networks on a distilled set and report accuracy and bits per class."""
@@ -496,6 +513,7 @@ def measure(set_file, data_spec, data_root, checkpoint, as_json, quiet, verbose,
 @click_options(CurveOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @common_options
+@compile_option
 def curve(output, as_json, quiet, verbose, seed, device, log_every, **options):
     """Rate-utility curve: distil, encode and measure at each budget, next to vanilla pixels and
     JPEG/WebP real subsets at equal bits; writes a table and a plot."""
@@ -518,6 +536,7 @@ def curve(output, as_json, quiet, verbose, seed, device, log_every, **options):
 @click_options(DemoOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @common_options
+@compile_option
 def demo(output, as_json, quiet, verbose, seed, device, log_every, **options):
     """The main job in a few minutes: distil (latent DM to a budget), encode, decode, check and
     measure, next to the vanilla IPC-1 baselines; prints a summary table."""

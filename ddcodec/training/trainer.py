@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ddcodec import seeds
 from ddcodec.data.augment import DSA, DSAParams, LabelViews
+from ddcodec.devices import compiled
 from ddcodec.training.checkpoint import EvalCheckpoint
 from ddcodec.training.networks import seeded_network
 from ddcodec.training.protocol import EvalConfig  # noqa: F401 - re-exported
@@ -82,6 +83,7 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     _, c, h, w = images.shape
     net = seeded_network(config.arch, c, num_classes, (h, w), seed, device)
     net.train()
+    model = compiled(net)  # what the steps call: `net` itself unless --compile
     images, labels = images.to(device), labels.to(device)
     generator = seeds.generator("eval_draws", seed)
     augment = DSA(DSAParams(strategy=config.dsa_strategy)) if config.dsa else None
@@ -105,7 +107,7 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         for x, y in (replay(epoch) if replay is not None else
                      _shuffled(images, labels, resample, epoch, n, generator, config, device,
                                views, augment)):
-            _step(net, optimizer, x.to(device), y.to(device), config)
+            _step(model, optimizer, x.to(device), y.to(device), config)
         if after_epoch is not None:
             after_epoch(epoch, net)
         if keep is not None:
@@ -185,9 +187,9 @@ def _shuffled(images, labels, resample, epoch: int, n: int, generator, config: E
         yield x, y
 
 
-def _step(net: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
-          config: EvalConfig) -> None:
-    logits = net(x)
+def _step(model: Callable[[torch.Tensor], torch.Tensor], optimizer, x: torch.Tensor,
+          y: torch.Tensor, config: EvalConfig) -> None:
+    logits = model(x)
     loss = (soft_label_loss(logits, y, config) if y.is_floating_point()
             else F.cross_entropy(logits, y))
     optimizer.zero_grad(set_to_none=True)
