@@ -98,7 +98,8 @@ def matching_row(name: str, dataset, ipc: int, batch_real: int, iterations: int,
 def section(record: dict) -> str:
     lines = [HEADING, "",
              f"`python -m benchmarks.compile_speed` ({record['date']}, ddcodec "
-             f"{record['version']}, torch {record['torch']}, {record['machine']}; raw record "
+             f"{record['version']}, torch {record['torch']}, {record['machine']}, "
+             f"{record['wall_s'] / 60:.0f} min; raw record "
              "docs/benchmarks/compile_speed.json): `--compile` (or DDCODEC_COMPILE=1) runs the "
              "networks that train under the evaluation protocol and the networks of "
              "distribution matching through torch.compile; the teacher and the codec stay "
