@@ -3,6 +3,7 @@ are compiled, and the versions, device and threads a report records."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -44,6 +45,9 @@ def compiled(fn):
     compiler, no Triton) is one clear error, not a traceback."""
     if not compiling():
         return fn
+    # on a CPU-only machine with CUDA headers torch warns that it found no CUDA runtime: true,
+    # and nothing a CPU run needs
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     forward = torch.compile(fn, dynamic=False)  # one kernel per batch shape: two an epoch
 
     def call(*args, **kwargs):
