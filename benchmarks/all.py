@@ -31,8 +31,8 @@ STEPS = [
     ("codec_speed", ["-m", "benchmarks.codec_speed"], "Bitstream speed"),
     ("speed", ["-m", "benchmarks.speed"], "Speed ratios (decode/encode vs raw constriction, DM "
                                        "iterations)"),
-    ("compile_speed", ["-m", "benchmarks.compile_speed", "--threads", "1"],
-     "Compiled networks (--compile): epochs and DM iterations, eager against compiled"),
+    ("execution_speed", ["-m", "benchmarks.execution_speed", "--threads", "1"],
+     "Execution speed: glibc's freed memory, reused, and --compile (epochs, DM iterations)"),
     ("warmup", ["-m", "benchmarks.warmup"], "Phase-1 warm-up: candidates against accuracy"),
     ("fuzz", ["-m", "benchmarks.fuzz"], "Decoder fuzzing (10,800 mutated and forged files, 230 hostile encode inputs)"),
     ("experts", ["-m", "ddcodec", "experts", "-o", str(EXPERTS), "--num-experts", "4",

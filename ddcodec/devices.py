@@ -1,10 +1,13 @@
-"""Where a run computes, how, and what it ran on: the device a name asks for, whether networks
-are compiled, and the versions, device and threads a report records."""
+"""Where a run computes, how, and what it ran on: the device a name asks for, how freed memory
+is kept, whether networks are compiled, and the versions, device and threads a report
+records."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 
 import torch
 
@@ -23,6 +26,33 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+REUSE_MEMORY_ENV = "DDCODEC_REUSE_MEMORY"  # 0: glibc's own defaults
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+
+
+def reuse_freed_memory() -> bool:
+    """Keep freed memory in the process for the next allocation (glibc; the command line,
+    the benchmarks and the tests call it first; DDCODEC_REUSE_MEMORY=0 leaves glibc's
+    defaults). By default glibc hands each freed block larger than its mmap threshold (128 KiB,
+    adapting up to 32 MiB) back to the kernel, and the next batch's activations fault fresh
+    zeroed pages in: on CPU a quarter to a third of a training step went to those faults
+    (docs/BENCHMARKS.md, "Execution speed"). The results are the same bit for bit and the peak
+    memory is the same, but the process holds its peak until it exits. True when applied."""
+    if os.environ.get(REUSE_MEMORY_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc's, or absent (musl has none)
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    largest = 2 ** 31 - 1
+    kept = mallopt(M_TRIM_THRESHOLD, largest) == 1  # never trim the heap's free top
+    # blocks from the heap, not from mmap: reused when freed (glibc versions that cap the
+    # threshold refuse it; then mmap is switched off outright)
+    return kept and (mallopt(M_MMAP_THRESHOLD, largest) == 1 or mallopt(M_MMAP_MAX, 0) == 1)
+
+
 COMPILE_ENV = "DDCODEC_COMPILE"  # set by --compile; child processes (--nproc) inherit it
 
 
@@ -30,7 +60,7 @@ def compiling() -> bool:
     """Whether networks are compiled (`--compile`, or DDCODEC_COMPILE=1): an execution choice
     like the thread count. Same arithmetic, rounded differently, so figures move within their
     seed-to-seed spread; faster after tens of seconds of compiling per batch shape and process
-    (docs/BENCHMARKS.md, "Compiled networks")."""
+    (docs/BENCHMARKS.md, "Execution speed")."""
     return os.environ.get(COMPILE_ENV, "") not in ("", "0")
 
 

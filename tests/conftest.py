@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from ddcodec.devices import reuse_freed_memory
+
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 FIXTURES = ROOT / "tests" / "fixtures"  # golden files: sets and .ddz of every format version
 
 torch.set_num_threads(1)  # small ops: one thread is as fast and immune to a busy machine
+reuse_freed_memory()  # as the command line does: the same bits, fewer page faults
 
 
 def make_arrays(per_class: int = 12, classes: int = 3, size: int = 8, channels: int = 3,

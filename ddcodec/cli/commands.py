@@ -771,6 +771,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ddcodec.devices import reuse_freed_memory
+
+    reuse_freed_memory()  # a third faster on CPU, the same bits (its docstring)
     try:
         code = cli.main(args=argv, prog_name="ddcodec", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

@@ -107,7 +107,10 @@ def train_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         for x, y in (replay(epoch) if replay is not None else
                      _shuffled(images, labels, resample, epoch, n, generator, config, device,
                                views, augment)):
-            _step(model, optimizer, x.to(device), y.to(device), config)
+            x = x.to(device)
+            if model is not net:  # compiled: one memory layout for every batch, or it
+                x = x.contiguous()  # compiles again for each one an augmentation hands back
+            _step(model, optimizer, x, y.to(device), config)
         if after_epoch is not None:
             after_epoch(epoch, net)
         if keep is not None:
