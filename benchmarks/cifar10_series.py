@@ -170,6 +170,13 @@ def set_images(path: Path) -> int:
     return int(load_set(path).images.shape[0])
 
 
+def set_bpc(path: Path) -> float:
+    """A headline file's bits per class, for its row before any protocol has measured it."""
+    from ddcodec import api
+
+    return float(api.info(path)["bpc"])
+
+
 def headline_rows(work: Path, sets: dict[str, HeadlineSet], compute: bool) -> list[dict]:
     """Each headline set under the curve's protocol and the field's (cached per set file and
     protocol): how far the short protocol moves a figure. The cheapest measurements run first
@@ -298,7 +305,9 @@ def section(record: dict) -> str:
               "it, so a budget measured between them can move the ratio. A ratio marked ≥ is "
               "reached at the smallest budget measured."]
     head = record.get("headline", [])
-    if head:
+    waiting = {name: bpc for name, bpc in record.get("headline_sets", {}).items()
+               if not any(r["set"] == name for r in head)}  # sets no protocol measured yet
+    if head or waiting:
         lines += ["", "Headline points under both protocols (the 10,000 test images; wall "
                   "minutes on one or two CPU threads in brackets; the last column: how far "
                   "the field's protocol moves the short one's figure):", "",
@@ -314,6 +323,8 @@ def section(record: dict) -> str:
                 f"{cells[k]['accuracy_mean']:.2f} ± {cells[k]['accuracy_std']:.2f} "
                 f"({cells[k]['seconds'] / 60:.0f} min)" if k in cells else "to come"
                 for k in HEADLINE_PROTOCOLS) + f" | {moved} |")
+        lines += [f"| {name} | {bpc:,.0f} | to come | to come | – |"
+                  for name, bpc in waiting.items()]
     lines += ["", "Beside the papers, at the same budgets (published figures: lossless "
               "originals, GPU distillation of thousands of iterations, 1000 epochs x 5; ours: "
               "the JPEG q75 release, CPU-length distillation, DM where the leaders use "
@@ -376,12 +387,13 @@ def main() -> None:
             if budget in HEADLINE_BUDGETS and not args.quick:  # the headline sets by now
                 headline_rows(work, headline_sets(work, dm_dir, current(), spec, True), True)
     table = current()
-    headline = ([] if args.quick else
-                headline_rows(work, headline_sets(work, dm_dir, table, spec, False), False))
+    sets = {} if args.quick else headline_sets(work, dm_dir, table, spec, False)
+    headline = headline_rows(work, sets, False)
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + ("" if args.report_only
                                                else f", {args.threads} torch threads"),
               "budgets": sorted(budgets), "table": table, "headline": headline,
+              "headline_sets": {name: set_bpc(s.path) for name, s in sets.items()},
               "settings": {"iterations": config.distill.matching.iterations,
                            "fit_iterations": config.distill.latent.fit_iterations,
                            "batch_real": config.distill.matching.batch_real,
