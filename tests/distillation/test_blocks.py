@@ -380,6 +380,8 @@ def test_parts_of_resized_data_merge_at_their_size_and_odd_parts_are_refused(tmp
 def test_resident_memory_tells_allocated_from_mapped_pages(tmp_path):
     """The split scale.py relies on: touching a mapped file's pages grows the file-backed part,
     allocating grows the anonymous part, each by about what was touched."""
+    import mmap
+
     from ddcodec.distillation.blocks import resident_mb
 
     path = tmp_path / "mapped.bin"
@@ -388,7 +390,11 @@ def test_resident_memory_tells_allocated_from_mapped_pages(tmp_path):
     mapped = np.memmap(path, dtype=np.int64, mode="r")
     assert int(mapped.sum()) > 0  # touch every page
     after_map = resident_mb()
-    allocated = np.ones(64 * 2 ** 20 // 8)
+    # fresh anonymous pages, touched (not numpy's, which the reusing allocator may serve from
+    # pages an earlier test freed and kept)
+    allocated = mmap.mmap(-1, 64 * 2 ** 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for offset in range(0, 64 * 2 ** 20, 4096):
+        allocated[offset] = 1
     after_alloc = resident_mb()
     assert after_map["process_rss_file_mb"] - before["process_rss_file_mb"] > 48
     assert abs(after_map["process_rss_anon_mb"] - before["process_rss_anon_mb"]) < 16
