@@ -42,7 +42,7 @@ def reuse_freed_memory() -> bool:
     if os.environ.get(REUSE_MEMORY_ENV, "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
-        mallopt = ctypes.CDLL(None).mallopt  # glibc's, or absent (musl has none)
+        mallopt = ctypes.CDLL(None).mallopt  # glibc's; musl's refuses every setting (0)
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
