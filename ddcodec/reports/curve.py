@@ -157,16 +157,19 @@ def _accuracy_fields(report: dict) -> dict:
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
                     config: CurveConfig, device: torch.device, checkpoint: Path) -> dict:
     """Images in memory measured under the curve's protocol, the progress kept in `checkpoint`
-    (a stop goes on from it; removed when done)."""
+    (a stop goes on from it; removed when done). Its seconds count the earlier processes'
+    saved work, as `measure`'s do."""
     images = hashlib.sha256(images_uint8.numpy().tobytes() + labels.numpy().tobytes())
     kept = EvalCheckpoint(checkpoint, fingerprint(images.hexdigest(), config.eval.to_dict(),
                                                   config.seed, device.type))
     result = evaluate_set(dataset.normalization.normalize(images_uint8), labels,
                           dataset.test_images(), dataset.y_test, dataset.num_classes,
                           config.eval, config.runs, config.seed, device, checkpoint=kept)
+    seconds, earlier = kept.seconds(), kept.before
     kept.remove()
-    return _accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
-                             "accuracies": result.accuracies})
+    return {**_accuracy_fields({"accuracy_mean": result.mean, "accuracy_std": result.std,
+                                "accuracies": result.accuracies}),
+            "measure_seconds": seconds, "resumed_from_seconds": earlier}
 
 
 def teacher_digest(path: str | Path) -> str:
@@ -331,12 +334,13 @@ def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, code
 
         extra = {"labels": {"rung": rung_name(soft), "label_bpc": count(soft) /
                             dataset.num_classes}}
+    made = time.perf_counter() - started  # in this process; the measurement, in all of them
+    measured = _measure_images(images, train_labels, dataset, config, device,
+                               store.path(spec, MEASURE_CHECKPOINT))
     return store.put(spec, {
         "series": series, "codec": codec, "quality": quality,
         "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
-        **extra, **_measure_images(images, train_labels, dataset, config, device,
-                                   store.path(spec, MEASURE_CHECKPOINT)),
-        "seconds": time.perf_counter() - started})
+        **extra, **measured, "seconds": made + measured["measure_seconds"]})
 
 
 class _LabelledBits:

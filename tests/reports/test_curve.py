@@ -391,4 +391,7 @@ def test_a_packed_point_stopped_while_measuring_goes_on_to_the_same_figures(npz1
     resumed = run_curve(config, out, "cpu")["points"]
     assert len(tested) == 1  # the first network came from the checkpoint
     assert [p["accuracies"] for p in resumed] == [p["accuracies"] for p in unbroken]
+    packed = next(p for p in resumed if p["series"] == "webp-q50")
+    earlier = packed["resumed_from_seconds"]  # the first network's time, saved in the stop
+    assert earlier > 0 and packed["seconds"] >= packed["measure_seconds"] >= earlier
     assert not list((out / "points").glob("*.ckpt"))
