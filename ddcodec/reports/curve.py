@@ -275,31 +275,68 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
                                    "seconds": report.get("seconds")})
 
 
+PIXEL_CHECKPOINT_EVERY = 25  # iterations between a pixel point's checkpoints
+
+
 def _pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
                  say: Event) -> None:
+    """Vanilla pixel DM at `ipc`, its 8-bit .ddz measured. Each stage resumes: the distillation
+    from its checkpoint (its seconds kept beside it), the measurement from its own."""
     options = {"param": "pixels", "loss": "dm", "ipc": ipc, "iterations": config.pixel_iterations,
                "batch_real": config.distill.matching.batch_real, "seed": config.seed}
     spec = {"series": "pixels", "ipc": ipc, "distill": options, "protocol": config.protocol(),
             "version": POINT_VERSION["pixels"]}
     if store.get(spec):
         return
-    say(f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {ipc}: distilling")
-    started = time.perf_counter()
-    set_path = store.path(spec, ".pt")
-    distilled = api.distill(config.data, set_path, force=True, device=device, **options)
-    ddz_path = store.path(spec, ".ddz")
-    store.encode(set_path, ddz_path, pixels="8bit")  # the series: 8-bit pixels
+    ddz_path, made = store.path(spec, ".ddz"), store.path(spec, ".distilled")
+    if not (ddz_path.is_file() and made.is_file()):
+        _distill_pixels(store, config, spec, options, device, say)
+    distilled = json.loads(made.read_text())
     stage = f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {ipc}: measuring"
     say(stage)
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs,
                          runs=config.runs, seed=config.seed, device=device,
                          on_epoch=_epochs(say, stage, config),
                          checkpoint=store.path(spec, MEASURE_CHECKPOINT))
-    c, h, w = distilled.image_shape
+    c, h, w = distilled["image_shape"]
     store.put(spec, {
         "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
         "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
-        "file": ddz_path.name, "seconds": time.perf_counter() - started})
+        "file": ddz_path.name, "distill_seconds": distilled["seconds"],
+        "measure_seconds": report.get("seconds"),
+        "seconds": distilled["seconds"] + (report.get("seconds") or 0.0)})
+    made.unlink()
+
+
+def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options: dict,
+                    device: str, say: Event) -> None:
+    """Distil and encode a pixel point's set, resumed from its checkpoint if one is there;
+    `.distilled` (its seconds, all processes together, and its image shape) marks it
+    done. The checkpoint goes only once the .ddz is written."""
+    checkpoint, so_far = store.path(spec, ".ckpt"), store.path(spec, ".seconds-so-far")
+    resume = checkpoint.is_file()
+    before = float(so_far.read_text()) if resume and so_far.is_file() else 0.0
+    say(f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {options['ipc']}: "
+        + (f"distilling, resumed from its checkpoint ({before / 60:.0f} min saved)"
+           if resume else "distilling"))
+    started = time.perf_counter()
+
+    def keep_seconds(iteration: int, loss: float) -> None:  # the checkpoint is saved next
+        if (iteration + 1) % PIXEL_CHECKPOINT_EVERY == 0:
+            so_far.write_text(f"{before + time.perf_counter() - started:.0f}\n")
+
+    set_path = store.path(spec, ".pt")
+    distilled = api.distill(config.data, set_path, force=True, device=device,
+                            checkpoint=checkpoint, checkpoint_every=PIXEL_CHECKPOINT_EVERY,
+                            resume=resume, keep_checkpoint=True, on_iteration=keep_seconds,
+                            **options)
+    seconds = before + time.perf_counter() - started
+    store.encode(set_path, store.path(spec, ".ddz"), pixels="8bit")  # the series: 8-bit pixels
+    with atomic_path(store.path(spec, ".distilled")) as tmp:
+        tmp.write_text(json.dumps({"seconds": seconds,
+                                   "image_shape": list(distilled.image_shape)}))
+    checkpoint.unlink(missing_ok=True)
+    so_far.unlink(missing_ok=True)
 
 
 def _packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,
@@ -477,7 +514,8 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
             continue
         if record["series"] == "pixels":
             common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
-                                             "accuracies", "file", "seconds")
+                                             "accuracies", "file", "seconds", "distill_seconds",
+                                             "measure_seconds")
                       if k in record}
             common["iterations"] = spec.get("distill", {}).get("iterations")  # said in reports
             points.append({"series": "pixels-float32", "bpc": record["bpc_float32"], **common})

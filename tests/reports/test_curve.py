@@ -395,3 +395,42 @@ def test_a_packed_point_stopped_while_measuring_goes_on_to_the_same_figures(npz1
     earlier = packed["resumed_from_seconds"]  # the first network's time, saved in the stop
     assert earlier > 0 and packed["seconds"] >= packed["measure_seconds"] >= earlier
     assert not list((out / "points").glob("*.ckpt"))
+
+
+def test_a_pixel_point_stopped_while_distilling_goes_on_to_the_same_file(npz16, tmp_path,
+                                                                        monkeypatch):
+    """A vanilla pixel point keeps its distillation's checkpoint beside it: stopped after its
+    first checkpoint, the next run goes on from it (not from iteration 0) to the very file an
+    unbroken run writes, counts the seconds of both processes, and leaves nothing behind."""
+    import ddcodec.distillation.pixels as pixels
+    from ddcodec.reports import curve
+
+    monkeypatch.setattr(curve, "PIXEL_CHECKPOINT_EVERY", 1)
+    config = CurveConfig(budgets=(3000,), losses=(), data=f"npz:{npz16}",
+                         eval=EvalConfig(epochs=3), runs=1, pixel_ipcs=(1,), pixel_iterations=4,
+                         qualities=(), codecs=(), ceiling_epochs=0)
+    unbroken = run_curve(config, tmp_path / "unbroken", "cpu")["points"]
+    real_save, saved, stop_at = pixels._save, [], [2]
+
+    def stop_after_the_second_save(path, config, dataset, done, *rest):
+        real_save(path, config, dataset, done, *rest)
+        saved.append(done)
+        if done in stop_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pixels, "_save", stop_after_the_second_save)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        run_curve(config, out, "cpu")
+    assert [p.suffix for p in (out / "points").iterdir()].count(".ckpt") == 1
+    said, saved[:], stop_at[:] = [], [], []
+    resumed = run_curve(config, out, "cpu", on_event=said.append)["points"]
+    assert saved == [3, 4]  # iterations 3 and 4 only: the first two came from the checkpoint
+    assert any("resumed from its checkpoint" in m for m in said)
+    files = [sorted((run / "points").glob("pixels-*.ddz")) for run in (tmp_path / "unbroken", out)]
+    assert len(files[0]) == 1 and files[0][0].read_bytes() == files[1][0].read_bytes()
+    assert [p["accuracies"] for p in resumed] == [p["accuracies"] for p in unbroken]
+    pixel = next(p for p in resumed if p["series"] == "pixels-8bit")
+    assert pixel["seconds"] == pytest.approx(pixel["distill_seconds"] + pixel["measure_seconds"])
+    left = {p.suffix for p in (out / "points").iterdir()}
+    assert left <= {".json", ".ddz", ".csv"}, left
