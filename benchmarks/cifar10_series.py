@@ -42,8 +42,9 @@ from benchmarks.harness import (CACHE, CIFAR10_DIR, LABELLED_RANDOM, ROOT, bench
                                 rate_control_misses, run)
 from ddcodec import __version__
 from ddcodec.distillation.config import DistillConfig
-from ddcodec.reports.curve import (PointStore, build_table, compare, ratios, run_curve,
-                                   write_outputs)
+from ddcodec.reports.curve import run_curve, write_outputs
+from ddcodec.reports.points import PointStore
+from ddcodec.reports.table import build_table, compare, ratios
 from ddcodec.reports.curve_config import CurveConfig
 from ddcodec.training.protocol import EvalConfig
 

@@ -35,8 +35,9 @@ from benchmarks.harness import (CACHE, EPOCHS, IPC50_ITERATIONS, PLAN, ROOT, RUN
                                 TEACHER_EPOCHS, benchmark_parser, curve_configs,
                                 curve_point_seconds, rate_control_misses, replace_section, run,
                                 write_record)
-from ddcodec.reports.curve import (CurveConfig, PointStore, _legend, build_table, is_ours,
-                                   run_curve, write_outputs)
+from ddcodec.reports.curve import CurveConfig, _legend, run_curve, write_outputs
+from ddcodec.reports.points import PointStore
+from ddcodec.reports.table import build_table, is_ours
 
 def _first_per_loss(plan: list[CurveConfig]) -> list[CurveConfig]:
     """The plan less the configs that only add a pixel point to a loss already planned."""

@@ -34,7 +34,9 @@ import torch
 from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset,
                                 curve_point_seconds, rate_control_misses, replace_section, run,
                                 write_record)
-from ddcodec.reports.curve import CurveConfig, PointStore, build_table, run_curve
+from ddcodec.reports.curve import CurveConfig, run_curve
+from ddcodec.reports.points import PointStore
+from ddcodec.reports.table import build_table
 from ddcodec.distillation import DistillConfig
 from ddcodec.training.trainer import EvalConfig
 

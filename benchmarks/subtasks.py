@@ -28,7 +28,7 @@ import torch
 from benchmarks.harness import (CACHE, ROOT, TEACHER, benchmark_parser, cached_row,
                                 replace_section, run, spec_key, write_record)
 from ddcodec import api
-from ddcodec.reports.curve import teacher_digest
+from ddcodec.reports.points import teacher_digest
 
 HEADING = "## Subtasks (D3) for trajectory matching"
 BUDGET = 24_576  # per-class decoders cost about 8,000 bits per class: room for the images

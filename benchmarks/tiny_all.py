@@ -167,7 +167,9 @@ def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, ru
     vanilla pixel DM at IPC 1 and, with `hard_labelled`, the same WebP images on hard labels,
     through the curve's points (cached in work/points; the unlabelled ones shared by every
     weight). Each row says its hard weight."""
-    from ddcodec.reports.curve import PointStore, build_table, run_curve
+    from ddcodec.reports.curve import run_curve
+    from ddcodec.reports.points import PointStore
+    from ddcodec.reports.table import build_table
     from ddcodec.reports.curve_config import CurveConfig
     from ddcodec.training.protocol import EvalConfig
 

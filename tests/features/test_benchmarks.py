@@ -219,7 +219,7 @@ def _series_record(ours: dict[int, float], budgets: tuple[int, ...]) -> dict:
     `ours[budget]` %, the others 10 points below) beside vanilla DM IPC 1 and 10 as
     benchmarks/cifar10.py records them (IPC 10's 8-bit file a little below its float set)."""
     from benchmarks.cifar10_series import SERIES
-    from ddcodec.reports.curve import ratios
+    from ddcodec.reports.table import ratios
 
     points = [{"series": name, "budget_bpc": b, "bpc": b * 0.99, "seconds": 60.0,
                "accuracy_mean": ours[b] - (10 if name != SERIES[0] else 0), "accuracy_std": 0.3,
@@ -381,7 +381,7 @@ def test_a_runs_resume_state_is_committed_and_its_data_caches_are_not():
 
     from benchmarks.harness import CACHE, CIFAR10_DIR
     from ddcodec.distillation.blocks import checkpoint_path
-    from ddcodec.reports.curve import MEASURE_CHECKPOINT
+    from ddcodec.reports.points import MEASURE_CHECKPOINT
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")

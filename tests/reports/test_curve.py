@@ -11,8 +11,9 @@ from PIL import Image
 from conftest import write_npz
 from ddcodec.distillation import DistillConfig
 from ddcodec.training.trainer import EvalConfig
-from ddcodec.reports.curve import (POINT_VERSION, CurveConfig, PointStore, bits_for_accuracy, build_table,
-                           compare, run_curve)
+from ddcodec.reports.curve import CurveConfig, run_curve
+from ddcodec.reports.points import POINT_VERSION, PointStore
+from ddcodec.reports.table import bits_for_accuracy, build_table, compare
 from ddcodec.data.datasets import load_dataset
 from ddcodec.errors import DDCodecError
 from ddcodec.reports.packed import largest_within, pack, unpack
@@ -128,9 +129,9 @@ def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
     """A point of hours cut by a session's end: the next run resumes its distillation from the
     checkpoint kept beside the set, in a rate-control retrain round here, and writes the bytes
     an uninterrupted run writes."""
-    import ddcodec.reports.curve as curve
+    import ddcodec.reports.points as points
 
-    monkeypatch.setattr(curve, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(points, "CHECKPOINT_EVERY", 2)
     latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8,
                               rate_tolerance=0.005)  # retrain rounds
     config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
@@ -307,7 +308,7 @@ def test_curve_measures_on_its_own_data_not_the_path_a_moved_file_remembers(tmp_
 
 
 def test_curve_measurements_show_their_epochs_through_the_display():
-    from ddcodec.reports.curve import CurveConfig, Reporter, _epochs
+    from ddcodec.reports.points import Reporter, _epochs
     from ddcodec.progress import Display
 
     said, shown = [], Display()
@@ -326,7 +327,7 @@ def test_equal_accuracy_ratios_come_in_pairs_and_the_papers_row_says_cross_proto
     """Against vanilla DM: the float32 count (the papers' convention) and the same baseline's
     own 8-bit .ddz (the honest one), always together; on CIFAR-10 also the papers' published
     table, marked cross-protocol."""
-    from ddcodec.reports.curve import PAPERS_VANILLA_DM, ratios
+    from ddcodec.reports.table import PAPERS_VANILLA_DM, ratios
 
     points = [
         {"series": "pixels-float32", "ipc": 1, "bpc": 98_304.0, "accuracy_mean": 30.0},
@@ -403,9 +404,9 @@ def test_a_pixel_point_stopped_while_distilling_goes_on_to_the_same_file(npz16, 
     first checkpoint, the next run goes on from it (not from iteration 0) to the very file an
     unbroken run writes, counts the seconds of both processes, and leaves nothing behind."""
     import ddcodec.distillation.pixels as pixels
-    from ddcodec.reports import curve
+    from ddcodec.reports import points
 
-    monkeypatch.setattr(curve, "PIXEL_CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(points, "PIXEL_CHECKPOINT_EVERY", 1)
     config = CurveConfig(budgets=(3000,), losses=(), data=f"npz:{npz16}",
                          eval=EvalConfig(epochs=3), runs=1, pixel_ipcs=(1,), pixel_iterations=4,
                          qualities=(), codecs=(), ceiling_epochs=0)
