@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -25,93 +23,18 @@ from ddcodec.reports.curve_config import CurveOptions
 from ddcodec.reports.demo import DemoOptions
 from ddcodec.distillation.config import DistillConfig, ExpertConfig
 from ddcodec.errors import DDCodecError, Interrupted
-from ddcodec.names import BUNDLED_DATA, DEFAULT_ZCA_EPS, PIXEL_MODES, SET_SOURCES
+from ddcodec.names import DEFAULT_ZCA_EPS, PIXEL_MODES, SET_SOURCES
 from ddcodec.options import click_options
 from ddcodec.training.checkpoint import SAVE_EVERY_S
 from ddcodec.training.protocol import MeasureConfig
 from ddcodec.labels.options import LabelOptions
 from ddcodec.labels.rungs import rung, rung_names
 from ddcodec.labels.teacher_config import TeacherConfig
-
-_state = {"verbose": 0}
-
-
-def _set_verbose(ctx, param, value):
-    _state["verbose"] = value
-    return value
-
+from ddcodec.cli.options import (checkpoint_options, common_options, compile_option, data_options,
+                                 set_verbose, state, threads_option)
+from ddcodec.cli.torchrun import STATUS_FILE_ENV, relaunch_under_torchrun
 
 EXIT_TARGET_MISSED = 3  # distill: the set is written, but outside --target-bpc's tolerance
-STATUS_FILE_ENV = "DDCODEC_STATUS_FILE"  # `--nproc`: a missed target (3) or a stopped block (130)
-
-
-def _set_threads(ctx, param, value):
-    if value:
-        import torch
-
-        torch.set_num_threads(value)
-    return value
-
-
-threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), default=None, envvar="DDCODEC_THREADS",
-    expose_value=False, callback=_set_threads,
-    help="CPU threads torch may use [env DDCODEC_THREADS; default: torch's choice].")
-
-
-def _set_compiling(ctx, param, value):
-    from ddcodec.devices import set_compiling
-
-    set_compiling(bool(value))
-    return value
-
-
-compile_option = click.option(
-    "--compile/--no-compile", default=False, envvar="DDCODEC_COMPILE", expose_value=False,
-    callback=_set_compiling,
-    help="Run the evaluation networks and distribution matching's networks through "
-         "torch.compile: faster after tens of seconds of compiling, the same arithmetic "
-         "rounded otherwise (the teacher and the codec stay eager) [env DDCODEC_COMPILE].")
-
-
-def common_options(func):
-    """-q/-v/--seed/--device, shared by every command that computes."""
-    options = [
-        click.option("-q", "--quiet", is_flag=True, help="No progress or summaries on stderr."),
-        click.option("-v", "--verbose", count=True, callback=_set_verbose, expose_value=True,
-                     is_eager=True, help="More detail; tracebacks on errors."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed for every random choice."),
-        click.option("--device", default="auto", show_default=True,
-                     type=click.Choice(["auto", "cpu", "cuda"], case_sensitive=False),
-                     help="Where to compute (auto: cuda if available)."),
-        threads_option,
-        click.option("--log-every", type=click.FloatRange(min=1), default=30, show_default=True,
-                     envvar="DDCODEC_LOG_EVERY",
-                     help="When stderr is not a terminal (nohup, SLURM): seconds between plain "
-                          "progress lines [env DDCODEC_LOG_EVERY]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def data_options(func):
-    options = [
-        click.option("--data", "data_spec", default=BUNDLED_DATA, show_default=True,
-                     help="cifar10-subset (bundled), cifar10, cifar100, mnist, fashion-mnist, "
-                          "svhn, imagefolder:DIR or npz:FILE."),
-        click.option("--data-root", envvar="DDCODEC_DATA_ROOT", default=None,
-                     help="Folder with torchvision dataset files [env DDCODEC_DATA_ROOT; "
-                          "default ./data]."),
-        click.option("--download", is_flag=True,
-                     help="Let torchvision download missing files (needs a network)."),
-        click.option("--resize", default=None, metavar="HxW",
-                     help="Resize all images, e.g. 32 or 64x48."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def _info(quiet: bool, message: str) -> None:
@@ -124,26 +47,6 @@ def _info(quiet: bool, message: str) -> None:
 def cli():
     """Dataset distillation as data compression: distil a training set into a small file,
     and measure its size in bits per class and the accuracy it trains to."""
-
-
-def checkpoint_options(func):
-    """How a run keeps and resumes its state (not part of what is distilled)."""
-    options = [
-        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Checkpoint file [default: OUTPUT.ckpt]."),
-        click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
-                     show_default=True, help="Save a checkpoint every N steps (0: latent runs "
-                                             "only on Ctrl-C or SIGTERM, pixel runs never; "
-                                             "with --blocks, each block's beside its part)."),
-        click.option("--resume", is_flag=True, help="Continue from the checkpoint (pixel "
-                                                    "runs: also to more --iterations)."),
-        click.option("--keep-checkpoint", is_flag=True,
-                     help="Keep the checkpoint once the set is written (a pixel run can then "
-                          "go on to more --iterations with --resume)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @cli.command()
@@ -174,7 +77,7 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
         if options.get("blocks", 1) < 2:
             raise DDCodecError("--nproc shares blocks among processes: give --blocks B (at "
                                "least 2)")
-        _relaunch_under_torchrun(nproc)
+        relaunch_under_torchrun(nproc)
 
     started = time.perf_counter()
     config = DistillConfig.of(**options, seed=seed)
@@ -188,8 +91,8 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             data_spec, output, data_root=data_root, download=download,
             resize=parse_size(resize), force=force, device=device, on_iteration=on_iteration,
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            keep_checkpoint=keep_checkpoint, on_progress=shown.handle, on_message=lambda m: shown.say("blocks", m),
-            block=only_block, config=config)
+            keep_checkpoint=keep_checkpoint, on_progress=shown.handle,
+            on_message=lambda m: shown.say("blocks", m), block=only_block, config=config)
     if distilled is None:  # one block's part, or a rank other than 0 (rank 0 reports)
         if only_block is not None:
             _info(quiet, f"wrote block {only_block} of {config.blocks} to "
@@ -202,69 +105,6 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             Path(status_file).write_text(str(EXIT_TARGET_MISSED))
             return
         raise click.exceptions.Exit(EXIT_TARGET_MISSED)
-
-
-def _relaunch_under_torchrun(nproc: int) -> None:
-    """`distill --nproc N`: this very command under torchrun with N processes; exits with its
-    status."""
-    if "WORLD_SIZE" in os.environ:
-        raise DDCodecError("--nproc starts torchrun itself: leave it out under torchrun")
-    args, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            args.append(arg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", str(nproc), "-m", "ddcodec", *args]
-    with tempfile.TemporaryDirectory() as folder:  # the processes' own exit status
-        status = Path(folder) / "status"
-        code = _relay_without_torchrun_reports(
-            command, {**os.environ, STATUS_FILE_ENV: str(status)})
-        if status.is_file():
-            saved = int(status.read_text())
-            if saved == 130 or code == 0:  # a stopped block, or a missed target (clean exit)
-                code = saved
-    raise click.exceptions.Exit(code)
-
-
-# torchrun's own log lines ("E1206 12:00:00.000000 123 .../torch/distributed/elastic/...") and,
-# once a process has failed, the traceback and report it adds after the process's own one line
-TORCHRUN_LOG = re.compile(r"^[DIWE]\d{4} \S+ \d+ \S*torch/distributed/")
-TORCHRUN_FAILED = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode")
-OWN_LINE = re.compile(r"^(ddcodec:|\[\d\d:\d\d:\d\d\] )")  # a message or a progress line
-
-
-def _relay_without_torchrun_reports(command: list[str], env: dict) -> int:
-    """Run torchrun, passing on everything the processes print but torchrun's own log lines
-    and failure report: a failed block has already said what failed in one line."""
-    import signal
-    import subprocess
-
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
-
-    stopping = []  # once a failure or a stop: only the processes' own lines pass
-
-    def forward(signum, frame):  # `kill WRAPPER`: torchrun stops its workers, which save
-        stopping.append(signum)
-        process.send_signal(signum)
-
-    stops = [signal.SIGINT, signal.SIGTERM]
-    previous = {sig: signal.signal(sig, forward) for sig in stops}
-    try:
-        for line in process.stderr:
-            if TORCHRUN_FAILED.search(line):
-                stopping.append("failed")
-            if TORCHRUN_LOG.match(line) or (stopping and not OWN_LINE.match(line)):
-                continue
-            sys.stderr.write(line)
-            sys.stderr.flush()
-        return process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:
@@ -615,7 +455,7 @@ def _default_output(source: str, suffix: str) -> str:
                                                       "(not with output on stdout).")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
-@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+@click.option("-v", "--verbose", count=True, callback=set_verbose, is_eager=True)
 def encode(set_file, output, source_format, normalization, data, labels, zca, zca_eps,
            fkd_images, fkd_seed, label_temperature, label_codec, label_k, pixels, streams,
            to_stdout, force, as_json, quiet, verbose):
@@ -649,8 +489,9 @@ def encode(set_file, output, source_format, normalization, data, labels, zca, zc
                  f"pixels {render.pixel_text(report['pixels'])}, {report['seconds']:.2f} s")
 
 
+# never the name of the set the file was encoded from
 DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mtt",
-                 "grid": ".grid.png", "hf": ".hf", "fkd": ".fkd"}  # never the name of the set the file was encoded from
+                 "grid": ".grid.png", "hf": ".hf", "fkd": ".fkd"}
 
 
 @cli.command()
@@ -682,7 +523,7 @@ DECODED_NAMES = {"pt": ".decoded.pt", "imagefolder": ".imagefolder", "mtt": ".mt
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
-@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+@click.option("-v", "--verbose", count=True, callback=set_verbose, is_eager=True)
 def decode(source, output, to_stdout, form, force, samples, workers, unwhiten, as_json, quiet,
            verbose):
     """Rebuild the training images and labels from a .ddz file ('-' reads stdin)."""
@@ -718,7 +559,7 @@ def decode(source, output, to_stdout, form, force, samples, workers, unwhiten, a
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="One summary line instead of the table.")
 @threads_option
-@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+@click.option("-v", "--verbose", count=True, callback=set_verbose, is_eager=True)
 def info(source, as_json, quiet, verbose):
     """Sizes and bits per section of a .ddz file, its bpc, estimated against actual."""
     from ddcodec import api
@@ -746,7 +587,7 @@ def info(source, as_json, quiet, verbose):
               help="Print one JSON object on stdout ({file, ok, error}).")
 @click.option("-q", "--quiet", is_flag=True)
 @threads_option
-@click.option("-v", "--verbose", count=True, callback=_set_verbose, is_eager=True)
+@click.option("-v", "--verbose", count=True, callback=set_verbose, is_eager=True)
 def test_command(source, as_json, quiet, verbose):
     """Check a .ddz completely (checksums, every section, a full decode); exit 0 or 1."""
     from ddcodec import api
@@ -794,11 +635,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()  # a closed pipe (e.g. `| head`) is not an error of ours
         sys.exit(0)
     except DDCodecError as exc:
-        if _state["verbose"]:
+        if state["verbose"]:
             traceback.print_exc()
         _fail(str(exc))
     except Exception as exc:  # anything unforeseen: still one line, traceback only with -v
-        if _state["verbose"]:
+        if state["verbose"]:
             traceback.print_exc()
         text = (str(exc) or "unexpected failure").splitlines()[0]
         _fail(f"internal error: {text} (rerun with -v for details, and please report it)")

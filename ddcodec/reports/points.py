@@ -203,8 +203,8 @@ def latent_point(store: PointStore, config: CurveConfig, loss: str, budget: floa
     distill_seconds = time.perf_counter() - started  # this process's part when resumed
     ddz_path = store.path(spec, ".ddz")
     data = store.encode(set_path, ddz_path, keep_set=True)
-    say(f"{series} at {budget:,.0f} bits/class: {bits_per_class(len(data), distilled.num_classes):,.0f} "
-        "bits/class encoded; measuring")
+    encoded = bits_per_class(len(data), distilled.num_classes)
+    say(f"{series} at {budget:,.0f} bits/class: {encoded:,.0f} bits/class encoded; measuring")
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
                          seed=config.seed, device=device, on_epoch=_epochs(
                              say, f"{series} at {budget:,.0f} bits/class: measuring", config),
