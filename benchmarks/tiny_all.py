@@ -40,6 +40,9 @@ TEACHER_EPOCHS = 10
 BLOCKS, NPROC = 20, 2  # blocks of 10 classes, 2 processes (one thread each)
 # the settings the 10-class Tiny runs used (benchmarks/distribution.py), with the phase-2 cap
 SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300, "batch_real": 32}
+# vanilla pixel DM: 500 iterations (as the curve's), with ours' reference batch: each iteration
+# embeds that many real images of each of the 200 classes, at 64 x 64 about 0.4 GFLOP each (the
+# curve's batch of 64 took about 50 s an iteration on one thread, 7 hours in all)
 PIXEL_ITERATIONS = 500
 # the hard weight of the second pair of labelled rows (ours and the control alike): the weight
 # benchmarks/hard_weight.py measured best for the latent set with VQ labels on all of CIFAR-10
@@ -161,12 +164,13 @@ def block_rows(parts: Path) -> list[dict]:
 
 
 def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, runs: int,
-             pixel_iterations: int, compute: bool, hard_weight: float = 0.0,
+             pixel: dict, compute: bool, hard_weight: float = 0.0,
              hard_labelled: bool = True) -> list[dict]:
     """The labelled random control (WebP q25 + the teacher's VQ labels, at `hard_weight`),
-    vanilla pixel DM at IPC 1 and, with `hard_labelled`, the same WebP images on hard labels,
-    through the curve's points (cached in work/points; the unlabelled ones shared by every
-    weight). Each row says its hard weight."""
+    vanilla pixel DM at IPC 1 (`pixel`: its iterations and reference batch) and, with
+    `hard_labelled`, the same WebP images on hard labels, through the curve's points (cached in
+    work/points; the unlabelled ones shared by every weight). Each row says its hard weight."""
+    from ddcodec.distillation.config import DistillConfig
     from ddcodec.reports.curve import run_curve
     from ddcodec.reports.points import PointStore
     from ddcodec.reports.table import build_table
@@ -176,7 +180,8 @@ def controls(data: str, teacher: str, work: Path, budget: float, epochs: int, ru
     config = CurveConfig(budgets=(budget,), losses=(), data=data, eval=EvalConfig(epochs=epochs),
                          runs=runs, teacher=teacher, label_rungs=("vq",),
                          labelled_random=("webp", 25), codecs=("webp",) * hard_labelled,
-                         qualities=(25,), pixel_ipcs=(1,), pixel_iterations=pixel_iterations,
+                         qualities=(25,), pixel_ipcs=(1,), pixel_iterations=pixel["iterations"],
+                         distill=DistillConfig.of(param="latent", batch_real=pixel["batch_real"]),
                          ceiling_epochs=0, label_hard_weight=hard_weight)
     table = (run_curve(config, work, "cpu", on_event=say) if compute
              else build_table(PointStore(work), config))
@@ -244,6 +249,12 @@ def section(record: dict) -> str:
               f"{s['phase2_budget']} with rate control's rounds), reference batch "
               f"{s['batch_real']}, in {record['blocks_count']} blocks on {record['nproc']} "
               "processes:", "", f"      {record['command']}", ""]
+    if record.get("pixel"):
+        px = record["pixel"]
+        lines += [f"* Vanilla pixel DM: IPC 1, {px['iterations']} iterations from random real "
+                  f"images, ours' reference batch of {px['batch_real']} real images per class "
+                  "(the field runs 20,000 iterations on GPUs with batches of 256), its 8-bit "
+                  "`.ddz`.", ""]
     measured = {(p["series"], p["hard_weight"]): p for p in record["controls"]}
     w = record["hard_weight"]
     weighted = record.get("ours_weighted")
@@ -301,6 +312,7 @@ def main() -> None:
         classes, blocks, budget = 4, 2, 49_152
         settings = {"fit_iterations": 16, "iterations": 3, "phase2_budget": 6, "batch_real": 8}
         teacher_epochs, epochs, runs, pixel_iterations = 1, 2, 1, 2
+    pixel = {"iterations": pixel_iterations, "batch_real": settings["batch_real"]}
     work.mkdir(parents=True, exist_ok=True)
     root = class_subset(classes, work / "data")
     data = f"imagefolder:{root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}"
@@ -311,7 +323,7 @@ def main() -> None:
     # beside another job, where the distillation wants both cores for longer. The other rows
     # (the WebP images on hard labels, the hard weight) come after ours
     if teacher and compute:
-        controls(data, str(teacher_path), work, budget, epochs, runs, pixel_iterations, True,
+        controls(data, str(teacher_path), work, budget, epochs, runs, pixel, True,
                  hard_labelled=False)
     out = work / "ours.ddz"
     command = distill_command(data, teacher_path, out, settings, blocks, NPROC, budget)
@@ -326,15 +338,15 @@ def main() -> None:
     ours_weighted = measured_file(out, epochs, runs, work / "measured", compute,
                                   "ours-hard-weight", say, label_hard_weight=weight)
     # then the control of the same weight, and the WebP images on hard labels (its series)
-    weighted = controls(data, str(teacher_path), work, budget, epochs, runs, pixel_iterations,
+    weighted = controls(data, str(teacher_path), work, budget, epochs, runs, pixel,
                         compute and bool(ours_weighted), weight) if teacher else []
     control_rows = controls(data, str(teacher_path), work, budget, epochs, runs,
-                            pixel_iterations, False) if teacher else []
+                            pixel, False) if teacher else []
     control_rows += [p for p in weighted if p["hard_weight"]]
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + f", {os.cpu_count()} cores",
               "budget": budget, "settings": settings, "blocks_count": blocks, "nproc": NPROC,
-              "epochs": epochs, "runs": runs, "teacher": teacher, "ours": ours,
+              "epochs": epochs, "runs": runs, "teacher": teacher, "ours": ours, "pixel": pixel,
               "hard_weight": weight, "ours_weighted": ours_weighted,
               "command": " ".join(["ddcodec", *command[3:]]).replace(str(ROOT) + "/", ""),
               "blocks": block_rows(Path(f"{out}.parts")),

@@ -123,6 +123,10 @@ def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
     assert "* Teacher: training, 3 of 10 epochs saved (0.9 h so far)" in text
     assert text.count("| to come |") == 6 and "CPU time" not in text
     assert "| ours, hard weight 0.5 | – | to come |" in text
+    assert "Vanilla pixel DM" not in text  # records from before it said its settings
+    text = section({**record, "pixel": {"iterations": 500, "batch_real": 32}})
+    assert "* Vanilla pixel DM: IPC 1, 500 iterations from random real images, ours' reference " \
+           "batch of 32 real images per class" in text
     record.update(teacher={"seconds": 10_800.0, "epochs": 10, "epoch": 9, "train_images": 38_000,
                            "held_out_images": 2_000, "chosen_holdout_accuracy": 0.3,
                            "test_accuracy": 0.29},
