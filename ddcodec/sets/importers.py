@@ -38,7 +38,8 @@ from ddcodec.fileio import refuse_expanded
 from ddcodec.names import SET_SOURCES
 from ddcodec.registry import registrar
 from ddcodec.sets.setfile import SET_FORMAT, DistilledSet, load_set, set_from_dict
-from ddcodec.data.datasets import class_folders, image_files, load_dataset, read_common_images
+from ddcodec.data.datasets import load_dataset
+from ddcodec.data.image_folders import class_folders, image_files, read_common_images
 
 IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NORMALIZATIONS = {**STANDARD_NORMALIZATION, "imagenet": IMAGENET_NORMALIZATION}
