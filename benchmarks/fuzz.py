@@ -1,16 +1,16 @@
 """Fuzzing the decoder and the encoder at scale: hostile files and inputs must be refused with
 one clear error, or read / written correctly.
 
-Decoding: the corpus of `ddcodec.audit.mutations.corpus` (the golden latent set as format
-v3, v2 and v1, and from it pixel, float, labelled with each label codec, per-epoch, distributional
-and substream files) and --cases mutations spread over it and over the modes of
-`mutations.MODES`: plain byte damage (checksums left alone); the same resealed (header and file
-CRCs recomputed); resealed headers announcing hostile sizes; one header field, labels parameter
-or section byte changed (structure-aware) with the checksums left, resealed, or all recomputed
-(the values CRC too, by decoding: a forger's file); a section spliced in from another kind of
-file, resealed or all recomputed; forged valid files that amplify a few bytes into large label
-sets or many large decoders. Each case is decoded in this process with a time limit and its peak
-memory measured (Linux: VmHWM after clear_refs).
+Decoding: the corpus of `ddcodec.audit.corpus.corpus` (the golden latent set as format v3, v2
+and v1, and from it pixel, float, labelled with each label codec, per-epoch, distributional and
+substream files) and --cases mutations spread over it and over the modes of
+`ddcodec.audit.runner.MODES`: plain byte damage (checksums left alone); the same resealed
+(header and file CRCs recomputed); resealed headers announcing hostile sizes; one header field,
+labels parameter or section byte changed (structure-aware) with the checksums left, resealed, or
+all recomputed (the values CRC too, by decoding: a forger's file); a section spliced in from
+another kind of file, resealed or all recomputed; forged valid files that amplify a few bytes
+into large label sets or many large decoders. Each case is decoded in this process with a time
+limit and its peak memory measured (Linux: VmHWM after clear_refs).
 
 Counted: rejections, decodes (same or different from the original), crashes (any exception but
 the project's error: a traceback for the user), hangs, the peak memory above the case's start
@@ -42,7 +42,8 @@ import torch
 from ddcodec import __version__
 from ddcodec.bitstream.codec import MEMORY_FLOOR, MEMORY_PER_FILE_BYTE, decode_bytes
 from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode
-from ddcodec.audit.mutations import MODES, OUTCOMES, corpus, fuzz
+from ddcodec.audit.corpus import corpus
+from ddcodec.audit.runner import MODES, OUTCOMES, fuzz
 from ddcodec.sets.setfile import load_set
 from benchmarks.harness import ROOT, benchmark_parser, replace_section, write_record
 

@@ -1,7 +1,8 @@
-"""Hostile variants of a .ddz file, for robustness checks (tests/bitstream/test_fuzz.py and
-benchmarks/fuzz.py): random byte damage, optionally with the header and file CRCs recomputed
-("resealed") so that the damage reaches the parsers behind them, and headers that announce
-hostile sizes. Deterministic for a given random.Random.
+"""Hostile variants of a .ddz file, for robustness checks (ddcodec.audit.runner fuzzes a reader
+with them: tests/bitstream/test_fuzz.py and benchmarks/fuzz.py): random byte damage, optionally
+with the header and file CRCs recomputed ("resealed") so that the damage reaches the parsers
+behind them, headers that announce hostile sizes, structure-aware edits and splices, and forged
+files that amplify a few bytes. Deterministic for a given random.Random.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import replace
 
 from ddcodec.bitstream import format as fmt
 from ddcodec.coding.bytesio import Reader
-from ddcodec.bitstream.codec import decode_bytes, encode_set, memory_bound
-from ddcodec.bitstream.label_coding import HARD_WEIGHT, PER_EPOCH, params_bytes
+from ddcodec.bitstream.codec import decode_bytes
+from ddcodec.bitstream.label_coding import HARD_WEIGHT, PER_EPOCH
 from ddcodec.bitstream.latent_coding import code_latents
 from ddcodec.bitstream.pixel_coding import encode_pixels
 from ddcodec.bitstream.sections import CodingState, integer_arm
@@ -28,12 +29,7 @@ from ddcodec.coding.entropy import Encoder
 from ddcodec.coding.weight_coding import encode_weights
 from ddcodec.errors import DDCodecError
 from ddcodec.labels.rungs import by_wire_id, spec_of
-from ddcodec.labels.rungs.float16 import as_float16
-from ddcodec.labels.rungs.topk import as_topk
-from ddcodec.labels.rungs.vq import as_vq
-from ddcodec.labels.vqae import as_vqae
 from ddcodec.names import DEFAULT_STRATEGY
-from ddcodec.sets.distributional import Scales
 
 BYTE_KINDS = ("flip", "set", "truncate", "insert", "delete", "scatter", "length")
 HOSTILE_FIELDS = ("samples_per_class", "side", "channels", "levels", "classes", "decoder")
@@ -119,270 +115,6 @@ def hostile_header(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     return f"header:{field}", reseal(body)
 
 
-# ------------------------------------------------------------------------------------- runner
-
-OUTCOMES = ("rejected", "decoded_same", "decoded_different", "crash", "hang")
-
-
-class _Hang(Exception):
-    pass
-
-
-def _status_kib(field: str) -> int | None:
-    """A /proc/self/status field in KiB (Linux), else None."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> int | None:
-    """Reset this process's peak RSS (Linux: clear_refs 5) and return its RSS now, in KiB."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        return None
-    return _status_kib("VmRSS")
-
-
-def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str, float | None]:
-    """Decode `data` in this process: (outcome, detail, peak MiB above the RSS before it; None
-    where the platform cannot tell). `reference` is the Decoded of the undamaged file (None:
-    a forged file with no original); a decode that gives other images or labels is
-    'decoded_different'."""
-    import signal
-
-    import torch
-
-
-    def alarm(signum, frame):
-        raise _Hang()
-
-    before = _reset_peak()
-    timed = hasattr(signal, "setitimer")  # POSIX; elsewhere a hang would simply block
-    if timed:
-        previous = signal.signal(signal.SIGALRM, alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
-    decoded, outcome, detail = None, "", ""
-    try:
-        decoded = decode_bytes(data)
-    except DDCodecError as exc:
-        outcome, detail = "rejected", str(exc).split(":")[0][:60]
-    except _Hang:
-        outcome = "hang"
-    except BaseException as exc:  # noqa: BLE001 - everything else is a crash, panics included
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        outcome, detail = "crash", f"{type(exc).__name__}: {str(exc)[:200]}"
-    finally:
-        if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-    peak = _status_kib("VmHWM")
-    above = (peak - before) / 1024 if before is not None and peak is not None else None
-    if outcome:
-        return outcome, detail, above
-    same = reference is not None and (
-        decoded.images.shape == reference.images.shape
-        and torch.equal(decoded.images, reference.images)
-        and torch.equal(decoded.labels, reference.labels)
-        and _same_extras(decoded, reference)
-        and decoded.header.class_names == reference.header.class_names
-        and decoded.header.mean == reference.header.mean
-        and decoded.header.std == reference.header.std
-        and decoded.header.meta == reference.header.meta)
-    return ("decoded_same" if same else "decoded_different"), "", above
-
-
-def _same_extras(decoded, reference) -> bool:
-    """Soft labels and a distributional file's scales are part of what a file decodes to."""
-    import torch
-
-    if (decoded.soft_labels is None) != (reference.soft_labels is None) or (
-            decoded.sampler is None) != (reference.sampler is None):
-        return False
-    if reference.soft_labels is not None:
-        a, b = decoded.soft_labels, reference.soft_labels
-        if not torch.equal(a.probabilities, b.probabilities) or params_bytes(a) != params_bytes(b):
-            return False
-    if reference.sampler is not None:
-        a, b = decoded.sampler.scales, reference.sampler.scales
-        return torch.equal(a.codes, b.codes) and (a.samples, a.seed) == (b.samples, b.seed)
-    return True
-
-
-def with_scales(distilled, samples: int = 2, seed: int = 5):
-    """A latent set made distributional with deterministic spreads (codes varied per prior and
-    level): a base file whose scales section gets fuzzed too."""
-    import torch
-
-
-    p = distilled.codec
-    shape = (len(p.groups), p.groups[0].n_images, p.layout.levels)
-    codes = (torch.arange(int(torch.tensor(shape).prod())) * 7 % 40 + 100).view(shape)
-    return replace(distilled, codec=replace(p, scales=Scales(codes.to(torch.int16), samples,
-                                                             seed)))
-
-
-def off_grid(distilled):
-    """A pixel set moved off the 8-bit grid by a small deterministic wobble, as a learnt
-    MTT-style set is: its file holds exact float32 values (a base file for fuzzing)."""
-    import torch
-
-    wobble = torch.sin(torch.arange(distilled.images.numel(), dtype=torch.float32)) * 1e-3
-    return replace(distilled, codec=None,
-                   images=distilled.images + wobble.view_as(distilled.images))
-
-
-def with_soft_labels(distilled, codec: str = "vq", epochs: int = 0, hard_weight: float = 0.0):
-    """The set with deterministic soft labels (seeded distributions; VQ with 4 entries, top-2
-    or float16; `epochs` > 0: per-epoch rows; `hard_weight`: the class's share): a base file
-    whose labels section gets fuzzed too."""
-    import torch
-
-
-    generator = torch.Generator().manual_seed(0)
-    rows = distilled.num_images * max(1, epochs)
-    logits = torch.randn(rows, distilled.num_classes, generator=generator)
-    probabilities = torch.softmax(2 * logits, dim=1)
-    views = (dict(epochs=epochs, view_seed=3, view_strategy=DEFAULT_STRATEGY) if epochs
-             else {})
-    soft = {"vq": lambda: as_vq(probabilities, 4, temperature=2.0, loss="kl", **views),
-            "topk": lambda: as_topk(probabilities, 2, temperature=1.0, **views),
-            "float16": lambda: as_float16(probabilities, temperature=1.0, **views),
-            "vqae": lambda: as_vqae(probabilities, 4, temperature=1.0, **views)}[codec]()
-    return replace(distilled, soft_labels=replace(soft, hard_weight=hard_weight))
-
-
-def with_fkd(distilled, epochs: int = 2):
-    """The set with an FKD relabelling's views (crops on the integer grid, flips, CutMix in two
-    batches) and float16 per-epoch labels on them: a base file whose views section gets fuzzed
-    too."""
-    import torch
-
-    from ddcodec.labels.rungs.float16 import as_float16
-    from ddcodec.names import FKD_VIEW_STRATEGY
-    from ddcodec.sets.fkd import FkdViews
-
-    n, (_, h, w) = distilled.num_images, distilled.image_shape
-    batch = max(1, (n + 1) // 2)
-    batches = -(-n // batch)
-    g = torch.Generator().manual_seed(1)
-    ints = torch.randint(0, min(h, w) // 2 + 1, (epochs, n, 4), generator=g)
-    coords = (ints.double() / torch.tensor([h, w, h, w], dtype=torch.float64)).float()
-    partners = torch.cat([torch.cat([torch.randperm(min(batch, n - b * batch), generator=g)
-                                     for b in range(batches)])[None] for _ in range(epochs)])
-    views = FkdViews(42, batch, coords, torch.rand(epochs, n, generator=g) < 0.5, "cutmix",
-                     partners, torch.rand(epochs, batches, generator=g, dtype=torch.float64),
-                     torch.tensor([0, 0, h // 2, w // 2]).repeat(epochs, batches, 1))
-    rows = torch.softmax(torch.randn(epochs * n, distilled.num_classes, generator=g), 1)
-    soft = as_float16(rows, temperature=3.0, loss="kl", epochs=epochs,
-                      view_strategy=FKD_VIEW_STRATEGY)
-    return replace(distilled, soft_labels=soft, fkd=views)
-
-
-def corpus(distilled, golden_v2: bytes, golden_v1: bytes) -> dict[str, bytes]:
-    """The files fuzzing mutates, one of every layout a reader meets: the golden latent set as
-    `encode` writes it (v3) and as older versions wrote it (v2, v1, still read), and from the
-    golden set its pixel, float, labelled (each label codec, per-epoch rows, an FKD
-    relabelling's views), distributional and substream encodings."""
-    pixels = replace(distilled, codec=None)
-    made = {"latent": distilled, "pixels": pixels, "float": off_grid(distilled),
-            "labels": with_soft_labels(distilled), "topk": with_soft_labels(pixels, "topk"),
-            "epochs": with_soft_labels(pixels, "vq", 3),
-            "epochs-topk": with_soft_labels(pixels, "topk", 2),
-            "vqae": with_soft_labels(pixels, "vqae"), "scales": with_scales(distilled),
-            "hard-weight": with_soft_labels(pixels, "topk", 2, hard_weight=0.25),
-            "fkd": with_fkd(pixels)}
-    files = {f"{name}-v3": encode_set(s)[0] for name, s in made.items()}
-    files["streams-v3"] = encode_set(distilled, streams=distilled.num_classes)[0]
-    return {**files, "latent-v2": golden_v2, "latent-v1": golden_v1}
-
-
-MODES = ("plain", "resealed", "hostile-header", "structure/none", "structure/crcs",
-         "structure/all", "splice/crcs", "splice/all", "amplify/all")
-
-
-def fuzz(files: dict[str, bytes], cases: int, seed: int = 0, timeout_s: float = 10.0,
-         modes: tuple[str, ...] = MODES):
-    """`cases` mutations spread over `files` and `modes` in turn:
-    - plain / resealed: random byte damage, checksums as they were / header and file CRCs
-      recomputed; hostile-header: a resealed header announcing hostile sizes;
-    - structure/<reseal>: one header field, labels parameter or section byte changed
-      (`mutate_structure`), then resealed in one of the three ways (`RESEALS`);
-    - splice/<reseal>: a section of another file of `files` put in;
-    - amplify/all: forged, valid files announcing far more than their size (`amplified`).
-    Returns per (file, mode) outcome counts, the first few details of each bad outcome and
-    the peak memory: the largest MiB above a case's starting RSS, and the most by which any
-    case exceeded the documented bound (ddcodec.bitstream.codec.memory_bound; <= 0: within)."""
-    from collections import Counter
-
-
-    rng = random.Random(seed)
-    references = {name: decode_bytes(data) for name, data in files.items()}
-    counts: dict[tuple[str, str], Counter] = {}
-    examples: list[dict] = []
-    names = sorted(files)
-    memory = {"peak_mib": 0.0, "worst_over_bound_mib": -math.inf, "measured": 0}
-    for i in range(cases):
-        name = names[i % len(names)]
-        mode = modes[(i // len(names)) % len(modes)]
-        original = files[name]
-        kind, data = _mutate(mode, original, files, rng)
-        if mode.startswith("amplify"):
-            name = "forged"
-        reference = references.get(name)
-        if data == original:
-            outcome, detail, above = "unchanged", "", None
-        else:
-            outcome, detail, above = run_case(data, reference, timeout_s)
-        if above is not None:
-            memory["measured"] += 1
-            memory["peak_mib"] = max(memory["peak_mib"], above)
-            over = above - memory_bound(len(data)) / 2 ** 20
-            memory["worst_over_bound_mib"] = max(memory["worst_over_bound_mib"], over)
-        counts.setdefault((name, mode), Counter())[outcome] += 1
-        bad = (outcome in ("crash", "hang") or (
-            outcome == "decoded_different" and silent_change_possible(mode, original))
-               or (above is not None and above > memory_bound(len(data)) / 2 ** 20))
-        if bad and len(examples) < 20:
-            examples.append({"file": name, "mode": mode, "kind": kind, "outcome": outcome,
-                             "detail": detail, "case": i,
-                             "peak_mib": None if above is None else round(above, 1)})
-    return counts, examples, memory
-
-
-def silent_change_possible(mode: str, original: bytes) -> bool:
-    """Whether a decode that differs from the original is a defect: the values CRC was not
-    recomputed, and the file is of a version whose values CRC covers the header (3 on)."""
-    return not mode.endswith("/all") and struct.unpack_from("<H", original, 4)[0] >= 3
-
-
-def _mutate(mode: str, original: bytes, files: dict[str, bytes],
-            rng: random.Random) -> tuple[str, bytes]:
-    family, _, how = mode.partition("/")
-    if family == "plain":
-        return mutate_bytes(original, rng)
-    if family == "resealed":
-        kind, data = mutate_bytes(original, rng)
-        return kind, reseal(data)
-    if family == "hostile-header":
-        return hostile_header(original, rng)
-    if family == "structure":
-        kind, data = mutate_structure(original, rng)
-    elif family == "splice":
-        donor = files[rng.choice(sorted(files))]
-        kind, data = splice(original, donor, rng)
-    else:
-        kind, data = amplified(rng)
-    return kind, resealed(data, how, original)
-
-
 # --------------------------------------------------------------------------- checksums, crafts
 
 def reseal_all(data: bytes) -> bytes:
@@ -404,7 +136,6 @@ def zero_decoders(classes: int = 100, decoder: str = "v7", side: int = 1, levels
     are all zero, and one 1 x 1 image per class: a few bytes a decoder, yet every decoder's
     weights are allocated when it is read (a 1,370-byte file that would take 1.2 GB)."""
     import numpy as np
-
 
     header = fmt.Header(3, side, side, [str(c) for c in range(classes)], [1] * classes,
                         [0.5] * 3, [0.25] * 3,
@@ -440,7 +171,6 @@ def amplified_labels(codec: str = "topk", epochs: int = 10_000, images: int = 3_
     value each (top-1, a one-entry VQ codebook or VQ autoencoder: nothing to range-code), so
     `epochs` x `images` x `classes` values come from a few bytes (a 173-byte file)."""
     import numpy as np
-
 
     header = fmt.Header(3, 1, 1, [str(c) for c in range(classes)],
                         [images] + [0] * (classes - 1), [0.5] * 3, [0.25] * 3)

@@ -81,6 +81,7 @@ def run_curve(config: CurveConfig, out: Path, device: str = "auto",
     write_outputs(table, out)
     return table
 
+
 LABELS = {"latent-dm": "latent DM (ours, .ddz)", "latent-gm": "latent GM (ours, .ddz)",
           "latent-tm": "latent TM (ours, .ddz)",
           "pixels-float32": "vanilla pixels (DM), float32 (the papers' count)",
@@ -97,6 +98,7 @@ STYLE = {"latent-dm": ("#1f77b4", False, "o"), "latent-gm": ("#2ca02c", False, "
 RUNG_PALETTE = (("#17becf", "P"), ("#e377c2", "*"), ("#bcbd22", "X"), ("#98df8a", "h"),
                 ("#c49c94", "p"), ("#f7b6d2", "8"))  # by the registry's order, then again
 
+
 def _rung_legend(rung: str) -> tuple[str, tuple[str, str]] | None:
     """A registered rung's legend name and (colour, marker); None for any other text."""
     names = rung_names()
@@ -104,6 +106,7 @@ def _rung_legend(rung: str) -> tuple[str, tuple[str, str]] | None:
         return None
     return (f"{spec_of(rung).display} soft labels",
             RUNG_PALETTE[names.index(rung) % len(RUNG_PALETTE)])
+
 
 def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
     """Legend text and style of a series; labelled series ("latent-dm+vq", "webp-q25+vq")
@@ -124,6 +127,7 @@ def _legend(name: str) -> tuple[str, tuple[str, bool, str]] | None:
     codec, _, quality = base.partition("-q")
     return (f"random real, packed {codec.upper()} q{quality} + the same teacher's "
             f"{rung_text}", (color, True, marker))
+
 
 def write_outputs(table: dict, out: Path) -> None:
     with atomic_path(out / "curve.json") as tmp:

@@ -54,6 +54,7 @@ MEASURE_CHECKPOINT = ".measure.ckpt"
 POINT_VERSION = {"latent": 5, "distribution": 6, "pixels": 2, "packed": 2, "full": 1}
 Event = Callable[[str], None]
 
+
 @dataclass
 class Reporter:
     """What a curve run tells: a line per part (`say`), and, for each measurement, an
@@ -72,9 +73,11 @@ class Reporter:
             return None
         return self.measuring(stage, config.runs, config.eval.epochs)
 
+
 def _key(record_kind: dict) -> str:
     text = json.dumps(record_kind, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
 
 class PointStore:
     """Finished points on disk, one JSON each, named by the hash of what determines them."""
@@ -133,10 +136,12 @@ class PointStore:
                 continue
         return records
 
+
 def _accuracy_fields(report: dict) -> dict:
     return {"accuracy_mean": 100 * report["accuracy_mean"],
             "accuracy_std": 100 * report["accuracy_std"],
             "accuracies": [100 * a for a in report["accuracies"]]}
+
 
 def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: Dataset,
                     config: CurveConfig, device: torch.device, checkpoint: Path) -> dict:
@@ -155,9 +160,11 @@ def _measure_images(images_uint8: torch.Tensor, labels: torch.Tensor, dataset: D
                                 "accuracies": result.accuracies}),
             "measure_seconds": seconds, "resumed_from_seconds": earlier}
 
+
 def teacher_digest(path: str | Path) -> str:
     """What identifies a teacher in a point's key: its bytes, not its path."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
 
 def latent_point(store: PointStore, config: CurveConfig, loss: str, budget: float,
                   device: str, say: Event, rung: str | None = None,
@@ -232,6 +239,7 @@ def latent_point(store: PointStore, config: CurveConfig, loss: str, budget: floa
         _frozen_point(store, config, spec, record, device, say)
     return record
 
+
 def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dict,
                   device: str, say: Event) -> dict:
     """The control of a distributional point: its very file, trained on epoch 0's samples at
@@ -255,7 +263,9 @@ def _frozen_point(store: PointStore, config: CurveConfig, spec: dict, fresh: dic
                                    "measure_seconds": report.get("seconds"),
                                    "seconds": report.get("seconds")})
 
+
 PIXEL_CHECKPOINT_EVERY = 25  # iterations between a pixel point's checkpoints
+
 
 def pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
                  say: Event) -> None:
@@ -286,6 +296,7 @@ def pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
         "seconds": distilled["seconds"] + (report.get("seconds") or 0.0)})
     made.unlink()
 
+
 def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options: dict,
                     device: str, say: Event) -> None:
     """Distil and encode a pixel point's set, resumed from its checkpoint if one is there;
@@ -315,6 +326,7 @@ def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options:
                                    "image_shape": list(distilled.image_shape)}))
     checkpoint.unlink(missing_ok=True)
     so_far.unlink(missing_ok=True)
+
 
 def packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,
                   quality: int, budget: float, device: torch.device, say: Event,
@@ -356,6 +368,7 @@ def packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec
         "budget_bpc": budget, "bpc": bits / dataset.num_classes, "images_per_class": per_class,
         **extra, **measured, "seconds": made + measured["measure_seconds"]})
 
+
 class _LabelledBits:
     """Soft labels of uint8 images for the packed series, and their bits."""
 
@@ -370,10 +383,12 @@ class _LabelledBits:
     def bits(self, images_uint8: torch.Tensor, labels: torch.Tensor) -> int:
         return label_bits(self.label(images_uint8, labels))
 
+
 def _weight(config: CurveConfig) -> dict:
     """The labelled points' hard weight as their keys and distill options name it (nothing at
     0, so points made before it existed keep their keys)."""
     return {"label_hard_weight": config.label_hard_weight} if config.label_hard_weight else {}
+
 
 def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: float,
                      device: torch.device) -> _LabelledBits:
@@ -385,9 +400,11 @@ def _random_labeller(config: CurveConfig, dataset: Dataset, rung: str, budget: f
     made.check_fits(dataset, f"the data {dataset.spec}")
     return _LabelledBits(made, dataset)
 
+
 def _epochs(say, stage: str, config: CurveConfig):
     """The measurement's on_epoch callback when `say` is a Reporter that shows epochs."""
     return say.epochs(stage, config) if isinstance(say, Reporter) else None
+
 
 def full_point(store: PointStore, config: CurveConfig, dataset: Dataset,
                 device: torch.device, say: Event) -> dict:

@@ -20,6 +20,7 @@ def _kind(spec: dict) -> str:
         return "distribution" if series.startswith("distribution-") else "latent"
     return series if series in ("pixels", "full") else "packed"
 
+
 def build_table(store: PointStore, config: CurveConfig) -> dict:
     """Every cached point measured under this protocol, the best-quality envelopes of the
     packed codecs, the comparison at each latent budget and the equal-accuracy bit ratio."""
@@ -67,6 +68,7 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
             "ratios": ratios(points, cifar10="cifar10" in config.data.lower()),
             "ceiling": ceiling, **_teacher_record(config)}
 
+
 def _teacher_record(config: CurveConfig) -> dict:
     """The teacher behind the labelled series, with its own accuracy (reported, never used)."""
     if not config.teacher:
@@ -77,18 +79,22 @@ def _teacher_record(config: CurveConfig) -> dict:
         k: made.info.get(k) for k in ("epoch", "chosen_holdout_accuracy", "test_accuracy",
                                       "data")}}}
 
+
 def series_of(points: list[dict], name: str) -> list[dict]:
     """One series' points, by bits per class."""
     return sorted((p for p in points if p["series"] == name), key=lambda p: p["bpc"])
+
 
 def is_ours(series: str) -> bool:
     """A series of ddcodec's own sets (latent, or distributional) rather than a baseline."""
     return series.startswith(("latent-", "distribution-"))
 
+
 def accuracy_at(points: list[dict], bpc: float) -> float | None:
     """Best accuracy among points of at most `bpc` bits per class (None if none fits)."""
     fitting = [p["accuracy_mean"] for p in points if p["bpc"] <= bpc]
     return max(fitting) if fitting else None
+
 
 def compare(points: list[dict]) -> list[dict]:
     """At each latent point: the best each baseline reaches with no more bits per class."""
@@ -107,6 +113,7 @@ def compare(points: list[dict]) -> list[dict]:
         rows.append(row)
     return rows
 
+
 def bits_for_accuracy(series: list[dict], accuracy: float) -> float | None:
     """Bits per class where a curve first reaches `accuracy`, interpolated in log bits."""
     for lo, hi in zip([None] + series[:-1], series):
@@ -117,9 +124,11 @@ def bits_for_accuracy(series: list[dict], accuracy: float) -> float | None:
             return math.exp(math.log(lo["bpc"]) + t * (math.log(hi["bpc"]) - math.log(lo["bpc"])))
     return None
 
+
 # Vanilla DM on CIFAR-10 as its paper reports it (Zhao & Bilen, WACV 2023, Table 1: lossless
 # originals, GPU, 1000 epochs x 5 networks): IPC -> (accuracy %, float32 bits per class)
 PAPERS_VANILLA_DM = {1: (26.0, 98_304), 10: (48.9, 983_040), 50: (63.0, 4_915_200)}
+
 
 def ratios(points: list[dict], cifar10: bool = False) -> list[dict]:
     """Equal-accuracy bit ratios of each of our curves against vanilla pixel DM, always two

@@ -61,7 +61,7 @@ def reseal_header(head: bytes) -> bytes:
 
 def float_set():
     """The golden set off the 8-bit grid: its file holds exact float32 values."""
-    from ddcodec.audit.mutations import off_grid
+    from ddcodec.audit.corpus import off_grid
     from ddcodec.sets.setfile import load_set
 
     return off_grid(load_set(DATA / "golden_set.pt"))

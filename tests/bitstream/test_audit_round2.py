@@ -18,9 +18,9 @@ from ddcodec.bitstream import codec
 from ddcodec.coding.bytesio import FormatError
 from ddcodec.bitstream.codec import decode_bytes, decoded_memory, encode_set, memory_bound
 from ddcodec.audit.hostile_inputs import CRAFTS, make, try_encode
+from ddcodec.audit.corpus import with_soft_labels
 from ddcodec.audit.mutations import (amplified_labels, join, label_fields, parse, reseal,
-                                         reseal_all, with_soft_labels, zero_decoders,
-                                         _write_fields)
+                                     reseal_all, zero_decoders, _write_fields)
 from ddcodec.errors import DDCodecError
 from ddcodec.sets.setfile import load_set
 from helpers import DATA, golden_v3, with_header

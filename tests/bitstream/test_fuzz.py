@@ -5,7 +5,8 @@ while its values checksum was left as it was."""
 
 from collections import Counter
 
-from ddcodec.audit.mutations import MODES, corpus, fuzz
+from ddcodec.audit.corpus import corpus
+from ddcodec.audit.runner import MODES, fuzz
 from ddcodec.sets.setfile import load_set
 from helpers import DATA, golden_v2
 
