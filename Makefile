@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ddcodec demo -o out/demo
 
+# two worker processes (pytest-xdist), one torch thread each (tests/conftest.py): both cores
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The whole report (docs/BENCHMARKS.md, plots, image grids), timed step by step; each step's
 # last time is in its section "Reproducing this report".
