@@ -41,8 +41,9 @@ BLOCKS, NPROC = 20, 2  # blocks of 10 classes, 2 processes (one thread each)
 # the settings the 10-class Tiny runs used (benchmarks/distribution.py), with the phase-2 cap
 SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300, "batch_real": 32}
 # vanilla pixel DM: 500 iterations (as the curve's), with ours' reference batch: each iteration
-# embeds that many real images of each of the 200 classes, at 64 x 64 about 0.4 GFLOP each (the
-# curve's batch of 64 took about 50 s an iteration on one thread, 7 hours in all)
+# embeds that many real images of each of the 200 classes, at 64 x 64 about 0.4 GFLOP each.
+# benchmarks/execution_speed.py measured 4.67 s an iteration for 20 classes at this batch
+# (compiled, one thread): about 47 s for 200, 6.5 hours for 500; the curve's 64 would double it
 PIXEL_ITERATIONS = 500
 # the hard weight of the second pair of labelled rows (ours and the control alike): the weight
 # benchmarks/hard_weight.py measured best for the latent set with VQ labels on all of CIFAR-10
