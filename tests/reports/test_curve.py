@@ -435,3 +435,34 @@ def test_a_pixel_point_stopped_while_distilling_goes_on_to_the_same_file(npz16, 
     assert pixel["seconds"] == pytest.approx(pixel["distill_seconds"] + pixel["measure_seconds"])
     left = {p.suffix for p in (out / "points").iterdir()}
     assert left <= {".json", ".ddz", ".csv"}, left
+
+
+def test_a_pixel_point_stopped_while_measuring_is_not_distilled_again(npz16, tmp_path,
+                                                                    monkeypatch):
+    """Once its .ddz is written, a pixel point stopped in its measurement goes on measuring
+    the same file: no iteration of its distillation runs again, and the figures are an
+    unbroken run's."""
+    import ddcodec.distillation.pixels as pixels
+    import ddcodec.training.trainer as trainer
+
+    config = CurveConfig(budgets=(3000,), losses=(), data=f"npz:{npz16}",
+                         eval=EvalConfig(epochs=3), runs=1, pixel_ipcs=(1,), pixel_iterations=4,
+                         qualities=(), codecs=(), ceiling_epochs=0)
+    unbroken = run_curve(config, tmp_path / "unbroken", "cpu")["points"]
+    real_accuracy = trainer.accuracy
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "accuracy", stop)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        run_curve(config, out, "cpu")
+    assert list((out / "points").glob("pixels-*.ddz"))
+    monkeypatch.setattr(trainer, "accuracy", real_accuracy)
+    iterations = []
+    monkeypatch.setattr(pixels, "make_objective", lambda *a, **k: iterations.append(1))
+    resumed = run_curve(config, out, "cpu")["points"]
+    assert not iterations  # the objective was never even built: nothing distilled again
+    assert [p["accuracies"] for p in resumed] == [p["accuracies"] for p in unbroken]
+    assert {p.suffix for p in (out / "points").iterdir()} <= {".json", ".ddz", ".csv"}
