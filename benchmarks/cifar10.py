@@ -43,6 +43,7 @@ import torch
 from benchmarks.harness import (CACHE, CIFAR10_DIR, EPOCHS, ROOT, RUNS, benchmark_parser,
                                 cached_row, measure_set, publish, run, spec_key, unzip_cifar10)
 from ddcodec import __version__, api
+from ddcodec.spent import SpentClock
 
 HEADING = "## CIFAR-10 (JPEG q75 release): data, teacher, converged vanilla DM"
 IPCS = (1, 10, 50)
@@ -53,6 +54,7 @@ TEACHER_EPOCHS = 10
 PAPER_DM = {1: 26.0, 10: 48.9, 50: 63.0}
 PAPER_RANDOM = {1: 14.4, 10: 26.0, 50: 43.4}  # random real subsets, the same table
 CONVERGED_GAIN = 0.5  # points of accuracy: below it, more iterations no longer pay
+DM_CHECKPOINT_EVERY = 50  # iterations; a stopped run loses at most these
 MEASURED = "8-bit .ddz"  # the key of a set's own 8-bit file's cached measurement
 FLOAT32_BPC = {ipc: ipc * 32 * 32 * 3 * 32 for ipc in IPCS}  # 98,304 bits per class at IPC 1
 
@@ -117,13 +119,13 @@ def baseline_row(set_path: Path, ipc: int, spec_row: dict, cache_stem: str, make
     convention) and its own 8-bit .ddz's bits and accuracy. The two are cached apart
     (`cache_stem`-KEY.json), so a report needs no set file; the file is measured on its own
     only when rounding changed the set (else the two accuracies are one). `make_set()` writes
-    `set_path` when it is missing and returns the seconds it took (None: not known);
+    `set_path` when it is missing and returns the fields that say what it took (`distill_s`);
     `compute` False: only what is cached (None when something is missing)."""
     made: dict = {}
 
     def ensure_set() -> None:
         if not set_path.is_file():
-            made["distill_s"] = make_set()
+            made.update(make_set())
 
     def float_row() -> dict:
         ensure_set()
@@ -157,6 +159,7 @@ def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: b
             quick: bool) -> list[dict]:
     """One DM run per IPC, resumed to each count; every set measured (cached rows)."""
     ckpt = work / f"dm-ipc{ipc}.ckpt"
+    seconds_file = ckpt.with_suffix(".seconds-so-far")
     settings = dict(param="pixels", loss="dm", ipc=ipc, batch_real=8 if quick else 256,
                     seed=0)
     rows = []
@@ -165,12 +168,22 @@ def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: b
                     "epochs": 2 if quick else EPOCHS, "runs": 1 if quick else RUNS}
         out = work / f"dm-ipc{ipc}-{n}.pt"
 
-        def make_set(n=n, out=out) -> float:
-            started = time.perf_counter()
+        def make_set(n=n, out=out) -> dict:
+            # the seconds of every process that worked on the run up to this count; a run
+            # resumed from a checkpoint older than its seconds file gives a lower bound
+            clock = SpentClock.start(seconds_file, ckpt.is_file())
+
+            def keep_seconds(iteration: int, loss: float) -> None:  # the checkpoint is next
+                if (iteration + 1) % DM_CHECKPOINT_EVERY == 0:
+                    clock.save()
+
             api.distill(spec, out, device="cpu", iterations=n, checkpoint=ckpt,
-                        checkpoint_every=50, keep_checkpoint=True,
-                        resume=ckpt.is_file(), force=True, **settings)
-            return time.perf_counter() - started  # this process's part of the run
+                        checkpoint_every=DM_CHECKPOINT_EVERY, keep_checkpoint=True,
+                        resume=ckpt.is_file(), force=True, on_iteration=keep_seconds,
+                        **settings)
+            clock.save()  # the next count goes on from this one's checkpoint
+            return {"distill_s": clock.total(), "distill_s_complete": clock.complete,
+                    "distill_threads": torch.get_num_threads()}
 
         row = baseline_row(out, ipc, spec_row, str(work / "points" / f"dm-ipc{ipc}-{n}"),
                            make_set, compute, iterations=n)
@@ -188,8 +201,9 @@ def random_rows(spec: str, work: Path, compute: bool, quick: bool) -> list[dict]
                     "epochs": 2 if quick else EPOCHS, "runs": 1 if quick else RUNS}
         out = work / f"random-ipc{ipc}.pt"
 
-        def make_set(ipc=ipc, out=out) -> None:
+        def make_set(ipc=ipc, out=out) -> dict:
             api.distill(spec, out, device="cpu", loss="none", ipc=ipc, seed=0, force=True)
+            return {}  # a draw of real images: no distillation time to speak of
 
         row = baseline_row(out, ipc, spec_row, str(work / "points" / f"random-ipc{ipc}"),
                            make_set, compute)
@@ -261,6 +275,16 @@ def file_cells(row: dict) -> str:
             f"{row['file_bpc']:,.0f} | {psnr}")
 
 
+def hours_cell(row: dict) -> str:
+    """The CPU hours a DM set took to distil, every process up to its count together; '≥'
+    where an earlier process's seconds were not kept (runs begun before they were)."""
+    if row.get("distill_s") is None:
+        return "not recorded"
+    threads = row.get("distill_threads", 1)  # rows before it was kept: all ran on one
+    return (("" if row.get("distill_s_complete") else "≥ ") + f"{row['distill_s'] / 3600:.1f}"
+            + ("" if threads == 1 else f" ({threads} threads)"))
+
+
 def section(record: dict) -> str:
     d, t = record["data"], record["teacher"]
     unzipped = ("the zip was unzipped in an earlier run" if d["unzip_s"] == "cached"
@@ -284,13 +308,17 @@ def section(record: dict) -> str:
              "Vanilla DM's pixels leave the image range, so its file loses accuracy (its PSNR "
              "to the float set is given); random real images round exactly.", "",
              "| vanilla DM | iterations | accuracy % | float32 bits/class | its 8-bit .ddz: "
-             "accuracy % | bits/class | PSNR | papers' figure |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "accuracy % | bits/class | PSNR | papers' figure | distillation, CPU h |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in record["rows"]:
         lines.append(f"| IPC {r['ipc']} | {r['iterations']:,} | {r['accuracy_mean']:.2f} ± "
                      f"{r['accuracy_std']:.2f} | {r['float32_bpc']:,} | {file_cells(r)} | "
-                     f"{PAPER_DM[r['ipc']]:.1f} % |")
-    lines += ["", *convergence_lines(record["rows"])]
+                     f"{PAPER_DM[r['ipc']]:.1f} % | {hours_cell(r)} |")
+    lines += ["", "Distillation hours: wall hours on one torch thread (unless the cell says "
+              "otherwise) from iteration 0 to the count, over every process that worked on the "
+              "run (it goes on from its checkpoint after a stop); ≥: a process that ran before "
+              "these seconds were kept counted only its own part.", "",
+              *convergence_lines(record["rows"])]
     done = {(r["ipc"], r["iterations"]) for r in record["rows"]}
     missing = [p for p in record.get("planned", []) if (p["ipc"], p["iterations"]) not in done]
     if record.get("random"):

@@ -71,27 +71,26 @@ def say(message: str) -> None:
 def teacher_row(data: str, path: Path, epochs: int, train: bool) -> dict:
     from ddcodec import api
     from ddcodec.labels.teacher import load_teacher
+    from ddcodec.spent import SpentClock
 
     if not path.is_file():
         if not train:
             return {}
         # hours on 2 cores: saved every epoch, so a session's end loses at most the one running
         resume = Path(f"{path}.ckpt").is_file()
-        so_far = path.with_suffix(".seconds-so-far")  # the seconds of the saved epochs
-        before = float(so_far.read_text()) if resume and so_far.is_file() else 0.0
+        # the seconds of the saved epochs
+        clock = SpentClock.start(path.with_suffix(".seconds-so-far"), resume)
         say(f"teacher: {epochs} epochs on the training images"
             + (" (resuming from its checkpoint)" if resume else ""))
-        started = time.perf_counter()
 
         def saved(epoch: int) -> None:
-            so_far.write_text(f"{before + time.perf_counter() - started:.0f}\n")
+            clock.save()
             say(f"teacher: epoch {epoch + 1} of {epochs} saved")
 
         api.train_teacher(data, path, device="cpu", epochs=epochs, force=True,
                           checkpoint_every=1, resume=resume, on_epoch=saved)
-        path.with_suffix(".seconds").write_text(
-            f"{before + time.perf_counter() - started:.0f}\n")
-        so_far.unlink(missing_ok=True)  # absent when every epoch was saved before a restart
+        path.with_suffix(".seconds").write_text(f"{clock.total():.0f}\n")
+        clock.clear()
     info = load_teacher(path).info
     seconds = path.with_suffix(".seconds")
     return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,

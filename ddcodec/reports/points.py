@@ -35,6 +35,7 @@ from ddcodec.fileio import atomic_path
 from ddcodec.reports.curve_config import CurveConfig
 from ddcodec.reports.packed import largest_within
 from ddcodec.sets.setfile import DistilledSet, load_set
+from ddcodec.spent import SpentClock
 from ddcodec.training.checkpoint import EvalCheckpoint, fingerprint
 from ddcodec.training.trainer import evaluate_set
 from ddcodec.units import bits_per_class
@@ -302,30 +303,29 @@ def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options:
     """Distil and encode a pixel point's set, resumed from its checkpoint if one is there;
     `.distilled` (its seconds, all processes together, and its image shape) marks it
     done. The checkpoint goes only once the .ddz is written."""
-    checkpoint, so_far = store.path(spec, ".ckpt"), store.path(spec, ".seconds-so-far")
+    checkpoint = store.path(spec, ".ckpt")
     resume = checkpoint.is_file()
-    before = float(so_far.read_text()) if resume and so_far.is_file() else 0.0
+    clock = SpentClock.start(store.path(spec, ".seconds-so-far"), resume)
     say(f"vanilla pixels (DM, {config.pixel_iterations:,} iterations) at IPC {options['ipc']}: "
-        + (f"distilling, resumed from its checkpoint ({before / 60:.0f} min saved)"
+        + (f"distilling, resumed from its checkpoint ({clock.before / 60:.0f} min saved)"
            if resume else "distilling"))
-    started = time.perf_counter()
 
     def keep_seconds(iteration: int, loss: float) -> None:  # the checkpoint is saved next
         if (iteration + 1) % PIXEL_CHECKPOINT_EVERY == 0:
-            so_far.write_text(f"{before + time.perf_counter() - started:.0f}\n")
+            clock.save()
 
     set_path = store.path(spec, ".pt")
     distilled = api.distill(config.data, set_path, force=True, device=device,
                             checkpoint=checkpoint, checkpoint_every=PIXEL_CHECKPOINT_EVERY,
                             resume=resume, keep_checkpoint=True, on_iteration=keep_seconds,
                             **options)
-    seconds = before + time.perf_counter() - started
+    seconds = clock.total()
     store.encode(set_path, store.path(spec, ".ddz"), pixels="8bit")  # the series: 8-bit pixels
     with atomic_path(store.path(spec, ".distilled")) as tmp:
         tmp.write_text(json.dumps({"seconds": seconds,
                                    "image_shape": list(distilled.image_shape)}))
     checkpoint.unlink(missing_ok=True)
-    so_far.unlink(missing_ok=True)
+    clock.clear()
 
 
 def packed_point(store: PointStore, config: CurveConfig, dataset: Dataset, codec: str,

@@ -168,7 +168,7 @@ def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
     rows = {}
     for path in (real, clipped):
         rows[path.stem] = baseline_row(path, 1, spec, str(tmp_path / path.stem),
-                                       lambda: None, True)
+                                       lambda: {}, True)
         assert rows[path.stem]["file_bpc"] == pytest.approx(
             8 * path.with_suffix(".ddz").stat().st_size / 10)
         assert rows[path.stem]["file_bpc"] < FLOAT32_BPC[1] / 2
@@ -195,6 +195,18 @@ def test_the_cifar10_section_says_whether_each_baseline_stopped_rising():
     assert "IPC 1: +0.30 points from 500 to 2,000 iterations: stopped rising." in text
     assert "IPC 10: +2.50 points from 500 to 2,000 iterations: still rising" in text
     assert "IPC 50: one count measured (500 iterations)" in text
+
+
+def test_the_cifar10_dm_rows_give_the_hours_of_every_process_or_a_bound():
+    """A DM row's distillation hours: whole when every process kept its seconds, a lower bound
+    (≥) for a run resumed before they were kept, and the threads when not one."""
+    from benchmarks.cifar10 import hours_cell
+
+    assert hours_cell({"distill_s": 9_000.0, "distill_s_complete": True}) == "2.5"
+    assert hours_cell({"distill_s": 3_658.8}) == "≥ 1.0"  # rows kept before the flag
+    assert hours_cell({"distill_s": 3_600.0, "distill_s_complete": False,
+                       "distill_threads": 2}) == "≥ 1.0 (2 threads)"
+    assert hours_cell({"distill_s": None}) == "not recorded"
 
 
 def test_a_set_file_is_measured_once_per_protocol(tmp_path):

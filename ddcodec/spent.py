@@ -1,0 +1,45 @@
+"""Seconds a resumable job has spent over every process that worked on it.
+
+A run that outlasts a session goes on from its checkpoint in a new process, whose own clock
+knows nothing of the earlier ones. The seconds of the saved work are kept in a small file
+beside the checkpoint, rewritten each time the checkpoint is, so a report can give the CPU
+time a result really took (or say that part of it was not recorded)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class SpentClock:
+    """`path`: the seconds file. `before`: the seconds of earlier processes; `complete` is
+    False when a checkpoint was resumed without its seconds file (a run started before the
+    file was kept), so `total()` is then a lower bound."""
+
+    path: Path
+    before: float = 0.0
+    complete: bool = True
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def start(cls, path: Path, resuming: bool) -> SpentClock:
+        """A clock for a run that starts afresh, or goes on from its checkpoint."""
+        if not resuming:
+            return cls(path)
+        if not path.is_file():
+            return cls(path, complete=False)
+        return cls(path, before=float(path.read_text()))
+
+    def total(self) -> float:
+        """The seconds of every process so far, this one included."""
+        return self.before + time.perf_counter() - self.started
+
+    def save(self) -> None:
+        """Called as the checkpoint is saved: the seconds that its work took."""
+        self.path.write_text(f"{self.total():.0f}\n")
+
+    def clear(self) -> None:
+        """The run is done and its checkpoint gone: the seconds file goes with it."""
+        self.path.unlink(missing_ok=True)
