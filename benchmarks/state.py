@@ -1,7 +1,8 @@
 """Where every stopped benchmark run stands, read from the state it committed: one line per
 checkpoint under benchmarks/cache (a measurement's finished networks and the running one's
-epoch, a distillation's phase and step, a pixel run's iterations, a teacher's epochs), and one
-per folder of block parts (how many blocks are finished).
+epoch, a distillation's phase and step, a pixel run's iterations, a teacher's epochs, and the
+hours spent so far where the run keeps them), and one per folder of block parts (how many
+blocks are finished).
 
 A fresh checkout has no logs; this is what tells the next session which runs to start again and
 how far each has to go. It reads files only: nothing is computed or written.
@@ -77,10 +78,20 @@ def blocks_done(parts: Path) -> str:
     return f"blocked distillation: {len(names)} of {totals[0]} blocks finished"
 
 
+def spent(checkpoint: Path) -> str:
+    """The hours the run's saved work took over every process, from the seconds file kept
+    beside its checkpoint (`X.ckpt` or `X.pt.ckpt` -> `X.seconds-so-far`); '' without one."""
+    seconds = checkpoint.with_suffix("").with_suffix(".seconds-so-far")
+    try:
+        return f"; {float(seconds.read_text()) / 3600:.1f} h so far"
+    except (OSError, ValueError):
+        return ""
+
+
 def rows(cache: Path) -> list[tuple[str, str]]:
     """(checkpoint or folder of block parts, relative to the repository, its progress), in path
     order."""
-    found = [(p, describe(p)) for p in cache.rglob("*.ckpt")]
+    found = [(p, describe(p) + spent(p)) for p in cache.rglob("*.ckpt")]
     found += [(p, blocks_done(p)) for p in cache.rglob("*.parts") if p.is_dir()]
     return [(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p), line)
             for p, line in sorted(found)]

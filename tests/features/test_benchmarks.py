@@ -444,6 +444,8 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
                tmp_path / "latent-dm.pt.ckpt")
     torch.save({"format": "ddcodec-checkpoint", "phase": 2}, tmp_path / "old.pt.ckpt")
     (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    (tmp_path / "teacher.seconds-so-far").write_text("5400\n")  # the hours kept beside them
+    (tmp_path / "dm-ipc10.seconds-so-far").write_text("not a number\n")
     parts = tmp_path / "ours.ddz.parts"
     parts.mkdir()
     for block in (0, 3):
@@ -451,7 +453,7 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     found = dict((Path(name).name, line) for name, line in state.rows(tmp_path))
     assert found["a.measure.ckpt"].startswith("measuring: 2 network(s) done (42.54 %, 42.68 %)")
     assert found["dm-ipc10.ckpt"] == "pixel distillation: 850 iterations done"
-    assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done"
+    assert found["teacher.pt.ckpt"] == "teacher: 4 epoch(s) done; 1.5 h so far"
     assert found["latent-dm.pt.ckpt"] == "latent distillation: phase 2, joint, step 30"
     assert found["old.pt.ckpt"] == "a ddcodec-checkpoint of an older layout"
     assert found["broken.ckpt"].startswith("unreadable")
