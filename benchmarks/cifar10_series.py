@@ -241,11 +241,13 @@ def section(record: dict) -> str:
     missing = [(name, b) for name in SERIES for b in budgets if _cell(points, name, b) == "–"]
     seconds, timed, unique = curve_point_seconds([p for p in points if "budget_bpc" in p])
     head_s = sum(r["seconds"] for r in record.get("headline", []))
-    resumed = sum(1 for p in points if p.get("resumed"))
+    # points resumed before their seconds were kept over processes (or from such a checkpoint)
+    resumed = sum(1 for p in points if p.get("resumed") and not p.get("seconds_complete"))
     lines += ["", f"Computing so far: {seconds / 3600:.1f} CPU hours over {timed} of {unique} "
-              f"points (distillation and measurement), {head_s / 3600:.1f} h of headline "
-              "measurements" + (f"; {resumed} point(s) resumed from a checkpoint after a stop "
-                                "count only the time after it" if resumed else "") + "."]
+              f"points (distillation and measurement, every process that worked on them), "
+              f"{head_s / 3600:.1f} h of headline measurements"
+              + (f"; {resumed} point(s) resumed from a checkpoint before the seconds were kept "
+                 "count only the time after it (a lower bound)" if resumed else "") + "."]
     lines += rate_control_misses(points)
     lines += ["", "Targets:"]
     for budget, target in TARGETS.items():

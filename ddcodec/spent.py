@@ -22,6 +22,7 @@ class SpentClock:
     before: float = 0.0
     complete: bool = True
     started: float = field(default_factory=time.perf_counter)
+    saved: float = field(default_factory=time.perf_counter)
 
     @classmethod
     def start(cls, path: Path, resuming: bool) -> SpentClock:
@@ -38,7 +39,15 @@ class SpentClock:
 
     def save(self) -> None:
         """Called as the checkpoint is saved: the seconds that its work took."""
-        self.path.write_text(f"{self.total():.0f}\n")
+        self.path.write_text(f"{self.total():.1f}\n")
+        self.saved = time.perf_counter()
+
+    def tick(self, every_s: float = 60.0) -> None:
+        """Called each step of a run whose checkpoints come from elsewhere: saves once
+        `every_s` seconds have passed since the last save, so a stop loses at most that much
+        of the account (work redone after a stop counts: it was spent)."""
+        if time.perf_counter() - self.saved >= every_s:
+            self.save()
 
     def clear(self) -> None:
         """The run is done and its checkpoint gone: the seconds file goes with it."""

@@ -27,3 +27,13 @@ def test_a_checkpoint_without_its_seconds_gives_a_lower_bound(tmp_path):
     (tmp_path / "stale.seconds-so-far").write_text("5000\n")
     fresh = SpentClock.start(tmp_path / "stale.seconds-so-far", resuming=False)
     assert fresh.complete and fresh.before == 0.0  # a run started afresh ignores a leftover
+
+
+def test_a_tick_saves_only_once_its_interval_has_passed(tmp_path):
+    """For runs whose checkpoints another layer saves: the account is kept every `every_s`."""
+    path = tmp_path / "run.seconds-so-far"
+    clock = SpentClock.start(path, resuming=False)
+    clock.tick(3600.0)
+    assert not path.exists()
+    clock.tick(0.0)
+    assert path.is_file() and float(path.read_text()) >= 0.0

@@ -49,6 +49,7 @@ from ddcodec.units import bits_per_class
 # SIGTERM/Ctrl-C): a point of hours stopped by a session's end goes on from there, to the set
 # an uninterrupted run writes, instead of starting again.
 CHECKPOINT_EVERY = 25
+SECONDS_EVERY = 60.0  # seconds between saves of a latent point's distillation seconds
 # a point's measurement keeps its progress beside it (ddcodec.training.checkpoint): a point of
 # 1000 epochs x 5 stopped part-way loses minutes, not hours
 MEASURE_CHECKPOINT = ".measure.ckpt"
@@ -190,29 +191,36 @@ def latent_point(store: PointStore, config: CurveConfig, loss: str, budget: floa
             _frozen_point(store, config, spec, found, device, say)
         return found
     say(f"{series} at {budget:,.0f} bits/class: distilling")
-    started = time.perf_counter()
     set_path = store.path(spec, ".pt")
+    checkpoint = Path(f"{set_path}.ckpt")
+    resumed = checkpoint.is_file() or set_path.is_file()
+    # the distillation's seconds over every process (a lower bound for a run resumed from a
+    # checkpoint older than its seconds file)
+    clock = SpentClock.start(store.path(spec, ".seconds-so-far"), resumed)
 
     def rate_notes(event) -> None:  # each rate-control probe, so a log explains a miss
+        clock.tick(SECONDS_EVERY)
         if event.kind == "note" and event.stage == "rate control":
             say(f"{series} at {budget:,.0f} bits/class: {event.text}")
 
-    checkpoint = Path(f"{set_path}.ckpt")
-    resumed = checkpoint.is_file() or set_path.is_file()
     if set_path.is_file():  # distilled before a stop in its measurement: the set is kept
         say(f"{series} at {budget:,.0f} bits/class: distilled before; measuring again")
         distilled = load_set(set_path)
+        distill_seconds = clock.before
     else:
         if resumed:
             say(f"{series} at {budget:,.0f} bits/class: resuming from {checkpoint.name}")
         distilled = api.distill(config.data, set_path, force=True, device=device,
                                 on_progress=rate_notes, checkpoint=checkpoint,
                                 checkpoint_every=CHECKPOINT_EVERY, resume=resumed, **options)
-    distill_seconds = time.perf_counter() - started  # this process's part when resumed
+        distill_seconds = clock.total()
+        clock.save()  # a stop while measuring keeps the distillation's account
+    after_distilling = time.perf_counter()
     ddz_path = store.path(spec, ".ddz")
     data = store.encode(set_path, ddz_path, keep_set=True)
     encoded = bits_per_class(len(data), distilled.num_classes)
     say(f"{series} at {budget:,.0f} bits/class: {encoded:,.0f} bits/class encoded; measuring")
+    encode_seconds = time.perf_counter() - after_distilling
     report = api.measure(ddz_path, data=config.data, epochs=config.eval.epochs, runs=config.runs,
                          seed=config.seed, device=device, on_epoch=_epochs(
                              say, f"{series} at {budget:,.0f} bits/class: measuring", config),
@@ -233,9 +241,12 @@ def latent_point(store: PointStore, config: CurveConfig, loss: str, budget: floa
         "phase2_iterations": rate.get("phase2_iterations"),  # the effort, retrain rounds included
         "syn_lr": distilled.provenance.get("syn_lr"), "shared_decoder": shared, **spread,
         "distill_seconds": distill_seconds, "resumed": resumed,
-        "measure_seconds": report.get("seconds"),
-        "seconds": time.perf_counter() - started, "file": ddz_path.name})
+        "seconds_complete": clock.complete, "measure_seconds": report.get("seconds"),
+        # the distillation and the measurement over every process, the encoding in this one
+        "seconds": distill_seconds + encode_seconds + (report.get("seconds") or 0.0),
+        "file": ddz_path.name})
     set_path.unlink()  # kept until the point is stored: a stop while measuring loses no set
+    clock.clear()
     if param == "distribution":
         _frozen_point(store, config, spec, record, device, say)
     return record
@@ -293,6 +304,7 @@ def pixel_point(store: PointStore, config: CurveConfig, ipc: int, device: str,
         "series": "pixels", "ipc": ipc, "bpc_8bit": report["bpc"],
         "bpc_float32": ipc * c * h * w * 32, **_accuracy_fields(report),
         "file": ddz_path.name, "distill_seconds": distilled["seconds"],
+        "seconds_complete": distilled.get("complete"),  # None: made before it was kept
         "measure_seconds": report.get("seconds"),
         "seconds": distilled["seconds"] + (report.get("seconds") or 0.0)})
     made.unlink()
@@ -322,7 +334,7 @@ def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options:
     seconds = clock.total()
     store.encode(set_path, store.path(spec, ".ddz"), pixels="8bit")  # the series: 8-bit pixels
     with atomic_path(store.path(spec, ".distilled")) as tmp:
-        tmp.write_text(json.dumps({"seconds": seconds,
+        tmp.write_text(json.dumps({"seconds": seconds, "complete": clock.complete,
                                    "image_shape": list(distilled.image_shape)}))
     checkpoint.unlink(missing_ok=True)
     clock.clear()

@@ -44,7 +44,7 @@ def build_table(store: PointStore, config: CurveConfig) -> dict:
         if record["series"] == "pixels":
             common = {k: record[k] for k in ("ipc", "accuracy_mean", "accuracy_std",
                                              "accuracies", "file", "seconds", "distill_seconds",
-                                             "measure_seconds")
+                                             "measure_seconds", "seconds_complete")
                       if k in record}
             common["iterations"] = spec.get("distill", {}).get("iterations")  # said in reports
             points.append({"series": "pixels-float32", "bpc": record["bpc_float32"], **common})

@@ -274,6 +274,20 @@ def test_the_cifar10_series_section_reports_the_ratio_target_as_measured(ours, l
     assert line in text.splitlines()
 
 
+def test_the_cifar10_series_section_bounds_only_the_hours_it_could_not_keep():
+    """A point resumed from a checkpoint whose seconds were kept counts every process; one
+    resumed before they were kept is named as a lower bound."""
+    from benchmarks.cifar10_series import section
+
+    record = _series_record({12_000: 45.57}, (12_000, 98_304))
+    ours = [p for p in record["table"]["points"] if "budget_bpc" in p]
+    ours[0].update(resumed=True, seconds_complete=True)
+    assert "lower bound" not in section(record)
+    ours[1].update(resumed=True)  # a record from before the seconds were kept
+    assert ("; 1 point(s) resumed from a checkpoint before the seconds were kept count only the "
+            "time after it (a lower bound).") in section(record)
+
+
 def test_the_cifar10_series_plot_draws_every_series_of_the_table(tmp_path):
     """docs/cifar10_curve.png, drawn from the same table as the section it sits in."""
     from benchmarks.cifar10_series import PLOT, draw_curve, section

@@ -128,10 +128,11 @@ def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
         npz16, tmp_path, monkeypatch):
     """A point of hours cut by a session's end: the next run resumes its distillation from the
     checkpoint kept beside the set, in a rate-control retrain round here, and writes the bytes
-    an uninterrupted run writes."""
+    an uninterrupted run writes, and counts the seconds of both processes."""
     import ddcodec.reports.points as points
 
     monkeypatch.setattr(points, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(points, "SECONDS_EVERY", 0.0)  # the account kept at every step
     latent = DistillConfig.of(param="latent", iterations=4, fit_iterations=16, batch_real=8,
                               rate_tolerance=0.005)  # retrain rounds
     config = CurveConfig(budgets=(3000,), data=f"npz:{npz16}", distill=latent,
@@ -147,9 +148,14 @@ def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
     with pytest.raises(Killed):
         run_curve(config, stopped, "cpu", on_event=stop_at_the_second_probe)
     assert list((stopped / "points").glob("*.pt.ckpt"))
+    kept = next((stopped / "points").glob("*.seconds-so-far"))
+    before = float(kept.read_text())  # the stopped process's seconds
     said = []
     point = run_curve(config, stopped, "cpu", on_event=said.append)["points"][0]
     assert any("resuming from" in m for m in said) and point["resumed"]
+    assert point["seconds_complete"] and point["distill_seconds"] > before > 0
+    assert point["seconds"] > point["distill_seconds"] + point["measure_seconds"]
+    assert not kept.exists()  # gone with the checkpoint
     assert ((stopped / "points" / point["file"]).read_bytes()
             == (tmp_path / "whole" / "points" / whole["file"]).read_bytes())
     assert point["rate_attempts"] == whole["rate_attempts"]
@@ -163,9 +169,11 @@ def test_a_stopped_latent_point_goes_on_from_its_checkpoint_to_the_same_file(
     again = tmp_path / "again"
     with pytest.raises(Killed):
         run_curve(config, again, "cpu", on_event=stop_while_measuring)
+    distilling = float(next((again / "points").glob("*.seconds-so-far")).read_text())
     said = []
     point = run_curve(config, again, "cpu", on_event=said.append)["points"][0]
     assert any("distilled before; measuring again" in m for m in said)
+    assert point["distill_seconds"] == distilling > 0 and point["seconds_complete"]
     assert not any("rate control probe" in m for m in said)  # not distilled again
     assert ((again / "points" / point["file"]).read_bytes()
             == (tmp_path / "whole" / "points" / whole["file"]).read_bytes())
@@ -433,6 +441,7 @@ def test_a_pixel_point_stopped_while_distilling_goes_on_to_the_same_file(npz16, 
     assert [p["accuracies"] for p in resumed] == [p["accuracies"] for p in unbroken]
     pixel = next(p for p in resumed if p["series"] == "pixels-8bit")
     assert pixel["seconds"] == pytest.approx(pixel["distill_seconds"] + pixel["measure_seconds"])
+    assert pixel["seconds_complete"]  # the stopped process kept its seconds with its checkpoint
     left = {p.suffix for p in (out / "points").iterdir()}
     assert left <= {".json", ".ddz", ".csv"}, left
 
