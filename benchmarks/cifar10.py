@@ -275,13 +275,19 @@ def file_cells(row: dict) -> str:
             f"{row['file_bpc']:,.0f} | {psnr}")
 
 
-def hours_cell(row: dict) -> str:
+def hours_cell(row: dict, rows: list[dict] = ()) -> str:
     """The CPU hours a DM set took to distil, every process up to its count together; '≥'
-    where an earlier process's seconds were not kept (runs begun before they were)."""
+    where an earlier process's seconds were not kept (runs begun before they were): then at
+    least what any lower count of the same run took (`rows`), as reaching it came first."""
     if row.get("distill_s") is None:
         return "not recorded"
+    seconds, whole = row["distill_s"], row.get("distill_s_complete")
+    if not whole:
+        seconds = max([seconds] + [r["distill_s"] for r in rows if r["ipc"] == row["ipc"]
+                                   and r["iterations"] < row["iterations"]
+                                   and r.get("distill_s") is not None])
     threads = row.get("distill_threads", 1)  # rows before it was kept: all ran on one
-    return (("" if row.get("distill_s_complete") else "≥ ") + f"{row['distill_s'] / 3600:.1f}"
+    return (("" if whole else "≥ ") + f"{seconds / 3600:.1f}"
             + ("" if threads == 1 else f" ({threads} threads)"))
 
 
@@ -313,7 +319,7 @@ def section(record: dict) -> str:
     for r in record["rows"]:
         lines.append(f"| IPC {r['ipc']} | {r['iterations']:,} | {r['accuracy_mean']:.2f} ± "
                      f"{r['accuracy_std']:.2f} | {r['float32_bpc']:,} | {file_cells(r)} | "
-                     f"{PAPER_DM[r['ipc']]:.1f} % | {hours_cell(r)} |")
+                     f"{PAPER_DM[r['ipc']]:.1f} % | {hours_cell(r, record['rows'])} |")
     lines += ["", "Distillation hours: wall hours on one torch thread (unless the cell says "
               "otherwise) from iteration 0 to the count, over every process that worked on the "
               "run (it goes on from its checkpoint after a stop); ≥: a process that ran before "
