@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddcodec.fileio import atomic_path
+
 
 @dataclass
 class SpentClock:
@@ -29,9 +31,10 @@ class SpentClock:
         """A clock for a run that starts afresh, or goes on from its checkpoint."""
         if not resuming:
             return cls(path)
-        if not path.is_file():
+        try:
+            return cls(path, before=float(path.read_text()))
+        except (OSError, ValueError):  # none kept yet, or unreadable: what this process spends
             return cls(path, complete=False)
-        return cls(path, before=float(path.read_text()))
 
     def total(self) -> float:
         """The seconds of every process so far, this one included."""
@@ -39,7 +42,8 @@ class SpentClock:
 
     def save(self) -> None:
         """Called as the checkpoint is saved: the seconds that its work took."""
-        self.path.write_text(f"{self.total():.1f}\n")
+        with atomic_path(self.path) as tmp:  # a process killed mid-write leaves the old file
+            tmp.write_text(f"{self.total():.1f}\n")
         self.saved = time.perf_counter()
 
     def tick(self, every_s: float = 60.0) -> None:

@@ -24,6 +24,9 @@ def test_a_checkpoint_without_its_seconds_gives_a_lower_bound(tmp_path):
     """A run begun before its seconds were kept: what this process spends, marked as such."""
     clock = SpentClock.start(tmp_path / "absent.seconds-so-far", resuming=True)
     assert not clock.complete and clock.before == 0.0
+    (tmp_path / "cut.seconds-so-far").write_text("")  # as a kill mid-write would leave it
+    cut = SpentClock.start(tmp_path / "cut.seconds-so-far", resuming=True)
+    assert not cut.complete and cut.before == 0.0
     (tmp_path / "stale.seconds-so-far").write_text("5000\n")
     fresh = SpentClock.start(tmp_path / "stale.seconds-so-far", resuming=False)
     assert fresh.complete and fresh.before == 0.0  # a run started afresh ignores a leftover
