@@ -159,7 +159,8 @@ def block_rows(parts: Path) -> list[dict]:
                      "mapped_mb": learnt.get("process_rss_file_mb"),
                      "block_bpc": rate.get("achieved_bpc"),
                      "phase2_iterations": rate.get("phase2_iterations"),
-                     "resumed_from_step": learnt.get("resumed_from_step")})
+                     "resumed_from_step": learnt.get("resumed_from_step"),
+                     "ran_as": learnt.get("ran_as")})
     return rows
 
 
@@ -248,7 +249,9 @@ def section(record: dict) -> str:
               f"{s['fit_iterations']} phase-1 and {s['iterations']} phase-2 iterations (at most "
               f"{s['phase2_budget']} with rate control's rounds), reference batch "
               f"{s['batch_real']}, in {record['blocks_count']} blocks on {record['nproc']} "
-              "processes:", "", f"      {record['command']}", ""]
+              "processes (a block may also run as a job of its own, `--block N`, to the same "
+              "bytes: the table of blocks says how each ran):", "", f"      {record['command']}",
+              ""]
     if record.get("pixel"):
         px = record["pixel"]
         lines += [f"* Vanilla pixel DM: IPC 1, {px['iterations']} iterations from random real "
@@ -280,12 +283,13 @@ def section(record: dict) -> str:
         lines += ["", f"Per block ({len(rows)} of {record['blocks_count']} done): median "
                   f"{per_class[len(per_class) // 2]:.0f} s per class, peak memory per process "
                   f"{peak:,.0f} MB (under 8 GB: {'yes' if peak < 8192 else 'no'}).", "",
-                  "| block | classes | seconds | s/class | peak MB | allocated MB | mapped MB | "
-                  "block bits/class | phase-2 it. |", "|---:" * 9 + "|"]
+                  "| block | classes | ran as | seconds | s/class | peak MB | allocated MB | "
+                  "mapped MB | block bits/class | phase-2 it. |", "|---:" * 10 + "|"]
         for r in rows:
             resumed = r.get("resumed_from_step")  # its seconds count from that step on
             block = f"{r['block']}" + (f" (resumed at step {resumed})" if resumed else "")
-            lines.append(f"| {block} | {r['classes']} | {r['seconds']:.0f} | "
+            lines.append(f"| {block} | {r['classes']} | {r.get('ran_as') or '–'} | "
+                         f"{r['seconds']:.0f} | "
                          f"{r['seconds_per_class']:.0f} | {r['peak_mb'] or 0:,.0f} | "
                          f"{r['allocated_mb'] or 0:,.0f} | {r['mapped_mb'] or 0:,.0f} | "
                          f"{r['block_bpc'] or 0:,.0f} | {r['phase2_iterations'] or '–'} |")

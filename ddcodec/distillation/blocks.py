@@ -305,6 +305,10 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
         except Exception as exc:
             raise DDCodecError(f"block {block} failed on rank {rank}: "
                                f"{type(exc).__name__}: {exc}") from exc
+        # how the block ran, for the record beside its time (not in the .ddz)
+        part["learnt"]["ran_as"] = (f"rank {rank} of {size}" if size > 1 else
+                                    "a job of its own (--block)" if only is not None
+                                    else "one process")
         save_part(part, path)
         checkpoint_path(path).unlink(missing_ok=True)
         marker.unlink()

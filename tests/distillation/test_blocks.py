@@ -58,6 +58,7 @@ def test_blocks_in_one_process_give_the_bytes_of_one_run(six, tmp_path):
     assert out.read_bytes() == single
     part = load_part(part_path(tmp_path / "b.ddz.parts", 1, 2))
     assert part["classes"] == [2, 3] and part["images"].dtype == torch.uint8
+    assert part["learnt"]["ran_as"] == "one process"  # beside its time, for the record
 
 
 def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):
@@ -66,6 +67,8 @@ def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):
     done = run([*TORCHRUN[1:], "--nproc-per-node", "2", "-m", "ddcodec", "distill", "--data",
                 f"npz:{npz}", *OPTIONS, "--blocks", "2", "-o", str(out), "-q"])
     assert out.read_bytes() == single, done.stderr[-2000:]
+    assert [load_part(part_path(tmp_path / "t.ddz.parts", b, 2))["learnt"]["ran_as"]
+            for b in (0, 1)] == ["rank 0 of 2", "rank 1 of 2"]
 
 
 @pytest.mark.slow
@@ -252,6 +255,7 @@ def test_separate_jobs_merge_to_the_same_bytes_and_foreign_parts_are_refused(six
              "--block", block, "-o", str(out), "-q"])
     assert not out.exists()
     parts = sorted((tmp_path / "j.ddz.parts").glob("*.pt"))
+    assert load_part(parts[1])["learnt"]["ran_as"] == "a job of its own (--block)"
     api.merge(parts, out)
     assert out.read_bytes() == single
     # a part made with other settings: refused in one line, nothing written

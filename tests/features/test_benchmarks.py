@@ -148,6 +148,15 @@ def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
             "(18.00 %, +3.50 points).") in text
     assert ("| random real, WebP q25, + the same teacher's VQ labels, hard weight 0.5 | 98,000 | "
             "14.50 ± 0.20 |") in text
+    # each block's row says how it ran: a rank of the torchrun job, or a job of its own
+    block = {"block": 19, "classes": 10, "seconds": 3_000.0, "seconds_per_class": 300.0,
+             "peak_mb": 2_500.0, "allocated_mb": 900.0, "mapped_mb": 600.0,
+             "block_bpc": 97_000.0, "phase2_iterations": 300, "resumed_from_step": None}
+    record["blocks"] = [{**block, "ran_as": "a job of its own (--block)"},
+                        {**block, "block": 0}]  # a part from before it was recorded
+    text = section(record)
+    assert "| 19 | 10 | a job of its own (--block) | 3000 | 300 | 2,500 |" in text
+    assert "| 0 | 10 | – | 3000 |" in text
 
 
 def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
