@@ -269,16 +269,19 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
     whole = [b for b in blocks if not b.get("resumed_from_step")]
     peak = max(b["peak_mb"] or 0 for b in blocks)
     s = record["settings"]
-    nproc = record["nproc"]
+    nproc = record["nproc"]  # the torchrun job's processes
     total_h = 1000 * per_class / 3600
     lines = ["", "## At real settings", "",
              f"`python -m benchmarks.tiny_all` ({record['date']}): Tiny-ImageNet-200, all 200 "
              f"classes at {record['budget']:,} bits per class, {s['fit_iterations']} phase-1 and "
              f"{s['iterations']} phase-2 iterations (at most {s['phase2_budget']} with rate "
-             f"control), batch_real {s['batch_real']}, {len(blocks)} blocks of 10 classes on "
-             f"{nproc} processes of one thread: median **{per_class:.0f} s per class** per "
-             f"process (over {len(whole)} blocks run whole), rate control and weight "
-             f"quantisation included; peak memory per process **{peak:,.0f} MB**.", "",
+             f"control), batch_real {s['batch_real']}, {len(blocks)} of "
+             f"{record.get('blocks_count', len(blocks))} blocks of 10 classes so far, each in a "
+             f"process of one thread ({nproc} under torchrun, or a job of its own): median "
+             f"**{per_class:.0f} s per class** per process (over {len(whole)} blocks run "
+             f"whole), rate control and weight quantisation included; peak memory per process "
+             f"**{peak:,.0f} MB** ({'within' if peak < 8192 else 'over'} the 8 GB a process "
+             "may take).", "",
              "| ImageNet-1K, 64 × 64, real settings | per class | 1 process | 8 processes | "
              "64 processes |", "|---|---:|---:|---:|---:|",
              f"| measured per block | {per_class:.0f} s | {total_h:.0f} h | {total_h / 8:.1f} h | "
