@@ -172,15 +172,10 @@ def dm_rows(spec: str, work: Path, ipc: int, counts: tuple[int, ...], compute: b
             # the seconds of every process that worked on the run up to this count; a run
             # resumed from a checkpoint older than its seconds file gives a lower bound
             clock = SpentClock.start(seconds_file, ckpt.is_file())
-
-            def keep_seconds(iteration: int, loss: float) -> None:  # the checkpoint is next
-                if (iteration + 1) % DM_CHECKPOINT_EVERY == 0:
-                    clock.save()
-
             api.distill(spec, out, device="cpu", iterations=n, checkpoint=ckpt,
                         checkpoint_every=DM_CHECKPOINT_EVERY, keep_checkpoint=True,
-                        resume=ckpt.is_file(), force=True, on_iteration=keep_seconds,
-                        **settings)
+                        resume=ckpt.is_file(), force=True,
+                        on_iteration=clock.saver(DM_CHECKPOINT_EVERY), **settings)
             clock.save()  # the next count goes on from this one's checkpoint
             return {"distill_s": clock.total(), "distill_s_complete": clock.complete,
                     "distill_threads": torch.get_num_threads()}

@@ -81,11 +81,10 @@ def blocks_done(parts: Path) -> str:
 def spent(checkpoint: Path) -> str:
     """The hours the run's saved work took over every process, from the seconds file kept
     beside its checkpoint (`X.ckpt` or `X.pt.ckpt` -> `X.seconds-so-far`); '' without one."""
-    seconds = checkpoint.with_suffix("").with_suffix(".seconds-so-far")
-    try:
-        return f"; {float(seconds.read_text()) / 3600:.1f} h so far"
-    except (OSError, ValueError):
-        return ""
+    from ddcodec.spent import saved_seconds
+
+    seconds = saved_seconds(checkpoint.with_suffix("").with_suffix(".seconds-so-far"))
+    return "" if seconds is None else f"; {seconds / 3600:.1f} h so far"
 
 
 def rows(cache: Path) -> list[tuple[str, str]]:

@@ -105,13 +105,14 @@ def teacher_progress(path: Path) -> dict:
     there is none)."""
     from ddcodec.fileio import load_tagged
     from ddcodec.labels.teacher import CHECKPOINT_FORMAT
+    from ddcodec.spent import saved_seconds
 
-    checkpoint, so_far = Path(f"{path}.ckpt"), path.with_suffix(".seconds-so-far")
+    checkpoint = Path(f"{path}.ckpt")
     if path.is_file() or not checkpoint.is_file():
         return {}
     state = load_tagged(checkpoint, CHECKPOINT_FORMAT, "teacher checkpoint")
     return {"epochs_saved": int(state["trainer"]["epochs_done"]),
-            "seconds": float(so_far.read_text()) if so_far.is_file() else None}
+            "seconds": saved_seconds(path.with_suffix(".seconds-so-far"))}
 
 
 def distill_command(data: str, teacher: Path, out: Path, settings: dict, blocks: int,

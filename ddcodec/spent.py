@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ddcodec.fileio import atomic_path
 
@@ -31,10 +32,10 @@ class SpentClock:
         """A clock for a run that starts afresh, or goes on from its checkpoint."""
         if not resuming:
             return cls(path)
-        try:
-            return cls(path, before=float(path.read_text()))
-        except (OSError, ValueError):  # none kept yet, or unreadable: what this process spends
+        before = saved_seconds(path)
+        if before is None:  # none kept yet, or unreadable: what this process spends
             return cls(path, complete=False)
+        return cls(path, before=before)
 
     def total(self) -> float:
         """The seconds of every process so far, this one included."""
@@ -46,6 +47,14 @@ class SpentClock:
             tmp.write_text(f"{self.total():.1f}\n")
         self.saved = time.perf_counter()
 
+    def saver(self, every: int) -> Callable[[int, float], None]:
+        """An `on_iteration` hook for a run that checkpoints every `every` iterations: the
+        seconds are saved at the same iterations (the hook runs just before the checkpoint)."""
+        def save_with_checkpoint(iteration: int, loss: float) -> None:
+            if (iteration + 1) % every == 0:
+                self.save()
+        return save_with_checkpoint
+
     def tick(self, every_s: float = 60.0) -> None:
         """Called each step of a run whose checkpoints come from elsewhere: saves once
         `every_s` seconds have passed since the last save, so a stop loses at most that much
@@ -56,3 +65,12 @@ class SpentClock:
     def clear(self) -> None:
         """The run is done and its checkpoint gone: the seconds file goes with it."""
         self.path.unlink(missing_ok=True)
+
+
+def saved_seconds(path: Path) -> float | None:
+    """The seconds a run's file holds; None when there is none or it cannot be read (a
+    process killed before the file was kept)."""
+    try:
+        return float(path.read_text())
+    except (OSError, ValueError):
+        return None

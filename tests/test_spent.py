@@ -2,7 +2,7 @@
 
 import time
 
-from ddcodec.spent import SpentClock
+from ddcodec.spent import SpentClock, saved_seconds
 
 
 def test_a_resumed_run_counts_the_seconds_of_the_processes_before_it(tmp_path):
@@ -27,6 +27,7 @@ def test_a_checkpoint_without_its_seconds_gives_a_lower_bound(tmp_path):
     (tmp_path / "cut.seconds-so-far").write_text("")  # as a kill mid-write would leave it
     cut = SpentClock.start(tmp_path / "cut.seconds-so-far", resuming=True)
     assert not cut.complete and cut.before == 0.0
+    assert saved_seconds(tmp_path / "cut.seconds-so-far") is None
     (tmp_path / "stale.seconds-so-far").write_text("5000\n")
     fresh = SpentClock.start(tmp_path / "stale.seconds-so-far", resuming=False)
     assert fresh.complete and fresh.before == 0.0  # a run started afresh ignores a leftover
@@ -40,3 +41,14 @@ def test_a_tick_saves_only_once_its_interval_has_passed(tmp_path):
     assert not path.exists()
     clock.tick(0.0)
     assert path.is_file() and float(path.read_text()) >= 0.0
+
+
+def test_the_saver_keeps_the_seconds_at_the_checkpoints_iterations(tmp_path):
+    """The on_iteration hook of a run checkpointed every n iterations saves at those alone."""
+    path = tmp_path / "run.seconds-so-far"
+    save = SpentClock.start(path, resuming=False).saver(3)
+    save(0, 1.0)
+    save(1, 1.0)
+    assert not path.exists()
+    save(2, 1.0)  # the third iteration: its checkpoint is saved next
+    assert path.is_file()

@@ -322,15 +322,11 @@ def _distill_pixels(store: PointStore, config: CurveConfig, spec: dict, options:
         + (f"distilling, resumed from its checkpoint ({clock.before / 60:.0f} min saved)"
            if resume else "distilling"))
 
-    def keep_seconds(iteration: int, loss: float) -> None:  # the checkpoint is saved next
-        if (iteration + 1) % PIXEL_CHECKPOINT_EVERY == 0:
-            clock.save()
-
     set_path = store.path(spec, ".pt")
     distilled = api.distill(config.data, set_path, force=True, device=device,
                             checkpoint=checkpoint, checkpoint_every=PIXEL_CHECKPOINT_EVERY,
-                            resume=resume, keep_checkpoint=True, on_iteration=keep_seconds,
-                            **options)
+                            resume=resume, keep_checkpoint=True,
+                            on_iteration=clock.saver(PIXEL_CHECKPOINT_EVERY), **options)
     seconds = clock.total()
     store.encode(set_path, store.path(spec, ".ddz"), pixels="8bit")  # the series: 8-bit pixels
     with atomic_path(store.path(spec, ".distilled")) as tmp:
