@@ -52,6 +52,8 @@ STEPS = [
      "Tiny-ImageNet class subset: distributional, latent, random real, pixel DM"),
     ("tiny_all", ["-m", "benchmarks.tiny_all"],
      "Tiny-ImageNet-200, all classes: teacher, latent DM + VQ in blocks, controls"),
+    ("block_memory", ["-m", "benchmarks.block_memory"],
+     "Block memory: phase-1 candidates at 64 px (needs tiny_all's teacher)"),
     ("scale", ["-m", "benchmarks.scale"], "Scale: blocks and processes"),
     ("subtasks", ["-m", "benchmarks.subtasks"], "Subtasks (D3) for trajectory matching"),
     ("preset64", ["-m", "benchmarks.preset64"], "Latent preset for 64 x 64 images"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -311,3 +312,62 @@ def median_whole_block_seconds(record: dict) -> float | None:
     whole = [b["seconds_per_class"] for b in record.get("blocks", [])
              if not b.get("resumed_from_step")]
     return statistics.median(whole) if whole else None
+
+
+# Tiny-ImageNet-200, all classes at real settings (benchmarks/tiny_all.py); benchmarks/
+# block_memory.py runs the same command on one block.
+TINY_BUDGET = 98_304  # one 8-bit 64 x 64 image per class
+TINY_BLOCKS, TINY_NPROC = 20, 2  # blocks of 10 classes, 2 processes (one thread each)
+# the settings the 10-class Tiny runs used (benchmarks/distribution.py), with the phase-2 cap
+# and one phase-1 candidate per decoder: five took a block's peak memory over 8 GB
+# (benchmarks/block_memory.py) and buy no accuracy (benchmarks/warmup.py)
+TINY_SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300,
+                 "batch_real": 32, "fit_candidates": 1}
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def tiny_teacher(data: str, path: Path, epochs: int, train: bool) -> dict:
+    """The Tiny teacher's row (trained first when `train`; {} when it is not there), resumed
+    from its per-epoch checkpoint after an interruption."""
+    from ddcodec import api
+    from ddcodec.labels.teacher import load_teacher
+    from ddcodec.spent import SpentClock
+
+    if not path.is_file():
+        if not train:
+            return {}
+        # hours on 2 cores: saved every epoch, so a session's end loses at most the one running
+        resume = Path(f"{path}.ckpt").is_file()
+        # the seconds of the saved epochs
+        clock = SpentClock.start(path.with_suffix(".seconds-so-far"), resume)
+        say(f"teacher: {epochs} epochs on the training images"
+            + (" (resuming from its checkpoint)" if resume else ""))
+
+        def saved(epoch: int) -> None:
+            clock.save()
+            say(f"teacher: epoch {epoch + 1} of {epochs} saved")
+
+        api.train_teacher(data, path, device="cpu", epochs=epochs, force=True,
+                          checkpoint_every=1, resume=resume, on_epoch=saved)
+        path.with_suffix(".seconds").write_text(f"{clock.total():.0f}\n")
+        clock.clear()
+    info = load_teacher(path).info
+    seconds = path.with_suffix(".seconds")
+    return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,
+            "epochs": info["config"]["epochs"], "epoch": info["epoch"],
+            "train_images": info["train_images"], "held_out_images": info["held_out_images"],
+            "chosen_holdout_accuracy": info["chosen_holdout_accuracy"],
+            "test_accuracy": info["test_accuracy"]}
+
+
+def tiny_distill_command(data: str, teacher: Path, out: Path, settings: dict, blocks: int,
+                         nproc: int, budget: float) -> list[str]:
+    """The command a user runs: the same one resumes a stopped run."""
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    return [sys.executable, "-m", "ddcodec", "distill", "--data", data, "--param", "latent",
+            "--loss", "dm", "--target-bpc", str(budget), "--labels", "vq", "--teacher",
+            str(teacher), *options, "--blocks", str(blocks), "--nproc", str(nproc),
+            "--checkpoint-every", "25", "--device", "cpu", "-o", str(out)]

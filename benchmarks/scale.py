@@ -37,9 +37,10 @@ from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block
 HEADING = "## Scale: blocks and processes"
 
 
-# runs `python -m ddcodec ARGS` and prints its own peak resident memory on exit
-PEAK = ("import atexit, resource, runpy, sys; atexit.register(lambda: sys.stderr.write("
-        "f'\\nPEAK_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')); "
+# runs `python -m ddcodec ARGS` and prints its own peak resident memory on exit (VmHWM:
+# ru_maxrss would start from this process's mark, see ddcodec.memory)
+PEAK = ("import atexit, runpy, sys; from ddcodec.memory import peak_mb; atexit.register("
+        "lambda: sys.stderr.write(f'\\nPEAK_MB {peak_mb()}\\n')); "
         "sys.argv = ['ddcodec'] + sys.argv[1:]; runpy.run_module('ddcodec', run_name='__main__')")
 
 
@@ -53,18 +54,19 @@ def timed(args: list[str], threads: int) -> dict:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"scale: {' '.join(args[:4])} ... failed:\n{done.stderr[-3000:]}")
-    peaks = [int(line.split()[1]) for line in done.stderr.splitlines()
-             if line.startswith("PEAK_KB ")]
-    return {"seconds": seconds, "peak_mb": peaks[-1] / 1024 if peaks else None,
+    peaks = [float(line.split()[1]) for line in done.stderr.splitlines()
+             if line.startswith("PEAK_MB ") and line.split()[1] != "None"]
+    return {"seconds": seconds, "peak_mb": peaks[-1] if peaks else None,
             "stdout": done.stdout[-4000:], "stderr": done.stderr[-4000:]}
 
 
-LOAD = ("import json, resource, sys, time; from ddcodec.data.datasets import load_dataset; "
+LOAD = ("import json, sys, time; from ddcodec.data.datasets import load_dataset; "
+        "from ddcodec.memory import peak_mb; "
         "from ddcodec.data import folder_cache; before = set(folder_cache.cache_dir().glob('*')); "
         "size = tuple(map(int, sys.argv[2].split('x'))) if len(sys.argv) > 2 else None; "
         "t = time.perf_counter(); load_dataset(sys.argv[1], resize=size); "
-        "print(json.dumps({'seconds': time.perf_counter() - t, 'peak_mb': resource.getrusage("
-        "resource.RUSAGE_SELF).ru_maxrss / 1024, 'decoded': set(folder_cache.cache_dir()"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'peak_mb': peak_mb(), "
+        "'decoded': set(folder_cache.cache_dir()"
         ".glob('*')) != before}))")
 
 

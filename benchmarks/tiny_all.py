@@ -16,6 +16,8 @@ distilled set alone would take about 10 hours of 2 cores.
     python -m benchmarks.tiny_all                  # many CPU hours on 2 cores; resumes
     python -m benchmarks.tiny_all --report-only    # the section from what is cached
     python -m benchmarks.tiny_all --quick          # minutes: 4 classes, tiny settings
+    python -m benchmarks.tiny_all --controls-only  # the teacher and the target's controls;
+                                                   # the blocks may run elsewhere meanwhile
 """
 
 from __future__ import annotations
@@ -30,16 +32,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import (CACHE, ROOT, TINY, benchmark_parser, class_subset, measured_file,
-                                publish, run)
+from benchmarks.harness import (CACHE, ROOT, TINY, TINY_BLOCKS, TINY_BUDGET, TINY_NPROC,
+                                TINY_SETTINGS, benchmark_parser, class_subset, measured_file,
+                                publish, run, say, tiny_distill_command, tiny_teacher)
 from ddcodec import __version__
 
 HEADING = "## Tiny-ImageNet-200, all classes"
-BUDGET = 98_304  # one 8-bit 64 x 64 image per class
 TEACHER_EPOCHS = 10
-BLOCKS, NPROC = 20, 2  # blocks of 10 classes, 2 processes (one thread each)
-# the settings the 10-class Tiny runs used (benchmarks/distribution.py), with the phase-2 cap
-SETTINGS = {"fit_iterations": 800, "iterations": 150, "phase2_budget": 300, "batch_real": 32}
 # vanilla pixel DM: 500 iterations (as the curve's), with ours' reference batch: each iteration
 # embeds that many real images of each of the 200 classes, at 64 x 64 about 0.4 GFLOP each.
 # benchmarks/execution_speed.py measured 4.67 s an iteration for 20 classes at this batch
@@ -64,42 +63,6 @@ PUBLISHED = ("random real + expert soft labels (ConvNet): 27.2 % at IPC 10, 35.6
              "LPLD (ResNet-18) 38.4 % at IPC 50, about 1.3 Mbit per class with its labels")
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def teacher_row(data: str, path: Path, epochs: int, train: bool) -> dict:
-    from ddcodec import api
-    from ddcodec.labels.teacher import load_teacher
-    from ddcodec.spent import SpentClock
-
-    if not path.is_file():
-        if not train:
-            return {}
-        # hours on 2 cores: saved every epoch, so a session's end loses at most the one running
-        resume = Path(f"{path}.ckpt").is_file()
-        # the seconds of the saved epochs
-        clock = SpentClock.start(path.with_suffix(".seconds-so-far"), resume)
-        say(f"teacher: {epochs} epochs on the training images"
-            + (" (resuming from its checkpoint)" if resume else ""))
-
-        def saved(epoch: int) -> None:
-            clock.save()
-            say(f"teacher: epoch {epoch + 1} of {epochs} saved")
-
-        api.train_teacher(data, path, device="cpu", epochs=epochs, force=True,
-                          checkpoint_every=1, resume=resume, on_epoch=saved)
-        path.with_suffix(".seconds").write_text(f"{clock.total():.0f}\n")
-        clock.clear()
-    info = load_teacher(path).info
-    seconds = path.with_suffix(".seconds")
-    return {"seconds": float(seconds.read_text()) if seconds.is_file() else None,
-            "epochs": info["config"]["epochs"], "epoch": info["epoch"],
-            "train_images": info["train_images"], "held_out_images": info["held_out_images"],
-            "chosen_holdout_accuracy": info["chosen_holdout_accuracy"],
-            "test_accuracy": info["test_accuracy"]}
-
-
 def teacher_progress(path: Path) -> dict:
     """A teacher still training: the epochs its checkpoint holds and their seconds ({} when
     there is none)."""
@@ -113,16 +76,6 @@ def teacher_progress(path: Path) -> dict:
     state = load_tagged(checkpoint, CHECKPOINT_FORMAT, "teacher checkpoint")
     return {"epochs_saved": int(state["trainer"]["epochs_done"]),
             "seconds": saved_seconds(path.with_suffix(".seconds-so-far"))}
-
-
-def distill_command(data: str, teacher: Path, out: Path, settings: dict, blocks: int,
-                    nproc: int, budget: float) -> list[str]:
-    """The command a user runs: the same one resumes a stopped run."""
-    options = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
-    return [sys.executable, "-m", "ddcodec", "distill", "--data", data, "--param", "latent",
-            "--loss", "dm", "--target-bpc", str(budget), "--labels", "vq", "--teacher",
-            str(teacher), *options, "--blocks", str(blocks), "--nproc", str(nproc),
-            "--checkpoint-every", "25", "--device", "cpu", "-o", str(out)]
 
 
 def distill_ours(command: list[str], out: Path, log: Path) -> float | None:
@@ -247,7 +200,9 @@ def section(record: dict) -> str:
     lines += [""] * (not t and not progress)  # a list after the paragraph
     lines += [f"* Ours: latent DM + VQ labels (the rung the 100-class Tiny ladder favoured: VQ "
               f"k=256 7.22 % against VQAE 6.98 %) at {record['budget']:,} bits per class, "
-              f"{s['fit_iterations']} phase-1 and {s['iterations']} phase-2 iterations (at most "
+              f"{s['fit_iterations']} phase-1 iterations from {s.get('fit_candidates', 5)} "
+              "candidate(s) per decoder (one: five took a block past 8 GB, see docs/scale.md) "
+              f"and {s['iterations']} phase-2 iterations (at most "
               f"{s['phase2_budget']} with rate control's rounds), reference batch "
               f"{s['batch_real']}, in {record['blocks_count']} blocks on {record['nproc']} "
               "processes (a block may also run as a job of its own, `--block N`, to the same "
@@ -305,12 +260,15 @@ def section(record: dict) -> str:
 def main() -> None:
     parser = benchmark_parser(__doc__, report_only=True)
     parser.add_argument("--work", default=str(CACHE / "tiny-all"))
+    parser.add_argument("--controls-only", action="store_true",
+                        help="The teacher and the target's two controls, then stop: the blocks "
+                             "may run meanwhile as jobs of their own (`--block N`).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not TINY.is_dir():
         sys.exit(f"tiny_all: {TINY} not found (the shared data beside the checkout)")
     work = Path(args.work)
-    classes, settings, blocks, budget = 200, SETTINGS, BLOCKS, BUDGET
+    classes, settings, blocks, budget = 200, TINY_SETTINGS, TINY_BLOCKS, TINY_BUDGET
     teacher_epochs, epochs, runs, pixel_iterations = TEACHER_EPOCHS, EPOCHS, RUNS, PIXEL_ITERATIONS
     if args.quick:
         work = ROOT / "bench_runs" / "tiny-all-quick"
@@ -323,15 +281,17 @@ def main() -> None:
     data = f"imagefolder:{root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}"
     compute = not args.report_only
     teacher_path = work / "teacher.pt"
-    teacher = teacher_row(data, teacher_path, teacher_epochs, compute)
+    teacher = tiny_teacher(data, teacher_path, teacher_epochs, compute)
     # the target's controls first (the labelled random control, pixel DM): hours on one core,
     # beside another job, where the distillation wants both cores for longer. The other rows
     # (the WebP images on hard labels, the hard weight) come after ours
     if teacher and compute:
         controls(data, str(teacher_path), work, budget, epochs, runs, pixel, True,
                  hard_labelled=False)
+    if args.controls_only:
+        return
     out = work / "ours.ddz"
-    command = distill_command(data, teacher_path, out, settings, blocks, NPROC, budget)
+    command = tiny_distill_command(data, teacher_path, out, settings, blocks, TINY_NPROC, budget)
     distill_s = None
     if compute:
         distill_s = distill_ours(command, out, work / "distill.log")
@@ -350,7 +310,7 @@ def main() -> None:
     control_rows += [p for p in weighted if p["hard_weight"]]
     record = {"date": str(dt.date.today()), "version": __version__,
               "machine": platform.machine() + f", {os.cpu_count()} cores",
-              "budget": budget, "settings": settings, "blocks_count": blocks, "nproc": NPROC,
+              "budget": budget, "settings": settings, "blocks_count": blocks, "nproc": TINY_NPROC,
               "epochs": epochs, "runs": runs, "teacher": teacher, "ours": ours, "pixel": pixel,
               "hard_weight": weight, "ours_weighted": ours_weighted,
               "command": " ".join(["ddcodec", *command[3:]]).replace(str(ROOT) + "/", ""),

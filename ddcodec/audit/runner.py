@@ -11,6 +11,7 @@ import struct
 from ddcodec.bitstream.codec import decode_bytes, memory_bound
 from ddcodec.bitstream.label_coding import params_bytes
 from ddcodec.errors import DDCodecError
+from ddcodec.memory import status_kib
 from ddcodec.audit.mutations import (amplified, hostile_header, mutate_bytes, mutate_structure,
                                     reseal, resealed, splice)
 
@@ -22,18 +23,6 @@ class _Hang(Exception):
     pass
 
 
-def _status_kib(field: str) -> int | None:
-    """A /proc/self/status field in KiB (Linux), else None."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def _reset_peak() -> int | None:
     """Reset this process's peak RSS (Linux: clear_refs 5) and return its RSS now, in KiB."""
     try:
@@ -41,7 +30,7 @@ def _reset_peak() -> int | None:
             refs.write("5")
     except OSError:
         return None
-    return _status_kib("VmRSS")
+    return status_kib("VmRSS")
 
 
 def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str, float | None]:
@@ -76,7 +65,7 @@ def run_case(data: bytes, reference, timeout_s: float = 10.0) -> tuple[str, str,
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     above = (peak - before) / 1024 if before is not None and peak is not None else None
     if outcome:
         return outcome, detail, above

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -37,6 +36,7 @@ from ddcodec.data.datasets import Dataset
 from ddcodec.distillation.partition import block_ranges  # noqa: F401 - used and re-exported
 from ddcodec.errors import DDCodecError, Interrupted
 from ddcodec.fileio import atomic_path, load_tagged
+from ddcodec.memory import peak_mb, resident_mb
 from ddcodec.sets.payload import LatentPayload
 from ddcodec.distillation.budget import label_cost
 from ddcodec.distillation.config import DistillConfig, recorded_settings
@@ -107,7 +107,7 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
     # seconds are this process's part only, from the step it went on from.
     learnt = {**learnt, "block_seconds": time.perf_counter() - started,
               "resumed_from_step": resumed_at,
-              "process_peak_mb": peak_memory_mb(), **resident_mb()}
+              "process_peak_mb": peak_mb(), **resident_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),
             "config": recorded_settings(config), "data": dataset.spec,
@@ -222,32 +222,6 @@ def start_group(device: torch.device) -> torch.device:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             timeout=timedelta(hours=12))
     return device
-
-
-def peak_memory_mb() -> float | None:
-    """This process's peak resident memory so far, where the platform reports it: what shows
-    whether memory grows with the blocks a process has done (it should not)."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
-
-
-def resident_mb() -> dict[str, float]:
-    """This process's resident memory now, split as Linux reports it: anonymous (what the
-    process allocated) and file-backed (pages of mapped files it has read, such as the cached
-    image tree: shared through the page cache and dropped under pressure). A peak that grows
-    across blocks while the anonymous part stays flat is mapped data, not a leak. Empty where
-    /proc is not there."""
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return {}
-    fields = {"RssAnon:": "process_rss_anon_mb", "RssFile:": "process_rss_file_mb"}
-    return {fields[line.split()[0]]: int(line.split()[1]) / 1024 for line in lines
-            if line.split() and line.split()[0] in fields}
 
 
 def _marker(path: Path) -> Path:

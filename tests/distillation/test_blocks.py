@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 
@@ -378,29 +377,3 @@ def test_parts_of_resized_data_merge_at_their_size_and_odd_parts_are_refused(tmp
         blocks_module.run_blocks(load_dataset(f"npz:{npz}"),
                                  DistillConfig.of(param="latent", blocks=2), torch.device("cpu"),
                                  tmp_path / "x.parts", only=0, trainer_class=LatentTrainer)
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/status is Linux's")
-def test_resident_memory_tells_allocated_from_mapped_pages(tmp_path):
-    """The split scale.py relies on: touching a mapped file's pages grows the file-backed part,
-    allocating grows the anonymous part, each by about what was touched."""
-    import mmap
-
-    from ddcodec.distillation.blocks import resident_mb
-
-    path = tmp_path / "mapped.bin"
-    np.arange(64 * 2 ** 20 // 8, dtype=np.int64).tofile(path)
-    before = resident_mb()
-    mapped = np.memmap(path, dtype=np.int64, mode="r")
-    assert int(mapped.sum()) > 0  # touch every page
-    after_map = resident_mb()
-    # fresh anonymous pages, touched (not numpy's, which the reusing allocator may serve from
-    # pages an earlier test freed and kept)
-    allocated = mmap.mmap(-1, 64 * 2 ** 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    for offset in range(0, 64 * 2 ** 20, 4096):
-        allocated[offset] = 1
-    after_alloc = resident_mb()
-    assert after_map["process_rss_file_mb"] - before["process_rss_file_mb"] > 48
-    assert abs(after_map["process_rss_anon_mb"] - before["process_rss_anon_mb"]) < 16
-    assert after_alloc["process_rss_anon_mb"] - after_map["process_rss_anon_mb"] > 48
-    del mapped, allocated

@@ -113,7 +113,8 @@ def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
 def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
     """Tiny's section between sessions: a teacher still training shows its saved epochs, every
     row waits as 'to come', and the CPU hours add up over what is done."""
-    from benchmarks.tiny_all import SETTINGS, section
+    from benchmarks.harness import TINY_SETTINGS as SETTINGS
+    from benchmarks.tiny_all import section
 
     record = {"date": "today", "machine": "here", "epochs": 100, "runs": 2, "budget": 98_304,
               "settings": SETTINGS, "blocks_count": 20, "nproc": 2, "command": "ddcodec distill",
@@ -491,3 +492,25 @@ def test_the_state_script_says_where_each_stopped_run_stands(tmp_path):
     found = dict((Path(name).name, line) for name, line in state.rows(tmp_path))
     assert found["ours.ddz.parts"] == "blocked distillation: 3 parts of runs in 10 and 20 blocks"
     assert found["empty.ddz.parts"] == "blocked distillation: no block finished yet"
+
+
+def test_the_tiny_run_and_its_memory_check_run_one_command():
+    """block_memory measures the Tiny run's own command (one candidate, the real budget and
+    labels) as a job of one block, and its section gives the difference the candidates make."""
+    from benchmarks.block_memory import section
+    from benchmarks.harness import TINY_SETTINGS, tiny_distill_command
+
+    command = tiny_distill_command("imagefolder:d", Path("t.pt"), Path("o.ddz"), TINY_SETTINGS,
+                                   20, 2, 98_304)
+    assert "--fit-candidates=1" in command and command[command.index("--labels") + 1] == "vq"
+    rows = [{"candidates": 1, "block_s": 60.0, "peak_mb": 1_400.0, "allocated_mb": 1_000.0,
+             "mapped_mb": 350.0},
+            {"candidates": 5, "block_s": 70.0, "peak_mb": 1_800.0, "allocated_mb": 1_400.0,
+             "mapped_mb": 350.0}]
+    text = section({"date": "today", "version": "0", "machine": "here", "block": 19,
+                    "blocks": 20, "classes_per_block": 10, "budget": 98_304,
+                    "settings": {"fit_iterations": 32, "iterations": 4, "phase2_budget": 8,
+                                 "batch_real": 32}, "checkpoint_every": 8, "rows": rows})
+    assert "block 19 of 20 (10 classes at 64 x 64" in text
+    assert "| 5 | 70 | 1,800 | 1,400 | 350 |" in text
+    assert "5 candidates peak 400 MB above 1 (1.29x)" in text

@@ -17,8 +17,8 @@ CIRCLE_FREE = ("ddcodec", "ddcodec.bitstream", "ddcodec.codec", "ddcodec.distill
 # The pipeline's layers, bottom first: a module imports only from its own layer or lower ones.
 # Top-level modules are the shared utilities at the bottom, except those named higher up.
 LAYERS = (
-    ("devices", "errors", "events", "fileio", "fixedpoint", "limits", "names", "options",
-     "progress", "registry", "seeds", "spent", "units", "version"),
+    ("devices", "errors", "events", "fileio", "fixedpoint", "limits", "memory", "names",
+     "options", "progress", "registry", "seeds", "spent", "units", "version"),
     ("data", "codec", "coding"),  # images in and out; the image model; entropy coding
     ("training",),  # networks and the protocol that trains them
     ("labels",),  # teacher, ladder, labelling
