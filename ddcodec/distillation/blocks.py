@@ -24,11 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
 
 import torch
 
@@ -228,6 +235,32 @@ def _marker(path: Path) -> Path:
     return path.with_suffix(".running")
 
 
+@contextmanager
+def claimed(marker: Path, block: int, who: str) -> Iterator[str]:
+    """Hold a block's `.running` marker, locked, while this process distills the block; yield
+    what an earlier, stopped run wrote in it ('' when none). A second process on the same block
+    (a job array's duplicate, a rerun while the first still runs) would write the same
+    checkpoint and part: it stops with one line naming the first instead. The lock is the
+    kernel's (flock), so it goes with the process that holds it, however that ends; where there
+    is no flock (Windows) the marker only names its writer."""
+    with open(marker, "a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                raise DDCodecError(f"block {block} is being distilled by another process "
+                                   f"({handle.read().strip() or 'unnamed'}); wait for it or "
+                                   f"stop it, then run again") from None
+        handle.seek(0)
+        earlier = handle.read().strip()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(who)
+        handle.flush()
+        yield earlier
+
+
 def checkpoint_path(path: Path) -> Path:
     """A block's checkpoint, beside its part: what a killed run goes on from."""
     return path.with_suffix(".ckpt")
@@ -259,33 +292,37 @@ def run_blocks(dataset: Dataset, config, device: torch.device, parts: Path, size
         if finished(path, digest):
             say(f"block {block}: part found, skipped")
             continue
-        marker = _marker(path)
-        if marker.is_file():
-            say(f"block {block}: left unfinished by an earlier run ({marker.read_text()}); "
-                "distilling it again")
         parts.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"rank {rank}, pid {os.getpid()}")
-        say(f"block {block} of {blocks} (classes {ranges[block][0]}-{ranges[block][-1]}) on "
-            f"rank {rank}")
-        try:
-            part = distill_block(dataset, config, device, block, blocks, sizer, on_progress,
-                                 trainer_class=trainer_class, say=say,
-                                 checkpoint=checkpoint_path(path),
-                                 checkpoint_every=checkpoint_every)
-        except Interrupted:
-            raise
-        except DDCodecError as exc:
-            raise DDCodecError(f"block {block} failed on rank {rank}: {exc}") from None
-        except Exception as exc:
-            raise DDCodecError(f"block {block} failed on rank {rank}: "
-                               f"{type(exc).__name__}: {exc}") from exc
-        # how the block ran, for the record beside its time (not in the .ddz)
-        part["learnt"]["ran_as"] = (f"rank {rank} of {size}" if size > 1 else
-                                    "a job of its own (--block)" if only is not None
-                                    else "one process")
-        save_part(part, path)
-        checkpoint_path(path).unlink(missing_ok=True)
-        marker.unlink()
+        with claimed(_marker(path), block, f"rank {rank}, pid {os.getpid()} on "
+                     f"{socket.gethostname()}") as earlier:
+            if finished(path, digest):  # another process finished it since the check above
+                _marker(path).unlink()
+                say(f"block {block}: part found, skipped")
+                continue
+            if earlier:
+                say(f"block {block}: left unfinished by an earlier run ({earlier}); "
+                    "distilling it again")
+            say(f"block {block} of {blocks} (classes {ranges[block][0]}-{ranges[block][-1]}) "
+                f"on rank {rank}")
+            try:
+                part = distill_block(dataset, config, device, block, blocks, sizer,
+                                     on_progress, trainer_class=trainer_class, say=say,
+                                     checkpoint=checkpoint_path(path),
+                                     checkpoint_every=checkpoint_every)
+            except Interrupted:
+                raise
+            except DDCodecError as exc:
+                raise DDCodecError(f"block {block} failed on rank {rank}: {exc}") from None
+            except Exception as exc:
+                raise DDCodecError(f"block {block} failed on rank {rank}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            # how the block ran, for the record beside its time (not in the .ddz)
+            part["learnt"]["ran_as"] = (f"rank {rank} of {size}" if size > 1 else
+                                        "a job of its own (--block)" if only is not None
+                                        else "one process")
+            save_part(part, path)
+            checkpoint_path(path).unlink(missing_ok=True)
+            _marker(path).unlink()
         learnt = part["learnt"]
         peak, anon, mapped = (learnt["process_peak_mb"], learnt.get("process_rss_anon_mb"),
                               learnt.get("process_rss_file_mb"))

@@ -377,3 +377,33 @@ def test_parts_of_resized_data_merge_at_their_size_and_odd_parts_are_refused(tmp
         blocks_module.run_blocks(load_dataset(f"npz:{npz}"),
                                  DistillConfig.of(param="latent", blocks=2), torch.device("cpu"),
                                  tmp_path / "x.parts", only=0, trainer_class=LatentTrainer)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX's")
+def test_a_block_another_process_is_distilling_is_refused_in_one_line(six, tmp_path, run_cli):
+    """Two jobs on one block would write the same checkpoint and part: the second stops with
+    one line naming the first, and the block is its once the first has gone."""
+    npz, _ = six
+    out = tmp_path / "c.ddz"
+    marker = part_path(tmp_path / "c.ddz.parts", 1, 2).with_suffix(".running")
+    marker.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); f.write('rank 0, pid 1 on elsewhere'); f.flush(); "
+         "print('held', flush=True); time.sleep(120)", str(marker)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli("distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+                               "--block", "1", "-o", str(out))
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        assert ("block 1 is being distilled by another process (rank 0, pid 1 on elsewhere)"
+                in err)
+        assert not part_path(tmp_path / "c.ddz.parts", 1, 2).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    done = run(["-m", "ddcodec", "distill", "--data", f"npz:{npz}", *OPTIONS, "--blocks", "2",
+                "--block", "1", "-o", str(out)])
+    assert "left unfinished by an earlier run (rank 0, pid 1 on elsewhere)" in done.stderr
+    assert part_path(tmp_path / "c.ddz.parts", 1, 2).is_file() and not marker.exists()
