@@ -503,6 +503,7 @@ def test_the_tiny_run_and_its_memory_check_run_one_command():
     command = tiny_distill_command("imagefolder:d", Path("t.pt"), Path("o.ddz"), TINY_SETTINGS,
                                    20, 2, 98_304)
     assert "--fit-candidates=1" in command and command[command.index("--labels") + 1] == "vq"
+    assert "--lmbda=0.0001" in command  # DM's default overshot at 200 classes of 64 x 64
     rows = [{"candidates": 1, "block_s": 60.0, "peak_mb": 1_400.0, "allocated_mb": 1_000.0,
              "mapped_mb": 350.0},
             {"candidates": 5, "block_s": 70.0, "peak_mb": 1_800.0, "allocated_mb": 1_400.0,
