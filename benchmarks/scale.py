@@ -277,7 +277,9 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
              f"`python -m benchmarks.tiny_all` ({record['date']}): Tiny-ImageNet-200, all 200 "
              f"classes at {record['budget']:,} bits per class, {s['fit_iterations']} phase-1 and "
              f"{s['iterations']} phase-2 iterations (at most {s['phase2_budget']} with rate "
-             f"control), batch_real {s['batch_real']}, {len(blocks)} of "
+             f"control), {s.get('fit_candidates', 5)} phase-1 candidate(s) per decoder"
+             + (f", lambda from {s['lmbda']:g}" if "lmbda" in s else "")
+             + f", batch_real {s['batch_real']}, {len(blocks)} of "
              f"{record.get('blocks_count', len(blocks))} blocks of 10 classes so far, each in a "
              f"process of one thread ({nproc} under torchrun, or a job of its own): median "
              f"**{per_class:.0f} s per class** per process (over {len(whole)} blocks run "
