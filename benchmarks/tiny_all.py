@@ -95,6 +95,10 @@ def distill_ours(command: list[str], out: Path, log: Path) -> float | None:
     return time.perf_counter() - started
 
 
+def mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
 def block_rows(parts: Path) -> list[dict]:
     """Per block, from its part file: seconds, seconds per class, the process's peak memory and
     its resident memory split into allocated and mapped, what rate control spent."""
@@ -109,6 +113,7 @@ def block_rows(parts: Path) -> list[dict]:
                      "seconds": learnt["block_seconds"],
                      "seconds_per_class": learnt["block_seconds"] / classes,
                      "peak_mb": learnt.get("process_peak_mb"),
+                     "peak_before_mb": learnt.get("process_peak_before_mb"),
                      "allocated_mb": learnt.get("process_rss_anon_mb"),
                      "mapped_mb": learnt.get("process_rss_file_mb"),
                      "block_bpc": rate.get("achieved_bpc"),
@@ -242,18 +247,26 @@ def section(record: dict) -> str:
                           for mine, weight in ((ours, 0.0), (weighted, w))) + "."]
     if rows:
         peak = max(r["peak_mb"] or 0 for r in rows)
-        per_class = sorted(r["seconds_per_class"] for r in rows)
+        # a block resumed part-way counts only its last part's seconds: not in the median
+        per_class = sorted(r["seconds_per_class"] for r in rows
+                           if not r.get("resumed_from_step")) or [float("nan")]
         lines += ["", f"Per block ({len(rows)} of {record['blocks_count']} done): median "
-                  f"{per_class[len(per_class) // 2]:.0f} s per class, peak memory per process "
-                  f"{peak:,.0f} MB (under 8 GB: {'yes' if peak < 8192 else 'no'}).", "",
-                  "| block | classes | ran as | seconds | s/class | peak MB | allocated MB | "
-                  "mapped MB | block bits/class | phase-2 it. |", "|---:" * 10 + "|"]
+                  f"{per_class[len(per_class) // 2]:.0f} s per class over the blocks run "
+                  f"whole, peak memory per process {peak:,.0f} MB (under 8 GB: "
+                  f"{'yes' if peak < 8192 else 'no'}). Peak before: the process's mark when "
+                  "its block began, the data's load (the first load of the tree on a machine "
+                  "decodes all of it into the cache; later ones map the cache) and any earlier "
+                  "block of the same process; – where the part predates the record.", "",
+                  "| block | classes | ran as | seconds | s/class | peak MB | peak before MB | "
+                  "allocated MB | mapped MB | block bits/class | phase-2 it. |",
+                  "|---:" * 11 + "|"]
         for r in rows:
             resumed = r.get("resumed_from_step")  # its seconds count from that step on
             block = f"{r['block']}" + (f" (resumed at step {resumed})" if resumed else "")
             lines.append(f"| {block} | {r['classes']} | {r.get('ran_as') or '–'} | "
                          f"{r['seconds']:.0f} | "
                          f"{r['seconds_per_class']:.0f} | {r['peak_mb'] or 0:,.0f} | "
+                         f"{mb(r.get('peak_before_mb'))} | "
                          f"{r['allocated_mb'] or 0:,.0f} | {r['mapped_mb'] or 0:,.0f} | "
                          f"{r['block_bpc'] or 0:,.0f} | {r['phase2_iterations'] or '–'} |")
     lines += time_lines(t, ours, rows, record["controls"], weighted)

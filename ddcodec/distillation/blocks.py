@@ -93,7 +93,7 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
     classes = block_ranges(dataset.num_classes, blocks)[block]
     file_bits = (_block_file_bits(dataset, config, classes, sizer)
                  if config.latent.target_bpc is not None else None)
-    started = time.perf_counter()
+    started, peak_before = time.perf_counter(), peak_mb()
     trainer = trainer_class(dataset, config, device, checkpoint, checkpoint_every,
                             on_progress=on_progress, file_bits=file_bits, classes=classes)
     resume, resumed_at = checkpoint is not None and checkpoint.is_file(), None
@@ -111,9 +111,11 @@ def distill_block(dataset: Dataset, config, device: torch.device, block: int, bl
         raise Interrupted(f"block {block} stopped; its state is saved in {checkpoint}: run "
                           "the same command again to go on") from None
     # what a block cost, for planning (docs/scale.md); not in the .ddz. A resumed block's
-    # seconds are this process's part only, from the step it went on from.
+    # seconds are this process's part only, from the step it went on from. The peak before the
+    # block tells the block's own memory from the data load's (the first load of a tree
+    # decodes all of it) and from an earlier block's in the same process.
     learnt = {**learnt, "block_seconds": time.perf_counter() - started,
-              "resumed_from_step": resumed_at,
+              "resumed_from_step": resumed_at, "process_peak_before_mb": peak_before,
               "process_peak_mb": peak_mb(), **resident_mb()}
     return {"format": PART_FORMAT, "version": PART_VERSION, "block": block, "blocks": blocks,
             "classes": list(classes), "settings": settings_digest(config, dataset),

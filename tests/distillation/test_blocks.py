@@ -57,7 +57,11 @@ def test_blocks_in_one_process_give_the_bytes_of_one_run(six, tmp_path):
     assert out.read_bytes() == single
     part = load_part(part_path(tmp_path / "b.ddz.parts", 1, 2))
     assert part["classes"] == [2, 3] and part["images"].dtype == torch.uint8
+    learnt = load_part(part_path(tmp_path / "b.ddz.parts", 0, 2))["learnt"]
     assert part["learnt"]["ran_as"] == "one process"  # beside its time, for the record
+    # the process's peak memory when each block began: block 1's is after block 0 ran
+    assert 0 < learnt["process_peak_before_mb"] <= learnt["process_peak_mb"]
+    assert part["learnt"]["process_peak_before_mb"] >= learnt["process_peak_mb"]
 
 
 def test_two_gloo_processes_give_the_same_bytes(six, tmp_path):

@@ -153,11 +153,19 @@ def test_the_tiny_section_says_how_far_the_teacher_got_and_the_hours_spent():
     block = {"block": 19, "classes": 10, "seconds": 3_000.0, "seconds_per_class": 300.0,
              "peak_mb": 2_500.0, "allocated_mb": 900.0, "mapped_mb": 600.0,
              "block_bpc": 97_000.0, "phase2_iterations": 300, "resumed_from_step": None}
-    record["blocks"] = [{**block, "ran_as": "a job of its own (--block)"},
+    record["blocks"] = [{**block, "ran_as": "a job of its own (--block)",
+                         "peak_before_mb": 2_100.0},
                         {**block, "block": 0}]  # a part from before it was recorded
     text = section(record)
-    assert "| 19 | 10 | a job of its own (--block) | 3000 | 300 | 2,500 |" in text
-    assert "| 0 | 10 | – | 3000 |" in text
+    assert "| 19 | 10 | a job of its own (--block) | 3000 | 300 | 2,500 | 2,100 | 900 |" in text
+    assert "| 0 | 10 | – | 3000 | 300 | 2,500 | – | 900 |" in text
+    # a block resumed part-way counts only its last part's seconds: left out of the median
+    record["blocks"] = [{**block, "seconds_per_class": 200.0}, block,
+                        {**block, "block": 1, "seconds_per_class": 60.0,
+                         "resumed_from_step": 324}]
+    text = section(record)
+    assert "median 300 s per class over the blocks run whole" in text
+    assert "| 1 (resumed at step 324) | 10 | – | 3000 | 60 |" in text
 
 
 def test_a_cifar10_baseline_row_prices_and_measures_its_own_8bit_file(tmp_path):
