@@ -13,7 +13,6 @@ Writes docs/BENCHMARKS.md (the baselines section) and docs/benchmarks/baselines.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ddcodec import __version__, api
-from benchmarks.harness import benchmark_parser, replace_section, run, write_record
+from benchmarks.harness import benchmark_parser, read_record, replace_section, run, write_record
 from ddcodec.data.datasets import load_dataset
 from ddcodec.training.trainer import EvalConfig, accuracy, train_network
 
@@ -144,8 +143,7 @@ def measure_timings(steps: int = 25, epochs: int = 30) -> dict:
 
 def refresh_timings(args) -> None:
     out = Path(args.out)
-    json_path = out.parent / "benchmarks" / "baselines.json"
-    record = json.loads(json_path.read_text())
+    record = read_record(out, "baselines")
     record["timings"] = measure_timings()
     record["timings_date"] = dt.date.today().isoformat()
     record["timings_machine"] = f"{platform.machine()}, {args.threads} torch threads"

@@ -140,6 +140,20 @@ def write_record(out: Path, name: str, record: dict) -> Path:
     return path
 
 
+def read_record(out: Path, name: str) -> dict:
+    """docs/benchmarks/NAME.json beside the report, for a script that rewrites its section from
+    the last record; one line when there is none yet."""
+    import json
+
+    from ddcodec.errors import DDCodecError
+
+    path = out.parent / "benchmarks" / f"{name}.json"
+    if not path.is_file():
+        raise DDCodecError(f"no record {path} to report from: run the benchmark in full "
+                           "once (or pass the report's --out)")
+    return json.loads(path.read_text())
+
+
 # Curve series that repeat other points: the best-quality envelopes of the packed baselines and
 # the 8-bit twin of each vanilla float32 set (the same distillation, counted another way).
 REPEATED_SERIES = ("jpeg", "webp", "pixels-8bit")

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
-                                replace_section, run, write_record)
+                                read_record, replace_section, run, write_record)
 
 HEADING = "## Scale: blocks and processes"
 
@@ -418,7 +418,7 @@ def main() -> None:
                              "(docs/benchmarks/scale.json); run nothing.")
     args = parser.parse_args()
     if args.report_only:
-        record = json.loads((Path(args.out).parent / "benchmarks" / "scale.json").read_text())
+        record = read_record(Path(args.out), "scale")
         publish_scale(record, argparse.Namespace(**record["settings"]), Path(args.out))
         return
     if args.quick:

@@ -86,6 +86,20 @@ def test_labels_benchmark_refuses_bad_class_counts(args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("script", ["scale", "baselines"])
+def test_a_report_without_its_record_is_refused_in_one_line(script, tmp_path):
+    """--report-only (baselines: --timings-only) rewrites a section from the last record; a
+    report with none beside it gets one line, not a traceback."""
+    flag = "--report-only" if script == "scale" else "--timings-only"
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", flag,
+                             "--out", str(tmp_path / "B.md")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{script}: no record {tmp_path / 'benchmarks' / (script + '.json')} to report from: "
+        "run the benchmark in full once (or pass the report's --out)"]
+
+
 def test_the_scale_model_is_rebuilt_from_the_real_settings_blocks(tmp_path):
     """docs/scale.md's real-settings model: the median over blocks run whole (a block resumed
     part-way timed only its last part), the peak over all, and the per-step prediction's
