@@ -36,7 +36,8 @@ import constriction
 import numpy as np
 import torch
 
-from benchmarks.harness import ROOT, TINY, benchmark_parser, replace_section, run, write_record
+from benchmarks.harness import (ROOT, TINY, benchmark_parser, read_record, replace_section, run,
+                                write_record)
 from ddcodec import __version__
 from ddcodec.coding import entropy
 from ddcodec.bitstream.armint import IntegerARM
@@ -305,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         out = Path(args.out)
-        record = json.loads((out.parent / "benchmarks" / "speed.json").read_text())
+        record = read_record(out, "speed")
         replace_section(out, HEADING, section(record))
         print(section(record))
         return

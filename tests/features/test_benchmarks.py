@@ -86,11 +86,11 @@ def test_labels_benchmark_refuses_bad_class_counts(args, message):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("script", ["scale", "baselines"])
+@pytest.mark.parametrize("script", ["scale", "speed", "baselines"])
 def test_a_report_without_its_record_is_refused_in_one_line(script, tmp_path):
     """--report-only (baselines: --timings-only) rewrites a section from the last record; a
     report with none beside it gets one line, not a traceback."""
-    flag = "--report-only" if script == "scale" else "--timings-only"
+    flag = "--timings-only" if script == "baselines" else "--report-only"
     result = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", flag,
                              "--out", str(tmp_path / "B.md")],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
