@@ -61,8 +61,10 @@ def test_batched_synthesis_equals_each_decoder_run_alone():
         reference.append(y)
     grads = torch.autograd.grad(out.square().sum(), [x, *params.values()])
     expected = torch.autograd.grad(torch.stack(reference).square().sum(), [x, *params.values()])
+    # against each gradient's own scale: they reach 1e4 here, where float32 sums in another
+    # order differ by 1e-3 (about 3e-7 of the scale) and an element-wise atol cannot hold
     for got, want in zip(grads, expected):
-        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
 
 
 @pytest.mark.parametrize("ctx,hidden,count", [(32, 4, 4290), (16, 2, 578), (8, 2, 162)])
