@@ -328,6 +328,14 @@ def median_whole_block_seconds(record: dict) -> float | None:
     return statistics.median(whole) if whole else None
 
 
+def spread(blocks: list[dict]) -> str:
+    """The range of seconds per class: one machine's load moves them (shared, 2 cores, two
+    blocks at a time)."""
+    times = [b["seconds_per_class"] for b in blocks]
+    return (f"; {min(times):.0f} to {max(times):.0f} s as the shared 2-core machine's load "
+            "varied, two blocks at a time" if len(times) > 1 else "")
+
+
 # Tiny-ImageNet-200, all classes at real settings (benchmarks/tiny_all.py); benchmarks/
 # block_memory.py runs the same command on one block.
 TINY_BUDGET = 98_304  # one 8-bit 64 x 64 image per class

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
-                                read_record, replace_section, run, write_record)
+                                read_record, replace_section, run, spread, write_record)
 
 HEADING = "## Scale: blocks and processes"
 
@@ -283,8 +283,8 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
              f"{record.get('blocks_count', len(blocks))} blocks of 10 classes so far, each in a "
              f"process of one thread ({nproc} under torchrun, or a job of its own): median "
              f"**{per_class:.0f} s per class** per process (over {len(whole)} blocks run "
-             f"whole), rate control and weight quantisation included; peak memory per process "
-             f"**{peak:,.0f} MB** ({'within' if peak < 8192 else 'over'} the 8 GB a process "
+             f"whole{spread(whole)}), rate control and weight quantisation included; peak "
+             f"memory per process **{peak:,.0f} MB** ({'within' if peak < 8192 else 'over'} the 8 GB a process "
              "may take).", "",
              "| ImageNet-1K, 64 × 64, real settings | per class | 1 process | 8 processes | "
              "64 processes |", "|---|---:|---:|---:|---:|",

@@ -34,7 +34,8 @@ import torch
 
 from benchmarks.harness import (CACHE, ROOT, TINY, TINY_BLOCKS, TINY_BUDGET, TINY_NPROC,
                                 TINY_SETTINGS, benchmark_parser, class_subset, measured_file,
-                                publish, run, say, tiny_distill_command, tiny_teacher)
+                                median_whole_block_seconds, publish, run, say, spread,
+                                tiny_distill_command, tiny_teacher)
 from ddcodec import __version__
 
 HEADING = "## Tiny-ImageNet-200, all classes"
@@ -248,11 +249,11 @@ def section(record: dict) -> str:
     if rows:
         peak = max(r["peak_mb"] or 0 for r in rows)
         # a block resumed part-way counts only its last part's seconds: not in the median
-        per_class = sorted(r["seconds_per_class"] for r in rows
-                           if not r.get("resumed_from_step")) or [float("nan")]
+        whole = [r for r in rows if not r.get("resumed_from_step")]
+        median = median_whole_block_seconds(record) or float("nan")
         lines += ["", f"Per block ({len(rows)} of {record['blocks_count']} done): median "
-                  f"{per_class[len(per_class) // 2]:.0f} s per class over the blocks run "
-                  f"whole, peak memory per process {peak:,.0f} MB (under 8 GB: "
+                  f"{median:.0f} s per class over the blocks run "
+                  f"whole{spread(whole)}, peak memory per process {peak:,.0f} MB (under 8 GB: "
                   f"{'yes' if peak < 8192 else 'no'}). Peak before: the process's mark when "
                   "its block began, the data's load (the first load of the tree on a machine "
                   "decodes all of it into the cache; later ones map the cache) and any earlier "
