@@ -318,22 +318,26 @@ def curve_configs(args) -> list:
     return out
 
 
+def whole_blocks(record: dict) -> list[dict]:
+    """benchmarks/tiny_all.py's blocks run whole: a block resumed part-way timed only its last
+    part, so its seconds say nothing of a block's."""
+    return [b for b in record.get("blocks", []) if not b.get("resumed_from_step")]
+
+
 def median_whole_block_seconds(record: dict) -> float | None:
-    """benchmarks/tiny_all.py's seconds per class per process: the median over blocks run
-    whole (a block resumed part-way timed only its last part); None before any."""
+    """Seconds per class per process: the median over the blocks run whole; None before any."""
     import statistics
 
-    whole = [b["seconds_per_class"] for b in record.get("blocks", [])
-             if not b.get("resumed_from_step")]
+    whole = [b["seconds_per_class"] for b in whole_blocks(record)]
     return statistics.median(whole) if whole else None
 
 
-def spread(blocks: list[dict]) -> str:
-    """The range of seconds per class: one machine's load moves them (shared, 2 cores, two
-    blocks at a time)."""
-    times = [b["seconds_per_class"] for b in blocks]
-    return (f"; {min(times):.0f} to {max(times):.0f} s as the shared 2-core machine's load "
-            "varied, two blocks at a time" if len(times) > 1 else "")
+def spread(record: dict) -> str:
+    """The range of seconds per class over the blocks run whole: the shared machine's load
+    moves them."""
+    times = [b["seconds_per_class"] for b in whole_blocks(record)]
+    return (f"; {min(times):.0f} to {max(times):.0f} s on a shared machine whose load varied"
+            if len(times) > 1 else "")
 
 
 # Tiny-ImageNet-200, all classes at real settings (benchmarks/tiny_all.py); benchmarks/

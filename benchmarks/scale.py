@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import (ROOT, TINY, benchmark_parser, median_whole_block_seconds,
-                                read_record, replace_section, run, spread, write_record)
+                                read_record, replace_section, run, spread, whole_blocks,
+                                write_record)
 
 HEADING = "## Scale: blocks and processes"
 
@@ -268,7 +269,7 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
     per_class = median_whole_block_seconds(record)
     if per_class is None:
         return []
-    whole = [b for b in blocks if not b.get("resumed_from_step")]
+    whole = whole_blocks(record)
     peak = max(b["peak_mb"] or 0 for b in blocks)
     s = record["settings"]
     nproc = record["nproc"]  # the torchrun job's processes
@@ -283,9 +284,9 @@ def real_settings_lines(record_path: Path, predicted_s: float | None) -> list[st
              f"{record.get('blocks_count', len(blocks))} blocks of 10 classes so far, each in a "
              f"process of one thread ({nproc} under torchrun, or a job of its own): median "
              f"**{per_class:.0f} s per class** per process (over {len(whole)} blocks run "
-             f"whole{spread(whole)}), rate control and weight quantisation included; peak "
-             f"memory per process **{peak:,.0f} MB** ({'within' if peak < 8192 else 'over'} the 8 GB a process "
-             "may take).", "",
+             f"whole{spread(record)}), rate control and weight quantisation included; peak "
+             f"memory per process **{peak:,.0f} MB** "
+             f"({'within' if peak < 8192 else 'over'} the 8 GB a process may take).", "",
              "| ImageNet-1K, 64 × 64, real settings | per class | 1 process | 8 processes | "
              "64 processes |", "|---|---:|---:|---:|---:|",
              f"| measured per block | {per_class:.0f} s | {total_h:.0f} h | {total_h / 8:.1f} h | "

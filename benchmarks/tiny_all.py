@@ -248,12 +248,12 @@ def section(record: dict) -> str:
                           for mine, weight in ((ours, 0.0), (weighted, w))) + "."]
     if rows:
         peak = max(r["peak_mb"] or 0 for r in rows)
-        # a block resumed part-way counts only its last part's seconds: not in the median
-        whole = [r for r in rows if not r.get("resumed_from_step")]
-        median = median_whole_block_seconds(record) or float("nan")
-        lines += ["", f"Per block ({len(rows)} of {record['blocks_count']} done): median "
-                  f"{median:.0f} s per class over the blocks run "
-                  f"whole{spread(whole)}, peak memory per process {peak:,.0f} MB (under 8 GB: "
+        median = median_whole_block_seconds(record)
+        timing = (f"median {median:.0f} s per class over the blocks run whole{spread(record)}"
+                  if median is not None else "no block run whole yet (a resumed one counts "
+                  "only its last part's seconds)")
+        lines += ["", f"Per block ({len(rows)} of {record['blocks_count']} done): {timing}, "
+                  f"peak memory per process {peak:,.0f} MB (under 8 GB: "
                   f"{'yes' if peak < 8192 else 'no'}). Peak before: the process's mark when "
                   "its block began, the data's load (the first load of the tree on a machine "
                   "decodes all of it into the cache; later ones map the cache) and any earlier "
