@@ -118,7 +118,7 @@ def teacher_agreement(ddz: Path, samples: int = 8) -> dict | None:
     return result
 
 
-def controls_for(point: dict, epochs: int, runs: int, controls: dict = CONTROLS,
+def controls_for(point: dict, epochs: int, runs: int, sheets: Path, controls: dict = CONTROLS,
                  looks: bool = True, compute: bool = True) -> dict:
     """The controls of one curve file, cached by its bytes; controls added since a file was
     last measured are measured now (unless not `compute`). `looks`: also the sample sheet,
@@ -130,7 +130,7 @@ def controls_for(point: dict, epochs: int, runs: int, controls: dict = CONTROLS,
     if looks and "sample_psnr_db" not in result:
         result["sample_psnr_db"] = sample_psnr(ddz)
     if looks and "sheet" not in result:
-        result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png")
+        result["sheet"] = sample_sheet(ddz, f"{ddz.stem}-{round(point['bpc'])}bpc.png", sheets)
     if looks and "samples_spread_x0.5" not in (result.get("teacher") or {}):  # missing, older
         result["teacher"] = teacher_agreement(ddz)
     for name, options in controls.items():
@@ -151,14 +151,17 @@ def controls_for(point: dict, epochs: int, runs: int, controls: dict = CONTROLS,
     return result
 
 
-def sample_sheet(ddz: Path, name: str) -> str:
-    """docs/grids/NAME: per class, the means then 2 samples of each prior (epoch 0)."""
-    out = ROOT / "docs" / "grids" / name
+def sample_sheet(ddz: Path, name: str, sheets: Path) -> str:
+    """SHEETS/NAME (grids/ beside the report): per class, the means then 2 samples of each
+    prior (epoch 0); the link the report gives it."""
+    sheets.mkdir(parents=True, exist_ok=True)
+    out = sheets / name
     api.decode(ddz, out, format="grid", force=True, samples=2)
     return f"grids/{name}"
 
 
-def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) -> dict | None:
+def spread_variant(point: dict, epochs: int, runs: int, sheets: Path,
+                   compute: bool = True) -> dict | None:
     """The point's distillation with the other spread choice, fresh and frozen (None when it
     is not cached and `compute` is off)."""
     levels, stem, words = variant_spread(point)
@@ -170,7 +173,7 @@ def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) ->
         result = json.loads(cached.read_text())
         if "sheet" not in result:  # recorded before sheets were drawn
             result["sheet"] = sample_sheet(STORE / result["file"], f"distribution-dm-{stem}-"
-                                           f"{round(result['bpc'])}bpc.png")
+                                           f"{round(result['bpc'])}bpc.png", sheets)
         result.update(spread_levels=levels, spreads_on=words)
         cached.write_text(json.dumps(result, indent=1))
         return result
@@ -190,7 +193,8 @@ def spread_variant(point: dict, epochs: int, runs: int, compute: bool = True) ->
               "spread_levels": levels, "spreads_on": words, "distill_seconds": seconds,
               "sample_psnr_db": sample_psnr(ddz),
               "sigma_median_per_level": distilled.provenance.get("sigma_median_per_level")}
-    result["sheet"] = sample_sheet(ddz, f"distribution-dm-{stem}-{round(result['bpc'])}bpc.png")
+    result["sheet"] = sample_sheet(ddz, f"distribution-dm-{stem}-{round(result['bpc'])}bpc.png",
+                                   sheets)
     for name, frozen in (("fresh", False), ("frozen", True)):
         report = api.measure(ddz, epochs=epochs, runs=runs, seed=0, device="cpu",
                              frozen_samples=frozen)
@@ -213,13 +217,15 @@ def latent_point(budget: float, series: str = "latent-dm") -> dict | None:
 LABELLED_CONTROLS = {"4 fresh samples": {"samples": 4}}
 
 
+def acc(p: dict | None) -> str:
+    """One accuracy cell: mean ± std, or – where the control is not measured yet."""
+    return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
+
+
 def labelled_lines(record: dict) -> list[str]:
     rows = record.get("labelled_rows") or []
     if not rows:
         return []
-
-    def acc(p):
-        return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
 
     lines = ["", "With the curve's VQ soft labels (one label per prior from the same teacher, "
                  "coded in the file), the same protocol:", "",
@@ -247,9 +253,6 @@ def section(record: dict) -> str:
              "fine → coarse | teacher % on latent / means / samples / samples at σ × 0.5 |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
 
-    def acc(p):
-        return f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}" if p else "–"
-
     def agree(row) -> str:
         seen = [(row.get("latent_teacher") or {}).get("means"),
                 *((row.get("teacher") or {}).get(k)
@@ -259,8 +262,8 @@ def section(record: dict) -> str:
     for row in record["rows"]:
         sigma = ", ".join(f"{v:.2g}" for v in row["sigma_median_per_level"] or [])
         lines.append(f"| {row['budget']:,} | {acc(row['latent'])} | {acc(row['fresh'])} | "
-                     f"{acc(row['frozen'])} | {acc(row['means alone'])} | "
-                     f"{acc(row['4 fresh samples'])} | {acc(row.get('spreads x 0.5'))} | "
+                     f"{acc(row['frozen'])} | {acc(row.get('means alone'))} | "
+                     f"{acc(row.get('4 fresh samples'))} | {acc(row.get('spreads x 0.5'))} | "
                      f"{row['sample_psnr_db']:.1f} | {sigma} | {agree(row)} |")
     lines += labelled_lines(record)
     lines += ["", "The other spread choice, otherwise the same distillation:", "",
@@ -297,24 +300,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     epochs, runs = (2, 1) if args.quick else (300, 2)
     started = time.perf_counter()
+    if args.quick:  # --quick writes nothing beside the report: its files go to bench_runs/
+        global STORE
+        STORE = ROOT / "bench_runs" / "distribution-controls-quick"
+    sheets = STORE / "grids" if args.quick else Path(args.out).parent / "grids"
     rows = []
     for point in curve_points()[:1] if args.quick else curve_points():
-        if args.quick:
-            global STORE
-            STORE = ROOT / "bench_runs" / "distribution-controls-quick"
-        found = controls_for(point["fresh"], epochs, runs, compute=compute)
+        found = controls_for(point["fresh"], epochs, runs, sheets, compute=compute)
         latent = latent_point(point["budget"])
         rows.append({"budget": point["budget"], "latent": latent,
                      "latent_teacher": latent and teacher_agreement(POINTS / latent["file"]),
                      "fresh": point["fresh"], "frozen": point.get("frozen"),
                      "sigma_median_per_level": point["fresh"].get("sigma_median_per_level"),
-                     **found, "variant": spread_variant(point["fresh"], epochs, runs,
+                     **found, "variant": spread_variant(point["fresh"], epochs, runs, sheets,
                                                         compute=compute and not
                                                         args.no_variant)})
     labelled = []
     # the largest budget first: the one whose controls say most, should a run be cut short
     for point in [] if args.quick else sorted(curve_points("vq"), key=lambda p: -p["budget"]):
-        found = controls_for(point["fresh"], epochs, runs, LABELLED_CONTROLS, looks=False,
+        found = controls_for(point["fresh"], epochs, runs, sheets, LABELLED_CONTROLS, looks=False,
                              compute=compute)
         labelled.append({"budget": point["budget"], "fresh": point["fresh"],
                          "frozen": point.get("frozen"),

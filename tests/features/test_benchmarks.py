@@ -540,3 +540,21 @@ def test_the_tiny_run_and_its_memory_check_run_one_command():
     assert "block 19 of 20 (10 classes at 64 x 64" in text
     assert "| 5 | 70 | 1,800 | 1,400 | 350 |" in text
     assert "5 candidates peak 400 MB above 1 (1.29x)" in text
+
+
+def test_the_distribution_controls_section_marks_controls_not_measured_yet(tmp_path):
+    """A curve point newer than its controls (the report rewritten from the cache) shows – in
+    their cells instead of failing, and its sample sheet lands beside the report it rewrites."""
+    from benchmarks import distribution_controls as controls
+
+    measured = {"accuracy_mean": 53.74, "accuracy_std": 0.05}
+    row = {"budget": 24_576, "latent": measured, "fresh": measured, "frozen": None,
+           "sigma_median_per_level": [0.0, 2.1], "sample_psnr_db": 16.3}
+    text = controls.section({"date": "d", "version": "v", "machine": "m", "rows": [row],
+                             "labelled_rows": [{**row, "latent": None}]})
+    assert "| 24,576 | 53.74 ± 0.05 | 53.74 ± 0.05 | – | – | – | – | 16.3 |" in text
+    assert "| 24,576 | – | 53.74 ± 0.05 | – | – |" in text
+    sheets = tmp_path / "report" / "grids"
+    link = controls.sample_sheet(controls.POINTS / "distribution-dm-b71380c0dcba.ddz", "g.png",
+                                 sheets)
+    assert link == "grids/g.png" and (sheets / "g.png").stat().st_size > 0
