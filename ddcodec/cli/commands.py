@@ -95,16 +95,21 @@ def distill(data_spec, data_root, download, resize, checkpoint, checkpoint_every
             on_message=lambda m: shown.say("blocks", m), block=only_block, config=config)
     if distilled is None:  # one block's part, or a rank other than 0 (rank 0 reports)
         if only_block is not None:
-            _info(quiet, f"wrote block {only_block} of {config.blocks} to "
-                                    f"{output}.parts/; `ddcodec merge {output}.parts/*.pt -o "
-                                    f"{output}` joins them")
+            _info(quiet, f"wrote block {only_block} of {config.blocks} to {output}.parts/; "
+                         f"`ddcodec merge {output}.parts/*.pt -o {output}` joins them")
         return
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
-        status_file = os.environ.get(STATUS_FILE_ENV)
-        if status_file:  # under `--nproc`: torchrun would call a rank's exit 3 a failure
-            Path(status_file).write_text(str(EXIT_TARGET_MISSED))
-            return
-        raise click.exceptions.Exit(EXIT_TARGET_MISSED)
+        _exit_target_missed()
+
+
+def _exit_target_missed() -> None:
+    """Exit 3 (the set is written, the budget missed); under `--nproc` the status goes to the
+    launcher's file instead, since torchrun would call a rank's exit 3 a failure."""
+    status_file = os.environ.get(STATUS_FILE_ENV)
+    if status_file:
+        Path(status_file).write_text(str(EXIT_TARGET_MISSED))
+        return
+    raise click.exceptions.Exit(EXIT_TARGET_MISSED)
 
 
 def _distill_summary(distilled, output: str, seconds: float, as_json: bool, quiet: bool) -> bool:
@@ -184,11 +189,7 @@ def merge(parts, output, data_spec, data_root, force, as_json, quiet, verbose, s
     distilled = api.merge(list(parts), output, data=data_spec, data_root=data_root,
                           force=force, device=device)
     if not _distill_summary(distilled, output, time.perf_counter() - started, as_json, quiet):
-        status_file = os.environ.get(STATUS_FILE_ENV)
-        if status_file:  # under `--nproc`: torchrun would call a rank's exit 3 a failure
-            Path(status_file).write_text(str(EXIT_TARGET_MISSED))
-            return
-        raise click.exceptions.Exit(EXIT_TARGET_MISSED)
+        _exit_target_missed()
 
 
 @cli.command()
